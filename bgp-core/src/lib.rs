@@ -1,0 +1,28 @@
+//! A BGP-4 speaker for pod-route daemons.
+//!
+//! The crate is layered by folder, lowest first:
+//!
+//! - [`wire`]: bytes ↔ messages. A stream [`wire::Framer`] cuts TCP reads into
+//!   whole messages; [`wire::Message::decode`] turns one into an owned value
+//!   under an explicit [`wire::DecodeContext`] (4-octet AS, add-path, extended
+//!   messages, iBGP/eBGP), and every malformed input becomes data: an UPDATE
+//!   decodes to its routes plus an RFC 7606 [`wire::Verdict`], anything that
+//!   must reset the session becomes an error carrying the exact NOTIFICATION.
+//!   Nothing in this layer panics or allocates more than its input justifies.
+//!
+//! Later layers (session state machine, RIB, policy, tokio driver and the
+//! public speaker API) build on these types.
+//!
+//! ```
+//! use bgp_core::wire::{DecodeContext, Message};
+//!
+//! // A KEEPALIVE: 16 bytes of marker, length 19, type 4 (RFC 4271 §4.4).
+//! let mut bytes = vec![0xff; 16];
+//! bytes.extend_from_slice(&[0, 19, 4]);
+//! let msg = Message::decode(&bytes, &DecodeContext::default()).unwrap();
+//! assert_eq!(msg, Message::Keepalive);
+//! assert_eq!(msg.to_bytes(&DecodeContext::default()).unwrap(), bytes);
+//! ```
+
+pub mod fuzzing;
+pub mod wire;
