@@ -50,6 +50,16 @@ impl Notification {
         Notification::new(notify::CEASE, notify::cease::ADMIN_SHUTDOWN, data)
     }
 
+    /// Cease / Maximum Number of Prefixes Reached for `family`, whose
+    /// data carries AFI, SAFI and the configured limit (RFC 4486 §4).
+    pub fn max_prefixes_reached(family: super::Family, limit: u32) -> Notification {
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&family.afi().to_be_bytes());
+        data.push(family.safi());
+        data.extend_from_slice(&limit.to_be_bytes());
+        Notification::new(notify::CEASE, notify::cease::MAX_PREFIXES, data)
+    }
+
     /// The shutdown communication of a Cease / Administrative Shutdown or
     /// Administrative Reset (RFC 9003 §2), if present and valid UTF-8.
     pub fn shutdown_communication(&self) -> Option<&str> {
