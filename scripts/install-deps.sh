@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test command needs on a fresh machine; a no-op when it
+# is all there. Debian packages come from apt, cargo tools from crates.io.
+set -euo pipefail
+
+# Debian packages the tests use.
+packages=()
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: need root to apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# cargo-fuzz runs on the machine's nightly toolchain.
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "install-deps: no nightly toolchain; cargo-fuzz needs one (rustup toolchain install nightly)" >&2
+    exit 1
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz
+fi

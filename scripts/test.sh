@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Test"). CI runs it through
+# .ci/run as root with CI=true on a fresh machine, so it installs what the
+# tests need, then runs: fmt, clippy (warnings denied), every test, and a
+# bounded fuzz run of every target.
+#
+# FUZZ_SECONDS (default 30) sets the time per fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test dependencies"
+scripts/install-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "fuzzing every target for ${FUZZ_SECONDS:-30} s"
+fuzz/run.sh "${FUZZ_SECONDS:-30}"
+
+step "cargo test"
+cargo test --workspace --locked
