@@ -25,4 +25,5 @@
 //! ```
 
 pub mod fuzzing;
+pub mod session;
 pub mod wire;

@@ -515,6 +515,7 @@ protocol bgp golden {{
                               "-w", pcap, "tcp", "port", "179"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(p)
+        self.tcpdump = p
         time.sleep(1)
         args = ["ip", "netns", "exec", self.cns, sys.executable, os.path.abspath(__file__), "speaker",
                 "--connect", self.peer_addr, "--bind", self.cap_addr, "--local-as", "65001",
@@ -592,12 +593,31 @@ protocol bgp golden {{
             elif e["event"] not in ("sent",):
                 self.log("   [%s] %s" % (e["event"], {k: v for k, v in e.items() if k not in ("event", "t")}))
 
+    def verify_wire(self):
+        """Cross-check: recorded messages == TCP payload the peer sent (from tcpdump)."""
+        pcap = os.path.join(self.work, "wire.pcap")
+        if not shutil.which("tshark") or not os.path.exists(pcap):
+            return None
+        flt = "tcp.srcport == 179 and tcp.len > 0"
+        r = sh("tshark", "-r", pcap, "-Y", flt, "-T", "fields", "-e", "tcp.seq", "-e", "tcp.payload", check=False)
+        segs = {}
+        for line in r.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2 and parts[1]:
+                segs[int(parts[0])] = bytes.fromhex(parts[1].replace(":", ""))
+        wire = b"".join(segs[k] for k in sorted(segs))
+        recorded = b"".join(m for _c, m in self.messages())
+        ok = wire == recorded
+        self.log("   wire check (tcpdump payload == recorded messages, %d bytes): %s" % (len(wire), "OK" if ok else "MISMATCH"))
+        return ok
+
     def messages(self):
         out = []
         for e in self.events():
             if e["event"] == "recv":
                 with open(os.path.join(self.msgdir, e["file"]), "rb") as f:
-                    out.append((e["cat"], f.read()))
+                    msg = f.read()
+                out.append((classify(msg), msg))
         return out
 
 
@@ -645,6 +665,12 @@ def cmd_all(a):
         try:
             sc.run()
             results[name] = sc
+            time.sleep(0.5)
+            sc.tcpdump.terminate()  # stop tcpdump so that the pcap is complete
+            sc.tcpdump.wait(5)
+            if sc.verify_wire() is False:
+                log("ERROR: wire check failed for %s" % name)
+                return 1
         finally:
             sc.cleanup()
             current[:] = []
@@ -672,7 +698,6 @@ SELECTION = [
     ("ibgp-v4", "eor-ipv6", "eor-ipv6", "End-of-RIB IPv6 unicast (UPDATE with only an empty MP_UNREACH_NLRI for AFI 2/SAFI 1)"),
     ("ibgp-v4", "notification", "notification-shutdown",
      "NOTIFICATION Cease(6)/Administrative Shutdown(2) with RFC 9003 shutdown communication"),
-    ("ebgp-v6", "open", "ebgp-open", "OPEN of the eBGP session (daemon AS 65002), IPv6 transport"),
     ("ebgp-v6", "update-ipv4-announce", "ebgp-update-ipv4-announce",
      "UPDATE IPv4 announce over eBGP (AS_PATH 65002, no LOCAL_PREF); session runs over IPv6 transport"),
     ("ebgp-v6", "update-ipv6-announce", "ebgp-update-ipv6-announce",
@@ -844,6 +869,15 @@ Daemons: {versions}. Decoded with {tshark}.
   `gobgp neighbor ADDR shutdown --reason "..."` (`disable` ignores --reason in 3.10).
   GoBGP runs in its own UTS namespace with hostname `gobgp-peer`, which appears in
   its FQDN capability (73).
+* GoBGP also offers Extended Next Hop (IPv4 NLRI over IPv6 NH), LLGR/Enhanced RR come
+  from BIRD; the capture speaker offers none of them, so they are NOT negotiated.
+* Reproducibility: BIRD files come out byte-identical on every run. GoBGP iterates
+  Go maps, so the NLRI order inside its UPDATEs (and which of its one-prefix IPv6
+  UPDATEs is the smallest) can change between runs; the set of prefixes/attributes
+  does not.
+* Integrity: after every scenario capture.py checks that the concatenation of the
+  recorded messages equals the TCP payload the daemon sent according to the
+  tcpdump capture taken in the capture namespace (`wire check ... OK` in the log).
 
 Also here: `vectors.json` (same data, machine readable), `tshark-decode.txt`
 (full `tshark -V` decode of every file). To look at a file yourself:
@@ -851,13 +885,12 @@ Also here: `vectors.json` (same data, machine readable), `tshark-decode.txt`
     python3 capture/capture.py pcap -o /tmp/x.pcap FILE.bin && tshark -r /tmp/x.pcap -V -O bgp
 
 ## Files
-
 """
 
 
 def write_readme(out, meta):
     versions = sorted({m["version"] for m in meta})
-    tshark = sh("tshark", "--version").stdout.split("\n")[0]
+    tshark = sh("tshark", "--version").stdout.split("\n")[0].rstrip(".")
     lines = [README_HEAD.format(versions=", ".join(versions), tshark=tshark)]
     for m in meta:
         lines.append("* `%s` (%d B) - %s. **%s**; %s; scenario `%s` (`run.sh --only %s`).\n  tshark: %s\n" % (
@@ -883,11 +916,19 @@ def main():
     p.add_argument("--router-id", default=CAP4)
     p.add_argument("--addpath", action="store_true")
     p.add_argument("--dir", required=True)
+    p = sub.add_parser("readme", help="re-render README.md from vectors.json (no capture)")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     p = sub.add_parser("pcap")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("files", nargs="+")
     a = ap.parse_args()
-    return {"all": cmd_all, "speaker": cmd_speaker, "pcap": cmd_pcap}[a.cmd](a)
+    return {"all": cmd_all, "speaker": cmd_speaker, "pcap": cmd_pcap, "readme": cmd_readme}[a.cmd](a)
+
+
+def cmd_readme(a):
+    with open(os.path.join(a.out, "vectors.json")) as f:
+        write_readme(a.out, json.load(f))
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ cleanup() {
     done
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-python3 "$HERE/capture.py" all --suffix "$SUFFIX" --out "$HERE/.." "$@"
+python3 "$HERE/capture.py" all --suffix "$SUFFIX" --out "$HERE/.." "$@" &
+CHILD=$!
+trap 'kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" || true; exit 130' INT TERM
+rc=0
+wait "$CHILD" || rc=$?
+exit "$rc"
