@@ -24,6 +24,7 @@
 //! assert_eq!(msg.to_bytes(&DecodeContext::default()).unwrap(), bytes);
 //! ```
 
+pub mod driver;
 pub mod fuzzing;
 pub mod session;
 pub mod wire;

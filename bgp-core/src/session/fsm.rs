@@ -220,6 +220,12 @@ impl Session {
         self.conns.iter_mut().find(|c| c.id == id)
     }
 
+    /// The connection the next transmit is for, without taking it (a
+    /// driver waits for room on that connection first).
+    pub fn next_transmit_conn(&self) -> Option<ConnId> {
+        self.transmit.front().map(|(id, _)| *id)
+    }
+
     /// The next bytes to write, on which connection.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(ConnId, Bytes)> {
         let (id, bytes) = self.transmit.pop_front()?;
@@ -334,8 +340,7 @@ impl Session {
             return;
         };
         conn.framer.push(data);
-        loop {
-            let Some(conn) = self.conn_mut(id) else { break };
+        while let Some(conn) = self.conn_mut(id) {
             match conn.framer.next_message() {
                 Ok(Some(frame)) => self.handle_frame(now, id, &frame),
                 Ok(None) => break,

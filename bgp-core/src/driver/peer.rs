@@ -1,0 +1,314 @@
+//! The tokio task that runs one [`Session`] over real TCP connections.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::session::{ConnId, Session, SessionEvent, State};
+use crate::wire::{Notification, RouteRefresh, Update};
+
+use super::sys;
+
+/// How the session's TCP connections are made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transport {
+    /// The peer's address and port (179 by default).
+    pub remote: SocketAddr,
+    /// Source address for our connections (BIRD `local`, Calico's node IP).
+    pub local: Option<IpAddr>,
+    /// TCP-MD5 key (RFC 2385; BIRD `password`).
+    pub md5_key: Option<String>,
+    /// GTSM: the peer is at most this many hops away (RFC 5082; BIRD
+    /// `ttl security on; multihop N`).
+    pub ttl_security: Option<u8>,
+    /// Give up a connection attempt after this long.
+    pub connect_timeout: Duration,
+}
+
+impl Transport {
+    /// A transport to `remote` with no options.
+    pub fn new(remote: SocketAddr) -> Transport {
+        Transport {
+            remote,
+            local: None,
+            md5_key: None,
+            ttl_security: None,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Tells a peer task what to do.
+#[derive(Debug)]
+pub enum PeerCommand {
+    /// ManualStart.
+    Start,
+    /// ManualStop with this NOTIFICATION (Cease / Administrative Shutdown).
+    Stop(Notification),
+    /// An accepted connection from this peer (the listener hands it over).
+    Inbound(TcpStream),
+    /// Ask the peer to resend a family (ROUTE-REFRESH).
+    RouteRefresh(RouteRefresh),
+    /// Stop, send this NOTIFICATION, and end the task.
+    Shutdown(Notification),
+}
+
+/// Where a peer task takes its outgoing UPDATEs from. The owner keeps the
+/// Adj-RIB-Out; the task pulls batches only when the connection has room,
+/// so a slow peer holds back nobody else and nothing queues without bound.
+pub trait UpdateSource: Send + Sync + 'static {
+    /// Up to `max` UPDATEs to send next; empty when nothing waits.
+    fn take(&self, max: usize) -> Vec<Update>;
+    /// Signalled whenever [`take`](UpdateSource::take) may return something.
+    fn notify(&self) -> &Notify;
+}
+
+/// What a peer task reports to its owner.
+#[derive(Debug)]
+pub struct PeerEvent<K> {
+    /// The owner's key for this peer.
+    pub peer: K,
+    /// What happened.
+    pub event: SessionEvent,
+}
+
+/// Take more UPDATEs only while fewer than this many messages wait in the
+/// session: enough to keep the socket busy, small enough to bound memory.
+const LOW_WATER: usize = 32;
+/// Messages handed to a connection's writer ahead of the socket.
+const WRITER_QUEUE: usize = 16;
+
+struct Conn {
+    read: OwnedReadHalf,
+    write: mpsc::Sender<Bytes>,
+}
+
+/// Creates the outbound socket with its options and connects.
+async fn connect(t: Transport) -> io::Result<TcpStream> {
+    let socket = if t.remote.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(key) = &t.md5_key {
+        sys::set_tcp_md5(&socket, t.remote, key.as_bytes())?;
+    }
+    if let Some(hops) = t.ttl_security {
+        sys::set_ttl_security(&socket, t.remote.is_ipv6(), hops)?;
+    }
+    if let Some(local) = t.local {
+        socket.bind(SocketAddr::new(local, 0))?;
+    }
+    tokio::time::timeout(t.connect_timeout, socket.connect(t.remote))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+/// Prepares an accepted connection (GTSM applies per peer) and splits it.
+fn open_conn(stream: TcpStream, transport: &Transport) -> io::Result<Conn> {
+    stream.set_nodelay(true)?;
+    if let Some(hops) = transport.ttl_security {
+        sys::set_ttl_security(&stream, transport.remote.is_ipv6(), hops)?;
+    }
+    let (read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if write.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = write.shutdown().await;
+    });
+    Ok(Conn { read, write: tx })
+}
+
+async fn read_conn(conn: &mut Option<Conn>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    match conn {
+        Some(c) => {
+            buf.clear();
+            c.read.read_buf(buf).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs `session` until a [`PeerCommand::Shutdown`] or until the owner
+/// drops its command sender or event receiver.
+pub async fn run_peer<K: Clone + Send + 'static>(
+    key: K,
+    mut session: Session,
+    transport: Transport,
+    mut commands: mpsc::UnboundedReceiver<PeerCommand>,
+    events: mpsc::Sender<PeerEvent<K>>,
+    updates: Arc<dyn UpdateSource>,
+) {
+    let std_start = std::time::Instant::now();
+    let tokio_start = Instant::now();
+    let now = move || std_start + tokio_start.elapsed();
+    let mut outbound: Option<Conn> = None;
+    let mut inbound: Option<Conn> = None;
+    let mut connecting: Option<tokio::task::JoinHandle<io::Result<TcpStream>>> = None;
+    let mut buf_out = Vec::with_capacity(64 * 1024);
+    let mut buf_in = Vec::with_capacity(64 * 1024);
+    let mut exiting = false;
+
+    loop {
+        // Events first: they may close connections the transmits are for.
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                SessionEvent::Connect => {
+                    if let Some(old) = connecting.take() {
+                        old.abort();
+                    }
+                    connecting = Some(tokio::spawn(connect(transport.clone())));
+                }
+                SessionEvent::Close(id) => {
+                    // Hand the writer what is left for this connection, then
+                    // drop our ends: the writer flushes and shuts down.
+                    let conn = match id {
+                        ConnId::Outbound => outbound.take(),
+                        ConnId::Inbound => inbound.take(),
+                    };
+                    if let Some(conn) = conn {
+                        while session.next_transmit_conn() == Some(id) {
+                            if let Some((_, bytes)) = session.poll_transmit(now()) {
+                                let _ = conn.write.send(bytes).await;
+                            }
+                        }
+                    }
+                }
+                other => {
+                    if events
+                        .send(PeerEvent {
+                            peer: key.clone(),
+                            event: other,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        if exiting && session.queued_transmits() == 0 {
+            return;
+        }
+
+        let next_conn = session.next_transmit_conn();
+        let writer = match next_conn {
+            Some(ConnId::Outbound) => outbound.as_ref().map(|c| c.write.clone()),
+            Some(ConnId::Inbound) => inbound.as_ref().map(|c| c.write.clone()),
+            None => None,
+        };
+        if next_conn.is_some() && writer.is_none() {
+            // The connection is gone; drop what was queued for it.
+            let _ = session.poll_transmit(now());
+            continue;
+        }
+        let want_updates =
+            session.state() == State::Established && session.queued_transmits() < LOW_WATER;
+        let deadline = session
+            .poll_timeout()
+            .map(|t| tokio_start + t.saturating_duration_since(std_start));
+
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                None => return,
+                Some(PeerCommand::Start) => session.handle_start(now()),
+                Some(PeerCommand::Stop(n)) => session.handle_stop(now(), n),
+                Some(PeerCommand::Shutdown(n)) => {
+                    session.handle_stop(now(), n);
+                    exiting = true;
+                }
+                Some(PeerCommand::RouteRefresh(r)) => {
+                    let _ = session.send_route_refresh(now(), r);
+                }
+                Some(PeerCommand::Inbound(stream)) => {
+                    if inbound.is_some() {
+                        continue;
+                    }
+                    match open_conn(stream, &transport) {
+                        Ok(conn) => {
+                            inbound = Some(conn);
+                            session.handle_connected(now(), ConnId::Inbound);
+                        }
+                        Err(e) => tracing::warn!(peer = %transport.remote, "inbound connection setup failed: {e}"),
+                    }
+                }
+            },
+            res = async { connecting.as_mut().map(|h| h as &mut _).expect("guarded").await }, if connecting.is_some() => {
+                connecting = None;
+                match res {
+                    Ok(Ok(stream)) => match open_conn(stream, &transport) {
+                        Ok(conn) => {
+                            outbound = Some(conn);
+                            session.handle_connected(now(), ConnId::Outbound);
+                        }
+                        Err(_) => session.handle_connect_failed(now()),
+                    },
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %transport.remote, "connect failed: {e}");
+                        session.handle_connect_failed(now());
+                    }
+                    Err(_) => session.handle_connect_failed(now()),
+                }
+            }
+            r = read_conn(&mut outbound, &mut buf_out) => match r {
+                Ok(0) | Err(_) => {
+                    outbound = None;
+                    session.handle_closed(now(), ConnId::Outbound);
+                }
+                Ok(n) => session.handle_bytes(now(), ConnId::Outbound, buf_out.get(..n).unwrap_or_default()),
+            },
+            r = read_conn(&mut inbound, &mut buf_in) => match r {
+                Ok(0) | Err(_) => {
+                    inbound = None;
+                    session.handle_closed(now(), ConnId::Inbound);
+                }
+                Ok(n) => session.handle_bytes(now(), ConnId::Inbound, buf_in.get(..n).unwrap_or_default()),
+            },
+            permit = async { writer.as_ref().expect("guarded").reserve().await }, if writer.is_some() => match permit {
+                Ok(permit) => {
+                    if let Some((_, bytes)) = session.poll_transmit(now()) {
+                        permit.send(bytes);
+                    }
+                }
+                Err(_) => {
+                    if let Some(id) = next_conn {
+                        match id {
+                            ConnId::Outbound => outbound = None,
+                            ConnId::Inbound => inbound = None,
+                        }
+                        session.handle_closed(now(), id);
+                    }
+                }
+            },
+            _ = updates.notify().notified(), if want_updates => {
+                let batch = updates.take(LOW_WATER);
+                let more = batch.len() == LOW_WATER;
+                let t = now();
+                for u in &batch {
+                    if let Err(e) = session.send_update(t, u) {
+                        tracing::warn!(peer = %transport.remote, "cannot send an UPDATE: {e}");
+                    }
+                }
+                if more {
+                    updates.notify().notify_one();
+                }
+            }
+            _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                session.handle_timeout(now());
+            }
+        }
+    }
+}
