@@ -19,9 +19,9 @@
 //! // A KEEPALIVE: 16 bytes of marker, length 19, type 4 (RFC 4271 §4.4).
 //! let mut bytes = vec![0xff; 16];
 //! bytes.extend_from_slice(&[0, 19, 4]);
-//! let msg = Message::decode(&bytes, &DecodeContext::default()).unwrap();
-//! assert_eq!(msg, Message::Keepalive);
-//! assert_eq!(msg.to_bytes(&DecodeContext::default()).unwrap(), bytes);
+//! let decoded = Message::decode(&bytes, &DecodeContext::default()).unwrap();
+//! assert_eq!(decoded.message, Message::Keepalive);
+//! assert_eq!(decoded.message.to_bytes(&DecodeContext::default()).unwrap(), bytes);
 //! ```
 
 pub mod driver;
