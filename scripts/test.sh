@@ -23,4 +23,9 @@ step "fuzzing every target for ${FUZZ_SECONDS:-30} s"
 fuzz/run.sh "${FUZZ_SECONDS:-30}"
 
 step "cargo test"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line over every test binary and doc-test run.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "cargo-test: %d passed, %d failed\n", p, f }' "$log"

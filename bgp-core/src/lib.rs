@@ -9,6 +9,13 @@
 //!   decodes to its routes plus an RFC 7606 [`wire::Verdict`], anything that
 //!   must reset the session becomes an error carrying the exact NOTIFICATION.
 //!   Nothing in this layer panics or allocates more than its input justifies.
+//! - [`rib`]: the Loc-RIB. Paths from every peer with interned attributes,
+//!   the RFC 4271 §9.1 decision process keeping the best path first, route
+//!   reflection (RFC 4456), graceful-restart stale paths (RFC 4724), and
+//!   per-peer Adj-RIB-Out state turning best-path changes into what each
+//!   peer is sent.
+//! - [`policy`]: prefix filters with FRR prefix-list semantics, the RFC 8212
+//!   eBGP default (nothing without a policy), and maximum-prefix limits.
 //!
 //! Later layers (session state machine, RIB, policy, tokio driver and the
 //! public speaker API) build on these types.
@@ -26,5 +33,8 @@
 
 pub mod driver;
 pub mod fuzzing;
+pub mod policy;
+pub mod rib;
 pub mod session;
+pub mod speaker;
 pub mod wire;

@@ -298,25 +298,74 @@ fn simultaneous_open_resolves_the_same_way_when_the_lower_id_connects_first() {
     assert!(p.link_ab && !p.link_ba);
 }
 
-#[test]
-fn connection_attempt_while_established_is_closed_with_collision_cease() {
-    let mut p = established_pair(); // over A→B
-    // B (passive) gets a second inbound connection from A's side.
-    let now = p.now;
-    p.b.handle_connected(now, ConnId::Outbound); // passive: refused outright
-    p.drive();
-    assert_eq!(p.states(), (State::Established, State::Established));
-    p.a.handle_connected(now, ConnId::Inbound);
-    p.drive();
-    let open = Message::Open(configs().1.open())
+/// A (10.0.0.1 unless `a_id` says otherwise) is established with passive
+/// B over A's outbound connection; then a second connection from B arrives
+/// at A carrying B's OPEN.
+fn second_connection_at_a(a_id: Ipv4Addr) -> Pair {
+    let (mut a, mut b) = configs();
+    a.router_id = a_id;
+    b.passive = true;
+    let b_open = Message::Open(b.open())
         .to_bytes(&DecodeContext::default())
         .unwrap();
-    p.a.handle_bytes(now, ConnId::Inbound, &open);
-    p.drive();
+    let mut p = Pair::new(a, b);
+    p.start_both();
+    assert_eq!(p.states(), (State::Established, State::Established));
+    let now = p.now;
+    p.a.handle_connected(now, ConnId::Inbound);
+    p.a.handle_bytes(now, ConnId::Inbound, &b_open);
+    p
+}
+
+fn collision_cease() -> Notification {
+    Notification::new(
+        notify::CEASE,
+        notify::cease::CONNECTION_COLLISION_RESOLUTION,
+        vec![],
+    )
+}
+
+#[test]
+fn new_connection_from_the_lower_id_peer_is_closed_and_the_established_one_kept() {
+    let mut p = second_connection_at_a(Ipv4Addr::new(10, 0, 0, 9));
+    let mut closed = Vec::new();
+    while let Some(e) = p.a.poll_event() {
+        closed.push(e);
+    }
+    assert!(
+        closed.contains(&SessionEvent::Close(ConnId::Inbound)),
+        "{closed:?}"
+    );
+    assert!(
+        !closed.iter().any(|e| matches!(e, SessionEvent::Down(_))),
+        "{closed:?}"
+    );
+    assert_eq!(p.a.state(), State::Established);
+}
+
+#[test]
+fn new_connection_from_the_higher_id_peer_replaces_the_established_one() {
+    // The rule both ends evaluate alike: the connection opened by the
+    // higher identifier (B, 10.0.0.2) survives, even over an Established
+    // one. A restarted peer is the real-world case (RFC 4724 §4.2).
+    let mut p = second_connection_at_a(Ipv4Addr::new(10, 0, 0, 1));
+    let mut events = Vec::new();
+    while let Some(e) = p.a.poll_event() {
+        events.push(e);
+    }
+    assert!(
+        events.contains(&SessionEvent::Close(ConnId::Outbound)),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&SessionEvent::Down(DownReason::NotificationSent(
+            collision_cease()
+        )))
+    );
     assert_eq!(
         p.a.state(),
-        State::Established,
-        "the established session is kept"
+        State::OpenConfirm,
+        "continuing on the new connection"
     );
 }
 

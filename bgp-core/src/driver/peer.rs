@@ -76,6 +76,9 @@ pub trait UpdateSource: Send + Sync + 'static {
 pub struct PeerEvent<K> {
     /// The owner's key for this peer.
     pub peer: K,
+    /// Our address on the session's connection, when one is up (the next
+    /// hop we announce when setting ourselves as next hop).
+    pub local: Option<SocketAddr>,
     /// What happened.
     pub event: SessionEvent,
 }
@@ -89,6 +92,7 @@ const WRITER_QUEUE: usize = 16;
 struct Conn {
     read: OwnedReadHalf,
     write: mpsc::Sender<Bytes>,
+    local: Option<SocketAddr>,
 }
 
 /// Creates the outbound socket with its options and connects.
@@ -115,6 +119,7 @@ async fn connect(t: Transport) -> io::Result<TcpStream> {
 /// Prepares an accepted connection (GTSM applies per peer) and splits it.
 fn open_conn(stream: TcpStream, transport: &Transport) -> io::Result<Conn> {
     stream.set_nodelay(true)?;
+    let local = stream.local_addr().ok();
     if let Some(hops) = transport.ttl_security {
         sys::set_ttl_security(&stream, transport.remote.is_ipv6(), hops)?;
     }
@@ -128,7 +133,11 @@ fn open_conn(stream: TcpStream, transport: &Transport) -> io::Result<Conn> {
         }
         let _ = write.shutdown().await;
     });
-    Ok(Conn { read, write: tx })
+    Ok(Conn {
+        read,
+        write: tx,
+        local,
+    })
 }
 
 async fn read_conn(conn: &mut Option<Conn>, buf: &mut Vec<u8>) -> io::Result<usize> {
@@ -187,14 +196,13 @@ pub async fn run_peer<K: Clone + Send + 'static>(
                     }
                 }
                 other => {
-                    if events
-                        .send(PeerEvent {
-                            peer: key.clone(),
-                            event: other,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    let local = outbound.as_ref().or(inbound.as_ref()).and_then(|c| c.local);
+                    let ev = PeerEvent {
+                        peer: key.clone(),
+                        local,
+                        event: other,
+                    };
+                    if events.send(ev).await.is_err() {
                         return;
                     }
                 }

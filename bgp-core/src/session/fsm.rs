@@ -88,6 +88,9 @@ pub enum SessionEvent {
     RouteRefresh(RouteRefresh),
     /// The established session went down.
     Down(DownReason),
+    /// An attempt to establish failed before Established (an OPEN error, a
+    /// closed connection...); reported once the last connection is gone.
+    AttemptFailed(DownReason),
 }
 
 /// Where one connection is in the OPEN exchange.
@@ -284,13 +287,25 @@ impl Session {
     /// [`SessionEvent::Connect`]) or the peer's ([`ConnId::Inbound`]).
     pub fn handle_connected(&mut self, now: Instant, id: ConnId) {
         let refuse = !self.started
-            || self.base == State::Idle
+            || (self.base == State::Idle && id == ConnId::Outbound)
             || self.conns.iter().any(|c| c.id == id)
             || (id == ConnId::Outbound && self.config.passive);
         if refuse {
             self.events.push_back(SessionEvent::Close(id));
             self.report();
             return;
+        }
+        if self.base == State::Idle {
+            // Waiting out the idle hold after an error: a connection from
+            // the peer restarts us passively (RFC 4271 §8.1.1, event 5,
+            // AutomaticStart_with_PassiveTcpEstablishment). Refusing it
+            // would keep two active peers failing in lockstep.
+            self.timers.stop(Timer::IdleHold);
+            self.base = State::Active;
+            if !self.config.passive {
+                let wait = self.retry_interval();
+                self.timers.set(Timer::ConnectRetry, now + wait);
+            }
         }
         if id == ConnId::Outbound {
             self.timers.stop(Timer::ConnectRetry);
@@ -526,6 +541,9 @@ impl Session {
         if conn.phase == Phase::Established {
             self.established_at = None;
             self.events.push_back(SessionEvent::Down(reason.clone()));
+        } else if self.conns.is_empty() {
+            self.events
+                .push_back(SessionEvent::AttemptFailed(reason.clone()));
         }
         self.last_down = Some(reason);
         if self.conns.is_empty() && self.started {
@@ -613,16 +631,19 @@ impl Session {
         }
         // RFC 4271 §6.8 collision detection: the connection opened by the
         // speaker with the higher BGP identifier survives (AS number breaks
-        // a tie on eBGP, RFC 6286 §2.3).
-        if let Some(other) = self.conns.iter().find(|c| c.id != id) {
+        // a tie on eBGP, RFC 6286 §2.3). This holds even when the other
+        // connection is already Established, where RFC 4271 would close the
+        // new one: the two ends can see one connection in different states
+        // (Established here, OpenConfirm there), and only a rule both ends
+        // evaluate alike keeps them from closing one connection each. It
+        // also lets a restarted peer replace a session we still think is up
+        // (RFC 4724 §4.2).
+        if self.conns.iter().any(|c| c.id != id) {
             let collision = Notification::new(
                 notify::CEASE,
                 notify::cease::CONNECTION_COLLISION_RESOLUTION,
                 vec![],
             );
-            if other.phase == Phase::Established {
-                return self.fail(now, id, collision);
-            }
             let local = (u32::from(self.config.router_id), self.config.local_as);
             let remote = (u32::from(open.bgp_id), open.asn());
             let loser = if local > remote {
