@@ -120,3 +120,243 @@ pub fn netns_exists(name: &str) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A scratch directory for configs and sockets, removed on drop.
+#[derive(Debug)]
+pub struct Scratch {
+    path: std::path::PathBuf,
+}
+
+impl Scratch {
+    /// Creates `/tmp/podroute-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("podroute-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Scratch { path }
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `contents` to `name` and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let p = self.join(name);
+        std::fs::write(&p, contents).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: std::process::Child,
+    name: String,
+}
+
+impl Daemon {
+    /// Starts `program args` inside `ns` (or outside with `None`), with its
+    /// output going to `log`.
+    pub fn spawn(
+        ns: Option<&Netns>,
+        program: &str,
+        args: &[&str],
+        log: &std::path::Path,
+    ) -> Daemon {
+        let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.name(), program]);
+                c
+            }
+            None => Command::new(program),
+        };
+        let child = cmd
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        Daemon {
+            child,
+            name: program.to_owned(),
+        }
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        let _ = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        let _ = &self.name;
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Our speaker (the `bgp-speaker` binary, i.e. `examples/speaker.rs`) run
+/// in a namespace: JSON config in, JSON event lines out, commands on stdin.
+/// Killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct SpeakerProc {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// Every event seen so far, oldest first.
+    pub seen: Vec<serde_json::Value>,
+}
+
+impl SpeakerProc {
+    /// Starts the speaker in `ns` with `config` (a JSON `SpeakerConfig`)
+    /// and `announce` (`PREFIX` or `PREFIX,NEXT_HOP`) arguments.
+    pub fn start(
+        ns: &Netns,
+        binary: &str,
+        config: &std::path::Path,
+        announce: &[&str],
+    ) -> SpeakerProc {
+        let mut args = vec!["netns", "exec", ns.name(), binary];
+        let config = config.to_string_lossy().into_owned();
+        args.push(&config);
+        args.extend_from_slice(announce);
+        let mut child = Command::new("ip")
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        let stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        SpeakerProc {
+            child,
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Sends one command line (`announce P [NH]`, `withdraw P`, `peers`,
+    /// `routes`, `shutdown MSG`).
+    pub fn send(&mut self, command: &str) {
+        use std::io::Write;
+        let _ = writeln!(self.stdin, "{command}");
+        let _ = self.stdin.flush();
+    }
+
+    /// Waits for an event matching `want`, returning it; events before it
+    /// are kept in `seen`.
+    pub fn wait_event(
+        &mut self,
+        timeout: std::time::Duration,
+        mut want: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let v = self.events.recv_timeout(left).ok()?;
+            self.seen.push(v.clone());
+            if want(&v) {
+                return Some(v);
+            }
+        }
+    }
+
+    /// The current best routes (the `routes` command), prefix → event.
+    pub fn routes(&mut self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        self.send("routes");
+        let mut out = std::collections::BTreeMap::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Ok(v) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if v["event"] == "routes-end" {
+                break;
+            }
+            if v["event"] == "route"
+                && let Some(p) = v["prefix"].as_str()
+            {
+                out.insert(p.to_owned(), v.clone());
+            }
+            self.seen.push(v);
+        }
+        out
+    }
+
+    /// The OS process ID of `ip netns exec`, which execs the speaker.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the speaker with SIGKILL (no NOTIFICATION is sent).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SpeakerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
