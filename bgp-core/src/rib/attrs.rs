@@ -286,10 +286,10 @@ impl PathAttrs {
         self.communities.contains(&community)
     }
 
-    /// Whether this set carries an attribute the codec kept as bytes
-    /// without knowing it ([`AttrValue::Opaque`]).
+    /// Whether `attr` is one the codec kept as bytes without knowing its
+    /// type (recognised ones such as TUNNEL_ENCAPSULATION are not).
     pub(crate) fn is_opaque(attr: &PathAttribute) -> bool {
-        matches!(attr.value, AttrValue::Opaque { .. })
+        !attr.is_recognized()
     }
 }
 

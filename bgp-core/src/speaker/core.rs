@@ -776,12 +776,7 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
 }
 
 /// Converts an export decision into outbox entries.
-fn push_out(
-    cache: &mut OutCache,
-    outbox: &Outbox,
-    change: OutChange,
-    four_octet_as: bool,
-) {
+fn push_out(cache: &mut OutCache, outbox: &Outbox, change: OutChange, four_octet_as: bool) {
     match change {
         OutChange::Withdraw(net) => outbox.withdraw(Prefix::new(net)),
         OutChange::Announce(net, attrs) => {

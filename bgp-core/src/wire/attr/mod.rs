@@ -203,6 +203,13 @@ impl PathAttribute {
         self.value.code()
     }
 
+    /// Whether this speaker knows the attribute's type (it may still be
+    /// carried as bytes, like TUNNEL_ENCAPSULATION, whose structure is
+    /// checked but whose meaning is not used).
+    pub fn is_recognized(&self) -> bool {
+        expected_flags(self.code()).is_some()
+    }
+
     /// The attribute as it should be passed on to another peer: an unknown
     /// optional transitive attribute gets the Partial bit (RFC 4271 §5), an
     /// unknown non-transitive one is not passed on.
