@@ -35,7 +35,7 @@ FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$FUZZ_DIR")"
 cd "$ROOT" || exit 2
 
-ALL_TARGETS=(message update open roundtrip framer)
+ALL_TARGETS=(message update open roundtrip framer ipip_packet)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else

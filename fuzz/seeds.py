@@ -25,7 +25,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
-TARGETS = ("message", "update", "open", "roundtrip", "framer")
+TARGETS = ("message", "update", "open", "roundtrip", "framer", "ipip_packet")
 
 # ---------------------------------------------------------------- contexts
 # context_from bits: 0 four-octet AS, 1 extended message, 2 ADD-PATH v4,
@@ -551,8 +551,38 @@ def write(target, seeds):
     return len(seeds), sum(len(b) for _, b in seeds)
 
 
+def ipv4_datagram(src, dst, payload, ttl=64, df=True, proto=17, tos=0):
+    """An IPv4 datagram with a valid header checksum (RFC 791)."""
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + len(payload), 0x1234,
+                                0x4000 if df else 0, ttl, proto, 0, ipv4(src), ipv4(dst)))
+    s = sum(struct.unpack("!10H", bytes(hdr)))
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    struct.pack_into("!H", hdr, 10, ~s & 0xFFFF)
+    return bytes(hdr) + payload
+
+
+def ipip_seeds():
+    """ipip_packet target: one MTU byte (tunnel MTU = 68 + 6 * byte; odd
+    bytes make a forwarding encapsulator), then a datagram that is both
+    decapsulated and encapsulated."""
+    inner = ipv4_datagram("10.244.1.5", "10.244.2.7", b"ping" * 10)
+    big_df = ipv4_datagram("10.244.1.5", "10.244.2.7", bytes(1400))
+    big = ipv4_datagram("10.244.1.5", "10.244.2.7", bytes(1400), df=False)
+    outer = ipv4_datagram("192.0.2.1", "198.51.100.2", inner, proto=4)
+    return [
+        ("ipip-small-inner", bytes([238]) + inner),
+        ("ipip-too-big-df", bytes([200]) + big_df),
+        ("ipip-too-big-fragment", bytes([200]) + big),
+        ("ipip-ttl-1-forwarding", bytes([239]) + ipv4_datagram("10.244.1.5", "10.244.2.7", b"x", ttl=1)),
+        ("ipip-outer-packet", bytes([238]) + outer),
+        ("ipip-truncated", bytes([238]) + inner[:15]),
+    ]
+
+
 def main():
     per_target = {
+        "ipip_packet": ipip_seeds(),
         "message": message_seeds(),
         "update": update_seeds(),
         "open": open_seeds(),

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 type Body = fn(&[u8]);
 
 /// Every fuzz target, by name, with the function that is its body.
-const TARGETS: [(&str, Body); 5] = [
+const TARGETS: [(&str, Body); 6] = [
+    ("ipip_packet", ipip::fuzzing::packet),
     ("message", bgp_core::fuzzing::message),
     ("update", bgp_core::fuzzing::update),
     ("open", bgp_core::fuzzing::open),
@@ -91,6 +92,11 @@ fn replay(target: &str) {
     if regressions.is_dir() {
         replay_dir(&regressions, body);
     }
+}
+
+#[test]
+fn ipip_packet_corpus_replays_without_panic() {
+    replay("ipip_packet");
 }
 
 #[test]
