@@ -621,3 +621,23 @@ fn sending_before_established_is_refused() {
         Err(bgp_core::session::SendError::NotEstablished)
     );
 }
+
+#[test]
+fn restart_state_bit_is_advertised_until_the_config_clears_it() {
+    let (mut a, b) = configs();
+    a.graceful_restart = Some(bgp_core::session::GracefulRestartConfig {
+        restarting: true,
+        ..Default::default()
+    });
+    let restart_bit = |open: &Open| {
+        open.capabilities().any(|c| {
+            matches!(c, Capability::GracefulRestart { flags, .. } if flags & gr_flags::RESTART_STATE != 0)
+        })
+    };
+    assert!(restart_bit(&a.open()));
+    let mut s = bgp_core::session::Session::new(a.clone(), 1);
+    a.graceful_restart.as_mut().unwrap().restarting = false;
+    s.set_config(a);
+    assert!(!restart_bit(&s.config().open()));
+    let _ = b;
+}

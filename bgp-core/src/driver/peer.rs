@@ -59,6 +59,9 @@ pub enum PeerCommand {
     RouteRefresh(RouteRefresh),
     /// Stop, send this NOTIFICATION, and end the task.
     Shutdown(Notification),
+    /// Clear the graceful-restart Restart State bit in the OPENs sent from
+    /// now on (RFC 4724 §3: only the first OPEN after a restart sets it).
+    ClearRestartState,
 }
 
 /// Where a peer task takes its outgoing UPDATEs from. The owner keeps the
@@ -237,6 +240,13 @@ pub async fn run_peer<K: Clone + Send + 'static>(
                 Some(PeerCommand::Shutdown(n)) => {
                     session.handle_stop(now(), n);
                     exiting = true;
+                }
+                Some(PeerCommand::ClearRestartState) => {
+                    let mut config = session.config().clone();
+                    if let Some(gr) = config.graceful_restart.as_mut() {
+                        gr.restarting = false;
+                    }
+                    session.set_config(config);
                 }
                 Some(PeerCommand::RouteRefresh(r)) => {
                     let _ = session.send_route_refresh(now(), r);

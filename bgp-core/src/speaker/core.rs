@@ -529,6 +529,14 @@ impl Core {
             local_link_local_v6: None,
             next_hop_self: peer.config.next_hop_self,
         };
+        if self
+            .config
+            .graceful_restart
+            .as_ref()
+            .is_some_and(|gr| gr.restarting)
+        {
+            let _ = peer.commands.send(PeerCommand::ClearRestartState);
+        }
         peer.outbox.reset(negotiated.tx);
         peer.adj_out = Some(AdjRibOut::new(id, ctx));
         peer.max_prefix.iter_mut().for_each(|t| {
