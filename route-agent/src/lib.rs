@@ -1,5 +1,12 @@
 //! The pod-route daemon: it turns best BGP routes into kernel routes.
 //!
-//! Not built yet: the planner, FIB reconciler, daemon binary and admin API
-//! are tracked in the route-agent issue. The crate exists so the workspace
-//! has the shape the design fixes.
+//! - [`planner`]: pure. From the local node, the IP pools and the best
+//!   routes, the exact set of kernel routes Calico's CrossSubnet rule asks
+//!   for: blackholes for local blocks, direct routes on the shared subnet,
+//!   IPIP routes through tunl0 otherwise, and nothing for routes that could
+//!   hijack pod traffic.
+//!
+//! The netlink FIB reconciler, the daemon binary and its admin API build
+//! on the plan; they are tracked in the route-agent issue.
+
+pub mod planner;
