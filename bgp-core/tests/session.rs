@@ -641,3 +641,34 @@ fn restart_state_bit_is_advertised_until_the_config_clears_it() {
     assert!(!restart_bit(&s.config().open()));
     let _ = b;
 }
+
+#[test]
+fn unanswered_connect_attempts_back_off_too() {
+    // The network swallows SYNs: no failure is ever reported, the retry
+    // timer fires instead. The interval must still double.
+    let (a, b) = configs();
+    let mut p = Pair::new(a, b);
+    p.network_up = false;
+    p.a.handle_start(p.now);
+    // Drop the Connect events without answering them.
+    while p.a.poll_event().is_some() {}
+    let mut connects = Vec::new();
+    for _ in 0..6 {
+        let t = p.a.poll_timeout().expect("retry timer armed");
+        p.now = t;
+        p.a.handle_timeout(t);
+        while let Some(e) = p.a.poll_event() {
+            if e == SessionEvent::Connect {
+                connects.push(p.now - p.start);
+            }
+        }
+    }
+    let gaps: Vec<f64> = connects
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    assert!(
+        gaps.windows(2).all(|w| w[1] > w[0] * 1.3),
+        "no backoff: {gaps:?}"
+    );
+}

@@ -214,6 +214,13 @@ pub async fn run_peer<K: Clone + Send + 'static>(
         if exiting && session.queued_transmits() == 0 {
             return;
         }
+        // Once established, a connect attempt still in flight can only
+        // collide with the session (RFC 4271 §6.8): drop it.
+        if session.state() == State::Established
+            && let Some(attempt) = connecting.take()
+        {
+            attempt.abort();
+        }
 
         let next_conn = session.next_transmit_conn();
         let writer = match next_conn {

@@ -382,6 +382,11 @@ impl Session {
                         && !self.config.passive
                         && !self.conns.iter().any(|c| c.id == ConnId::Outbound)
                     {
+                        // An attempt still unanswered when the timer fires
+                        // failed too: back off as for a refused one.
+                        if self.base == State::Connect {
+                            self.failures = self.failures.saturating_add(1);
+                        }
                         self.base = State::Connect;
                         self.events.push_back(SessionEvent::Connect);
                         let wait = self.retry_interval();
