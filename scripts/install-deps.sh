@@ -3,8 +3,9 @@
 # is all there. Debian packages come from apt, cargo tools from crates.io.
 set -euo pipefail
 
-# Debian packages the tests use.
-packages=()
+# Debian packages the tests use: real BGP peers for the interop tests
+# (BIRD 2, GoBGP, ExaBGP) and iproute2 for the namespaces.
+packages=(bird2 gobgpd exabgp iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
