@@ -67,7 +67,9 @@ struct Core {
     config: SpeakerConfig,
     rib: Rib,
     peers: HashMap<IpAddr, Peer>,
-    by_id: HashMap<PeerId, IpAddr>,
+    /// Peer addresses by `PeerId` (ids are handed out in order and never
+    /// reused, so a vector: this lookup runs once per route change).
+    by_id: Vec<Option<IpAddr>>,
     next_id: u32,
     listener: Option<Arc<TcpListener>>,
     routes: mpsc::Sender<Vec<RouteChange>>,
@@ -132,7 +134,7 @@ pub(crate) async fn spawn(
         config,
         rib: Rib::new(rib_config),
         peers: HashMap::new(),
-        by_id: HashMap::new(),
+        by_id: Vec::new(),
         next_id: 0,
         listener: listener.clone(),
         routes: route_tx,
@@ -346,7 +348,12 @@ impl Core {
                 ]
             })
             .unwrap_or_default();
-        self.by_id.insert(id, address);
+        if let Ok(slot) = usize::try_from(id.0) {
+            if self.by_id.len() <= slot {
+                self.by_id.resize(slot + 1, None);
+            }
+            self.by_id[slot] = Some(address);
+        }
         self.peers.insert(
             address,
             Peer {
@@ -380,7 +387,12 @@ impl Core {
             .peers
             .remove(&address)
             .ok_or(SpeakerError::UnknownPeer(address))?;
-        self.by_id.remove(&peer.id);
+        if let Some(slot) = usize::try_from(peer.id.0)
+            .ok()
+            .and_then(|i| self.by_id.get_mut(i))
+        {
+            *slot = None;
+        }
         let n = Notification::new(notify::CEASE, notify::cease::PEER_DECONFIGURED, Vec::new());
         let _ = peer.commands.send(PeerCommand::Shutdown(n));
         if let (Some(_), Some(listener)) = (&peer.config.password, &self.listener) {
@@ -424,7 +436,9 @@ impl Core {
         BestRoute {
             prefix,
             next_hop,
-            peer: self.by_id.get(&path.peer).copied(),
+            peer: usize::try_from(path.peer.0)
+                .ok()
+                .and_then(|i| self.by_id.get(i).copied().flatten()),
             attrs: path.attrs.clone(),
             stale: path.stale,
         }
@@ -596,10 +610,22 @@ impl Core {
             self.rib.withdraw(id, &announced, &mut self.changes);
         } else {
             for family in [Family::Ipv4Unicast, Family::Ipv6Unicast] {
-                let (accepted, rejected): (Vec<Prefix>, Vec<Prefix>) = announced
-                    .iter()
-                    .filter(|p| p.family() == family)
-                    .partition(|p| peer.policy.import_allows(ebgp, &p.network));
+                let (accepted, rejected): (Vec<Prefix>, Vec<Prefix>) =
+                    if peer.policy.import.is_none() && !ebgp {
+                        // No filter on iBGP accepts everything (RFC 8212
+                        // only blocks eBGP): skip the per-prefix test.
+                        let fam = announced
+                            .iter()
+                            .filter(|p| p.family() == family)
+                            .copied()
+                            .collect();
+                        (fam, Vec::new())
+                    } else {
+                        announced
+                            .iter()
+                            .filter(|p| p.family() == family)
+                            .partition(|p| peer.policy.import_allows(ebgp, &p.network))
+                    };
                 // A route the filter rejects replaces (withdraws) what the
                 // peer sent for it before (RFC 4271 §3.1).
                 self.rib.withdraw(id, &rejected, &mut self.changes);
@@ -736,21 +762,22 @@ impl Core {
         }
         let changes = std::mem::take(&mut self.changes);
         let local_as = self.config.local_as;
+        let mut outs = Vec::new();
         for peer in self.peers.values_mut() {
             let Some(adj) = peer.adj_out.as_mut() else {
                 continue;
             };
             let ebgp = peer.config.asn != local_as;
             let four = peer.negotiated.as_ref().is_some_and(|n| n.tx.four_octet_as);
-            for c in &changes {
-                let out = if peer.policy.export_allows(ebgp, &c.prefix) {
-                    adj.apply(&self.rib, c)
-                } else {
-                    adj.withdraw(c.prefix)
-                };
-                if let Some(o) = out {
-                    push_out(&mut self.out_cache, &peer.outbox, o, four);
-                }
+            let policy = &peer.policy;
+            adj.apply_all(
+                &self.rib,
+                &changes,
+                |p| policy.export_allows(ebgp, p),
+                &mut outs,
+            );
+            for o in outs.drain(..) {
+                push_out(&mut self.out_cache, &peer.outbox, o, four);
             }
         }
         let batch: Vec<RouteChange> = changes
