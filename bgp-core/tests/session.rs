@@ -298,21 +298,32 @@ fn simultaneous_open_resolves_the_same_way_when_the_lower_id_connects_first() {
     assert!(p.link_ab && !p.link_ba);
 }
 
-/// A (10.0.0.1 unless `a_id` says otherwise) is established with passive
-/// B over A's outbound connection; then a second connection from B arrives
-/// at A carrying B's OPEN.
-fn second_connection_at_a(a_id: Ipv4Addr) -> Pair {
+/// A (router ID `a_id`) is established with passive B (graceful restart
+/// on both) over A's outbound connection; then a second connection from B
+/// arrives at A carrying B's OPEN, with the Restart State bit if
+/// `restarted`.
+fn second_connection_at_a(a_id: Ipv4Addr, restarted: bool) -> Pair {
     let (mut a, mut b) = configs();
     a.router_id = a_id;
+    a.graceful_restart = Some(Default::default());
+    b.graceful_restart = Some(Default::default());
     b.passive = true;
-    let b_open = Message::Open(b.open())
+    let mut b_again = b.clone();
+    b_again.graceful_restart = Some(bgp_core::session::GracefulRestartConfig {
+        restarting: restarted,
+        ..Default::default()
+    });
+    let b_open = Message::Open(b_again.open())
         .to_bytes(&DecodeContext::default())
         .unwrap();
     let mut p = Pair::new(a, b);
     p.start_both();
     assert_eq!(p.states(), (State::Established, State::Established));
+    while p.a.poll_event().is_some() {}
+    while p.a.poll_transmit(p.now).is_some() {}
     let now = p.now;
     p.a.handle_connected(now, ConnId::Inbound);
+    while p.a.poll_transmit(p.now).is_some() {}
     p.a.handle_bytes(now, ConnId::Inbound, &b_open);
     p
 }
@@ -326,29 +337,47 @@ fn collision_cease() -> Notification {
 }
 
 #[test]
-fn new_connection_from_the_lower_id_peer_is_closed_and_the_established_one_kept() {
-    let mut p = second_connection_at_a(Ipv4Addr::new(10, 0, 0, 9));
-    let mut closed = Vec::new();
-    while let Some(e) = p.a.poll_event() {
-        closed.push(e);
+fn new_connection_while_established_is_closed_and_the_established_one_kept() {
+    // As RFC 4271 §6.8 (and BIRD, GoBGP) say, whichever identifier is
+    // higher: both ends must agree on which connection survives.
+    for a_id in [Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 1)] {
+        let mut p = second_connection_at_a(a_id, false);
+        let mut events = Vec::new();
+        while let Some(e) = p.a.poll_event() {
+            events.push(e);
+        }
+        assert!(
+            events.contains(&SessionEvent::Close(ConnId::Inbound)),
+            "{events:?}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, SessionEvent::Down(_))),
+            "{events:?}"
+        );
+        assert_eq!(p.a.state(), State::Established);
+        let cease: Vec<_> = std::iter::from_fn(|| p.a.poll_transmit(p.now))
+            .filter(|(id, _)| *id == ConnId::Inbound)
+            .filter_map(|(_, b)| {
+                match Message::decode(&b, &DecodeContext::default()).ok()?.message {
+                    Message::Notification(n) => Some(n),
+                    _ => None,
+                }
+            })
+            .collect();
+        assert_eq!(
+            cease,
+            [collision_cease()],
+            "the closed connection is told why"
+        );
     }
-    assert!(
-        closed.contains(&SessionEvent::Close(ConnId::Inbound)),
-        "{closed:?}"
-    );
-    assert!(
-        !closed.iter().any(|e| matches!(e, SessionEvent::Down(_))),
-        "{closed:?}"
-    );
-    assert_eq!(p.a.state(), State::Established);
 }
 
 #[test]
-fn new_connection_from_the_higher_id_peer_replaces_the_established_one() {
-    // The rule both ends evaluate alike: the connection opened by the
-    // higher identifier (B, 10.0.0.2) survives, even over an Established
-    // one. A restarted peer is the real-world case (RFC 4724 §4.2).
-    let mut p = second_connection_at_a(Ipv4Addr::new(10, 0, 0, 1));
+fn a_restarted_peers_new_connection_replaces_the_established_one() {
+    // RFC 4724 §4.2: the peer's OPEN carries the Restart State bit, so the
+    // Established connection is dead; it goes (as a connection loss, so
+    // the peer's routes are kept stale) and the new one continues.
+    let mut p = second_connection_at_a(Ipv4Addr::new(10, 0, 0, 1), true);
     let mut events = Vec::new();
     while let Some(e) = p.a.poll_event() {
         events.push(e);
@@ -358,9 +387,8 @@ fn new_connection_from_the_higher_id_peer_replaces_the_established_one() {
         "{events:?}"
     );
     assert!(
-        events.contains(&SessionEvent::Down(DownReason::NotificationSent(
-            collision_cease()
-        )))
+        events.contains(&SessionEvent::Down(DownReason::ConnectionClosed)),
+        "{events:?}"
     );
     assert_eq!(
         p.a.state(),

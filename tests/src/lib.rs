@@ -4,6 +4,9 @@
 //! These tests run as root in CI. Without the privileges they fail with a
 //! message that says so: a kernel test that silently passes proves nothing.
 
+pub mod bird;
+pub mod gobgp;
+
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 

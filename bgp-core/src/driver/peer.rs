@@ -184,17 +184,17 @@ pub async fn run_peer<K: Clone + Send + 'static>(
                     connecting = Some(tokio::spawn(connect(transport.clone())));
                 }
                 SessionEvent::Close(id) => {
-                    // Hand the writer what is left for this connection, then
+                    // Hand the writer everything left for this connection
+                    // (the NOTIFICATION explaining the close among it), then
                     // drop our ends: the writer flushes and shuts down.
                     let conn = match id {
                         ConnId::Outbound => outbound.take(),
                         ConnId::Inbound => inbound.take(),
                     };
+                    let pending = session.take_transmits_for(id);
                     if let Some(conn) = conn {
-                        while session.next_transmit_conn() == Some(id) {
-                            if let Some((_, bytes)) = session.poll_transmit(now()) {
-                                let _ = conn.write.send(bytes).await;
-                            }
+                        for bytes in pending {
+                            let _ = conn.write.send(bytes).await;
                         }
                     }
                 }

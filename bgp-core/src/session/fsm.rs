@@ -113,6 +113,9 @@ struct Conn {
     timers: Deadlines<ConnTimer>,
     /// Transmits of this connection not yet taken by the driver.
     pending: usize,
+    /// The peer's OPEN, held while a collision waits to be resolved by the
+    /// peer (see `handle_open`).
+    deferred_open: Option<Open>,
 }
 
 /// One BGP session, as a deterministic state machine.
@@ -229,6 +232,26 @@ impl Session {
         self.transmit.front().map(|(id, _)| *id)
     }
 
+    /// Takes every transmit queued for connection `id`, in order: what a
+    /// driver writes before closing that connection (the NOTIFICATION that
+    /// explains the close may sit behind another connection's messages).
+    pub fn take_transmits_for(&mut self, id: ConnId) -> Vec<Bytes> {
+        let mut taken = Vec::new();
+        self.transmit.retain(|(c, b)| {
+            if *c == id {
+                taken.push(b.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if let Some(c) = self.conn_mut(id) {
+            c.pending = 0;
+            c.timers.stop(ConnTimer::SendHold);
+        }
+        taken
+    }
+
     /// The next bytes to write, on which connection.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(ConnId, Bytes)> {
         let (id, bytes) = self.transmit.pop_front()?;
@@ -318,6 +341,7 @@ impl Session {
             negotiated: None,
             timers: Deadlines::default(),
             pending: 0,
+            deferred_open: None,
         };
         conn.timers.set(ConnTimer::Hold, now + OPEN_HOLD_TIME);
         if let Some(delay) = self.config.delay_open {
@@ -538,6 +562,12 @@ impl Session {
             return;
         };
         let conn = self.conns.remove(pos);
+        // A collision held for the peer to resolve is resolved: the other
+        // connection carries on with the OPEN it received.
+        let resume = self
+            .conns
+            .iter_mut()
+            .find_map(|c| c.deferred_open.take().map(|o| (c.id, o)));
         if !close {
             // The transport is gone: what we queued for it cannot be sent.
             self.transmit.retain(|(c, _)| *c != id);
@@ -559,6 +589,9 @@ impl Session {
             self.timers.stop(Timer::ConnectRetry);
             let wait = self.retry_interval();
             self.timers.set(Timer::IdleHold, now + wait);
+        }
+        if let Some((other, open)) = resume {
+            self.accept_open(now, other, open);
         }
     }
 
@@ -588,6 +621,20 @@ impl Session {
                 self.handle_open(now, id, open)
             }
             (Phase::OpenConfirm, Message::Keepalive) => self.establish(now, id),
+            (Phase::OpenSent, Message::Keepalive) if self.is_deferred(id) => {
+                // The peer accepted the held connection, so it gave up the
+                // other one: do the same, then take this KEEPALIVE.
+                if let Some(loser) = self.conns.iter().find(|c| c.id != id).map(|c| c.id) {
+                    self.fail(now, loser, collision_cease());
+                }
+                if self.is_deferred(id) {
+                    let open = self.conn_mut(id).and_then(|c| c.deferred_open.take());
+                    if let Some(open) = open {
+                        self.accept_open(now, id, open);
+                    }
+                }
+                self.establish(now, id);
+            }
             (Phase::Established, Message::Keepalive) => {}
             (Phase::Established, Message::Update(update)) => {
                 self.events.push_back(SessionEvent::Update(UpdateDecode {
@@ -608,6 +655,12 @@ impl Session {
                 self.fail(now, id, Notification::new(notify::FSM, subcode, Vec::new()));
             }
         }
+    }
+
+    fn is_deferred(&self, id: ConnId) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.id == id && c.deferred_open.is_some())
     }
 
     fn check_open(&self, open: &Open) -> Result<(), OpenError> {
@@ -634,33 +687,64 @@ impl Session {
             }
             return self.fail(now, id, e.notification());
         }
-        // RFC 4271 §6.8 collision detection: the connection opened by the
-        // speaker with the higher BGP identifier survives (AS number breaks
-        // a tie on eBGP, RFC 6286 §2.3). This holds even when the other
-        // connection is already Established, where RFC 4271 would close the
-        // new one: the two ends can see one connection in different states
-        // (Established here, OpenConfirm there), and only a rule both ends
-        // evaluate alike keeps them from closing one connection each. It
-        // also lets a restarted peer replace a session we still think is up
-        // (RFC 4724 §4.2).
-        if self.conns.iter().any(|c| c.id != id) {
-            let collision = Notification::new(
-                notify::CEASE,
-                notify::cease::CONNECTION_COLLISION_RESOLUTION,
-                vec![],
-            );
-            let local = (u32::from(self.config.router_id), self.config.local_as);
-            let remote = (u32::from(open.bgp_id), open.asn());
-            let loser = if local > remote {
-                ConnId::Inbound
+        // RFC 4271 §6.8 collision detection.
+        if let Some(other) = self.conns.iter().find(|c| c.id != id) {
+            let other_id = other.id;
+            let other_phase = other.phase;
+            if other_phase == Phase::Established {
+                // Against an Established connection the new one is closed
+                // (as BIRD and GoBGP do), unless the peer says it has
+                // restarted (Restart State bit): then the old connection is
+                // dead and goes instead (RFC 4724 §4.2).
+                let gr_negotiated = other
+                    .negotiated
+                    .as_ref()
+                    .is_some_and(|n| n.peer_graceful_restart.is_some());
+                let restarted = open.capabilities().any(|c| {
+                    matches!(c, crate::wire::Capability::GracefulRestart { flags, .. }
+                        if flags & crate::wire::gr_flags::RESTART_STATE != 0)
+                });
+                if !(gr_negotiated && restarted) {
+                    return self.fail(now, id, collision_cease());
+                }
+                self.conn_down(now, other_id, DownReason::ConnectionClosed, false);
             } else {
-                ConnId::Outbound
-            };
-            self.fail(now, loser, collision);
-            if loser == id {
-                return;
+                // The connection opened by the speaker with the higher BGP
+                // identifier survives (AS number breaks a tie, RFC 6286
+                // §2.3): both ends compute the same loser.
+                let local = (u32::from(self.config.router_id), self.config.local_as);
+                let remote = (u32::from(open.bgp_id), open.asn());
+                let loser = if local > remote {
+                    ConnId::Inbound
+                } else {
+                    ConnId::Outbound
+                };
+                if loser == id {
+                    return self.fail(now, id, collision_cease());
+                }
+                if other_phase == Phase::OpenConfirm {
+                    // We already sent our KEEPALIVE on the loser, so the
+                    // peer may be Established there and will close this
+                    // connection instead; or it is in OpenConfirm and closes
+                    // the loser by the same rule. Let the peer decide: hold
+                    // this OPEN (no KEEPALIVE yet) until one connection is
+                    // closed, or the loser is confirmed by the peer's
+                    // KEEPALIVE (see `establish`). Closing the loser now
+                    // could lose both connections.
+                    if let Some(c) = self.conn_mut(id) {
+                        c.deferred_open = Some(open);
+                    }
+                    return;
+                }
+                self.fail(now, loser, collision_cease());
             }
         }
+        self.accept_open(now, id, open);
+    }
+
+    /// Sends our OPEN (if not yet) and KEEPALIVE on `id` and moves it to
+    /// OpenConfirm with what was negotiated.
+    fn accept_open(&mut self, now: Instant, id: ConnId, open: Open) {
         if !self.conns.iter().any(|c| c.id == id && c.open_sent) {
             self.send_open(now, id);
         }
@@ -686,6 +770,19 @@ impl Session {
     }
 
     fn establish(&mut self, now: Instant, id: ConnId) {
+        // The peer confirmed this connection while a collision was held:
+        // the held one goes (see `handle_open`).
+        if let Some(held) = self
+            .conns
+            .iter()
+            .find(|c| c.id != id && c.deferred_open.is_some())
+        {
+            let held = held.id;
+            if let Some(c) = self.conn_mut(held) {
+                c.deferred_open = None;
+            }
+            self.fail(now, held, collision_cease());
+        }
         let Some(c) = self.conn_mut(id) else { return };
         c.phase = Phase::Established;
         let negotiated = c.negotiated.clone();
@@ -711,6 +808,15 @@ impl Session {
             self.reported = now_state;
         }
     }
+}
+
+/// Cease / Connection Collision Resolution (RFC 4486).
+fn collision_cease() -> Notification {
+    Notification::new(
+        notify::CEASE,
+        notify::cease::CONNECTION_COLLISION_RESOLUTION,
+        Vec::new(),
+    )
 }
 
 /// Why a message could not be queued.
