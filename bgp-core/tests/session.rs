@@ -700,3 +700,104 @@ fn unanswered_connect_attempts_back_off_too() {
         "no backoff: {gaps:?}"
     );
 }
+
+/// A (10.0.0.1) has sent OPEN and KEEPALIVE on its outbound connection (so
+/// it is in OpenConfirm there) when B (10.0.0.2, the higher identifier)
+/// connects in and sends its OPEN: by identifier A's outbound connection
+/// would lose, but B may already be Established on it.
+fn collision_after_open_confirm() -> (bgp_core::session::Session, std::time::Instant) {
+    let (a, b) = configs();
+    let mut s = bgp_core::session::Session::new(a, 1);
+    let now = std::time::Instant::now();
+    let b_open = Message::Open(b.open())
+        .to_bytes(&DecodeContext::default())
+        .unwrap();
+    s.handle_start(now);
+    s.handle_connected(now, ConnId::Outbound);
+    s.handle_bytes(now, ConnId::Outbound, &b_open);
+    assert_eq!(s.state(), State::OpenConfirm);
+    s.handle_connected(now, ConnId::Inbound);
+    s.handle_bytes(now, ConnId::Inbound, &b_open);
+    while s.poll_event().is_some() {}
+    (s, now)
+}
+
+fn sent_on(s: &mut bgp_core::session::Session, id: ConnId, now: std::time::Instant) -> Vec<u8> {
+    std::iter::from_fn(|| s.poll_transmit(now))
+        .filter(|(c, _)| *c == id)
+        .map(|(_, b)| b[18])
+        .collect()
+}
+
+fn keepalive() -> Vec<u8> {
+    Message::Keepalive
+        .to_bytes(&DecodeContext::default())
+        .unwrap()
+}
+
+#[test]
+fn collision_after_open_confirm_waits_for_the_peer_instead_of_closing_either() {
+    let (mut s, now) = collision_after_open_confirm();
+    // Only OPENs were sent on the new connection: no KEEPALIVE (which could
+    // let the peer establish it), no NOTIFICATION.
+    assert_eq!(sent_on(&mut s, ConnId::Inbound, now), [1]);
+    assert_eq!(s.state(), State::OpenConfirm);
+}
+
+#[test]
+fn held_collision_keeps_the_old_connection_when_the_peer_closes_the_new_one() {
+    // B was Established on A's outbound connection: it closes the new one.
+    let (mut s, now) = collision_after_open_confirm();
+    let cease = Message::Notification(collision_cease())
+        .to_bytes(&DecodeContext::default())
+        .unwrap();
+    s.handle_bytes(now, ConnId::Inbound, &cease);
+    s.handle_bytes(now, ConnId::Outbound, &keepalive());
+    assert_eq!(s.state(), State::Established);
+}
+
+#[test]
+fn held_collision_moves_to_the_new_connection_when_the_peer_closes_the_old_one() {
+    // B was in OpenConfirm too and resolved by identifier.
+    let (mut s, now) = collision_after_open_confirm();
+    let cease = Message::Notification(collision_cease())
+        .to_bytes(&DecodeContext::default())
+        .unwrap();
+    s.handle_bytes(now, ConnId::Outbound, &cease);
+    assert_eq!(s.state(), State::OpenConfirm);
+    assert_eq!(
+        sent_on(&mut s, ConnId::Inbound, now),
+        [1, 4],
+        "our KEEPALIVE now goes out"
+    );
+    s.handle_bytes(now, ConnId::Inbound, &keepalive());
+    assert_eq!(s.state(), State::Established);
+}
+
+#[test]
+fn held_collision_follows_the_peers_keepalive() {
+    // The peer's KEEPALIVE on the new connection says it chose that one.
+    let (mut s, now) = collision_after_open_confirm();
+    s.handle_bytes(now, ConnId::Inbound, &keepalive());
+    assert_eq!(s.state(), State::Established);
+    let mut closed = Vec::new();
+    while let Some(e) = s.poll_event() {
+        closed.push(e);
+    }
+    assert!(
+        closed.contains(&SessionEvent::Close(ConnId::Outbound)),
+        "{closed:?}"
+    );
+    // And the KEEPALIVE on the old connection says the other thing.
+    let (mut s, now) = collision_after_open_confirm();
+    s.handle_bytes(now, ConnId::Outbound, &keepalive());
+    assert_eq!(s.state(), State::Established);
+    let mut closed = Vec::new();
+    while let Some(e) = s.poll_event() {
+        closed.push(e);
+    }
+    assert!(
+        closed.contains(&SessionEvent::Close(ConnId::Inbound)),
+        "{closed:?}"
+    );
+}
