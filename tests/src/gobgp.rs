@@ -3,7 +3,7 @@
 //! and its CLI (`gobgp -j ...`) read back as JSON.
 //!
 //! Also the namespace plumbing the GoBGP tests share: a veth pair carrying
-//! IPv4 and IPv6 ([`DualLink`]), and a bridge joining three namespaces on
+//! IPv4 and IPv6 ([`crate::Link`]), and a bridge joining three namespaces on
 //! one segment ([`attach_to_bridge`]).
 
 use std::process::Command;
@@ -236,52 +236,6 @@ pub fn next_hop(path: &Value) -> Option<String> {
         .or_else(|| attr(path, 14))
         .and_then(|a| a["nexthop"].as_str())
         .map(str::to_owned)
-}
-
-/// Two namespaces joined by a veth pair: GoBGP's (`10.78.N.1/24`,
-/// `fd78:N::1/64`) and our speaker's (`10.78.N.2/24`, `fd78:N::2/64`).
-#[derive(Debug)]
-pub struct DualLink {
-    /// Where `gobgpd` runs.
-    pub peer: Netns,
-    /// Where our speaker runs.
-    pub ours: Netns,
-}
-
-impl DualLink {
-    /// Creates both namespaces, the veth pair and all four addresses.
-    pub fn new(tag: &str, n: u8) -> DualLink {
-        let peer = Netns::new(&format!("{tag}p"));
-        let ours = Netns::new(&format!("{tag}o"));
-        peer.link(
-            &ours,
-            &format!("10.78.{n}.1/24"),
-            &format!("10.78.{n}.2/24"),
-        );
-        // `nodad`: otherwise the addresses stay tentative for a second or
-        // two and an early IPv6 connect or bind fails.
-        for (ns, addr) in [
-            (&peer, format!("fd78:{n}::1/64")),
-            (&ours, format!("fd78:{n}::2/64")),
-        ] {
-            let dev = only_veth(ns);
-            ns.exec("ip", &["addr", "add", &addr, "dev", &dev, "nodad"]);
-        }
-        DualLink { peer, ours }
-    }
-}
-
-/// The name of the namespace's only veth device.
-pub fn only_veth(ns: &Netns) -> String {
-    let out = ns.exec("ip", &["-o", "link", "show", "type", "veth"]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let names: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n))
-        .collect();
-    assert_eq!(names.len(), 1, "expected one veth in {}: {text}", ns.name());
-    names[0].to_owned()
 }
 
 /// Joins `leaf` to the bridge `bridge` in `hub` with a veth pair and gives

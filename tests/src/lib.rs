@@ -102,6 +102,83 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// The one veth device in this namespace (`ip -o link show type veth`).
+    pub fn veth(&self) -> String {
+        let out = self.exec("ip", &["-o", "link", "show", "type", "veth"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n))
+            .collect();
+        assert_eq!(names.len(), 1, "expected one veth in {}: {text}", self.name);
+        names[0].to_owned()
+    }
+}
+
+/// Two namespaces joined by a veth pair carrying IPv4 and IPv6: a peer
+/// daemon's (`10.NET.N.1/24`, `fdNET:N::1/64`) and our speaker's
+/// (`10.NET.N.2/24`, `fdNET:N::2/64`). Each test file takes its own NET and
+/// each test its own N, so tests run in parallel.
+#[derive(Debug)]
+pub struct Link {
+    /// Where the peer daemon runs.
+    pub peer: Netns,
+    /// Where our speaker runs.
+    pub ours: Netns,
+    net: u8,
+    n: u8,
+}
+
+impl Link {
+    /// Creates both namespaces, the veth pair and all four addresses.
+    pub fn new(tag: &str, net: u8, n: u8) -> Link {
+        let peer = Netns::new(&format!("{tag}p"));
+        let ours = Netns::new(&format!("{tag}o"));
+        peer.link(
+            &ours,
+            &format!("10.{net}.{n}.1/24"),
+            &format!("10.{net}.{n}.2/24"),
+        );
+        // `nodad`: otherwise the addresses stay tentative for a second or
+        // two and the first IPv6 connect or bind fails (EADDRNOTAVAIL).
+        for (ns, addr) in [
+            (&peer, format!("fd{net}:{n}::1/64")),
+            (&ours, format!("fd{net}:{n}::2/64")),
+        ] {
+            let dev = ns.veth();
+            ns.exec("ip", &["addr", "add", &addr, "dev", &dev, "nodad"]);
+        }
+        Link { peer, ours, net, n }
+    }
+
+    /// The peer's IPv4 address, `10.NET.N.1`.
+    pub fn peer_v4(&self) -> String {
+        format!("10.{}.{}.1", self.net, self.n)
+    }
+
+    /// Our IPv4 address, `10.NET.N.2`.
+    pub fn our_v4(&self) -> String {
+        format!("10.{}.{}.2", self.net, self.n)
+    }
+
+    /// The peer's IPv6 address, `fdNET:N::1`.
+    pub fn peer_v6(&self) -> String {
+        format!("fd{}:{}::1", self.net, self.n)
+    }
+
+    /// Our IPv6 address, `fdNET:N::2`.
+    pub fn our_v6(&self) -> String {
+        format!("fd{}:{}::2", self.net, self.n)
+    }
+
+    /// The name of our end of the veth pair (for `tcpdump -i`).
+    pub fn our_dev(&self) -> String {
+        self.ours.veth()
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         // Deleting the namespace also deletes the veth ends inside it.

@@ -11,10 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use podroute_tests::bird::{
-    Bird, Link, speaker_state, veth_name, wait_established, wait_routes, wait_seen,
-};
-use podroute_tests::{Netns, Scratch, SpeakerProc, require_root};
+use podroute_tests::bird::{Bird, speaker_state, wait_established, wait_routes, wait_seen};
+use podroute_tests::{Link, Netns, Scratch, SpeakerProc, require_root};
 use serde_json::{Value, json};
 
 const SPEAKER: &str = env!("CARGO_BIN_EXE_bgp-speaker");
@@ -138,7 +136,7 @@ fn assert_bird_established(bird: &Bird) {
 fn bird_ipv4_transport_session_exchanges_ipv4_and_ipv6_routes() {
     require_root("BIRD interop test");
     let scratch = Scratch::new("bird1");
-    let link = Link::new("bird1", 1);
+    let link = Link::new("bird1", 77, 1);
     let session = ibgp_over_ipv4(&link, "passive on;");
     let bird = Bird::start(
         &link.peer,
@@ -195,7 +193,7 @@ fn bird_ipv4_transport_session_exchanges_ipv4_and_ipv6_routes() {
 fn bird_ipv6_transport_session_exchanges_routes() {
     require_root("BIRD interop test");
     let scratch = Scratch::new("bird2");
-    let link = Link::new("bird2", 2);
+    let link = Link::new("bird2", 77, 2);
     let session = ibgp_over_ipv6(&link, "passive on;");
     let bird = Bird::start(
         &link.peer,
@@ -252,7 +250,7 @@ fn bird_ipv6_transport_session_exchanges_routes() {
 fn bird_withdrawal_reaches_us_and_ours_reaches_bird() {
     require_root("BIRD interop test");
     let scratch = Scratch::new("bird3");
-    let link = Link::new("bird3", 3);
+    let link = Link::new("bird3", 77, 3);
     let session = ibgp_over_ipv4(&link, "passive on;");
     let config =
         |v4: &[&str], v6: &[&str]| bird_config(&scratch, &link.peer_v4(), v4, v6, &session);
@@ -368,7 +366,7 @@ fn tcp_ext_counter(ns: &Netns, name: &str) -> u64 {
 fn bird_md5_matching_password_establishes() {
     require_root("BIRD interop test");
     let scratch = Scratch::new("bird4");
-    let link = Link::new("bird4", 4);
+    let link = Link::new("bird4", 77, 4);
     // Both sides connect and listen, so both the keyed listener and the
     // keyed outgoing socket are exercised.
     let session = ibgp_over_ipv4(&link, r#"password "podroute-md5";"#);
@@ -410,7 +408,7 @@ fn bird_md5_matching_password_establishes() {
 fn bird_md5_mismatch_never_establishes() {
     require_root("BIRD interop test");
     let scratch = Scratch::new("bird7");
-    let link = Link::new("bird7", 7);
+    let link = Link::new("bird7", 77, 7);
     let session = ibgp_over_ipv4(&link, r#"password "bird-side";"#);
     let bird = Bird::start(
         &link.peer,
@@ -466,7 +464,7 @@ fn bird_md5_mismatch_never_establishes() {
 fn bird_graceful_restart_keeps_its_routes_stale_until_end_of_rib() {
     require_root("BIRD interop test");
     let scratch = Scratch::new("bird5");
-    let link = Link::new("bird5", 5);
+    let link = Link::new("bird5", 77, 5);
     let session = ibgp_over_ipv4(&link, "graceful restart on; graceful restart time 30;");
     let config = |v4: &[&str]| {
         bird_config(
@@ -600,7 +598,7 @@ fn connecting(ns: &Netns) -> bool {
 
 /// The MAC address of `ns`'s veth end.
 fn mac(ns: &Netns) -> String {
-    let out = ns.exec("ip", &["-o", "link", "show", "dev", &veth_name(ns)]);
+    let out = ns.exec("ip", &["-o", "link", "show", "dev", &ns.veth()]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.split_whitespace()
         .skip_while(|w| *w != "link/ether")
@@ -613,13 +611,13 @@ fn mac(ns: &Netns) -> String {
 fn simultaneous_open_with_bird_ends_with_one_session() {
     require_root("BIRD interop test");
     let scratch = Scratch::new("bird6");
-    let link = Link::new("bird6", 6);
+    let link = Link::new("bird6", 77, 6);
     // To make the two connections really cross, neither side answers ARP
     // (and keeps asking for 30 s), so each side's SYN waits in its kernel's
     // neighbour queue. Once both sides are connecting, static neighbour
     // entries release both queues at once.
     for ns in [&link.peer, &link.ours] {
-        let dev = veth_name(ns);
+        let dev = ns.veth();
         let ignore = format!("net.ipv4.conf.{dev}.arp_ignore=8");
         let solicit = format!("net.ipv4.neigh.{dev}.mcast_solicit=30");
         ns.exec("sysctl", &["-q", "-w", &ignore, &solicit]);
@@ -651,7 +649,7 @@ fn simultaneous_open_with_bird_ends_with_one_session() {
         (&link.ours, link.peer_v4(), &peer_mac),
         (&link.peer, link.our_v4(), &our_mac),
     ] {
-        let dev = veth_name(ns);
+        let dev = ns.veth();
         let args = [
             "neigh",
             "replace",

@@ -10,8 +10,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use podroute_tests::bird::{Link, speaker_state, wait_established, wait_routes, wait_seen};
-use podroute_tests::{Daemon, Scratch, SpeakerProc, require_root};
+use podroute_tests::bird::{speaker_state, wait_established, wait_routes, wait_seen};
+use podroute_tests::{Daemon, Link, Scratch, SpeakerProc, require_root};
 use serde_json::{Value, json};
 
 const SPEAKER: &str = env!("CARGO_BIN_EXE_bgp-speaker");
@@ -31,7 +31,7 @@ fn exabgp_command(commands: &Path, line: &str) {
 fn exabgp_treat_as_withdraw_removes_only_that_route_and_keeps_the_session() {
     require_root("ExaBGP interop test");
     let scratch = Scratch::new("exa8");
-    let link = Link::new("exa8", 8);
+    let link = Link::new("exa8", 77, 8);
 
     // The API process: `tail -f` on the command file. `--pid=$PPID` ends it
     // when ExaBGP dies, so killing ExaBGP on drop leaves nothing behind.

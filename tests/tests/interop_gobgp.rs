@@ -13,10 +13,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use podroute_tests::gobgp::{
-    Config, DualLink, ESTABLISHED, Gobgp, Neighbor, attach_to_bridge, attr, next_hop, only_veth,
-    wait_peer_state, wait_routes,
+    Config, ESTABLISHED, Gobgp, Neighbor, attach_to_bridge, attr, next_hop, wait_peer_state,
+    wait_routes,
 };
-use podroute_tests::{Daemon, Netns, Scratch, SpeakerProc, require_root, wait_for};
+use podroute_tests::{Daemon, Link, Netns, Scratch, SpeakerProc, require_root, wait_for};
 use serde_json::{Value, json};
 
 const SPEAKER: &str = env!("CARGO_BIN_EXE_bgp-speaker");
@@ -24,13 +24,13 @@ const AS: u32 = 64512;
 /// The bound on every wait for the other side.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// GoBGP and our speaker on a [`DualLink`], session up. Fields drop in
+/// GoBGP and our speaker on a [`Link`], session up. Fields drop in
 /// order: processes first, then the scratch directory, then namespaces.
 struct Pair {
     sp: SpeakerProc,
     gobgp: Gobgp,
     scratch: Scratch,
-    link: DualLink,
+    link: Link,
 }
 
 /// Our speaker's config: one iBGP peer, fast reconnects, listening on `::`.
@@ -60,7 +60,7 @@ fn start_speaker(ns: &Netns, scratch: &Scratch, config: &Value, announce: &[&str
 /// GoBGP at `10.78.N.1` / `fd78:N::1`, us at `.2` / `::2`, iBGP over IPv4
 /// or IPv6 transport, both sides active; returns once both say Established.
 fn pair(tag: &str, n: u8, v6_transport: bool, graceful_restart: bool, announce: &[&str]) -> Pair {
-    let link = DualLink::new(tag, n);
+    let link = Link::new(tag, 78, n);
     let scratch = Scratch::new(tag);
     let (gobgp_addr, our_addr) = if v6_transport {
         (format!("fd78:{n}::1"), format!("fd78:{n}::2"))
@@ -400,14 +400,14 @@ fn bgp_connections(ns: &Netns) -> Vec<String> {
 #[test]
 fn simultaneous_open_with_gobgp_ends_with_one_session() {
     require_root("GoBGP interop test");
-    let link = DualLink::new("gbso", 15);
+    let link = Link::new("gbso", 78, 15);
     let scratch = Scratch::new("gbso");
     // Both sides are active, but we connect at once while GoBGP's first
     // attempt comes 5-10 s after it starts. To make them overlap, our SYNs
     // are routed to a MAC nobody has until GoBGP has connected to us: our
     // connect stays in flight (SYN-SENT) and completes only after the
     // session is up on GoBGP's connection (which GoBGP then closes).
-    let dev = only_veth(&link.ours);
+    let dev = link.ours.veth();
     let ours = &link.ours;
     ours.exec(
         "ip",
