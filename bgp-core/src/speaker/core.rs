@@ -242,11 +242,11 @@ impl Core {
             Command::Announce(prefix, route) => {
                 let attrs = local_attrs(family_of(&prefix), &route);
                 self.rib.announce_local(prefix, attrs, &mut self.changes);
-                self.propagate(None).await;
+                self.propagate().await;
             }
             Command::Withdraw(prefix) => {
                 self.rib.withdraw_local(prefix, &mut self.changes);
-                self.propagate(None).await;
+                self.propagate().await;
             }
             Command::AddPeer(config, reply) => {
                 let _ = reply.send(self.add_peer(*config));
@@ -399,7 +399,7 @@ impl Core {
             let _ = driver::sys::set_tcp_md5(listener.as_ref(), SocketAddr::new(address, 0), &[]);
         }
         self.rib.remove_peer(peer.id, &mut self.changes);
-        self.propagate(None).await;
+        self.propagate().await;
         Ok(())
     }
 
@@ -565,7 +565,7 @@ impl Core {
                 peer.outbox.end_of_rib(f);
             }
         }
-        self.propagate(Some(address)).await;
+        self.propagate().await;
     }
 
     /// Queues this peer's whole Adj-RIB-Out (after establishment or a
@@ -661,7 +661,7 @@ impl Core {
                 peer: address,
                 family,
             };
-            self.propagate(Some(address)).await;
+            self.propagate().await;
             let _ = self.routes.send(vec![eor]).await;
             return;
         }
@@ -685,7 +685,7 @@ impl Core {
             peer.last_error = Some("maximum number of prefixes reached".into());
             let _ = peer.commands.send(PeerCommand::Stop(n));
         }
-        self.propagate(Some(address)).await;
+        self.propagate().await;
     }
 
     async fn down(&mut self, address: IpAddr, reason: DownReason) {
@@ -729,7 +729,7 @@ impl Core {
                 self.rib.remove_peer(id, &mut self.changes);
             }
         }
-        self.propagate(Some(address)).await;
+        self.propagate().await;
     }
 
     /// Restart timers that ran out: the peer did not come back (or did not
@@ -751,12 +751,12 @@ impl Core {
                 self.rib.sweep_stale(id, f, &mut self.changes);
             }
         }
-        self.propagate(None).await;
+        self.propagate().await;
     }
 
     /// Sends the accumulated best-path changes to the route stream and to
     /// every established peer's Adj-RIB-Out.
-    async fn propagate(&mut self, _from: Option<IpAddr>) {
+    async fn propagate(&mut self) {
         if self.changes.is_empty() {
             return;
         }

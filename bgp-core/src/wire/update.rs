@@ -305,15 +305,14 @@ fn check_mandatory(update: &Update, ctx: &DecodeContext, seen: &Seen, faults: &m
     if update.nlri.is_empty() && !mp_nlri {
         return;
     }
-    let mut required = vec![code::ORIGIN, code::AS_PATH];
-    if !update.nlri.is_empty() {
-        required.push(code::NEXT_HOP);
-    }
-    if ctx.is_ibgp() {
-        required.push(code::LOCAL_PREF);
-    }
-    for c in required {
-        if !seen.contains(c) {
+    let required = [
+        (code::ORIGIN, true),
+        (code::AS_PATH, true),
+        (code::NEXT_HOP, !update.nlri.is_empty()),
+        (code::LOCAL_PREF, ctx.is_ibgp()),
+    ];
+    for (c, needed) in required {
+        if needed && !seen.contains(c) {
             faults.push(AttrFault {
                 code: c,
                 problem: AttrProblem::Missing,
