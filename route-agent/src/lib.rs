@@ -5,8 +5,11 @@
 //!   for: blackholes for local blocks, direct routes on the shared subnet,
 //!   IPIP routes through tunl0 otherwise, and nothing for routes that could
 //!   hijack pod traffic.
+//! - [`fib`]: the kernel side. Dumps the routes of our protocol, diffs
+//!   them against the plan and applies only the difference, many netlink
+//!   requests per send, errors matched back to routes by sequence number.
 //!
-//! The netlink FIB reconciler, the daemon binary and its admin API build
-//! on the plan; they are tracked in the route-agent issue.
+//! The daemon binary and its admin API build on these; they are tracked in the route-agent issue.
 
+pub mod fib;
 pub mod planner;

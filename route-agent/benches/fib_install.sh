@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Benchmark (not a timed test): N IPv4 /26 routes into an empty main table,
+# side by side in one run, each method in a fresh network namespace:
+#   - ours: the batched FIB reconciler (examples/fib_install.rs), default
+#     ACK mode (only the last request of each batch asks for an ACK) and
+#     with NLM_F_ACK on every request;
+#   - `ip -batch` (one request and ACK per route);
+#   - BIRD 2: static routes exported by its kernel protocol (one synchronous
+#     request per route; the time includes BIRD parsing its config), if
+#     `bird` is installed (Debian package bird2).
+#
+# Usage, as root:  route-agent/benches/fib_install.sh [N=100000] [via|blackhole]
+#   via:       B via 10.66.0.6 dev veth0 onlink   (the direct-route shape)
+#   blackhole: blackhole B
+set -euo pipefail
+
+N=${1:-100000}
+KIND=${2:-via}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+(cd "$ROOT" && cargo build --release --quiet -p route-agent --example fib_install)
+BIN=$ROOT/target/release/examples/fib_install
+WORK=$(mktemp -d)
+PREFIX=rabench-$$
+NAMESPACES=()
+
+cleanup() {
+    if [[ -f $WORK/bird.pid ]]; then kill "$(cat "$WORK/bird.pid")" 2>/dev/null || true; fi
+    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A namespace with the underlay veth0 (10.66.0.5/24) up and an empty table.
+fresh_ns() {
+    local ns=$PREFIX-$1
+    NAMESPACES+=("$ns")
+    ip netns add "$ns"
+    ip -n "$ns" link add veth0 type veth peer name veth1
+    ip -n "$ns" addr add 10.66.0.5/24 dev veth0
+    ip -n "$ns" link set veth0 up
+    ip -n "$ns" link set veth1 up
+}
+
+count_routes() { ip -n "$1" route show proto "$2" | wc -l; }
+
+check_count() {
+    local got
+    got=$(count_routes "$1" "$2")
+    if [[ $got -ne $N ]]; then
+        echo "$3: $got routes in the table, expected $N" >&2
+        exit 1
+    fi
+}
+
+now() { date +%s.%N; }
+
+# Prefixes in the main FIB trie (it holds the local table too).
+fib_prefixes() {
+    ip netns exec "$1" awk '/^Main:/ {m = 1} m && /Prefixes:/ {print $2; exit}' /proc/net/fib_triestat
+}
+
+declare -a NAMES SECONDS_TAKEN
+
+# ours, both ACK modes
+for ack in last every; do
+    fresh_ns "ours-$ack"
+    out=$(ip netns exec "$PREFIX-ours-$ack" "$BIN" install "$N" "$KIND" "$ack")
+    echo "ours ($ack): $out" | sed 's/^/  /' >&2
+    check_count "$PREFIX-ours-$ack" 98 "ours ($ack)"
+    NAMES+=("ours, batched netlink (ACK: $ack)")
+    SECONDS_TAKEN+=("$(awk '/^install/ {print $2}' <<<"$out")")
+done
+
+# ip -batch
+fresh_ns ipbatch
+"$BIN" ip-batch "$N" "$KIND" >"$WORK/routes.batch"
+t0=$(now)
+ip -n "$PREFIX-ipbatch" -batch "$WORK/routes.batch"
+t1=$(now)
+check_count "$PREFIX-ipbatch" 98 "ip -batch"
+NAMES+=("ip -batch")
+SECONDS_TAKEN+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+
+# BIRD 2
+if command -v bird >/dev/null && command -v birdc >/dev/null; then
+    fresh_ns bird
+    {
+        echo "router id 10.66.0.5;"
+        echo "protocol device {}"
+        echo "protocol kernel kernfib { ipv4 { export all; import none; }; }"
+        echo "protocol static pods { ipv4;"
+        "$BIN" bird "$N" "$KIND"
+        echo "}"
+    } >"$WORK/bird.conf"
+    # BIRD counts a route as exported before its kernel protocol writes it,
+    # so the end is when the kernel holds them all: the FIB trie's prefix
+    # count, which the kernel keeps without walking the table.
+    base=$(fib_prefixes "$PREFIX-bird")
+    t0=$(now)
+    ip netns exec "$PREFIX-bird" bird -c "$WORK/bird.conf" -s "$WORK/bird.ctl" -P "$WORK/bird.pid"
+    until (($(fib_prefixes "$PREFIX-bird") >= base + N)); do
+        sleep 0.01
+    done
+    t1=$(now)
+    check_count "$PREFIX-bird" bird "BIRD"
+    NAMES+=("BIRD $(bird --version 2>&1 | awk '{print $3}') static + kernel protocol")
+    SECONDS_TAKEN+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+else
+    echo "  bird not installed (apt-get install bird2): BIRD row skipped" >&2
+fi
+
+ours=${SECONDS_TAKEN[0]}
+echo
+echo "$N IPv4 /26 routes ($KIND) into an empty main table, $(uname -r), $(nproc) cores"
+printf '| %-45s | %8s | %10s | %16s |\n' method seconds routes/s "time vs ours"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..47})" "----------" "------------" "------------------"
+for i in "${!NAMES[@]}"; do
+    s=${SECONDS_TAKEN[$i]}
+    printf '| %-45s | %8s | %10s | %16s |\n' "${NAMES[$i]}" "$s" \
+        "$(awk -v n="$N" -v s="$s" 'BEGIN {printf "%.0f", n / s}')" \
+        "$(awk -v o="$ours" -v s="$s" 'BEGIN {printf "%.2fx", s / o}')"
+done

@@ -1,0 +1,302 @@
+//! Converge the kernel's routes of our protocol onto the plan.
+//!
+//! One pass ([`Fib::reconcile`]): dump the links and the routes, keep the
+//! main-table routes with our protocol, diff them against the desired set,
+//! and send only the difference in batches:
+//!
+//! - a destination we want and the kernel lacks: `RTM_NEWROUTE`
+//!   (`NLM_F_CREATE | NLM_F_REPLACE`), counted as added;
+//! - a destination whose route differs (another gateway, device, flag or
+//!   MTU, or a route type we never write): the same request, which replaces
+//!   it in place, counted as replaced;
+//! - a route of ours the plan does not hold, or a second route of ours for
+//!   a planned destination at another metric: `RTM_DELROUTE`, counted as
+//!   deleted;
+//! - a planned destination held (at our metric) by a route of another
+//!   protocol is reported as `EEXIST` and not sent: a replace would
+//!   overwrite that route, and routes of other protocols are never ours;
+//! - everything else is left alone, counted as unchanged: a restart with
+//!   the same plan sends nothing at all.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+
+use ipnetwork::IpNetwork;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::route::RouteMessage;
+
+use super::batch::{AckMode, Netlink, RouteErrno, RouteError, RouteOp};
+use super::messages::{
+    self, DEFAULT_PROTOCOL, KernelRoute, Links, MAIN_TABLE, RouteShape, default_priority,
+};
+use crate::planner::DesiredRoute;
+
+/// What one reconcile pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileStats {
+    /// Routes installed where there was none.
+    pub added: usize,
+    /// Routes of ours rewritten because they differed from the plan.
+    pub replaced: usize,
+    /// Routes of ours removed.
+    pub deleted: usize,
+    /// Routes already right, not touched.
+    pub unchanged: usize,
+    /// Requests that failed (see [`Reconciled::errors`]).
+    pub errors: usize,
+}
+
+/// The outcome of [`Fib::reconcile`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Counts.
+    pub stats: ReconcileStats,
+    /// One error per failed route; the others were applied.
+    pub errors: Vec<RouteError>,
+}
+
+/// The routes of one protocol in the main table of the current network
+/// namespace.
+#[derive(Debug)]
+pub struct Fib {
+    netlink: Netlink,
+    protocol: u8,
+}
+
+/// A route's key in its table, as far as we compare: destination and
+/// metric.
+type RouteKey = (IpNetwork, u32);
+
+/// One planned change.
+struct Change {
+    op: RouteOp,
+    message: RouteNetlinkMessage,
+    /// Rendered only when the change fails.
+    route: Route,
+}
+
+enum Route {
+    Desired(usize),
+    Kernel(KernelRoute),
+}
+
+impl Fib {
+    /// Opens a netlink socket in the current network namespace, owning the
+    /// routes of protocol `protocol` ([`DEFAULT_PROTOCOL`] unless
+    /// configured otherwise).
+    ///
+    /// # Errors
+    /// When the netlink socket cannot be opened.
+    pub fn open(protocol: u8) -> io::Result<Self> {
+        Ok(Self {
+            netlink: Netlink::open()?,
+            protocol,
+        })
+    }
+
+    /// Opens with [`DEFAULT_PROTOCOL`].
+    ///
+    /// # Errors
+    /// As [`Fib::open`].
+    pub fn open_default() -> io::Result<Self> {
+        Self::open(DEFAULT_PROTOCOL)
+    }
+
+    /// Sets which batched requests ask for an ACK ([`AckMode`]).
+    pub fn set_ack_mode(&mut self, mode: AckMode) {
+        self.netlink.set_ack_mode(mode);
+    }
+
+    /// The protocol number this FIB owns.
+    pub fn protocol(&self) -> u8 {
+        self.protocol
+    }
+
+    /// The interfaces (`ip link show`).
+    ///
+    /// # Errors
+    /// When the dump fails.
+    pub fn links(&mut self) -> io::Result<Links> {
+        let messages = self
+            .netlink
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+        Ok(Links::from_messages(messages.iter().filter_map(
+            |m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(link),
+                _ => None,
+            },
+        )))
+    }
+
+    /// Our routes in the main table (`ip route show table main proto 98`,
+    /// IPv4 and IPv6).
+    ///
+    /// # Errors
+    /// When the dump fails.
+    pub fn installed(&mut self) -> io::Result<Vec<KernelRoute>> {
+        Ok(self.scan()?.0)
+    }
+
+    /// Our main-table routes, and the keys (destination, metric) of the
+    /// main-table routes of every other protocol.
+    fn scan(&mut self) -> io::Result<(Vec<KernelRoute>, HashSet<RouteKey>)> {
+        // AF_UNSPEC: every family in one dump.
+        let messages = self
+            .netlink
+            .dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))?;
+        let mut ours = Vec::new();
+        let mut others = HashSet::new();
+        for message in &messages {
+            let RouteNetlinkMessage::NewRoute(route) = message else {
+                continue;
+            };
+            if let Some(route) = KernelRoute::parse(route, self.protocol, MAIN_TABLE) {
+                ours.push(route);
+            } else if messages::route_table(route) == u32::from(MAIN_TABLE) {
+                let protocol = u8::from(route.header.protocol);
+                if let Some(other) = KernelRoute::parse(route, protocol, MAIN_TABLE) {
+                    others.insert((other.dst, other.priority));
+                }
+            }
+        }
+        Ok((ours, others))
+    }
+
+    /// Makes the kernel's routes of our protocol exactly `desired`, touching
+    /// only what differs. When two desired routes share a destination, the
+    /// last one wins.
+    ///
+    /// A route that cannot be applied (its device is missing, the kernel
+    /// refuses it) is reported in [`Reconciled::errors`]; the rest of the
+    /// plan is applied regardless.
+    ///
+    /// # Errors
+    /// Only when netlink itself fails (the socket, a dump, lost replies).
+    pub fn reconcile(&mut self, desired: &[DesiredRoute]) -> io::Result<Reconciled> {
+        let links = self.links()?;
+        let mut installed: HashMap<IpNetwork, Vec<KernelRoute>> = HashMap::new();
+        let (ours, others) = self.scan()?;
+        for route in ours {
+            installed.entry(route.dst).or_default().push(route);
+        }
+        let wanted: BTreeMap<IpNetwork, usize> = desired
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.dst, i))
+            .collect();
+
+        let mut out = Reconciled::default();
+        let mut changes = Vec::new();
+        let mut deletes = Vec::new();
+        for (dst, &index) in &wanted {
+            let current = installed.remove(dst).unwrap_or_default();
+            let op = if current.is_empty() {
+                RouteOp::Add
+            } else {
+                RouteOp::Replace
+            };
+            let shape = match RouteShape::of(&desired[index].kind, &links) {
+                Ok(shape) => shape,
+                Err(_missing_device) => {
+                    // What the kernel would answer for an unknown ifindex;
+                    // the route is reported, not sent.
+                    out.errors.push(RouteError {
+                        op,
+                        route: desired[index].to_string(),
+                        errno: RouteErrno::NoDevice,
+                    });
+                    // A stale route of ours for this destination stays until
+                    // the device is back: deleting it would not help.
+                    continue;
+                }
+            };
+            let priority = default_priority(dst);
+            if current.is_empty() && others.contains(&(*dst, priority)) {
+                // Another protocol's route holds this key (destination and
+                // metric; the kernel's key has no protocol), and a replace
+                // would overwrite it: it is not ours to touch.
+                out.errors.push(RouteError {
+                    op,
+                    route: desired[index].to_string(),
+                    errno: RouteErrno::Exists,
+                });
+                continue;
+            }
+            let keep = current
+                .iter()
+                .position(|k| k.shape == shape && k.priority == priority && k.tos == 0);
+            for (i, route) in current.into_iter().enumerate() {
+                // The one we keep, and the one at our metric that the
+                // replace below overwrites in place, stay.
+                if Some(i) == keep
+                    || (keep.is_none() && route.priority == priority && route.tos == 0)
+                {
+                    continue;
+                }
+                deletes.push(route);
+            }
+            if keep.is_some() {
+                out.stats.unchanged += 1;
+            } else {
+                changes.push(Change {
+                    op,
+                    message: RouteNetlinkMessage::NewRoute(messages::new_route(
+                        dst,
+                        &shape,
+                        self.protocol,
+                    )),
+                    route: Route::Desired(index),
+                });
+            }
+        }
+        deletes.extend(installed.into_values().flatten());
+        changes.extend(deletes.into_iter().map(|route| Change {
+            op: RouteOp::Delete,
+            message: RouteNetlinkMessage::DelRoute(messages::del_route(&route, self.protocol)),
+            route: Route::Kernel(route),
+        }));
+
+        let mut routes = Vec::with_capacity(changes.len());
+        let requests = changes
+            .into_iter()
+            .enumerate()
+            .map(|(i, change)| {
+                let flags = match change.op {
+                    RouteOp::Add | RouteOp::Replace => NLM_F_CREATE | NLM_F_REPLACE,
+                    RouteOp::Delete => 0,
+                };
+                routes.push((change.op, change.route));
+                (change.message, flags, i)
+            })
+            .collect::<Vec<_>>();
+        let failures = self.netlink.execute(requests)?;
+
+        let mut failed = vec![false; routes.len()];
+        for (i, errno) in failures {
+            failed[i] = true;
+            let (op, route) = &routes[i];
+            out.errors.push(RouteError {
+                op: *op,
+                route: match route {
+                    Route::Desired(index) => desired[*index].to_string(),
+                    Route::Kernel(k) => k.display(&links).to_string(),
+                },
+                errno,
+            });
+        }
+        for ((op, _), failed) in routes.iter().zip(failed) {
+            if failed {
+                continue;
+            }
+            match op {
+                RouteOp::Add => out.stats.added += 1,
+                RouteOp::Replace => out.stats.replaced += 1,
+                RouteOp::Delete => out.stats.deleted += 1,
+            }
+        }
+        out.stats.errors = out.errors.len();
+        Ok(out)
+    }
+}
