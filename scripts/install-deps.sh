@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # Debian packages the tests use: real BGP peers for the interop tests
-# (BIRD 2, GoBGP, ExaBGP) and iproute2 for the namespaces.
-packages=(bird2 gobgpd exabgp iproute2)
+# (BIRD 2, GoBGP, ExaBGP), iproute2 for the namespaces, ping and python3
+# for the IPIP data-plane tests.
+packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,176 @@
+//! The system calls of the userspace data plane: a TUN device by name, its
+//! interface flags, and the raw IP-protocol-4 socket.
+//!
+//! All of the crate's `unsafe` lives here, one `// SAFETY:` line per block.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::packet::PROTO_IPIP;
+
+/// An `ifreq` whose name is `name`, the rest zeroed.
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("interface name {name:?} must be 1 to 15 bytes without NUL"),
+        ));
+    }
+    // SAFETY: `ifreq` is a plain C struct (a byte array and a union of
+    // integers, addresses and a pointer); all zero bytes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in req.ifr_name.iter_mut().zip(bytes) {
+        *slot = *byte as libc::c_char;
+    }
+    Ok(req)
+}
+
+/// Opens (creating it if needed) the TUN device `name` in IFF_TUN |
+/// IFF_NO_PI mode: each read yields one bare IP packet, each write takes one.
+/// The file is non-blocking. Equivalent of `ip tuntap add NAME mode tun`,
+/// except the device lives only as long as the file.
+pub fn open_tun(name: &str) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a live,
+    // initialised `ifreq` and the fd is the open /dev/net/tun file.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// Sets IFF_UP on the interface `name` (`ip link set NAME up`).
+pub fn set_link_up(name: &str) -> io::Result<()> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    let mut req = ifreq(name)?;
+    // SAFETY: SIOCGIFFLAGS fills the flags of one `struct ifreq` that `req`
+    // points to; the fd is an open AF_INET socket.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds the flags field.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads one `struct ifreq`; `req` is initialised.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The interface index of `name` (`ip link show NAME`), or `NotFound`.
+pub fn if_index(name: &str) -> io::Result<u32> {
+    let cname = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name holds NUL"))?;
+    // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(index)
+}
+
+/// A non-blocking raw IPv4 socket for IP protocol 4, bound to `local`, with
+/// IP_HDRINCL set: it sends whole outer datagrams built by
+/// [`crate::packet::encapsulate`] and receives whole ones (outer header
+/// included). Works without the kernel's ipip module.
+pub fn raw_ipip_socket(local: Ipv4Addr) -> io::Result<Socket> {
+    let sock = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(PROTO_IPIP))),
+    )?;
+    sock.set_header_included_v4(true)?;
+    sock.set_nonblocking(true)?;
+    sock.set_cloexec(true)?;
+    // Room for bursts: the data plane drains the queue once per wake-up.
+    sock.set_recv_buffer_size(4 << 20)?;
+    sock.set_send_buffer_size(4 << 20)?;
+    sock.bind(&SockAddr::from(SocketAddrV4::new(local, 0)))?;
+    Ok(sock)
+}
+
+/// Registers the TUN file with the tokio reactor (inside a runtime).
+pub fn async_tun(file: File) -> io::Result<tokio::io::unix::AsyncFd<File>> {
+    // SAFETY: a `File` owns its descriptor: it stays open and the same for
+    // the file's whole life, which the `AsyncFd` now owns.
+    unsafe { tokio::io::unix::AsyncFd::register(file) }.map_err(io::Error::from)
+}
+
+/// Registers the raw socket with the tokio reactor (inside a runtime).
+pub fn async_socket(sock: Socket) -> io::Result<tokio::io::unix::AsyncFd<Socket>> {
+    // SAFETY: a `Socket` owns its descriptor: it stays open and the same for
+    // the socket's whole life, which the `AsyncFd` now owns.
+    unsafe { tokio::io::unix::AsyncFd::register(sock) }.map_err(io::Error::from)
+}
+
+/// Receives up to `bufs.len()` datagrams from `sock` in one `recvmmsg`
+/// call, without blocking. Datagram `i` is `bufs[i][..lens[i]]`; a datagram
+/// longer than its buffer comes back truncated, with `lens[i]` set to
+/// `usize::MAX` so the caller can count it. Returns how many arrived, or
+/// `WouldBlock` when none were queued.
+pub fn recv_batch(sock: &Socket, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::Result<usize> {
+    let count = bufs.len().min(lens.len());
+    let mut iovecs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .take(count)
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = iovecs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: `msghdr` is a plain C struct of pointers and integers;
+            // all zero bytes is valid (no name, no control data).
+            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+            hdr.msg_iov = iov;
+            hdr.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: hdr,
+                msg_len: 0,
+            }
+        })
+        .collect();
+    let vlen = libc::c_uint::try_from(headers.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: `headers` holds `vlen` initialised `mmsghdr`s, each pointing at
+    // one `iovec` in `iovecs`, which points at a live buffer of `iov_len`
+    // bytes in `bufs`; all three outlive the call and nothing else touches
+    // them meanwhile. A null timeout is allowed.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            headers.as_mut_ptr(),
+            vlen,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    for (len, hdr) in lens.iter_mut().zip(&headers).take(n) {
+        *len = if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            usize::MAX
+        } else {
+            usize::try_from(hdr.msg_len).unwrap_or(usize::MAX)
+        };
+    }
+    Ok(n)
+}

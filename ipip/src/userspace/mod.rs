@@ -1,0 +1,26 @@
+//! The userspace IPIP data plane, for kernels without the ipip module.
+//!
+//! A TUN device named like the kernel's fallback device (`tunl0`) takes the
+//! place of the kernel tunnel, so routes read the same: `B via NODE dev
+//! tunl0 onlink`. The kernel hands the TUN device bare inner packets
+//! without the gateway, so the data plane keeps its own tunnel table
+//! ([`table`]) learned from those routes ([`routes`]).
+//!
+//! - Egress: TUN → longest-prefix lookup → [`crate::packet::encapsulate`]
+//!   with the node address as outer source → raw IP-protocol-4 socket. A
+//!   too-big datagram with DF gets an ICMP fragmentation-needed, sent back
+//!   to its source from the node address.
+//! - Ingress: raw socket → peer check (route gateways plus configured
+//!   extras; Calico drops IPIP from non-cluster hosts, so do we) →
+//!   [`crate::packet::decapsulate`] → TUN.
+//!
+//! Each direction drains up to [`BATCH`] packets per wake-up. Counters
+//! ([`counters`]) are shared atomics.
+
+pub mod counters;
+mod dataplane;
+pub mod routes;
+pub mod table;
+
+pub use counters::{Counters, DropReason};
+pub use dataplane::{BATCH, Config, Dataplane, Error};

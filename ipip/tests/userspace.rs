@@ -1,0 +1,670 @@
+//! The userspace IPIP data plane between two nodes in different subnets,
+//! in namespaces the tests create (root required):
+//!
+//! ```text
+//! pod-a 10.244.1.2 ── 10.244.1.1 node-a 10.90.1.2 ── 10.90.1.1 router 10.91.1.1 ── 10.91.1.2 node-b 10.244.2.1 ── 10.244.2.2 pod-b
+//!                                tunl0 (ipip-tunnel)                                 tunl0 (ipip-tunnel)
+//! ```
+//!
+//! Each node runs `ipip-tunnel` and routes the other pod subnet `via
+//! OTHER_NODE dev tunl0 onlink`, as Calico does across subnets.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const NODE_A: &str = "10.90.1.2";
+const NODE_B: &str = "10.91.1.2";
+const ROUTER_A: &str = "10.90.1.1";
+const POD_A: &str = "10.244.1.2";
+const POD_B: &str = "10.244.2.2";
+
+fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "NOT ROOT: the userspace IPIP namespace tests create network namespaces, \
+         TUN devices and raw sockets and must run as root (CI runs them as root)"
+    );
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+fn must(args: &[&str]) {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One running `ipip-tunnel`, its stdout going to a file.
+struct Tunnel {
+    child: Child,
+    log: PathBuf,
+    reports: usize,
+}
+
+impl Tunnel {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asks for the counters (SIGUSR1) and parses the report.
+    fn counters(&mut self) -> HashMap<String, u64> {
+        self.reports += 1;
+        must(&["kill", "-USR1", &self.child.id().to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.log_text();
+            let blocks: Vec<&str> = text.split("--\n").collect();
+            // Complete reports are followed by a "--" line.
+            if blocks.len() > self.reports {
+                let block = blocks[self.reports - 1];
+                return block
+                    .lines()
+                    .filter_map(|l| {
+                        let (k, v) = l.split_once(' ')?;
+                        Some((k.to_string(), v.parse().ok()?))
+                    })
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no counter report after SIGUSR1; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The namespaces and processes of one test; everything is removed on drop,
+/// whichever way the test ends.
+struct Lab {
+    tag: String,
+    dir: PathBuf,
+    namespaces: Vec<String>,
+    tunnels: Vec<Tunnel>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for t in &mut self.tunnels {
+            let _ = t.child.kill();
+            let _ = t.child.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+static LABS: AtomicUsize = AtomicUsize::new(0);
+
+impl Lab {
+    fn ns(&self, which: &str) -> String {
+        format!("{}-{which}", self.tag)
+    }
+
+    /// Runs `args` inside namespace `which`.
+    fn exec(&self, which: &str, args: &[&str]) -> Output {
+        let ns = self.ns(which);
+        let mut full = vec!["ip", "netns", "exec", &ns];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+
+    fn must(&self, which: &str, args: &[&str]) {
+        let out = self.exec(which, args);
+        assert!(
+            out.status.success(),
+            "in {which}: {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Builds the topology and starts both tunnels with `--mtu mtu`.
+    fn new(mtu: u16) -> Lab {
+        require_root();
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("ipipu{}x{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&tag);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut lab = Lab {
+            tag,
+            dir,
+            namespaces: Vec::new(),
+            tunnels: Vec::new(),
+        };
+        for which in ["router", "node-a", "node-b", "pod-a", "pod-b"] {
+            let ns = lab.ns(which);
+            must(&["ip", "netns", "add", &ns]);
+            lab.namespaces.push(ns);
+            lab.must(which, &["ip", "link", "set", "lo", "up"]);
+        }
+        let (r, na, nb, pa, pb) = (
+            lab.ns("router"),
+            lab.ns("node-a"),
+            lab.ns("node-b"),
+            lab.ns("pod-a"),
+            lab.ns("pod-b"),
+        );
+        // Underlay: two subnets joined by the router.
+        must(&[
+            "ip", "-n", &na, "link", "add", "eth0", "type", "veth", "peer", "name", "to-a",
+            "netns", &r,
+        ]);
+        must(&[
+            "ip", "-n", &nb, "link", "add", "eth0", "type", "veth", "peer", "name", "to-b",
+            "netns", &r,
+        ]);
+        // Pods, each behind its node.
+        must(&[
+            "ip", "-n", &pa, "link", "add", "eth0", "type", "veth", "peer", "name", "cali-a",
+            "netns", &na,
+        ]);
+        must(&[
+            "ip", "-n", &pb, "link", "add", "eth0", "type", "veth", "peer", "name", "cali-b",
+            "netns", &nb,
+        ]);
+        let cmds: &[(&str, &[&str])] = &[
+            (
+                "router",
+                &["ip", "addr", "add", "10.90.1.1/24", "dev", "to-a"],
+            ),
+            (
+                "router",
+                &["ip", "addr", "add", "10.91.1.1/24", "dev", "to-b"],
+            ),
+            ("router", &["ip", "link", "set", "to-a", "up"]),
+            ("router", &["ip", "link", "set", "to-b", "up"]),
+            ("router", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
+            (
+                "node-a",
+                &["ip", "addr", "add", "10.90.1.2/24", "dev", "eth0"],
+            ),
+            ("node-a", &["ip", "link", "set", "eth0", "up"]),
+            (
+                "node-a",
+                &["ip", "route", "add", "default", "via", "10.90.1.1"],
+            ),
+            (
+                "node-a",
+                &["ip", "addr", "add", "10.244.1.1/24", "dev", "cali-a"],
+            ),
+            ("node-a", &["ip", "link", "set", "cali-a", "up"]),
+            ("node-a", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
+            // Strict reverse-path filtering, as on many hosts: decapsulated
+            // packets must arrive on the device their source routes through.
+            (
+                "node-a",
+                &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
+            ),
+            (
+                "node-b",
+                &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
+            ),
+            (
+                "node-b",
+                &["ip", "addr", "add", "10.91.1.2/24", "dev", "eth0"],
+            ),
+            ("node-b", &["ip", "link", "set", "eth0", "up"]),
+            (
+                "node-b",
+                &["ip", "route", "add", "default", "via", "10.91.1.1"],
+            ),
+            (
+                "node-b",
+                &["ip", "addr", "add", "10.244.2.1/24", "dev", "cali-b"],
+            ),
+            ("node-b", &["ip", "link", "set", "cali-b", "up"]),
+            ("node-b", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
+            (
+                "pod-a",
+                &["ip", "addr", "add", "10.244.1.2/24", "dev", "eth0"],
+            ),
+            ("pod-a", &["ip", "link", "set", "eth0", "up"]),
+            (
+                "pod-a",
+                &["ip", "route", "add", "default", "via", "10.244.1.1"],
+            ),
+            (
+                "pod-b",
+                &["ip", "addr", "add", "10.244.2.2/24", "dev", "eth0"],
+            ),
+            ("pod-b", &["ip", "link", "set", "eth0", "up"]),
+            (
+                "pod-b",
+                &["ip", "route", "add", "default", "via", "10.244.2.1"],
+            ),
+        ];
+        for (which, args) in cmds {
+            lab.must(which, args);
+        }
+        let mtu = mtu.to_string();
+        assert_eq!(lab.start_tunnel("node-a", NODE_A, &mtu), 0);
+        assert_eq!(lab.start_tunnel("node-b", NODE_B, &mtu), 1);
+        // Routes installed after the tunnels start: the data plane learns
+        // them from route notifications.
+        lab.must(
+            "node-a",
+            &[
+                "ip",
+                "route",
+                "add",
+                "10.244.2.0/24",
+                "via",
+                NODE_B,
+                "dev",
+                "tunl0",
+                "onlink",
+            ],
+        );
+        lab.must(
+            "node-b",
+            &[
+                "ip",
+                "route",
+                "add",
+                "10.244.1.0/24",
+                "via",
+                NODE_A,
+                "dev",
+                "tunl0",
+                "onlink",
+            ],
+        );
+        for t in 0..2 {
+            lab.wait_for_routes(t, 1);
+        }
+        lab
+    }
+
+    /// Starts `ipip-tunnel` in `which` and returns its index in `tunnels`.
+    fn start_tunnel(&mut self, which: &str, local: &str, mtu: &str) -> usize {
+        let index = self.tunnels.len();
+        let log = self.dir.join(format!("{which}-{index}.log"));
+        let err = self.dir.join(format!("{which}-{index}.err"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(which)])
+            .arg(env!("CARGO_BIN_EXE_ipip-tunnel"))
+            .args(["--device", "tunl0", "--local", local, "--mtu", mtu])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(std::fs::File::create(&err).expect("err file"))
+            .spawn()
+            .expect("spawn ipip-tunnel");
+        self.tunnels.push(Tunnel {
+            child,
+            log,
+            reports: 0,
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let t = self.tunnels.last_mut().expect("just pushed");
+        while !t.log_text().contains("ready") {
+            if let Ok(Some(status)) = t.child.try_wait() {
+                panic!(
+                    "ipip-tunnel in {which} exited with {status}: {}",
+                    std::fs::read_to_string(&err).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ipip-tunnel in {which} never got ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        index
+    }
+
+    /// Stops tunnel `index` with SIGTERM and returns its final report.
+    fn stop_tunnel(&mut self, index: usize) -> String {
+        let t = &mut self.tunnels[index];
+        must(&["kill", "-TERM", &t.child.id().to_string()]);
+        let status = t.child.wait().expect("wait for ipip-tunnel");
+        assert!(
+            status.success(),
+            "ipip-tunnel exited with {status} on SIGTERM"
+        );
+        t.log_text()
+    }
+
+    fn wait_for_routes(&mut self, tunnel: usize, routes: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let c = self.tunnels[tunnel].counters();
+            if c.get("routes") == Some(&routes) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tunnel {tunnel} never learned its route: {c:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn pods_ping_each_other_through_userspace_tunnels() {
+    let mut lab = Lab::new(1500);
+    lab.must("pod-a", &["ping", "-c", "3", "-i", "0.2", "-W", "2", POD_B]);
+    lab.must("pod-b", &["ping", "-c", "3", "-i", "0.2", "-W", "2", POD_A]);
+    let a = lab.tunnels[0].counters();
+    let b = lab.tunnels[1].counters();
+    assert!(
+        a["tx_packets"] >= 6 && a["rx_packets"] >= 6,
+        "node-a counters: {a:?}"
+    );
+    assert!(
+        b["tx_packets"] >= 6 && b["rx_packets"] >= 6,
+        "node-b counters: {b:?}"
+    );
+    assert_eq!(a["drop_unknown_peer"], 0, "{a:?}");
+}
+
+const RECEIVER: &str = r#"
+import hashlib, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5001)); s.listen(1); s.settimeout(30)
+print("listening", flush=True)
+c, _ = s.accept(); c.settimeout(30)
+h = hashlib.sha256(); n = 0
+while True:
+    d = c.recv(1 << 16)
+    if not d: break
+    h.update(d); n += len(d)
+print(n, h.hexdigest(), flush=True)
+"#;
+
+const SENDER: &str = r#"
+import hashlib, random, socket, sys, time
+data = random.Random(2003).randbytes(10 * 1024 * 1024 + 12345)
+for _ in range(100):
+    try:
+        c = socket.create_connection((sys.argv[1], 5001), timeout=30); break
+    except OSError:
+        time.sleep(0.1)
+c.sendall(data); c.close()
+print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
+"#;
+
+#[test]
+fn tcp_transfer_of_10_mb_between_pods_arrives_intact() {
+    let mut lab = Lab::new(1500);
+    let mut receiver = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("pod-b"), "python3", "-c", RECEIVER])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn receiver");
+    let sent = lab.exec("pod-a", &["python3", "-c", SENDER, POD_B]);
+    let received = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while receiver.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = receiver.kill();
+        receiver.wait_with_output().expect("receiver output")
+    };
+    let sent_line = String::from_utf8_lossy(&sent.stdout).trim().to_string();
+    let received_text = String::from_utf8_lossy(&received.stdout);
+    let received_line = received_text.lines().last().unwrap_or_default().trim();
+    assert!(
+        sent.status.success() && sent_line.starts_with("10498105 "),
+        "sender failed: {sent_line} {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert_eq!(
+        received_line,
+        sent_line,
+        "receiver got different bytes; receiver stderr: {}",
+        String::from_utf8_lossy(&received.stderr)
+    );
+    // It went through the tunnel, not around it.
+    let a = lab.tunnels[0].counters();
+    assert!(a["tx_bytes"] >= 10_498_105, "node-a counters: {a:?}");
+}
+
+#[test]
+fn ipip_from_a_non_peer_is_dropped_and_counted() {
+    let mut lab = Lab::new(1500);
+    let before = lab.tunnels[0].counters();
+    // The router is on node-a's subnet but is no tunnel peer. It sends a
+    // well-formed IPIP packet (the kernel adds the outer header, protocol
+    // 4) whose inner ICMP echo is addressed to pod-a.
+    let script = format!(
+        r#"
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+icmp = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"stranger"
+icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 7, 0, 64, 1, 0,
+                  socket.inet_aton("10.244.9.9"), socket.inet_aton("{POD_A}"))
+hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4)
+s.sendto(hdr + icmp, ("{NODE_A}", 0))
+"#
+    );
+    lab.must("router", &["python3", "-c", &script]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let after = lab.tunnels[0].counters();
+        if after["drop_unknown_peer"] == before["drop_unknown_peer"] + 1 {
+            assert_eq!(after["rx_packets"], before["rx_packets"], "{after:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "packet from non-peer {ROUTER_A} not counted: {after:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn too_big_df_packet_gets_fragmentation_needed_with_tunnel_mtu() {
+    let mut lab = Lab::new(1500);
+    // Without DF a 1500-byte datagram goes through: the tunnel fragments the
+    // outer datagram and node-b's kernel reassembles it (RFC 2003 §5.1).
+    // First, before the pod learns the path MTU and fragments it itself.
+    lab.must(
+        "pod-a",
+        &[
+            "ping", "-M", "dont", "-s", "1472", "-c", "1", "-W", "2", POD_B,
+        ],
+    );
+    // 1472 + 28 = a 1500-byte inner datagram with DF; with the outer header
+    // it is 1520, over the 1500 underlay MTU: the tunnel answers with the
+    // inner MTU 1480.
+    let out = lab.exec(
+        "pod-a",
+        &[
+            "ping", "-M", "do", "-s", "1472", "-c", "2", "-i", "0.3", "-W", "1", POD_B,
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "too-big DF ping went through: {text}"
+    );
+    assert!(
+        text.contains("mtu = 1480") || text.contains("mtu=1480"),
+        "no fragmentation-needed with MTU 1480 reached the pod: {text}"
+    );
+    let c = lab.tunnels[0].counters();
+    assert!(c["icmp_frag_needed"] >= 1, "{c:?}");
+    // A datagram that fits passes with DF.
+    lab.must(
+        "pod-a",
+        &[
+            "ping", "-M", "do", "-s", "1452", "-c", "1", "-W", "2", POD_B,
+        ],
+    );
+}
+
+/// Prints outer and inner addresses of the first two IP-protocol-4 packets
+/// seen on an interface (an AF_PACKET capture, so no tshark is needed).
+const CAPTURE: &str = r#"
+import socket, sys
+# ETH_P_ALL: protocol-specific packet sockets do not see outgoing frames.
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((sys.argv[1], 0)); s.settimeout(10)
+print("capturing", flush=True)
+seen = 0
+while seen < 2:
+    frame = s.recv(65535)
+    ip = frame[14:]
+    if frame[12:14] == b"\x08\x00" and ip[9] == 4:
+        inner = ip[(ip[0] & 15) * 4:]
+        a = lambda b: socket.inet_ntoa(b[12:16]) + ">" + socket.inet_ntoa(b[16:20])
+        print("outer", a(ip), "inner", a(inner), "inner_proto", inner[9], flush=True)
+        seen += 1
+"#;
+
+#[test]
+fn underlay_carries_protocol_4_with_node_addresses_outside_and_pod_addresses_inside() {
+    use std::io::BufRead;
+    let lab = Lab::new(1500);
+    let mut capture = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("router"),
+            "python3",
+            "-c",
+            CAPTURE,
+            "to-b",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn capture");
+    let mut stdout = std::io::BufReader::new(capture.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("capture output");
+    assert_eq!(line.trim(), "capturing", "capture did not start");
+    lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
+    // The echo request and its reply, in whatever order the capture saw
+    // them.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        line.clear();
+        stdout.read_line(&mut line).expect("capture output");
+        seen.push(line.trim().to_string());
+    }
+    let _ = capture.kill();
+    let _ = capture.wait();
+    seen.sort();
+    let mut want = vec![
+        format!("outer {NODE_A}>{NODE_B} inner {POD_A}>{POD_B} inner_proto 1"),
+        format!("outer {NODE_B}>{NODE_A} inner {POD_B}>{POD_A} inner_proto 1"),
+    ];
+    want.sort();
+    assert_eq!(seen, want, "unexpected packets on the underlay");
+}
+
+#[test]
+fn deleting_the_tunnel_route_stops_forwarding_and_counts_no_route() {
+    let mut lab = Lab::new(1500);
+    lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
+    // A route to the whole pod range through tunl0 without a gateway:
+    // the kernel still sends into the TUN device, the tunnel has no
+    // outer destination for it.
+    lab.must(
+        "node-a",
+        &["ip", "route", "add", "10.244.0.0/16", "dev", "tunl0"],
+    );
+    lab.must("node-a", &["ip", "route", "del", "10.244.2.0/24"]);
+    lab.wait_for_routes(0, 0);
+    let out = lab.exec("pod-a", &["ping", "-c", "1", "-W", "1", POD_B]);
+    assert!(!out.status.success(), "ping passed without a tunnel route");
+    let c = lab.tunnels[0].counters();
+    assert!(c["drop_no_route"] >= 1, "{c:?}");
+    // Put back: forwarding resumes from the notification alone.
+    lab.must(
+        "node-a",
+        &[
+            "ip",
+            "route",
+            "add",
+            "10.244.2.0/24",
+            "via",
+            NODE_B,
+            "dev",
+            "tunl0",
+            "onlink",
+        ],
+    );
+    lab.wait_for_routes(0, 1);
+    lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
+}
+
+#[test]
+fn tunnel_rides_over_peer_restart_and_resumes_forwarding() {
+    let mut lab = Lab::new(1500);
+    lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
+    let report = lab.stop_tunnel(1);
+    assert!(
+        report.ends_with("--\n") && report.contains("rx_packets 1\n"),
+        "no final counter report at exit: {report}"
+    );
+    // Node-b has no tunnel now: node-a keeps encapsulating towards it
+    // (node-b's kernel has no IPIP handler and drops them) and must stay up.
+    let before = lab.tunnels[0].counters();
+    let out = lab.exec("pod-a", &["ping", "-c", "2", "-i", "0.3", "-W", "1", POD_B]);
+    assert!(
+        !out.status.success(),
+        "ping passed with node-b's tunnel down"
+    );
+    assert!(
+        lab.tunnels[0].child.try_wait().expect("try_wait").is_none(),
+        "node-a's tunnel died when its peer went away: {}",
+        lab.tunnels[0].log_text()
+    );
+    let a = lab.tunnels[0].counters();
+    assert!(a["tx_packets"] >= before["tx_packets"] + 2, "{a:?}");
+    // The TUN device went away with the process, and its routes with it.
+    let b = lab.start_tunnel("node-b", NODE_B, "1500");
+    lab.must(
+        "node-b",
+        &[
+            "ip",
+            "route",
+            "add",
+            "10.244.1.0/24",
+            "via",
+            NODE_A,
+            "dev",
+            "tunl0",
+            "onlink",
+        ],
+    );
+    lab.wait_for_routes(b, 1);
+    lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
+}
