@@ -9,7 +9,13 @@
 //!   them against the plan and applies only the difference, many netlink
 //!   requests per send, errors matched back to routes by sequence number.
 //!
-//! The daemon binary and its admin API build on these; they are tracked in the route-agent issue.
+//! - [`config`]: the daemon's YAML config, checked rule by rule, with
+//!   errors that name the file, the line and the fix; it builds the BGP
+//!   speaker's config and the planner's inputs.
+//!
+//! The `route-agent` binary (`check-config` so far) builds on these; the
+//! rest of the daemon and its admin API are tracked in the route-agent issue.
 
+pub mod config;
 pub mod fib;
 pub mod planner;

@@ -28,11 +28,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum IpipMode {
     /// Always through the tunnel.
+    #[serde(alias = "Always")]
     Always,
     /// Through the tunnel only when the next hop is in another subnet.
     #[default]
+    #[serde(alias = "CrossSubnet")]
     CrossSubnet,
     /// Never: direct routes only.
+    #[serde(alias = "Never")]
     Never,
 }
 

@@ -1,0 +1,517 @@
+//! The daemon's config file (YAML, kebab-case keys, unknown keys refused).
+//!
+//! `route-agent/examples/node.yaml` is a complete, commented example. The
+//! top-level keys:
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `node` | — | `name` (default `$NODE_NAME`, then the hostname); `address: 10.0.0.5/24` **or** `autodetect: {interface: eth0}` / `autodetect: {can-reach: 10.0.0.1}` (Calico's `interface=` / `can-reach=`) |
+//! | `asn` | 64512 | our AS (Calico's default) |
+//! | `listen-port` | 179 | BGP port, bound on the node address |
+//! | `pools` | — | `- cidr: 10.244.0.0/16` with `ipip-mode: always \| cross-subnet \| never` (default cross-subnet for IPv4, never for IPv6) |
+//! | `blocks` | `[]` | this node's pod blocks, each inside a pool |
+//! | `tunnel` | | `backend: auto \| kernel \| userspace`, `device: tunl0`, `mtu: 0` (= underlay MTU − 20), `address` |
+//! | `mesh` | | `peers`: the other nodes' IPv4 addresses (node-to-node mesh, iBGP); `password` |
+//! | `peers` | `[]` | explicit neighbours: bgp-core's [`PeerConfig`] (`address`, `asn`, `password`, `ttl-security`, `route-reflector-client`, `max-prefixes`, `passive`, `import`, `export`, ...) |
+//! | `graceful-restart` | enabled, 120 s | RFC 4724 |
+//! | `route-protocol` | 98 | the kernel route protocol the agent owns |
+//! | `admin` | `listen: 127.0.0.1:9179` | the admin HTTP listener |
+//!
+//! [`Config::parse`] checks the shape (errors carry `FILE:LINE:COL`) and
+//! then every semantic rule (errors carry `FILE:`), collecting all
+//! problems at once.
+
+mod detect;
+mod error;
+mod text;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use bgp_core::speaker::{GracefulRestart, ListenConfig, PeerConfig, SpeakerConfig};
+use ipnetwork::{IpNetwork, Ipv4Network};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::planner::{IpipMode, LocalNode, Pool};
+
+pub use detect::{DetectError, InterfaceAddress, detect_address};
+pub use error::{ConfigError, ModeName, PeerList, Problem, Warning};
+
+/// Calico's default AS.
+pub const DEFAULT_ASN: u32 = 64512;
+/// The BGP port.
+pub const DEFAULT_BGP_PORT: u16 = 179;
+/// RFC 4724 restart time used by BIRD and Calico.
+pub const DEFAULT_RESTART_TIME: u16 = 120;
+/// The kernel route protocol the agent owns unless configured otherwise
+/// (`crate::fib::DEFAULT_PROTOCOL`).
+pub const DEFAULT_ROUTE_PROTOCOL: u8 = crate::fib::DEFAULT_PROTOCOL;
+/// The admin listener's default port. 9179: not taken by Calico
+/// (9091–9099), kube-router (20244), MetalLB (7472/7473) or Cilium
+/// (9962–9965, 9879), and it echoes BGP's 179.
+pub const DEFAULT_ADMIN_PORT: u16 = 9179;
+/// IPIP's outer IPv4 header.
+pub const IPIP_OVERHEAD: u32 = 20;
+
+/// The whole config file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub node: NodeConfig,
+    /// Our AS.
+    #[serde(default = "default_asn")]
+    pub asn: u32,
+    /// The BGP port, bound on the node address.
+    #[serde(default = "default_bgp_port")]
+    pub listen_port: u16,
+    /// The cluster's IP pools.
+    #[serde(default)]
+    pub pools: Vec<PoolSpec>,
+    /// This node's pod blocks.
+    #[serde(default, deserialize_with = "text::cidrs")]
+    pub blocks: Vec<IpNetwork>,
+    /// The IPIP tunnel.
+    #[serde(default)]
+    pub tunnel: TunnelConfig,
+    /// The node-to-node mesh.
+    #[serde(default)]
+    pub mesh: MeshConfig,
+    /// Explicit neighbours (route reflectors, ToRs, ...).
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Graceful restart.
+    #[serde(default)]
+    pub graceful_restart: GracefulRestartConfig,
+    /// The kernel route protocol number the agent owns.
+    #[serde(default = "default_route_protocol")]
+    pub route_protocol: u8,
+    /// The admin HTTP listener.
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+fn default_asn() -> u32 {
+    DEFAULT_ASN
+}
+fn default_bgp_port() -> u16 {
+    DEFAULT_BGP_PORT
+}
+fn default_route_protocol() -> u8 {
+    DEFAULT_ROUTE_PROTOCOL
+}
+fn default_true() -> bool {
+    true
+}
+fn default_restart_time() -> u16 {
+    DEFAULT_RESTART_TIME
+}
+fn default_device() -> String {
+    "tunl0".to_owned()
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_ADMIN_PORT))
+}
+
+/// This node's identity and address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The Kubernetes node name; see [`resolve_node_name`].
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The node's IPv4 address with its interface's prefix length
+    /// (`10.0.0.5/24`); the prefix is the CrossSubnet test, so it is
+    /// required.
+    #[serde(default, deserialize_with = "node_address")]
+    pub address: Option<Ipv4Network>,
+    /// Find the address at start instead.
+    #[serde(default)]
+    pub autodetect: Option<Autodetect>,
+}
+
+/// How to find the node address (Calico `IP_AUTODETECTION_METHOD`),
+/// written `{interface: eth0}` or `{can-reach: 10.0.0.1}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", try_from = "AutodetectSpec")]
+pub enum Autodetect {
+    /// The first IPv4 address on an interface whose name matches this glob
+    /// (`eth0`, `ens*`). Calico's `interface=` takes a regex; a glob covers
+    /// the names in practice without a regex engine.
+    Interface(String),
+    /// The address the kernel would use as source towards this address
+    /// (Calico's `can-reach=`).
+    CanReach(Ipv4Addr),
+}
+
+/// [`Autodetect`] as written: a map with exactly one of the keys.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct AutodetectSpec {
+    #[serde(default)]
+    interface: Option<String>,
+    #[serde(default, deserialize_with = "text::ipv4")]
+    can_reach: Option<Ipv4Addr>,
+}
+
+impl TryFrom<AutodetectSpec> for Autodetect {
+    type Error = String;
+
+    fn try_from(s: AutodetectSpec) -> Result<Autodetect, String> {
+        match (s.interface, s.can_reach) {
+            (Some(i), None) => Ok(Autodetect::Interface(i)),
+            (None, Some(t)) => Ok(Autodetect::CanReach(t)),
+            _ => Err(
+                "autodetect needs exactly one method — write `{interface: eth0}` or `{can-reach: 10.0.0.1}`"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+fn node_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Network>, D::Error> {
+    use serde::de::Error;
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if !s.contains('/') {
+        return Err(D::Error::custom(format!(
+            "`{s}` has no prefix length — write the interface's prefix too, e.g. `{s}/24`: without it every other node would count as off-subnet"
+        )));
+    }
+    s.parse().map(Some).map_err(|e| {
+        D::Error::custom(format!(
+            "`{s}` is not an IPv4 address with prefix length ({e}) — write it as e.g. `10.0.0.5/24`"
+        ))
+    })
+}
+
+/// One IP pool as written: its mode is optional, defaulting by family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PoolSpec {
+    /// The pool.
+    #[serde(deserialize_with = "text::cidr")]
+    pub cidr: IpNetwork,
+    /// `always`, `cross-subnet` or `never` (Calico's `Always`,
+    /// `CrossSubnet`, `Never` are accepted too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipip_mode: Option<IpipMode>,
+}
+
+impl PoolSpec {
+    /// The planner's pool: IPv4 pools default to CrossSubnet, IPv6 pools to
+    /// Never (IPIP is IPv4-only).
+    pub fn pool(&self) -> Pool {
+        let default = match self.cidr {
+            IpNetwork::V4(_) => IpipMode::CrossSubnet,
+            IpNetwork::V6(_) => IpipMode::Never,
+        };
+        Pool {
+            cidr: self.cidr,
+            ipip_mode: self.ipip_mode.unwrap_or(default),
+        }
+    }
+}
+
+/// Which IPIP data plane to drive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TunnelBackend {
+    /// The kernel's tunl0 when the kernel has ipip, else userspace (with a
+    /// warning).
+    #[default]
+    Auto,
+    /// The kernel's ipip module only.
+    Kernel,
+    /// The userspace data plane only.
+    Userspace,
+}
+
+/// The IPIP tunnel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// Which data plane.
+    #[serde(default)]
+    pub backend: TunnelBackend,
+    /// The device (`tunl0`, the kernel's fallback IPIP device).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// MTU of tunnel routes; 0: the underlay MTU − 20 (Calico's `IpInIpMtu`).
+    #[serde(default)]
+    pub mtu: u32,
+    /// The tunnel's own /32 (Calico's `ipv4IPIPTunnelAddr`).
+    #[serde(default, deserialize_with = "text::ipv4")]
+    pub address: Option<Ipv4Addr>,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        TunnelConfig {
+            backend: TunnelBackend::Auto,
+            device: default_device(),
+            mtu: 0,
+            address: None,
+        }
+    }
+}
+
+impl TunnelConfig {
+    /// The MTU of tunnel routes given the underlay's.
+    ///
+    /// ```
+    /// let t = route_agent::config::TunnelConfig::default();
+    /// assert_eq!(t.effective_mtu(1500), 1480);
+    /// ```
+    pub fn effective_mtu(&self, underlay_mtu: u32) -> u32 {
+        if self.mtu == 0 {
+            underlay_mtu.saturating_sub(IPIP_OVERHEAD)
+        } else {
+            self.mtu
+        }
+    }
+}
+
+/// The node-to-node mesh: iBGP to every other node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MeshConfig {
+    /// The other nodes' IPv4 addresses. The node's own address may appear
+    /// when it is autodetected (one file for every node); it is skipped.
+    #[serde(default, deserialize_with = "text::ips")]
+    pub peers: Vec<IpAddr>,
+    /// TCP-MD5 password for every mesh session (Calico's
+    /// `nodeMeshPassword`).
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// Graceful restart (RFC 4724).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GracefulRestartConfig {
+    /// Advertise and honour graceful restart.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds peers keep our routes while we restart.
+    #[serde(default = "default_restart_time")]
+    pub restart_time: u16,
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        GracefulRestartConfig {
+            enabled: true,
+            restart_time: DEFAULT_RESTART_TIME,
+        }
+    }
+}
+
+/// The admin HTTP listener (`/healthz`, `/readyz`, `/metrics`, `/api/v1/*`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where to listen; loopback by default.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+/// Calico's mesh rule: of each pair only one node connects. We are passive
+/// towards (wait for) a peer whose address string compares greater than
+/// ours, so the side with the greater string connects to the lower one
+/// (BIRD `passive on; # Mesh is unidirectional, peer will connect to us.`).
+///
+/// The comparison is on the text, as Calico's confd does (`"10.0.0.10" <
+/// "10.0.0.9"`), so a mixed mesh with Calico nodes agrees on who connects;
+/// a numeric order would leave such pairs both waiting.
+///
+/// ```
+/// use route_agent::config::mesh_peer_is_passive;
+/// let me = "10.0.0.5".parse().unwrap();
+/// assert!(mesh_peer_is_passive(me, "10.0.0.6".parse().unwrap()));
+/// assert!(!mesh_peer_is_passive(me, "10.0.0.10".parse().unwrap()));
+/// ```
+pub fn mesh_peer_is_passive(local: IpAddr, peer: IpAddr) -> bool {
+    peer.to_string() > local.to_string()
+}
+
+/// The node name: the configured one, else `$NODE_NAME`, else the hostname
+/// (kube-router's and Calico's order); empty values count as unset.
+pub fn resolve_node_name(
+    configured: Option<&str>,
+    env: Option<&str>,
+    hostname: Option<&str>,
+) -> Option<String> {
+    [configured, env, hostname]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+impl Config {
+    /// Reads and checks `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Parses and checks `text`, read from `file` (used in messages).
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        // An empty document reads as null and would be reported as a
+        // missing `node`, which hides the real problem.
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Err(ConfigError::Parse {
+                file: file.to_owned(),
+                line: None,
+                column: None,
+                message: "the file is empty".to_owned(),
+                hint: "write a config (see route-agent/examples/node.yaml)".to_owned(),
+            });
+        }
+        let config: Config =
+            yaml_serde::from_str(text).map_err(|e| validate::parse_error(file, text, &e))?;
+        let problems = validate::problems(&config);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Things that work but are probably not meant.
+    pub fn warnings(&self) -> Vec<Warning> {
+        validate::warnings(self)
+    }
+
+    /// The planner's pools.
+    pub fn pools(&self) -> Vec<Pool> {
+        self.pools.iter().map(PoolSpec::pool).collect()
+    }
+
+    /// The graceful-restart setting as the speaker takes it.
+    pub fn graceful_restart(&self) -> Option<GracefulRestart> {
+        self.graceful_restart.enabled.then_some(GracefulRestart {
+            restart_time: self.graceful_restart.restart_time,
+            restarting: false,
+        })
+    }
+
+    /// The BGP side, once the node address is known: router ID = the node
+    /// address, listening on it at `listen-port`, the mesh peers (iBGP from
+    /// the node address, passive per [`mesh_peer_is_passive`], the node's
+    /// own address skipped) followed by the explicit peers.
+    pub fn to_speaker_config(&self, node_ipv4: Ipv4Addr) -> SpeakerConfig {
+        let local = IpAddr::V4(node_ipv4);
+        let mut speaker = SpeakerConfig::new(self.asn, node_ipv4);
+        speaker.listen = Some(ListenConfig {
+            address: local,
+            port: self.listen_port,
+        });
+        speaker.graceful_restart = self.graceful_restart();
+        for &addr in self.mesh.peers.iter().filter(|&&a| a != local) {
+            let mut peer = PeerConfig::new(addr, self.asn);
+            peer.local_address = Some(local);
+            peer.passive = mesh_peer_is_passive(local, addr);
+            peer.password.clone_from(&self.mesh.password);
+            speaker.peers.push(peer);
+        }
+        speaker.peers.extend(self.peers.iter().cloned());
+        speaker
+    }
+
+    /// What the planner needs, once the address, underlay interface and
+    /// its MTU are known.
+    pub fn local_node(&self, ipv4: Ipv4Network, underlay: &str, underlay_mtu: u32) -> LocalNode {
+        LocalNode {
+            ipv4: Some(ipv4),
+            ipv6: None,
+            underlay: underlay.to_owned(),
+            tunnel_device: self.tunnel.device.clone(),
+            tunnel_mtu: self.tunnel.effective_mtu(underlay_mtu),
+            blocks: self.blocks.clone(),
+        }
+    }
+
+    /// One paragraph for `check-config`.
+    pub fn summary(&self, node_name: Option<&str>) -> String {
+        let name = node_name.unwrap_or("(unnamed: set node.name or NODE_NAME)");
+        let address = match (&self.node.address, &self.node.autodetect) {
+            (Some(a), _) => format!("address {a}"),
+            (None, Some(Autodetect::Interface(i))) => format!("address from interface {i}"),
+            (None, Some(Autodetect::CanReach(t))) => format!("address that can reach {t}"),
+            (None, None) => "no address".to_owned(),
+        };
+        let pools: Vec<String> = self
+            .pools()
+            .iter()
+            .map(|p| format!("{} {}", p.cidr, ModeName(p.ipip_mode)))
+            .collect();
+        let mtu = match self.tunnel.mtu {
+            0 => "underlay MTU − 20".to_owned(),
+            m => m.to_string(),
+        };
+        let mesh = match self.node.address {
+            Some(a) => {
+                let me = IpAddr::V4(a.ip());
+                let passive = self
+                    .mesh
+                    .peers
+                    .iter()
+                    .filter(|&&p| mesh_peer_is_passive(me, p))
+                    .count();
+                format!(
+                    "{} mesh peers ({} we connect to, {passive} that connect to us)",
+                    self.mesh.peers.len(),
+                    self.mesh.peers.len() - passive
+                )
+            }
+            None => format!("{} mesh peers", self.mesh.peers.len()),
+        };
+        let backend = match self.tunnel.backend {
+            TunnelBackend::Auto => "auto",
+            TunnelBackend::Kernel => "kernel",
+            TunnelBackend::Userspace => "userspace",
+        };
+        let gr = if self.graceful_restart.enabled {
+            format!("graceful restart {} s", self.graceful_restart.restart_time)
+        } else {
+            "no graceful restart".to_owned()
+        };
+        format!(
+            "node {name}, {address}, AS {}, BGP port {}; {} pool(s) ({}), {} local block(s); tunnel {} ({backend} backend, MTU {mtu}); {mesh} and {} explicit peer(s); {gr}; route protocol {}; admin on {}.",
+            self.asn,
+            self.listen_port,
+            pools.len(),
+            pools.join(", "),
+            self.blocks.len(),
+            self.tunnel.device,
+            self.peers.len(),
+            self.route_protocol,
+            self.admin.listen,
+        )
+    }
+}

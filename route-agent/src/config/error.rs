@@ -1,0 +1,311 @@
+//! What can be wrong with a config file, each error saying where and how
+//! to fix it.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+
+use crate::planner::IpipMode;
+
+/// A config file that cannot be used.
+///
+/// Display: `FILE:LINE:COL: what is wrong — how to fix` for parse errors,
+/// `FILE: what is wrong — how to fix` (one line per problem) for semantic
+/// ones.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source} — check the path and its permissions", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid YAML, or not the config's shape.
+    #[error("{}{}: {message} — {hint}", file.display(), location(*line, *column))]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line, when the parser knows it.
+        line: Option<usize>,
+        /// 1-based column, when the parser knows it.
+        column: Option<usize>,
+        /// What is wrong (with the YAML path, e.g. `pools[0].cidr: ...`).
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// Well-formed, but inconsistent or unsafe.
+    #[error("{}", Lines(file, problems))]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Every problem found, in file order of the sections.
+        problems: Vec<Problem>,
+    },
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+struct Lines<'a>(&'a PathBuf, &'a Vec<Problem>);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.1.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {p}", self.0.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Which peer list an address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerList {
+    /// `mesh.peers`.
+    Mesh,
+    /// `peers`.
+    Explicit,
+}
+
+impl fmt::Display for PeerList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PeerList::Mesh => "mesh.peers",
+            PeerList::Explicit => "peers",
+        })
+    }
+}
+
+/// One semantic problem. Display: `what is wrong — how to fix`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// Both a static address and autodetection.
+    #[error(
+        "node: both `address` and `autodetect` are set — keep `address` for a fixed address or `autodetect` to find it at start, not both"
+    )]
+    AddressAndAutodetect,
+    /// Neither a static address nor autodetection.
+    #[error(
+        "node: no address — set `address: 10.0.0.5/24` (with the interface's prefix length) or `autodetect: {{interface: eth0}}` / `autodetect: {{can-reach: 10.0.0.1}}`"
+    )]
+    NoAddress,
+    /// `autodetect.interface` is empty.
+    #[error(
+        "node.autodetect.interface is empty — name the underlay interface, e.g. `eth0` or a glob such as `ens*`"
+    )]
+    EmptyInterfacePattern,
+    /// Not a Kubernetes node name.
+    #[error(
+        "node.name `{0}` is not a valid node name — use at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, as `kubectl get nodes` shows it"
+    )]
+    BadNodeName(String),
+    /// AS 0 or AS_TRANS.
+    #[error(
+        "{what}: AS {asn} is reserved (RFC 7607 / RFC 6793) — use the cluster's AS; private ASes are 64512–65534 and 4200000000–4294967294"
+    )]
+    ReservedAsn {
+        /// Where (`asn` or `peers[N].asn`).
+        what: String,
+        /// The value.
+        asn: u32,
+    },
+    /// A port of 0.
+    #[error("{what}: port 0 — give a fixed port ({default} is the default)")]
+    PortZero {
+        /// Which setting.
+        what: &'static str,
+        /// Its default.
+        default: u16,
+    },
+    /// No pools at all.
+    #[error(
+        "pools: none configured — list the cluster's IP pools (e.g. `- cidr: 10.244.0.0/16`): routes outside every pool are never installed"
+    )]
+    NoPools,
+    /// A pool or block with host bits set.
+    #[error("{what}: `{value}` has host bits set — did you mean `{network}`?")]
+    NotNetworkAddress {
+        /// Where (`pools[N].cidr`, `blocks[N]`).
+        what: String,
+        /// As written.
+        value: IpNetwork,
+        /// With the host bits cleared.
+        network: IpNetwork,
+    },
+    /// Two pools share addresses.
+    #[error(
+        "pools: {a} and {b} overlap — pools must be disjoint (Calico refuses overlapping IP pools); remove or shrink one"
+    )]
+    OverlappingPools {
+        /// The first.
+        a: IpNetwork,
+        /// The second.
+        b: IpNetwork,
+    },
+    /// IPIP on an IPv6 pool.
+    #[error(
+        "pools: {cidr} is IPv6 with ipip-mode {mode} — IPIP carries IPv4 only and Calico forbids it on IPv6 pools; set `ipip-mode: never` (or leave it out)"
+    )]
+    Ipv6PoolWithIpip {
+        /// The pool.
+        cidr: IpNetwork,
+        /// Its mode.
+        mode: ModeName,
+    },
+    /// A local block outside every pool.
+    #[error(
+        "blocks: {0} is outside every pool — add the pool that holds it under `pools`, or fix the block"
+    )]
+    BlockOutsidePools(IpNetwork),
+    /// Two local blocks share addresses.
+    #[error("blocks: {a} and {b} overlap — list each block once")]
+    OverlappingBlocks {
+        /// The first.
+        a: IpNetwork,
+        /// The second.
+        b: IpNetwork,
+    },
+    /// Not a usable interface name.
+    #[error(
+        "tunnel.device `{0}` is not a valid interface name — use 1 to 15 characters without '/', ':' or spaces (the default is tunl0)"
+    )]
+    BadDeviceName(String),
+    /// A tunnel MTU outside IPv4's range.
+    #[error(
+        "tunnel.mtu {0} is outside 68–65515 (68 is IPv4's minimum, RFC 791; 65515 leaves room for the 20-byte outer header) — use 0 for the underlay MTU − 20, or a value in range"
+    )]
+    MtuOutOfRange(u32),
+    /// The tunnel address lies in no IPv4 pool.
+    #[error(
+        "tunnel.address {0} is inside no IPv4 pool — take it from an IPv4 pool (Calico allocates it from one with IPIP), or leave it out"
+    )]
+    TunnelAddressOutsidePools(Ipv4Addr),
+    /// The mesh runs over the node's IPv4 address.
+    #[error(
+        "mesh.peers: {0} is IPv6 — the mesh runs over the nodes' IPv4 addresses (IPv6 routes ride on those sessions); put IPv6 neighbours under `peers` with their `asn`"
+    )]
+    Ipv6MeshPeer(IpAddr),
+    /// A peer address that is this node.
+    #[error(
+        "{list}: {addr} is this node's own address — remove it; a node never peers with itself"
+    )]
+    PeerIsThisNode {
+        /// The list holding it.
+        list: PeerList,
+        /// The address.
+        addr: IpAddr,
+    },
+    /// The same neighbour twice.
+    #[error(
+        "{list}: {addr} is listed more than once (mesh and explicit peers share one session per address) — keep one entry"
+    )]
+    DuplicatePeer {
+        /// Where the repeat was found.
+        list: PeerList,
+        /// The address.
+        addr: IpAddr,
+    },
+    /// Not a usable TCP-MD5 key.
+    #[error(
+        "{what}: the password is empty or longer than 80 bytes (TCP_MD5SIG_MAXKEYLEN) — use 1 to 80 bytes, the same on both sides"
+    )]
+    BadPassword {
+        /// Where.
+        what: String,
+    },
+    /// GTSM with 0 hops.
+    #[error(
+        "peers: {0}: ttl-security 0 would accept no packet — give the hop count to the neighbour (1 when directly connected)"
+    )]
+    TtlSecurityZero(IpAddr),
+    /// Route reflection over eBGP.
+    #[error(
+        "peers: {addr}: route-reflector-client needs an iBGP neighbour, but its AS {asn} differs from ours ({local}) — set its `asn` to {local} or drop route-reflector-client"
+    )]
+    ReflectorClientNotIbgp {
+        /// The neighbour.
+        addr: IpAddr,
+        /// Its AS.
+        asn: u32,
+        /// Ours.
+        local: u32,
+    },
+    /// A maximum-prefix limit that cannot work.
+    #[error(
+        "peers: {0}: max-prefixes needs a limit above 0 and a warn-percent of at most 100 — fix the values or remove max-prefixes"
+    )]
+    BadMaxPrefixes(IpAddr),
+    /// Source address of the other family.
+    #[error(
+        "peers: {addr}: local-address {local} is not of the neighbour's address family — use an address of the same family, or leave it out"
+    )]
+    LocalAddressFamily {
+        /// The neighbour.
+        addr: IpAddr,
+        /// The source address given.
+        local: IpAddr,
+    },
+    /// Restart time outside RFC 4724's 12-bit field.
+    #[error(
+        "graceful-restart.restart-time {0} is outside 1–4095 s (a 12-bit field, RFC 4724 §3) — use 120, BIRD's and Calico's default"
+    )]
+    BadRestartTime(u16),
+    /// A route protocol number owned by the kernel or another daemon.
+    #[error(
+        "route-protocol {proto} belongs to {owner}: the agent deletes every route of its protocol that it did not plan, so it would remove those routes — use the default 98 or another number no other daemon uses (see /etc/iproute2/rt_protos)"
+    )]
+    ReservedRouteProtocol {
+        /// The number.
+        proto: u8,
+        /// Whose it is.
+        owner: &'static str,
+    },
+}
+
+/// An [`IpipMode`] as written in the config, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModeName(pub IpipMode);
+
+impl fmt::Display for ModeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            IpipMode::Always => "always",
+            IpipMode::CrossSubnet => "cross-subnet",
+            IpipMode::Never => "never",
+        })
+    }
+}
+
+/// Something that works but is probably not what was meant.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Warning {
+    /// A /32 node address: every other node is off-subnet.
+    #[error(
+        "node.address {0} is a /32: every other node counts as off-subnet and all routes go through the tunnel (Calico #2375) — give the interface's real prefix length"
+    )]
+    HostPrefixNodeAddress(ipnetwork::Ipv4Network),
+    /// RFC 8212: an eBGP neighbour without a filter exchanges nothing.
+    #[error(
+        "peers: {addr}: eBGP without {missing} policy — RFC 8212: nothing is {verb} until you add `{missing}:` with a filter"
+    )]
+    EbgpWithoutPolicy {
+        /// The neighbour.
+        addr: IpAddr,
+        /// `import` or `export`.
+        missing: &'static str,
+        /// `accepted` or `sent`.
+        verb: &'static str,
+    },
+}
