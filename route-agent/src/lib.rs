@@ -16,6 +16,8 @@
 //! The `route-agent` binary (`check-config` so far) builds on these; the
 //! rest of the daemon and its admin API are tracked in the route-agent issue.
 
+pub mod agent;
 pub mod config;
 pub mod fib;
+pub mod netinfo;
 pub mod planner;

@@ -17,6 +17,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the agent: BGP speaker, planner and kernel routes, until SIGTERM
+    /// (routes persist after it exits).
+    Run {
+        /// The YAML config file.
+        #[arg(long, env = "ROUTE_AGENT_CONFIG")]
+        config: PathBuf,
+        /// Log format: `human` or `json`.
+        #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
+        log_format: String,
+    },
     /// Check a config file: prints `FILE: ok` and a summary, or the
     /// problems (`FILE:LINE:COL: what — fix`) on stderr with exit code 2.
     CheckConfig {
@@ -54,8 +64,46 @@ fn check_config(file: &Path) -> ExitCode {
     }
 }
 
+fn run(file: &Path, log_format: &str) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROUTE_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let config = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(route_agent::agent::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("route-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Run { config, log_format } => run(&config, &log_format),
     }
 }
