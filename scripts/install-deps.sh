@@ -5,8 +5,9 @@ set -euo pipefail
 
 # Debian packages the tests use: real BGP peers for the interop tests
 # (BIRD 2, GoBGP, ExaBGP), iproute2 for the namespaces, ping and python3
-# for the IPIP data-plane tests.
-packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3)
+# for the IPIP data-plane tests; qemu, cpio, busybox-static and ethtool for
+# the IPIP VM test (ipip/tests/vm.rs).
+packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 qemu-system-x86 cpio busybox-static ethtool)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

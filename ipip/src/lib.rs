@@ -7,11 +7,13 @@
 //!   TUN device named like the kernel's `tunl0` plus a raw IPPROTO_IPIP
 //!   socket, driven by the kernel's routes through that device (binary
 //!   `ipip-tunnel`).
+//! - [`kernel`]: the kernel backend: the kernel's own `tunl0` managed over
+//!   rtnetlink (exists, up, MTU, /32 address), with a typed error naming
+//!   the userspace fallback when the kernel has no ipip module.
 //! - [`sys`]: the system calls under it, and the crate's only `unsafe`.
-//!
-//! The kernel tunl0 backend is tracked in the ipip issue.
 
 pub mod fuzzing;
+pub mod kernel;
 pub mod packet;
 pub mod sys;
 pub mod userspace;

@@ -1,5 +1,6 @@
 //! The system calls of the userspace data plane: a TUN device by name, its
-//! interface flags, and the raw IP-protocol-4 socket.
+//! interface flags, and the raw IP-protocol-4 socket; plus moving a thread
+//! into a fresh network namespace (for tests and tools).
 //!
 //! All of the crate's `unsafe` lives here, one `// SAFETY:` line per block.
 #![allow(unsafe_code)]
@@ -52,6 +53,20 @@ pub fn open_tun(name: &str) -> io::Result<File> {
         return Err(io::Error::last_os_error());
     }
     Ok(file)
+}
+
+/// Moves the calling thread into a new, empty network namespace
+/// (`unshare(CLONE_NEWNET)`, as `unshare --net` does). The namespace goes
+/// away when the thread ends and nothing else refers to it. Needs
+/// CAP_SYS_ADMIN.
+pub fn unshare_net() -> io::Result<()> {
+    // SAFETY: unshare takes a flags integer and touches no memory of ours;
+    // CLONE_NEWNET affects only the calling thread's namespace.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Sets IFF_UP on the interface `name` (`ip link set NAME up`).

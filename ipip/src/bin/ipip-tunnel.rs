@@ -3,18 +3,97 @@
 //!
 //! ```text
 //! ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]...
+//! ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]
 //! ```
 //!
 //! Runs until SIGTERM or SIGINT; prints its counters (`name value` lines)
 //! on SIGUSR1 and at exit.
+//!
+//! `kernel-setup` instead uses the kernel backend ([`ipip::kernel`]): it
+//! makes the kernel's IPIP device exist, be up, have its MTU and carry
+//! exactly the /32, prints the result and exits; it exits 3 on a kernel
+//! without ipip support (run the userspace data plane there).
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
+use ipip::kernel::{KernelError, TunnelConfig, ensure_tunnel};
 use ipip::userspace::{Config, Dataplane};
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]...";
+const USAGE: &str = "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]...
+       ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]";
+
+fn parse_kernel_args(mut args: impl Iterator<Item = String>) -> Result<TunnelConfig, String> {
+    let mut device = ipip::kernel::DEFAULT_DEVICE.to_string();
+    let mut address = None;
+    let mut mtu = None;
+    let mut underlay_mtu = None;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--device" => device = value()?,
+            "--address" => {
+                let v = value()?;
+                address = Some(
+                    v.parse::<Ipv4Addr>()
+                        .map_err(|e| format!("--address {v}: {e}"))?,
+                );
+            }
+            "--mtu" => {
+                let v = value()?;
+                mtu = Some(v.parse().map_err(|e| format!("--mtu {v}: {e}"))?);
+            }
+            "--underlay-mtu" => {
+                let v = value()?;
+                underlay_mtu = Some(v.parse().map_err(|e| format!("--underlay-mtu {v}: {e}"))?);
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(TunnelConfig {
+        device,
+        address: address.ok_or("--address TUNNEL_IP is required")?,
+        mtu,
+        underlay_mtu,
+    })
+}
+
+fn kernel_setup(args: impl Iterator<Item = String>) -> ExitCode {
+    let config = match parse_kernel_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("ipip-tunnel kernel-setup: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match ensure_tunnel(&config) {
+        Ok(state) => {
+            println!(
+                "kernel device={} index={} mtu={} address={}/32 created={} removed={}",
+                config.device,
+                state.index,
+                state.mtu,
+                config.address,
+                state.created,
+                state.removed.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ KernelError::NoIpipSupport { .. }) => {
+            eprintln!("ipip-tunnel kernel-setup: {e}");
+            ExitCode::from(3)
+        }
+        Err(e) => {
+            eprintln!("ipip-tunnel kernel-setup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     let mut device = "tunl0".to_string();
@@ -73,7 +152,11 @@ async fn run(config: Config) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("kernel-setup") {
+        return kernel_setup(args.skip(1));
+    }
+    let config = match parse_args(args) {
         Ok(c) => c,
         Err(e) => {
             if !e.is_empty() {

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the IPIP interop VM: a stock Debian cloud kernel (which has the
+# ipip module) and an initramfs holding busybox, the tunnel modules,
+# iproute2's ip, ethtool, the ipip-tunnel binary (each with the libraries ldd lists)
+# and ./init. Usage:
+#
+#   ipip/vm/build-initramfs.sh OUT_DIR PATH/TO/ipip-tunnel
+#
+# Leaves OUT_DIR/vmlinuz and OUT_DIR/initramfs.cpio.gz. The kernel package
+# is downloaded once (apt-get download of exactly one version) and kept in
+# OUT_DIR. Needs root, apt, cpio, busybox-static, iproute2, ethtool. Boot with
+# ipip/vm/run.sh or:
+#
+#   qemu-system-x86_64 -accel tcg -cpu max -m 512 -nographic -no-reboot \
+#     -kernel OUT_DIR/vmlinuz -initrd OUT_DIR/initramfs.cpio.gz \
+#     -append "console=ttyS0 quiet panic=-1"
+set -euo pipefail
+out=$1
+tunnel=$2
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+for tool in cpio busybox gzip dpkg-deb apt-get ethtool; do
+    command -v "$tool" >/dev/null || { echo "build-initramfs: $tool missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+[ -x /bin/busybox ] && file_busybox=/bin/busybox || file_busybox=$(command -v busybox)
+
+# The kernel: one package, the version linux-image-cloud-amd64 depends on.
+if [ ! -f "$out/vmlinuz" ] || [ ! -d "$out/kernel/lib/modules" ]; then
+    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+    if [ -z "$pkg" ]; then
+        apt-get update -qq
+        pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image/{print $2; exit}')
+    fi
+    [ -n "$pkg" ] || { echo "build-initramfs: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+    rm -rf "$out/deb" "$out/kernel"
+    mkdir -p "$out/deb"
+    (cd "$out/deb" && apt-get download "$pkg" >/dev/null 2>&1 || apt-get download "$pkg")
+    dpkg-deb -x "$out"/deb/*.deb "$out/kernel"
+    cp "$out"/kernel/boot/vmlinuz-* "$out/vmlinuz"
+    rm -rf "$out/deb"
+fi
+kver=$(ls "$out/kernel/lib/modules")
+
+# Reuse the initramfs while it is newer than everything that goes in it.
+img=$out/initramfs.cpio.gz
+if [ -f "$img" ] && [ "$img" -nt "$tunnel" ] && [ "$img" -nt "$here/init" ] \
+    && [ "$img" -nt "$0" ] && [ "$img" -nt "$out/vmlinuz" ]; then
+    echo "build-initramfs: reusing $img"
+    exit 0
+fi
+
+root=$out/root
+rm -rf "$root"
+mkdir -p "$root"/{bin,usr/sbin,lib64,proc,sys,dev,run,tmp}
+cp "$file_busybox" "$root/bin/busybox"
+mkdir -p "$root/lib/modules/$kver/kernel/net/ipv4" "$root/lib/modules/$kver/kernel/drivers/net"
+for m in net/ipv4/ip_tunnel net/ipv4/tunnel4 net/ipv4/ipip drivers/net/veth drivers/net/tun; do
+    cp "$out/kernel/lib/modules/$kver/kernel/$m.ko" "$root/lib/modules/$kver/kernel/$m.ko"
+done
+cp /usr/sbin/ip /usr/sbin/ethtool "$root/usr/sbin/"
+# The test binary, without debug info (the initramfs stays small).
+if command -v objcopy >/dev/null; then
+    objcopy --strip-debug "$tunnel" "$root/bin/ipip-tunnel"
+else
+    cp "$tunnel" "$root/bin/ipip-tunnel"
+fi
+for bin in /usr/sbin/ip /usr/sbin/ethtool "$tunnel"; do
+    for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+done
+cp "$here/init" "$root/init"
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out/initramfs.cpio.gz.tmp")
+mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+rm -rf "$root"
+echo "build-initramfs: $out/vmlinuz $out/initramfs.cpio.gz (kernel $kver)"
