@@ -5,30 +5,16 @@
 //!
 //! The backend against a kernel that has ipip is tested in `tests/vm.rs`.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::process::Command;
 
 use ipip::kernel::{KernelError, TunnelConfig, ensure_tunnel};
 
-fn require_root() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "NOT ROOT: the kernel backend tests create network namespaces and \
-         devices and must run as root (CI runs them as root)"
-    );
-}
-
 /// Runs `f` on a thread that is alone in a fresh network namespace.
 fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    require_root();
+    common::require_root("the kernel backend tests create network namespaces and devices and");
     std::thread::spawn(move || {
         ipip::sys::unshare_net().expect("unshare(CLONE_NEWNET)");
         f()
@@ -72,7 +58,7 @@ fn existing_tun_named_tunl0_is_not_mistaken_for_ipip() {
 
 #[test]
 fn kernel_setup_command_exits_3_with_the_fallback_on_stderr() {
-    require_root();
+    common::require_root("the kernel backend tests create network namespaces and devices and");
     let out = Command::new("unshare")
         .arg("--net")
         .arg(env!("CARGO_BIN_EXE_ipip-tunnel"))

@@ -9,6 +9,8 @@
 //! Each node runs `ipip-tunnel` and routes the other pod subnet `via
 //! OTHER_NODE dev tunl0 onlink`, as Calico does across subnets.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -20,22 +22,6 @@ const NODE_B: &str = "10.91.1.2";
 const ROUTER_A: &str = "10.90.1.1";
 const POD_A: &str = "10.244.1.2";
 const POD_B: &str = "10.244.2.2";
-
-fn require_root() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "NOT ROOT: the userspace IPIP namespace tests create network namespaces, \
-         TUN devices and raw sockets and must run as root (CI runs them as root)"
-    );
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(args[0])
@@ -143,7 +129,9 @@ impl Lab {
 
     /// Builds the topology and starts both tunnels with `--mtu mtu`.
     fn new(mtu: u16) -> Lab {
-        require_root();
+        common::require_root(
+            "the userspace IPIP namespace tests create network namespaces, TUN devices and raw sockets and",
+        );
         let n = LABS.fetch_add(1, Ordering::Relaxed);
         let tag = format!("ipipu{}x{n}", std::process::id());
         let dir = std::env::temp_dir().join(&tag);

@@ -16,6 +16,8 @@
 //! and prints one `VMCHECK PASS name` / `VMCHECK FAIL name: why` line per
 //! check on the serial console, which is qemu's stdout.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,22 +40,6 @@ const CHECKS: [&str; 7] = [
 
 /// Bytes each TCP check moves through the userspace end (vm/init's file).
 const TCP_BYTES: u64 = 512 * 1024;
-
-fn require_root() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "NOT ROOT: the IPIP VM test downloads a kernel package with apt-get and \
-         boots it; it must run as root (CI runs it as root)"
-    );
-}
 
 /// `target/ipip-vm`, next to the profile directory holding our binary.
 fn cache_dir(binary: &Path) -> PathBuf {
@@ -161,7 +147,7 @@ fn counter(console: &str, name: &str) -> u64 {
 
 #[test]
 fn kernel_tunl0_interoperates_with_userspace_tunnel_in_a_vm() {
-    require_root();
+    common::require_root("the IPIP VM test downloads and boots a kernel, so it");
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_ipip-tunnel"));
     let out = cache_dir(&binary);
     build(&out, &binary);
