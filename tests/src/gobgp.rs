@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Daemon, Netns, Scratch, SpeakerProc, run, wait_for};
+use crate::{Daemon, Netns, Scratch, SpeakerProc, wait_for};
 
 /// The gRPC port `gobgpd` serves its API on. Loopback is per namespace, so
 /// every test can use the same one.
@@ -242,27 +242,7 @@ pub fn next_hop(path: &Value) -> Option<String> {
 /// the leaf's end `addr` (`ip link add ... type veth`, `ip link set ...
 /// master BRIDGE`).
 pub fn attach_to_bridge(leaf: &Netns, hub: &Netns, bridge: &str, addr: &str) {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let here = format!("g{}l{n}", std::process::id() % 100_000);
-    let there = format!("g{}h{n}", std::process::id() % 100_000);
-    run(
-        "ip",
-        &[
-            "link",
-            "add",
-            &here,
-            "netns",
-            leaf.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &there,
-            "netns",
-            hub.name(),
-        ],
-    );
+    let (here, there) = leaf.veth_pair(hub);
     hub.exec("ip", &["link", "set", &there, "master", bridge, "up"]);
     leaf.exec("ip", &["addr", "add", addr, "dev", &here]);
     leaf.exec("ip", &["link", "set", &here, "up"]);

@@ -71,30 +71,36 @@ impl Netns {
         run("ip", &full)
     }
 
-    /// Joins this namespace and `other` with a veth pair and addresses each
-    /// end (`ip link add ... type veth peer ...`).
-    pub fn link(&self, other: &Netns, addr_here: &str, addr_there: &str) {
+    /// Creates a veth pair with one end here and one in `other`, both down
+    /// (`ip link add A netns X type veth peer name B netns Y`); returns the
+    /// names of this end and the other.
+    pub fn veth_pair(&self, other: &Netns) -> (String, String) {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let here = format!("v{}a{n}", std::process::id() % 100_000);
         let there = format!("v{}b{n}", std::process::id() % 100_000);
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &here,
-                "netns",
-                &self.name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &there,
-                "netns",
-                &other.name,
-            ],
-        );
+        let args = [
+            "link",
+            "add",
+            &here,
+            "netns",
+            &self.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &there,
+            "netns",
+            &other.name,
+        ];
+        run("ip", &args);
+        (here, there)
+    }
+
+    /// Joins this namespace and `other` with a veth pair and addresses each
+    /// end (`ip link add ... type veth peer ...`).
+    pub fn link(&self, other: &Netns, addr_here: &str, addr_there: &str) {
+        let (here, there) = self.veth_pair(other);
         self.exec("ip", &["addr", "add", addr_here, "dev", &here]);
         other.exec("ip", &["addr", "add", addr_there, "dev", &there]);
         self.exec("ip", &["link", "set", &here, "up"]);
