@@ -3,7 +3,9 @@
 //! One task owns the speaker and the learned routes; a plain thread owns
 //! the netlink socket and applies the newest plan (plans coalesce: while
 //! one is applied, only the latest of those that arrive meanwhile is kept).
-//! A full re-plan every [`RESYNC`] is the backstop for anything missed.
+//! A route of ours that someone removes or alters is put back after the
+//! kernel's route notification; a full re-plan every [`RESYNC`] is the
+//! backstop for anything missed.
 //!
 //! On SIGTERM or SIGINT the speaker sends Cease and the kernel routes stay
 //! (Calico runs BIRD with `persist`). With graceful restart enabled, the
@@ -83,9 +85,63 @@ fn node_address(config: &Config) -> Result<(String, Ipv4Network, u32), AgentErro
     Ok((underlay, net, mtu))
 }
 
-/// Applies plans on a thread of its own (netlink here is blocking).
-fn spawn_fib(protocol: u8) -> std::sync::mpsc::Sender<Vec<DesiredRoute>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<DesiredRoute>>();
+/// What the FIB thread is asked to do.
+enum FibWork {
+    /// Apply this plan (it replaces the previous one).
+    Plan(Vec<DesiredRoute>),
+    /// The kernel's routes changed: apply the current plan again, which
+    /// restores a route of ours someone removed or altered.
+    Resync,
+}
+
+/// Kernel route notifications (`ip monitor route`): multicast groups
+/// RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE.
+const ROUTE_GROUPS: u32 = 0x40 | 0x400;
+
+/// Watches the kernel's route changes and asks the FIB thread to re-apply
+/// the plan after each burst. The reconcile is a diff, so the notifications
+/// our own changes cause end in one dump that changes nothing.
+fn spawn_route_monitor(fib: std::sync::mpsc::Sender<FibWork>) {
+    std::thread::spawn(move || {
+        let socket =
+            netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).and_then(|mut s| {
+                s.bind(&netlink_sys::SocketAddr::new(0, ROUTE_GROUPS))?;
+                Ok(s)
+            });
+        let socket = match socket {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch route changes (only the periodic resync repairs routes): {e}"
+                );
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match socket.recv(&mut &mut buf[..], 0) {
+                Ok(_) => {
+                    if fib.send(FibWork::Resync).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // ENOBUFS: notifications were lost; a resync covers it.
+                    tracing::debug!("route monitor: {e}");
+                    if fib.send(FibWork::Resync).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Applies plans on a thread of its own (netlink here is blocking). Work
+/// coalesces: while one reconcile runs, only the newest plan that arrives
+/// meanwhile is kept, and any number of resyncs count as one.
+fn spawn_fib(protocol: u8) -> std::sync::mpsc::Sender<FibWork> {
+    let (tx, rx) = std::sync::mpsc::channel::<FibWork>();
     std::thread::spawn(move || {
         let mut fib = match Fib::open(protocol) {
             Ok(f) => f,
@@ -94,21 +150,31 @@ fn spawn_fib(protocol: u8) -> std::sync::mpsc::Sender<Vec<DesiredRoute>> {
                 return;
             }
         };
-        while let Ok(mut desired) = rx.recv() {
-            while let Ok(newer) = rx.try_recv() {
-                desired = newer;
+        let mut current: Option<Vec<DesiredRoute>> = None;
+        while let Ok(first) = rx.recv() {
+            let mut work = vec![first];
+            work.extend(rx.try_iter());
+            for w in work {
+                if let FibWork::Plan(p) = w {
+                    current = Some(p);
+                }
             }
-            match fib.reconcile(&desired) {
+            // Nothing is applied before the first plan (graceful restart
+            // may be holding it back).
+            let Some(desired) = &current else { continue };
+            match fib.reconcile(desired) {
                 Ok(done) => {
                     let s = &done.stats;
-                    tracing::info!(
-                        added = s.added,
-                        replaced = s.replaced,
-                        deleted = s.deleted,
-                        unchanged = s.unchanged,
-                        errors = done.errors.len(),
-                        "kernel routes reconciled"
-                    );
+                    if s.added + s.replaced + s.deleted > 0 || !done.errors.is_empty() {
+                        tracing::info!(
+                            added = s.added,
+                            replaced = s.replaced,
+                            deleted = s.deleted,
+                            unchanged = s.unchanged,
+                            errors = done.errors.len(),
+                            "kernel routes reconciled"
+                        );
+                    }
                     for e in &done.errors {
                         tracing::warn!("{e}");
                     }
@@ -177,6 +243,7 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
         speaker.announce(*block, LocalRoute::default());
     }
     let fib = spawn_fib(config.route_protocol);
+    spawn_route_monitor(fib.clone());
     let mut planner = Planner {
         node: config.local_node(net, &underlay, mtu),
         pools: config.pools(),
@@ -192,7 +259,7 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
         + Duration::from_secs(gr.as_ref().map_or(0, |g| u64::from(g.restart_time)));
     let mut synced = waiting_for.is_empty();
     if synced {
-        let _ = fib.send(planner.desired());
+        let _ = fib.send(FibWork::Plan(planner.desired()));
     }
 
     let mut resync = tokio::time::interval(RESYNC);
@@ -212,16 +279,16 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
                     synced = true;
                 }
                 if synced {
-                    let _ = fib.send(planner.desired());
+                    let _ = fib.send(FibWork::Plan(planner.desired()));
                 }
             }
             _ = tokio::time::sleep_until(hold_until), if !synced => {
                 tracing::info!(missing = ?waiting_for, "restart time passed without End-of-RIB from every peer");
                 synced = true;
-                let _ = fib.send(planner.desired());
+                let _ = fib.send(FibWork::Plan(planner.desired()));
             }
             _ = resync.tick(), if synced => {
-                let _ = fib.send(planner.desired());
+                let _ = fib.send(FibWork::Plan(planner.desired()));
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,

@@ -118,7 +118,8 @@ fn config(name: &str, address: &str, block: &str, peer: &str) -> String {
 }
 
 #[test]
-fn two_agents_on_one_subnet_route_each_others_blocks_directly_and_keep_them_after_sigkill() {
+fn two_agents_on_one_subnet_route_each_others_blocks_directly_restore_deleted_routes_and_keep_them_after_sigkill()
+ {
     require_root();
     let mut a = Node::new("a");
     let mut b = Node::new("b");
@@ -159,6 +160,23 @@ fn two_agents_on_one_subnet_route_each_others_blocks_directly_and_keep_them_afte
     assert_eq!(got_a, want_a, "node A's routes; log:\n{}", a.log());
     let got_b = b.wait_routes(&want_b);
     assert_eq!(got_b, want_b, "node B's routes; log:\n{}", b.log());
+
+    // A route of ours deleted by hand is back within a second.
+    let ours = want_a[0].split(" via ").next().unwrap().to_owned();
+    ip(&["-n", &a.ns, "route", "del", &ours]);
+    let deleted_at = Instant::now();
+    let back = a.wait_routes(&want_a);
+    assert_eq!(
+        back,
+        want_a,
+        "the deleted route was not restored; log:\n{}",
+        a.log()
+    );
+    assert!(
+        deleted_at.elapsed() < Duration::from_secs(1),
+        "restored after {:?}",
+        deleted_at.elapsed()
+    );
 
     // SIGKILL: nothing is cleaned up, the kernel keeps forwarding.
     b.kill();
