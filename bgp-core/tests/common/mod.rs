@@ -110,22 +110,33 @@ impl Pair {
         panic!("the pair did not settle");
     }
 
+    /// Hands everything `side` has queued to the other side over the links
+    /// that are up (unless `side` is muted); returns whether anything was
+    /// queued.
+    fn deliver(&mut self, side: Side) -> bool {
+        let now = self.now;
+        let peer = match side {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        };
+        let mut any = false;
+        while let Some((id, bytes)) = self.session(side).poll_transmit(now) {
+            any = true;
+            if *self.link(side, id) && self.mute != Some(side) {
+                self.wire.push((self.elapsed(), side, bytes.to_vec()));
+                self.session(peer).handle_bytes(now, other(id), &bytes);
+            }
+        }
+        any
+    }
+
     fn step(&mut self, side: Side) -> bool {
         let now = self.now;
         let peer = match side {
             Side::A => Side::B,
             Side::B => Side::A,
         };
-        let mut progress = false;
-        if self.stalled != Some(side) {
-            while let Some((id, bytes)) = self.session(side).poll_transmit(now) {
-                progress = true;
-                if *self.link(side, id) && self.mute != Some(side) {
-                    self.wire.push((self.elapsed(), side, bytes.to_vec()));
-                    self.session(peer).handle_bytes(now, other(id), &bytes);
-                }
-            }
-        }
+        let mut progress = self.stalled != Some(side) && self.deliver(side);
         while let Some(ev) = self.session(side).poll_event() {
             progress = true;
             match &ev {
@@ -140,12 +151,7 @@ impl Pair {
                 }
                 SessionEvent::Close(id) => {
                     // Deliver what was queued before the close, then close.
-                    while let Some((tid, bytes)) = self.session(side).poll_transmit(now) {
-                        if *self.link(side, tid) && self.mute != Some(side) {
-                            self.wire.push((self.elapsed(), side, bytes.to_vec()));
-                            self.session(peer).handle_bytes(now, other(tid), &bytes);
-                        }
-                    }
+                    self.deliver(side);
                     if *self.link(side, *id) {
                         *self.link(side, *id) = false;
                         self.session(peer).handle_closed(now, other(*id));
