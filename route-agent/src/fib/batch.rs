@@ -174,6 +174,8 @@ pub struct Netlink {
     last_start: usize,
     ack_mode: AckMode,
     rx: Vec<u8>,
+    /// Batches sent so far (for metrics).
+    batches: u64,
 }
 
 impl fmt::Debug for Netlink {
@@ -202,7 +204,14 @@ impl Netlink {
             last_start: 0,
             ack_mode: AckMode::default(),
             rx: Vec::with_capacity(RECEIVE_CHUNK),
+            batches: 0,
         })
+    }
+
+    /// How many batches (`sendmsg` calls carrying route requests) this
+    /// socket has sent.
+    pub fn batches_sent(&self) -> u64 {
+        self.batches
     }
 
     /// Sets which requests ask for an ACK.
@@ -277,6 +286,7 @@ impl Netlink {
             }
         }
         let sent = self.socket.send(&self.tx, 0)?;
+        self.batches = self.batches.wrapping_add(1);
         if sent != self.tx.len() {
             return Err(io::Error::other(format!(
                 "netlink send took {sent} of {} bytes",

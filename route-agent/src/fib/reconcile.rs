@@ -109,6 +109,11 @@ impl Fib {
         self.netlink.set_ack_mode(mode);
     }
 
+    /// How many netlink batches this FIB has sent.
+    pub fn batches_sent(&self) -> u64 {
+        self.netlink.batches_sent()
+    }
+
     /// The protocol number this FIB owns.
     pub fn protocol(&self) -> u8 {
         self.protocol

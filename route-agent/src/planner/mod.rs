@@ -70,7 +70,8 @@ pub struct LocalNode {
 }
 
 /// The kernel route for one prefix.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RouteKind {
     /// `blackhole B`: a local block; pods get /32 routes of their own.
     Blackhole,
@@ -101,11 +102,12 @@ pub enum RouteKind {
 }
 
 /// One desired kernel route.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct DesiredRoute {
     /// The destination.
     pub dst: IpNetwork,
     /// How to reach it.
+    #[serde(flatten)]
     pub kind: RouteKind,
 }
 

@@ -26,6 +26,8 @@ use crate::fib::{Fib, Netlink};
 use crate::netinfo;
 use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, NoUnderlay, Pool, Rejection, plan};
 
+pub mod state;
+
 /// How often the whole plan is re-applied regardless of changes.
 pub const RESYNC: Duration = Duration::from_secs(30);
 

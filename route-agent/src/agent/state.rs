@@ -1,0 +1,135 @@
+//! What a running agent shares with its admin API (`/readyz`, `/metrics`,
+//! `/api/v1/*`) and so with `route-agent status`.
+//!
+//! The agent's loops write it; readers take a snapshot ([`AgentState::snapshot`])
+//! and never hold the lock across an await. Peers and the Loc-RIB are not
+//! copied here: they are asked from the speaker ([`AgentState::speaker`]).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+use bgp_core::speaker::Speaker;
+use ipnetwork::Ipv4Network;
+use serde::Serialize;
+
+use crate::planner::{DesiredRoute, RejectReason};
+
+/// The agent's shared state.
+#[derive(Debug)]
+pub struct AgentState {
+    /// The BGP speaker: peers (`peers()`) and best routes (`routes()`).
+    pub speaker: Speaker,
+    status: Mutex<Status>,
+}
+
+/// A copy of everything the agent tracks besides the speaker.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Status {
+    /// This node.
+    pub node: NodeStatus,
+    /// The configured peers (mesh and explicit), by address.
+    pub configured_peers: Vec<IpAddr>,
+    /// The kernel side.
+    pub fib: FibStatus,
+    /// The IPIP tunnel.
+    pub tunnel: TunnelStatus,
+    /// Learned routes the planner refused, by reason (each route counted
+    /// once while it stays refused).
+    pub rejected: BTreeMap<RejectReason, u64>,
+}
+
+/// This node as the agent sees it now.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NodeStatus {
+    /// The node name.
+    pub name: Option<String>,
+    /// The node address with its prefix length.
+    pub address: Option<Ipv4Network>,
+    /// The interface holding it.
+    pub underlay: String,
+    /// That interface's MTU.
+    pub underlay_mtu: u32,
+}
+
+/// The FIB reconciler's state.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FibStatus {
+    /// True once the first plan was applied (graceful restart may hold it
+    /// back until every peer sent End-of-RIB).
+    pub started: bool,
+    /// True when the newest plan is applied with no route failing.
+    pub in_sync: bool,
+    /// The routes of our protocol as last applied: the plan minus the
+    /// routes the kernel refused.
+    pub installed: Vec<DesiredRoute>,
+    /// Reconcile passes run.
+    pub reconciles: u64,
+    /// Netlink batches (`sendmsg` calls carrying route requests) sent.
+    pub batches: u64,
+    /// Routes the kernel refused, in total.
+    pub errors: u64,
+    /// Routes added, replaced and deleted, in total.
+    pub added: u64,
+    /// See `added`.
+    pub replaced: u64,
+    /// See `added`.
+    pub deleted: u64,
+    /// The newest error (a route and its errno, or a socket error).
+    pub last_error: Option<String>,
+    /// When the last reconcile finished.
+    pub last_reconcile: Option<SystemTime>,
+}
+
+/// Which tunnel backend runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TunnelInUse {
+    /// No IPv4 pool uses IPIP, or the tunnel is not set up yet.
+    #[default]
+    None,
+    /// The kernel's tunl0 (ipip module).
+    Kernel,
+    /// Our userspace data plane (`ipip-tunnel` process).
+    Userspace,
+}
+
+/// The tunnel as set up by the agent.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TunnelStatus {
+    /// The backend in use.
+    pub backend: TunnelInUse,
+    /// The device (`tunl0`).
+    pub device: String,
+    /// Why the configured backend is not the one in use, or why setup
+    /// failed.
+    pub note: Option<String>,
+}
+
+impl AgentState {
+    /// Wraps the speaker with an empty status.
+    pub fn new(speaker: Speaker) -> Self {
+        Self {
+            speaker,
+            status: Mutex::new(Status::default()),
+        }
+    }
+
+    /// A copy of the current status.
+    pub fn snapshot(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes the status under the lock.
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
