@@ -27,6 +27,26 @@ enum Command {
         #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
         log_format: String,
     },
+    /// The userspace IPIP data plane for kernels without the ipip module
+    /// (started by `run` when the tunnel backend is `userspace`, or `auto`
+    /// on such a kernel). It learns its tunnel table from the kernel's
+    /// routes through the device and runs until SIGTERM; SIGUSR1 prints
+    /// its counters.
+    Tunnel {
+        /// The TUN device, named like the kernel's fallback IPIP device.
+        #[arg(long, default_value = "tunl0")]
+        device: String,
+        /// This node's underlay address (the outer source).
+        #[arg(long)]
+        local: std::net::Ipv4Addr,
+        /// The underlay MTU: the largest outer packet.
+        #[arg(long, default_value_t = 1500)]
+        underlay_mtu: u16,
+        /// Accept IPIP from this address too (besides the gateways of
+        /// tunnel routes); repeatable.
+        #[arg(long)]
+        allow: Vec<std::net::Ipv4Addr>,
+    },
     /// Check a config file: prints `FILE: ok` and a summary, or the
     /// problems (`FILE:LINE:COL: what — fix`) on stderr with exit code 2.
     CheckConfig {
@@ -64,7 +84,7 @@ fn check_config(file: &Path) -> ExitCode {
     }
 }
 
-fn run(file: &Path, log_format: &str) -> ExitCode {
+fn init_logs(log_format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROUTE_AGENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -75,6 +95,23 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
     } else {
         builder.init();
     }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn run(file: &Path, log_format: &str) -> ExitCode {
+    init_logs(log_format);
     let config = match Config::load(file) {
         Ok(c) => c,
         Err(e) => {
@@ -82,20 +119,35 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
-    match runtime.block_on(route_agent::agent::run(config)) {
+    let options = route_agent::agent::Options {
+        config_file: Some(file.to_owned()),
+        node_name: resolve_node_name(
+            config.node.name.as_deref(),
+            std::env::var("NODE_NAME").ok().as_deref(),
+            hostname().as_deref(),
+        ),
+    };
+    match runtime.block_on(route_agent::agent::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("route-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tunnel(config: ipip::userspace::Config) -> ExitCode {
+    init_logs("human");
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(route_agent::agent::tunnel::run_userspace(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("route-agent tunnel: {e}");
             ExitCode::FAILURE
         }
     }
@@ -105,5 +157,16 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Run { config, log_format } => run(&config, &log_format),
+        Command::Tunnel {
+            device,
+            local,
+            underlay_mtu,
+            allow,
+        } => tunnel(ipip::userspace::Config {
+            device,
+            local,
+            mtu: underlay_mtu,
+            extra_peers: allow,
+        }),
     }
 }

@@ -103,6 +103,16 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        // The agent's userspace tunnel outlives it on purpose: kill every
+        // process left in the namespace.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.ns])
             .status();

@@ -1,11 +1,14 @@
 //! The daemon: the BGP speaker's best routes → the planner → the kernel.
 //!
-//! One task owns the speaker and the learned routes; a plain thread owns
-//! the netlink socket and applies the newest plan (plans coalesce: while
-//! one is applied, only the latest of those that arrive meanwhile is kept).
-//! A route of ours that someone removes or alters is put back after the
-//! kernel's route notification; a full re-plan every [`RESYNC`] is the
-//! backstop for anything missed.
+//! One task owns the speaker and the learned routes ([`run`]); a plain
+//! thread owns the netlink socket and applies the newest plan
+//! ([`fib_thread`]: plans coalesce, only the latest is applied). The
+//! kernel's notifications ([`monitor`]) put back a route of ours that
+//! someone removes or alters, and re-read the node address, underlay MTU
+//! and tunnel device when links or addresses change; a full re-plan every
+//! [`RESYNC`] is the backstop for anything missed. [`tunnel`] sets up the
+//! IPIP device (kernel or userspace), [`reload`] applies a changed config
+//! on SIGHUP, [`state`] is what the admin API reads.
 //!
 //! On SIGTERM or SIGINT the speaker sends Cease and the kernel routes stay
 //! (Calico runs BIRD with `persist`). With graceful restart enabled, the
@@ -13,8 +16,16 @@
 //! restart time has passed), so a restarted agent does not remove routes
 //! its peers are about to re-announce.
 
+pub mod fib_thread;
+pub mod monitor;
+pub mod reload;
+pub mod state;
+pub mod tunnel;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bgp_core::speaker::{LocalRoute, RouteChange, Speaker, SpeakerError};
@@ -22,11 +33,12 @@ use bgp_core::wire::Family;
 use ipnetwork::{IpNetwork, Ipv4Network};
 
 use crate::config::{Config, DetectError, detect_address};
-use crate::fib::{Fib, Netlink};
+use crate::fib::Netlink;
 use crate::netinfo;
 use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, NoUnderlay, Pool, Rejection, plan};
-
-pub mod state;
+use fib_thread::FibWork;
+use state::{AgentState, NodeStatus, TunnelInUse, TunnelStatus};
+use tunnel::TunnelSetup;
 
 /// How often the whole plan is re-applied regardless of changes.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -87,107 +99,6 @@ fn node_address(config: &Config) -> Result<(String, Ipv4Network, u32), AgentErro
     Ok((underlay, net, mtu))
 }
 
-/// What the FIB thread is asked to do.
-enum FibWork {
-    /// Apply this plan (it replaces the previous one).
-    Plan(Vec<DesiredRoute>),
-    /// The kernel's routes changed: apply the current plan again, which
-    /// restores a route of ours someone removed or altered.
-    Resync,
-}
-
-/// Kernel route notifications (`ip monitor route`): multicast groups
-/// RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE.
-const ROUTE_GROUPS: u32 = 0x40 | 0x400;
-
-/// Watches the kernel's route changes and asks the FIB thread to re-apply
-/// the plan after each burst. The reconcile is a diff, so the notifications
-/// our own changes cause end in one dump that changes nothing.
-fn spawn_route_monitor(fib: std::sync::mpsc::Sender<FibWork>) {
-    std::thread::spawn(move || {
-        let socket =
-            netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).and_then(|mut s| {
-                s.bind(&netlink_sys::SocketAddr::new(0, ROUTE_GROUPS))?;
-                Ok(s)
-            });
-        let socket = match socket {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot watch route changes (only the periodic resync repairs routes): {e}"
-                );
-                return;
-            }
-        };
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match socket.recv(&mut &mut buf[..], 0) {
-                Ok(_) => {
-                    if fib.send(FibWork::Resync).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    // ENOBUFS: notifications were lost; a resync covers it.
-                    tracing::debug!("route monitor: {e}");
-                    if fib.send(FibWork::Resync).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// Applies plans on a thread of its own (netlink here is blocking). Work
-/// coalesces: while one reconcile runs, only the newest plan that arrives
-/// meanwhile is kept, and any number of resyncs count as one.
-fn spawn_fib(protocol: u8) -> std::sync::mpsc::Sender<FibWork> {
-    let (tx, rx) = std::sync::mpsc::channel::<FibWork>();
-    std::thread::spawn(move || {
-        let mut fib = match Fib::open(protocol) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!("cannot open netlink for the FIB: {e}");
-                return;
-            }
-        };
-        let mut current: Option<Vec<DesiredRoute>> = None;
-        while let Ok(first) = rx.recv() {
-            let mut work = vec![first];
-            work.extend(rx.try_iter());
-            for w in work {
-                if let FibWork::Plan(p) = w {
-                    current = Some(p);
-                }
-            }
-            // Nothing is applied before the first plan (graceful restart
-            // may be holding it back).
-            let Some(desired) = &current else { continue };
-            match fib.reconcile(desired) {
-                Ok(done) => {
-                    let s = &done.stats;
-                    if s.added + s.replaced + s.deleted > 0 || !done.errors.is_empty() {
-                        tracing::info!(
-                            added = s.added,
-                            replaced = s.replaced,
-                            deleted = s.deleted,
-                            unchanged = s.unchanged,
-                            errors = done.errors.len(),
-                            "kernel routes reconciled"
-                        );
-                    }
-                    for e in &done.errors {
-                        tracing::warn!("{e}");
-                    }
-                }
-                Err(e) => tracing::error!("reconcile failed: {e}"),
-            }
-        }
-    });
-    tx
-}
-
 /// The planner's inputs and what was already reported.
 struct Planner {
     node: LocalNode,
@@ -213,7 +124,10 @@ impl Planner {
         }
     }
 
-    fn desired(&mut self) -> Vec<DesiredRoute> {
+    /// The kernel routes to have now. Refused routes are logged once per
+    /// route and reason (a peer re-announcing one does not flood the log)
+    /// and counted in `state` while they stay refused.
+    fn desired(&mut self, state: &AgentState) -> Vec<DesiredRoute> {
         let learned: Vec<LearnedRoute> = self
             .learned
             .iter()
@@ -223,49 +137,135 @@ impl Planner {
             })
             .collect();
         let p = plan(&self.node, &self.pools, &learned, &NoUnderlay);
-        for r in p.rejected {
-            // Logged once per route and reason: a peer re-announcing it
-            // does not flood the log.
-            if self.reported.insert(r) {
+        let mut counts = BTreeMap::new();
+        for r in &p.rejected {
+            *counts.entry(r.reason).or_insert(0u64) += 1;
+            if self.reported.insert(*r) {
                 tracing::warn!(prefix = %r.route.prefix, next_hop = %r.route.next_hop, reason = ?r.reason, "learned route not installed");
             }
         }
+        // Forget what is no longer refused, so it is logged again if it
+        // comes back.
+        let now: HashSet<Rejection> = p.rejected.into_iter().collect();
+        self.reported.retain(|r| now.contains(r));
+        state.update(|s| s.rejected = counts);
         p.routes.into_values().collect()
     }
 }
 
+/// The node as the planner and the tunnel see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NodeView {
+    underlay: String,
+    address: Ipv4Network,
+    mtu: u32,
+}
+
+impl NodeView {
+    fn read(config: &Config) -> Result<NodeView, AgentError> {
+        let (underlay, address, mtu) = node_address(config)?;
+        Ok(NodeView {
+            underlay,
+            address,
+            mtu,
+        })
+    }
+
+    fn status(&self, name: Option<String>) -> NodeStatus {
+        NodeStatus {
+            name,
+            address: Some(self.address),
+            underlay: self.underlay.clone(),
+            underlay_mtu: self.mtu,
+        }
+    }
+}
+
+/// Sets up the tunnel (blocking: a userspace tunnel may take a moment to
+/// create its device) and records the outcome.
+async fn ensure_tunnel(setup: Option<TunnelSetup>, state: &AgentState) {
+    let Some(setup) = setup else { return };
+    let device = setup.device.clone();
+    let outcome = tokio::task::spawn_blocking(move || tunnel::ensure(&setup)).await;
+    let status = match outcome {
+        Ok(Ok((backend, note))) => TunnelStatus {
+            backend,
+            device,
+            note,
+        },
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            TunnelStatus {
+                backend: TunnelInUse::None,
+                device,
+                note: Some(e.to_string()),
+            }
+        }
+        Err(e) => TunnelStatus {
+            backend: TunnelInUse::None,
+            device,
+            note: Some(format!("tunnel setup panicked: {e}")),
+        },
+    };
+    state.update(|s| s.tunnel = status);
+}
+
+/// Where the running agent's config came from, for SIGHUP.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The config file, re-read on SIGHUP (none: SIGHUP is ignored).
+    pub config_file: Option<PathBuf>,
+    /// The node name (config, `$NODE_NAME` or the hostname).
+    pub node_name: Option<String>,
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), AgentError> {
-    let (underlay, net, mtu) = node_address(&config)?;
-    tracing::info!(address = %net, %underlay, mtu, "node address");
-    let speaker_config = config.to_speaker_config(net.ip());
+pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError> {
+    let mut node = NodeView::read(&config)?;
+    tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
+    let speaker_config = config.to_speaker_config(node.address.ip());
     let peers: BTreeSet<IpAddr> = speaker_config.peers.iter().map(|p| p.address).collect();
     let (speaker, mut routes) = Speaker::start(speaker_config).await?;
     for block in &config.blocks {
         speaker.announce(*block, LocalRoute::default());
     }
-    let fib = spawn_fib(config.route_protocol);
-    spawn_route_monitor(fib.clone());
+    let state = Arc::new(AgentState::new(speaker.clone()));
+    state.update(|s| {
+        s.node = node.status(options.node_name.clone());
+        s.configured_peers = peers.iter().copied().collect();
+    });
+    // The tunnel device must exist before routes through it are installed.
+    ensure_tunnel(
+        TunnelSetup::from_config(&config, node.address.ip(), node.mtu),
+        &state,
+    )
+    .await;
+    let fib = fib_thread::spawn(config.route_protocol, state.clone());
+    let node_changed = Arc::new(tokio::sync::Notify::new());
+    monitor::spawn(fib.clone(), node_changed.clone());
     let mut planner = Planner {
-        node: config.local_node(net, &underlay, mtu),
+        node: config.local_node(node.address, &node.underlay, node.mtu),
         pools: config.pools(),
         learned: BTreeMap::new(),
         reported: HashSet::new(),
     };
 
     // With graceful restart, hold the first reconcile until every peer has
-    // sent its table (End-of-RIB) or the restart time is up.
+    // sent its table (End-of-RIB) or the restart time is up: a restarted
+    // agent must not remove routes its peers are about to re-announce.
     let gr = config.graceful_restart();
     let mut waiting_for: BTreeSet<IpAddr> = if gr.is_some() { peers } else { BTreeSet::new() };
     let hold_until = tokio::time::Instant::now()
         + Duration::from_secs(gr.as_ref().map_or(0, |g| u64::from(g.restart_time)));
     let mut synced = waiting_for.is_empty();
     if synced {
-        let _ = fib.send(FibWork::Plan(planner.desired()));
+        let _ = fib.send(FibWork::Plan(planner.desired(&state)));
     }
 
     let mut resync = tokio::time::interval(RESYNC);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             batch = routes.recv_batch() => {
@@ -281,16 +281,72 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
                     synced = true;
                 }
                 if synced {
-                    let _ = fib.send(FibWork::Plan(planner.desired()));
+                    let _ = fib.send(FibWork::Plan(planner.desired(&state)));
                 }
             }
             _ = tokio::time::sleep_until(hold_until), if !synced => {
                 tracing::info!(missing = ?waiting_for, "restart time passed without End-of-RIB from every peer");
                 synced = true;
-                let _ = fib.send(FibWork::Plan(planner.desired()));
+                let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+            }
+            () = node_changed.notified() => {
+                // Let a burst of link/address changes settle first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                match NodeView::read(&config) {
+                    Ok(now) if now != node => {
+                        tracing::info!(address = %now.address, underlay = %now.underlay, mtu = now.mtu, "node address, interface or MTU changed: re-planning");
+                        if now.address.ip() != node.address.ip() {
+                            tracing::warn!(old = %node.address.ip(), new = %now.address.ip(), "BGP sessions keep using the old address until the agent restarts");
+                        }
+                        node = now;
+                        planner.node = config.local_node(node.address, &node.underlay, node.mtu);
+                        state.update(|s| s.node = node.status(options.node_name.clone()));
+                        if synced {
+                            let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("after a link or address change: {e}"),
+                }
+                // The tunnel device may have gone (or its MTU changed).
+                ensure_tunnel(TunnelSetup::from_config(&config, node.address.ip(), node.mtu), &state).await;
             }
             _ = resync.tick(), if synced => {
-                let _ = fib.send(FibWork::Plan(planner.desired()));
+                let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+            }
+            _ = hup.recv() => {
+                let Some(file) = &options.config_file else { continue };
+                let new = match Config::load(file) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("SIGHUP: config not reloaded, the running one stays: {e}");
+                        continue;
+                    }
+                };
+                let change = reload::diff(&config, &new, node.address.ip());
+                apply_reload(&speaker, &change).await;
+                if !change.needs_restart.is_empty() {
+                    tracing::warn!(keys = ?change.needs_restart, "SIGHUP: these settings take effect only after a restart");
+                }
+                config.peers = new.peers;
+                config.mesh = new.mesh;
+                config.blocks = new.blocks;
+                config.pools = new.pools;
+                planner.pools = config.pools();
+                planner.node.blocks = config.blocks.clone();
+                let configured: Vec<IpAddr> = config
+                    .to_speaker_config(node.address.ip())
+                    .peers
+                    .iter()
+                    .map(|p| p.address)
+                    .collect();
+                // A removed peer's End-of-RIB is no longer awaited.
+                waiting_for.retain(|p| configured.contains(p));
+                state.update(|s| s.configured_peers = configured);
+                tracing::info!(?change, "SIGHUP: config reloaded");
+                if synced {
+                    let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+                }
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -299,4 +355,24 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
     // Routes persist: the kernel keeps forwarding while we are gone.
     speaker.shutdown("route-agent stopping").await;
     Ok(())
+}
+
+/// Applies the peer and block changes of a reload to the speaker.
+async fn apply_reload(speaker: &Speaker, change: &reload::Reload) {
+    for address in &change.remove_peers {
+        if let Err(e) = speaker.remove_peer(*address).await {
+            tracing::warn!("SIGHUP: removing peer {address}: {e}");
+        }
+    }
+    for peer in &change.add_peers {
+        if let Err(e) = speaker.add_peer(peer.clone()).await {
+            tracing::warn!("SIGHUP: adding peer {}: {e}", peer.address);
+        }
+    }
+    for block in &change.withdraw {
+        speaker.withdraw(*block);
+    }
+    for block in &change.announce {
+        speaker.announce(*block, LocalRoute::default());
+    }
 }

@@ -1,0 +1,103 @@
+//! The thread that owns the FIB's netlink socket (blocking) and applies
+//! plans. Work coalesces: while one reconcile runs, only the newest plan
+//! that arrives meanwhile is kept, and any number of resyncs count as one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::mpsc::{Sender, channel};
+use std::time::SystemTime;
+
+use super::state::AgentState;
+use crate::fib::Fib;
+use crate::planner::DesiredRoute;
+
+/// What the FIB thread is asked to do.
+#[derive(Debug)]
+pub enum FibWork {
+    /// Apply this plan (it replaces the previous one).
+    Plan(Vec<DesiredRoute>),
+    /// The kernel's routes changed: apply the current plan again, which
+    /// restores a route of ours someone removed or altered.
+    Resync,
+}
+
+/// Starts the thread; nothing is applied before the first
+/// [`FibWork::Plan`] (graceful restart may be holding it back).
+pub fn spawn(protocol: u8, state: Arc<AgentState>) -> Sender<FibWork> {
+    let (tx, rx) = channel::<FibWork>();
+    std::thread::spawn(move || {
+        let mut fib = match Fib::open(protocol) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!("cannot open netlink for the FIB: {e}");
+                state.update(|s| s.fib.last_error = Some(format!("cannot open netlink: {e}")));
+                return;
+            }
+        };
+        let mut current: Option<Vec<DesiredRoute>> = None;
+        while let Ok(first) = rx.recv() {
+            for w in std::iter::once(first).chain(rx.try_iter()) {
+                if let FibWork::Plan(p) = w {
+                    current = Some(p);
+                }
+            }
+            let Some(desired) = &current else { continue };
+            apply(&mut fib, desired, &state);
+        }
+    });
+    tx
+}
+
+/// One reconcile pass, logged and recorded in the shared state.
+fn apply(fib: &mut Fib, desired: &[DesiredRoute], state: &AgentState) {
+    let result = fib.reconcile(desired);
+    let batches = fib.batches_sent();
+    match &result {
+        Ok(done) => {
+            let s = &done.stats;
+            if s.added + s.replaced + s.deleted > 0 || !done.errors.is_empty() {
+                tracing::info!(
+                    added = s.added,
+                    replaced = s.replaced,
+                    deleted = s.deleted,
+                    unchanged = s.unchanged,
+                    errors = done.errors.len(),
+                    "kernel routes reconciled"
+                );
+            }
+            for e in &done.errors {
+                tracing::warn!("{e}");
+            }
+        }
+        Err(e) => tracing::error!("reconcile failed: {e}"),
+    }
+    state.update(|st| {
+        let f = &mut st.fib;
+        f.started = true;
+        f.reconciles += 1;
+        f.batches = batches;
+        f.last_reconcile = Some(SystemTime::now());
+        match result {
+            Ok(done) => {
+                let failed: HashSet<&str> = done.errors.iter().map(|e| e.route.as_str()).collect();
+                f.installed = desired
+                    .iter()
+                    .filter(|r| failed.is_empty() || !failed.contains(r.to_string().as_str()))
+                    .cloned()
+                    .collect();
+                f.in_sync = done.errors.is_empty();
+                f.added += done.stats.added as u64;
+                f.replaced += done.stats.replaced as u64;
+                f.deleted += done.stats.deleted as u64;
+                f.errors += done.errors.len() as u64;
+                if let Some(e) = done.errors.last() {
+                    f.last_error = Some(e.to_string());
+                }
+            }
+            Err(e) => {
+                f.in_sync = false;
+                f.last_error = Some(format!("reconcile failed: {e}"));
+            }
+        }
+    });
+}

@@ -1,0 +1,155 @@
+//! Kernel notifications (`ip monitor route link address`).
+//!
+//! - A route change may be someone removing or altering a route of ours:
+//!   the FIB thread re-applies the plan (a diff, so the notifications our
+//!   own changes cause end in a dump that changes nothing).
+//! - A link or IPv4 address change may move the node address, its prefix
+//!   or the underlay MTU, or remove the tunnel device: the agent's loop
+//!   looks again and re-plans when something it uses changed.
+//!
+//! Lost notifications (`ENOBUFS`) count as both.
+
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+
+use tokio::sync::Notify;
+
+use super::fib_thread::FibWork;
+
+/// RTMGRP_LINK.
+const LINK_GROUP: u32 = 0x1;
+/// RTMGRP_IPV4_IFADDR.
+const IPV4_ADDR_GROUP: u32 = 0x10;
+/// RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE.
+const ROUTE_GROUPS: u32 = 0x40 | 0x400;
+
+/// `nlmsg_type` values (linux/rtnetlink.h).
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELADDR: u16 = 21;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+
+/// What one datagram of notifications touched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// A route was added, changed or removed.
+    pub routes: bool,
+    /// A link or an address was.
+    pub node: bool,
+}
+
+/// Classifies the netlink messages in `datagram` by their header type
+/// (`nlmsg_len` at bytes 0..4, `nlmsg_type` at 4..6, native endian). A
+/// truncated tail is ignored.
+pub fn classify(datagram: &[u8]) -> Touched {
+    let mut touched = Touched::default();
+    let mut rest = datagram;
+    while let (Some(len), Some(kind)) = (rest.get(0..4), rest.get(4..6)) {
+        let len = u32::from_ne_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let kind = u16::from_ne_bytes([kind[0], kind[1]]);
+        match kind {
+            RTM_NEWROUTE | RTM_DELROUTE => touched.routes = true,
+            RTM_NEWLINK..=RTM_DELADDR => touched.node = true,
+            _ => {}
+        }
+        // Messages are 4-byte aligned; a zero length would never advance.
+        let step = len.max(16).next_multiple_of(4);
+        rest = rest.get(step..).unwrap_or_default();
+    }
+    touched
+}
+
+/// Starts the watcher thread. Route changes go to the FIB thread, link and
+/// address changes wake `node_changed`.
+pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>) {
+    std::thread::spawn(move || {
+        let socket =
+            netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).and_then(|mut s| {
+                s.bind(&netlink_sys::SocketAddr::new(
+                    0,
+                    ROUTE_GROUPS | LINK_GROUP | IPV4_ADDR_GROUP,
+                ))?;
+                Ok(s)
+            });
+        let socket = match socket {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch kernel changes (only the periodic resync repairs routes): {e}"
+                );
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let touched = match socket.recv(&mut &mut buf[..], 0) {
+                Ok(n) => classify(buf.get(..n).unwrap_or_default()),
+                Err(e) => {
+                    tracing::debug!("kernel monitor: {e}");
+                    Touched {
+                        routes: true,
+                        node: true,
+                    }
+                }
+            };
+            if touched.node {
+                node_changed.notify_one();
+            }
+            if touched.routes && fib.send(FibWork::Resync).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: u16, payload: usize) -> Vec<u8> {
+        let len = 16 + payload;
+        let mut m = Vec::new();
+        m.extend_from_slice(&u32::try_from(len).unwrap().to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.resize(len.next_multiple_of(4), 0);
+        m
+    }
+
+    #[test]
+    fn route_and_address_messages_in_one_datagram_are_both_seen() {
+        let mut d = message(RTM_NEWROUTE, 37);
+        d.extend(message(20, 8)); // RTM_NEWADDR
+        assert_eq!(
+            classify(&d),
+            Touched {
+                routes: true,
+                node: true
+            }
+        );
+    }
+
+    #[test]
+    fn link_messages_touch_the_node_only() {
+        assert_eq!(
+            classify(&message(RTM_NEWLINK, 100)),
+            Touched {
+                routes: false,
+                node: true
+            }
+        );
+        assert_eq!(
+            classify(&message(RTM_DELROUTE, 20)),
+            Touched {
+                routes: true,
+                node: false
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_and_truncated_datagrams_do_not_panic() {
+        assert_eq!(classify(&[]), Touched::default());
+        assert_eq!(classify(&[0xff; 5]), Touched::default());
+        assert_eq!(classify(&[0; 64]), Touched::default());
+    }
+}

@@ -1,0 +1,170 @@
+//! SIGHUP: what a new config changes, so that only that changes.
+//!
+//! Peers, pools and blocks are applied live: a peer whose settings did not
+//! change keeps its session, a changed one is removed and added again
+//! (BIRD's `configure` restarts a protocol whose config changed, too).
+//! Settings that shape the speaker or the node itself (AS, node address,
+//! BGP port, route protocol, tunnel, admin listener, graceful restart) need
+//! a restart and are reported, not applied.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use bgp_core::speaker::PeerConfig;
+use ipnetwork::IpNetwork;
+
+use crate::config::Config;
+
+/// The difference between the running config and a reloaded one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reload {
+    /// Peers to remove (gone, or changed: they are added again).
+    pub remove_peers: Vec<IpAddr>,
+    /// Peers to add (new, or changed).
+    pub add_peers: Vec<PeerConfig>,
+    /// Blocks to start announcing.
+    pub announce: Vec<IpNetwork>,
+    /// Blocks to withdraw.
+    pub withdraw: Vec<IpNetwork>,
+    /// The pools changed (re-plan).
+    pub pools_changed: bool,
+    /// Keys that changed but only take effect after a restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl Reload {
+    /// True when nothing is to be done.
+    pub fn is_empty(&self) -> bool {
+        self == &Reload::default()
+    }
+}
+
+/// Compares `old` and `new` on a node with address `node`.
+pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
+    let peers = |c: &Config| -> BTreeMap<IpAddr, PeerConfig> {
+        c.to_speaker_config(node)
+            .peers
+            .into_iter()
+            .map(|p| (p.address, p))
+            .collect()
+    };
+    let (before, after) = (peers(old), peers(new));
+    let mut reload = Reload::default();
+    for (address, peer) in &before {
+        if after.get(address) != Some(peer) {
+            reload.remove_peers.push(*address);
+        }
+    }
+    for (address, peer) in &after {
+        if before.get(address) != Some(peer) {
+            reload.add_peers.push(peer.clone());
+        }
+    }
+    reload.announce = new
+        .blocks
+        .iter()
+        .filter(|b| !old.blocks.contains(b))
+        .copied()
+        .collect();
+    reload.withdraw = old
+        .blocks
+        .iter()
+        .filter(|b| !new.blocks.contains(b))
+        .copied()
+        .collect();
+    reload.pools_changed = old.pools != new.pools;
+    let restart_keys: [(&'static str, bool); 7] = [
+        ("asn", old.asn != new.asn),
+        ("node", old.node != new.node),
+        ("listen-port", old.listen_port != new.listen_port),
+        ("route-protocol", old.route_protocol != new.route_protocol),
+        ("tunnel", old.tunnel != new.tunnel),
+        ("admin", old.admin != new.admin),
+        (
+            "graceful-restart",
+            old.graceful_restart != new.graceful_restart,
+        ),
+    ];
+    reload.needs_restart = restart_keys
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect();
+    reload
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(Path::new("test.yaml"), text).unwrap()
+    }
+
+    const BASE: &str = "
+node: {address: 10.0.0.5/24}
+pools: [{cidr: 10.244.0.0/16}]
+blocks: [10.244.1.0/26]
+mesh: {peers: [10.0.0.6, 10.0.0.7]}
+";
+
+    const NODE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+
+    #[test]
+    fn an_unchanged_config_changes_nothing() {
+        assert!(diff(&config(BASE), &config(BASE), NODE).is_empty());
+    }
+
+    #[test]
+    fn a_new_mesh_peer_is_added_and_the_others_are_left_alone() {
+        let new = BASE.replace("10.0.0.7]", "10.0.0.7, 10.0.0.8]");
+        let r = diff(&config(BASE), &config(&new), NODE);
+        assert!(r.remove_peers.is_empty());
+        assert_eq!(
+            r.add_peers.iter().map(|p| p.address).collect::<Vec<_>>(),
+            vec![IpAddr::from([10, 0, 0, 8])]
+        );
+        assert!(r.needs_restart.is_empty());
+    }
+
+    #[test]
+    fn a_removed_peer_is_removed() {
+        let new = BASE.replace(", 10.0.0.7]", "]");
+        let r = diff(&config(BASE), &config(&new), NODE);
+        assert_eq!(r.remove_peers, vec![IpAddr::from([10, 0, 0, 7])]);
+        assert!(r.add_peers.is_empty());
+    }
+
+    #[test]
+    fn a_changed_peer_is_removed_and_added_again() {
+        let new = BASE.replace("10.0.0.7]}", "10.0.0.7], password: s3cret}");
+        let r = diff(&config(BASE), &config(&new), NODE);
+        assert_eq!(r.remove_peers.len(), 2);
+        assert_eq!(r.add_peers.len(), 2);
+        assert!(
+            r.add_peers
+                .iter()
+                .all(|p| p.password.as_deref() == Some("s3cret"))
+        );
+    }
+
+    #[test]
+    fn blocks_and_pools_are_diffed() {
+        let new = BASE.replace("[10.244.1.0/26]", "[10.244.1.64/26]").replace(
+            "[{cidr: 10.244.0.0/16}]",
+            "[{cidr: 10.244.0.0/16, ipip-mode: always}]",
+        );
+        let r = diff(&config(BASE), &config(&new), NODE);
+        assert_eq!(r.announce, vec!["10.244.1.64/26".parse().unwrap()]);
+        assert_eq!(r.withdraw, vec!["10.244.1.0/26".parse().unwrap()]);
+        assert!(r.pools_changed);
+    }
+
+    #[test]
+    fn speaker_wide_settings_are_reported_as_needing_a_restart() {
+        let new = format!("{BASE}asn: 65000\nroute-protocol: 99\n");
+        let r = diff(&config(BASE), &config(&new), NODE);
+        assert_eq!(r.needs_restart, vec!["asn", "route-protocol"]);
+    }
+}

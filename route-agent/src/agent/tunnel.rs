@@ -1,0 +1,271 @@
+//! The IPIP tunnel the agent's tunnel routes go through.
+//!
+//! Backends (`tunnel.backend`):
+//!
+//! - `kernel`: the kernel's fallback device `tunl0` (ipip module), made to
+//!   match the config by [`ipip::kernel::ensure_tunnel`]: up, MTU = underlay
+//!   MTU − 20 unless configured, the /32 tunnel address.
+//! - `userspace`: our data plane ([`ipip::userspace`]) in a process of its
+//!   own, `route-agent tunnel`, holding a TUN device of the same name. It
+//!   learns its tunnel table from the kernel's routes through the device,
+//!   so it needs nothing from the agent after start, and it is started in
+//!   its own process group so that it keeps forwarding while the agent
+//!   restarts or is killed. A running one is recognised by its device (a
+//!   TUN device vanishes with the process that holds it) and reused.
+//! - `auto` (default): `kernel`, falling back to `userspace` with a
+//!   warning when the kernel has no ipip support.
+//!
+//! The tunnel is set up only when an IPv4 pool uses IPIP (Calico creates
+//! tunl0 only then).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ipip::kernel::{KernelError, Netlink, TunnelConfig, ensure_tunnel, link_kind};
+
+use super::state::TunnelInUse;
+use crate::config::{Config, TunnelBackend};
+use crate::planner::IpipMode;
+
+/// How long a freshly started userspace tunnel may take to create its
+/// device.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything the tunnel needs, resolved from the config and the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelSetup {
+    /// The configured backend.
+    pub backend: TunnelBackend,
+    /// The device name (`tunl0`).
+    pub device: String,
+    /// The tunnel's /32 address.
+    pub address: Ipv4Addr,
+    /// The device MTU (underlay MTU − 20 unless configured).
+    pub mtu: u32,
+    /// The underlay MTU (the largest outer packet).
+    pub underlay_mtu: u32,
+    /// The node address: the outer source.
+    pub local: Ipv4Addr,
+    /// Addresses IPIP is accepted from besides the gateways of tunnel
+    /// routes (the mesh peers, so a peer's packets are taken before our
+    /// route to it exists).
+    pub allow: Vec<Ipv4Addr>,
+}
+
+/// Why the tunnel could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    /// The kernel backend failed (or the kernel has no ipip and the
+    /// backend is `kernel`).
+    #[error("kernel IPIP tunnel: {0}")]
+    Kernel(#[from] KernelError),
+    /// The userspace tunnel process could not be started.
+    #[error("cannot start the userspace tunnel `{program} tunnel --device {device}`: {source}")]
+    Spawn {
+        /// The executable.
+        program: PathBuf,
+        /// The device.
+        device: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// It started but its device did not appear.
+    #[error(
+        "the userspace tunnel did not create {device} within {START_TIMEOUT:?} (see its log lines above)"
+    )]
+    NoDevice {
+        /// The device.
+        device: String,
+    },
+}
+
+impl TunnelSetup {
+    /// The tunnel for `config` on a node with address `local` and underlay
+    /// MTU `underlay_mtu`; `None` when no IPv4 pool uses IPIP.
+    pub fn from_config(config: &Config, local: Ipv4Addr, underlay_mtu: u32) -> Option<Self> {
+        let uses_ipip = config
+            .pools()
+            .iter()
+            .any(|p| p.cidr.is_ipv4() && p.ipip_mode != IpipMode::Never);
+        if !uses_ipip {
+            return None;
+        }
+        let address = config.tunnel.address.or_else(|| {
+            // Calico gives tunl0 an address from the node's block; its IPAM
+            // hands out the block's first address. Without a block, the
+            // node address keeps the device addressed.
+            config.blocks.iter().find_map(|b| match b {
+                ipnetwork::IpNetwork::V4(b) => Some(b.network()),
+                ipnetwork::IpNetwork::V6(_) => None,
+            })
+        });
+        let mut allow: Vec<Ipv4Addr> = config
+            .mesh
+            .peers
+            .iter()
+            .filter_map(|p| match p {
+                std::net::IpAddr::V4(a) if *a != local => Some(*a),
+                _ => None,
+            })
+            .collect();
+        allow.sort_unstable();
+        Some(TunnelSetup {
+            backend: config.tunnel.backend,
+            device: config.tunnel.device.clone(),
+            address: address.unwrap_or(local),
+            mtu: config.tunnel.effective_mtu(underlay_mtu),
+            underlay_mtu,
+            local,
+            allow,
+        })
+    }
+
+    fn kernel_config(&self) -> TunnelConfig {
+        TunnelConfig {
+            device: self.device.clone(),
+            address: self.address,
+            mtu: Some(self.mtu),
+            underlay_mtu: Some(self.underlay_mtu),
+        }
+    }
+}
+
+/// Makes the tunnel exist as configured and says which backend runs. With
+/// `auto`, a kernel without ipip falls back to userspace with a warning
+/// (also returned, for the status).
+pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), TunnelError> {
+    match setup.backend {
+        TunnelBackend::Kernel => {
+            ensure_tunnel(&setup.kernel_config())?;
+            Ok((TunnelInUse::Kernel, None))
+        }
+        TunnelBackend::Userspace => {
+            userspace(setup)?;
+            Ok((TunnelInUse::Userspace, None))
+        }
+        TunnelBackend::Auto => match ensure_tunnel(&setup.kernel_config()) {
+            Ok(_) => Ok((TunnelInUse::Kernel, None)),
+            Err(e @ KernelError::NoIpipSupport { .. }) => {
+                let note = format!(
+                    "the kernel has no IPIP support ({}): using the userspace data plane",
+                    e.to_string().split(';').next().unwrap_or_default()
+                );
+                tracing::warn!(device = %setup.device, "{note}");
+                userspace(setup)?;
+                Ok((TunnelInUse::Userspace, Some(note)))
+            }
+            // Our userspace tunnel from an earlier run is still forwarding.
+            Err(KernelError::NotIpip { kind, .. }) if kind == "tun" => {
+                userspace(setup)?;
+                Ok((TunnelInUse::Userspace, None))
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// True when `device` exists as a TUN device.
+fn tun_exists(nl: &mut Netlink, device: &str) -> Result<bool, KernelError> {
+    Ok(nl.link_get(device)?.is_some_and(|l| link_kind(&l) == "tun"))
+}
+
+/// Starts `route-agent tunnel` unless one runs already, then sets the
+/// device's MTU and address as the kernel backend would.
+fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
+    let mut nl = Netlink::open().map_err(|source| KernelError::Netlink {
+        command: "socket(NETLINK_ROUTE)".into(),
+        source,
+    })?;
+    if tun_exists(&mut nl, &setup.device)? {
+        tracing::info!(device = %setup.device, "userspace tunnel already running");
+    } else {
+        spawn_userspace(setup)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !tun_exists(&mut nl, &setup.device)? {
+            if Instant::now() > deadline {
+                return Err(TunnelError::NoDevice {
+                    device: setup.device.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let link = nl
+        .link_get(&setup.device)?
+        .ok_or_else(|| TunnelError::NoDevice {
+            device: setup.device.clone(),
+        })?;
+    let index = link.header.index;
+    nl.link_set_mtu_up(&setup.device, index, setup.mtu)?;
+    let mut present = false;
+    for (addr, len) in nl.addr_list(index)? {
+        if addr == setup.address && len == 32 {
+            present = true;
+        } else {
+            nl.addr_del(&setup.device, index, addr, len)?;
+        }
+    }
+    if !present {
+        nl.addr_add(&setup.device, index, setup.address, 32)?;
+    }
+    Ok(())
+}
+
+fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
+    use std::os::unix::process::CommandExt;
+    let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("route-agent"));
+    let mut command = std::process::Command::new(&program);
+    command
+        .arg("tunnel")
+        .args(["--device", &setup.device])
+        .args(["--local", &setup.local.to_string()])
+        .args(["--underlay-mtu", &setup.underlay_mtu.to_string()]);
+    for a in &setup.allow {
+        command.args(["--allow", &a.to_string()]);
+    }
+    // Its own process group: a Ctrl-C or a signal to the agent's group
+    // does not stop forwarding. Its log goes where the agent's goes.
+    command
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let mut child = command.spawn().map_err(|source| TunnelError::Spawn {
+        program: program.clone(),
+        device: setup.device.clone(),
+        source,
+    })?;
+    tracing::info!(device = %setup.device, pid = child.id(), "userspace tunnel started");
+    // Reap it if it exits while we run (the agent re-creates it on the
+    // next link change or resync).
+    let device = setup.device.clone();
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            tracing::warn!(%device, %status, "userspace tunnel exited");
+        }
+    });
+    Ok(())
+}
+
+/// `route-agent tunnel`: runs the userspace data plane until SIGTERM or
+/// SIGINT; SIGUSR1 prints the counters (also printed at exit).
+pub async fn run_userspace(config: ipip::userspace::Config) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
+    let mut dataplane =
+        ipip::userspace::Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
+    let counters = dataplane.counters();
+    tracing::info!(device = %config.device, local = %config.local, "userspace tunnel forwarding");
+    let result = loop {
+        tokio::select! {
+            _ = term.recv() => break Ok(()),
+            _ = int.recv() => break Ok(()),
+            _ = usr1.recv() => eprintln!("{counters}"),
+            r = dataplane.wait() => break r.map_err(|e| e.to_string()),
+        }
+    };
+    eprintln!("{counters}");
+    result
+}
