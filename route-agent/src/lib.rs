@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod demo;
 pub mod fib;
 pub mod netinfo;
 pub mod planner;

@@ -27,6 +27,10 @@ enum Command {
         #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
         log_format: String,
     },
+    /// A three-node cluster in network namespaces (two subnets, one pod per
+    /// node): builds it, runs the agents, prints every node's routes and a
+    /// pod-to-pod ping matrix, and removes it. Needs root.
+    Demo,
     /// The userspace IPIP data plane for kernels without the ipip module
     /// (started by `run` when the tunnel backend is `userspace`, or `auto`
     /// on such a kernel). It learns its tunnel table from the kernel's
@@ -156,6 +160,7 @@ fn tunnel(config: ipip::userspace::Config) -> ExitCode {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Demo => route_agent::demo::run(),
         Command::Run { config, log_format } => run(&config, &log_format),
         Command::Tunnel {
             device,
