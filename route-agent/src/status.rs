@@ -156,12 +156,13 @@ pub fn request(
         .take(MAX_RESPONSE)
         .read_to_end(&mut raw)
         .map_err(exchange)?;
-    parse_response(&raw).map_err(|what| FetchError::Malformed { addr, what })
+    parse_response(&raw, method == "HEAD").map_err(|what| FetchError::Malformed { addr, what })
 }
 
 /// Splits an HTTP/1.x answer (read until the server closed) into status,
-/// headers and body.
-fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
+/// headers and body. The answer to a `HEAD` has no body whatever its
+/// `Content-Length` says (RFC 9110 §9.3.2).
+fn parse_response(raw: &[u8], head_request: bool) -> Result<HttpResponse, String> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -200,7 +201,9 @@ fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
     {
         return Err("chunked transfer coding is not supported".to_owned());
     }
-    if let Some(len) = response.header("content-length") {
+    if head_request {
+        body.clear();
+    } else if let Some(len) = response.header("content-length") {
         let len: usize = len
             .parse()
             .map_err(|_| format!("bad content-length {len:?}"))?;
@@ -578,12 +581,14 @@ mod tests {
 
     #[test]
     fn parses_a_response_with_content_length() {
-        let r = parse_response(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\ncontent-length: 5\r\n\r\nfib\nextra").unwrap();
+        let r = parse_response(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\ncontent-length: 5\r\n\r\nfib\nextra", false).unwrap();
         assert_eq!(r.code, 503);
         assert_eq!(r.header("content-type"), Some("text/plain"));
         assert_eq!(r.text(), "fib\ne");
-        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort").is_err());
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false).is_err()
+        );
     }
 
     #[test]
