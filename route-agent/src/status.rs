@@ -388,7 +388,9 @@ pub fn render(doc: &StatusDoc) -> String {
             out.push_str(&table(&headers, &rows));
         }
     }
-    out.push_str("(IMPORTED: accepted/received prefixes)\n");
+    if !doc.peers.is_empty() {
+        out.push_str("(IMPORTED: prefixes accepted/received)\n");
+    }
 
     let fib = &doc.fib;
     let total: u64 = fib.installed_by_kind.values().sum();

@@ -656,3 +656,37 @@ async fn bind_names_the_address_in_use_and_serve_stops_when_aborted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_counters_come_from_the_devices_sysfs_statistics() {
+    let a = agent().await;
+    // `lo` stands in for tunl0: the kernel keeps the same statistics
+    // files for every interface.
+    a.state.update(|s| {
+        s.tunnel.backend = TunnelInUse::Userspace;
+        s.tunnel.device = "lo".into();
+    });
+    let r = get(a.addr, "GET", "/metrics").await;
+    let s = parse_exposition(&r.text());
+    let labels = [("device", "lo"), ("backend", "userspace")];
+    for name in [
+        "route_agent_tunnel_receive_packets_total",
+        "route_agent_tunnel_receive_bytes_total",
+        "route_agent_tunnel_receive_dropped_total",
+        "route_agent_tunnel_transmit_packets_total",
+        "route_agent_tunnel_transmit_bytes_total",
+        "route_agent_tunnel_transmit_dropped_total",
+    ] {
+        assert!(
+            value(&s, name, &labels).is_some(),
+            "no {name} in\n{}",
+            r.text()
+        );
+    }
+    // Our own HTTP exchanges went over lo, so it has counted packets.
+    let before = value(&s, "route_agent_tunnel_receive_packets_total", &labels).unwrap();
+    assert!(before > 0.0);
+    let r = get(a.addr, "GET", "/metrics").await;
+    let after = parse_exposition(&r.text());
+    assert!(value(&after, "route_agent_tunnel_receive_packets_total", &labels).unwrap() > before);
+}

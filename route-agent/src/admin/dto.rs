@@ -409,7 +409,11 @@ impl StatusDoc {
             ready: unmet.is_empty(),
             unmet,
             configured_peers: status.configured_peers.clone(),
-            peers: peers.iter().map(PeerDoc::from_snapshot).collect(),
+            peers: {
+                let mut docs: Vec<PeerDoc> = peers.iter().map(PeerDoc::from_snapshot).collect();
+                docs.sort_by_key(|p| p.address);
+                docs
+            },
             fib: FibDoc::new(&status.fib, &status.rejected),
             tunnel: TunnelDoc::from(&status.tunnel),
         }

@@ -192,23 +192,26 @@ async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<By
             respond(StatusCode::OK, metrics::CONTENT_TYPE, body.into())
         }
         "/api/v1/peers" => {
-            let peers: Vec<PeerDoc> = state
+            let mut peers: Vec<PeerDoc> = state
                 .speaker
                 .peers()
                 .await
                 .iter()
                 .map(PeerDoc::from_snapshot)
                 .collect();
+            peers.sort_by_key(|p| p.address);
             json(&peers)
         }
         "/api/v1/routes" => {
-            let routes: Vec<BestRouteDoc> = state
+            let mut routes: Vec<BestRouteDoc> = state
                 .speaker
                 .routes()
                 .await
                 .iter()
                 .map(BestRouteDoc::from_route)
                 .collect();
+            // In prefix order, as `ip route` and `birdc show route` list.
+            routes.sort_by_key(|r| r.prefix);
             json(&routes)
         }
         "/api/v1/fib" => json(&FibWithNodeDoc::new(&state.snapshot())),
