@@ -10,10 +10,14 @@
 //! - [`kernel`]: the kernel backend: the kernel's own `tunl0` managed over
 //!   rtnetlink (exists, up, MTU, /32 address), with a typed error naming
 //!   the userspace fallback when the kernel has no ipip module.
+//! - [`offload`]: TUN offloads on byte buffers: the vnet header, TCP
+//!   segmentation of the kernel's super-packets (egress) and coalescing of
+//!   received segments into super-packets (ingress).
 //! - [`sys`]: the system calls under it, and the crate's only `unsafe`.
 
 pub mod fuzzing;
 pub mod kernel;
+pub mod offload;
 pub mod packet;
 pub mod sys;
 pub mod userspace;

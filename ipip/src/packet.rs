@@ -392,6 +392,46 @@ pub fn encapsulate(
     Ok(Encapsulated::Fragments(ranges))
 }
 
+/// Encapsulates in place: `buf` holds [`OUTER_HEADER_LEN`] bytes of room
+/// followed by exactly one inner datagram; the outer header for `remote`
+/// is written into the room. For datagrams known to fit the tunnel (the
+/// segments of a GSO super-packet, cut to the tunnel MTU): one that does
+/// not fit, or does not validate, is an error and `buf` is left alone
+/// (use [`encapsulate`] for those, which also answers "too big").
+pub fn encapsulate_in_place(
+    buf: &mut [u8],
+    remote: Ipv4Addr,
+    tunnel: &Tunnel,
+    id: u16,
+) -> Result<(), PacketError> {
+    let inner = buf.get(OUTER_HEADER_LEN..).ok_or(PacketError::Truncated)?;
+    let header = Ipv4Header::parse(inner)?;
+    if header.total_len() != inner.len() {
+        return Err(PacketError::BadTotalLength(header.total_len()));
+    }
+    if tunnel.forwarding || buf.len() > usize::from(tunnel.mtu).max(68) {
+        return Err(PacketError::BadTotalLength(buf.len()));
+    }
+    let total = u16::try_from(buf.len()).map_err(|_| PacketError::BadTotalLength(buf.len()))?;
+    let df = if header.dont_fragment() { DF } else { 0 };
+    let mut out = Vec::with_capacity(OUTER_HEADER_LEN);
+    write_header(
+        &mut out,
+        header.tos(),
+        total,
+        id,
+        df,
+        tunnel.ttl,
+        PROTO_IPIP,
+        tunnel.local,
+        remote,
+    );
+    if let Some(room) = buf.get_mut(..OUTER_HEADER_LEN) {
+        room.copy_from_slice(&out);
+    }
+    Ok(())
+}
+
 /// A decapsulated datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decapsulated<'a> {

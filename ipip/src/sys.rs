@@ -39,13 +39,35 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
 /// The file is non-blocking. Equivalent of `ip tuntap add NAME mode tun`,
 /// except the device lives only as long as the file.
 pub fn open_tun(name: &str) -> io::Result<File> {
+    open_tun_flags(name, 0)
+}
+
+/// Opens the TUN device `name` as [`open_tun`] does, plus `IFF_VNET_HDR`
+/// and offloads (`TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4`, as
+/// wireguard-go does): every read and write carries a 10-byte
+/// `virtio_net_hdr` ([`crate::offload::VnetHdr`]) in front of the packet,
+/// reads may return TCP/IPv4 super-packets of up to 64 KB with partial
+/// checksums, and writes may hand the kernel such super-packets.
+pub fn open_tun_offload(name: &str) -> io::Result<File> {
+    let file = open_tun_flags(name, libc::IFF_VNET_HDR)?;
+    let offloads = libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4);
+    // SAFETY: TUNSETOFFLOAD takes its argument by value (an integer of
+    // TUN_F_* flags) and touches no memory of ours; the fd is the open TUN.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETOFFLOAD, offloads) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+fn open_tun_flags(name: &str, extra: libc::c_int) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open("/dev/net/tun")?;
     let mut req = ifreq(name)?;
-    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | extra) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a live,
     // initialised `ifreq` and the fd is the open /dev/net/tun file.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
@@ -84,6 +106,23 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
     req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads one `struct ifreq`; `req` is initialised.
     let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets the transmit queue length of the interface `name` (`ip link set
+/// NAME txqueuelen LEN`). For a TUN device this is how many packets the
+/// kernel queues for the reader before it drops.
+pub fn set_tx_queue_len(name: &str, len: u32) -> io::Result<()> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_metric = libc::c_int::try_from(len).unwrap_or(libc::c_int::MAX);
+    // SAFETY: SIOCSIFTXQLEN reads one `struct ifreq` (`ifr_qlen`, the int
+    // that shares its place with `ifru_metric`); `req` is initialised and
+    // the fd is an open AF_INET socket.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFTXQLEN, &mut req) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -188,4 +227,64 @@ pub fn recv_batch(sock: &Socket, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io
         };
     }
     Ok(n)
+}
+
+/// Sends each `bufs[i]` as one datagram to `dsts[i]` (port 0: a raw
+/// socket) in one `sendmmsg` call, without blocking. Returns how many were
+/// sent (a prefix of the batch), or `WouldBlock` when the socket buffer is
+/// full before the first.
+pub fn send_batch(sock: &Socket, bufs: &[&[u8]], dsts: &[Ipv4Addr]) -> io::Result<usize> {
+    let count = bufs.len().min(dsts.len());
+    let mut addrs: Vec<libc::sockaddr_in> = dsts
+        .iter()
+        .take(count)
+        .map(|d| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(d.octets()),
+            },
+            sin_zero: [0; 8],
+        })
+        .collect();
+    let mut iovecs: Vec<libc::iovec> = bufs
+        .iter()
+        .take(count)
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr().cast_mut().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = iovecs
+        .iter_mut()
+        .zip(addrs.iter_mut())
+        .map(|(iov, addr)| {
+            // SAFETY: `msghdr` is a plain C struct of pointers and integers;
+            // all zero bytes is valid (no control data).
+            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+            hdr.msg_name = std::ptr::from_mut(addr).cast();
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = iov;
+            hdr.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: hdr,
+                msg_len: 0,
+            }
+        })
+        .collect();
+    let vlen = libc::c_uint::try_from(headers.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: `headers` holds `vlen` initialised `mmsghdr`s, each pointing at
+    // one `sockaddr_in` in `addrs` and one `iovec` in `iovecs`, which points
+    // at a live buffer of `iov_len` bytes in `bufs`; the kernel only reads
+    // the buffers (sendmmsg writes `msg_len` alone); all of them outlive
+    // the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            headers.as_mut_ptr(),
+            vlen,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }

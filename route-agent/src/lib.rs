@@ -13,12 +13,19 @@
 //!   errors that name the file, the line and the fix; it builds the BGP
 //!   speaker's config and the planner's inputs.
 //!
+//! - [`admin`]: the admin HTTP API (`/healthz`, `/readyz`, Prometheus
+//!   `/metrics`, JSON under `/api/v1/`) served from the agent's state.
+//! - [`status`]: `route-agent status`, the operator's view of a running
+//!   agent (peers table, kernel routes), read from the admin API.
+//!
 //! The `route-agent` binary (`check-config` so far) builds on these; the
 //! rest of the daemon and its admin API are tracked in the route-agent issue.
 
+pub mod admin;
 pub mod agent;
 pub mod config;
 pub mod demo;
 pub mod fib;
 pub mod netinfo;
 pub mod planner;
+pub mod status;

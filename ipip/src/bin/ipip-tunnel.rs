@@ -2,12 +2,15 @@
 //! keeps forwarding while route-agent restarts.
 //!
 //! ```text
-//! ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]...
+//! ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload]
 //! ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]
 //! ```
 //!
 //! Runs until SIGTERM or SIGINT; prints its counters (`name value` lines)
-//! on SIGUSR1 and at exit.
+//! on SIGUSR1 and at exit. Packet counters count packets as they cross
+//! the underlay (one per inner datagram), however the TUN device batched
+//! them. `--no-offload` opens the TUN device without offloads (one plain
+//! packet per read and write: slower, for comparison and old kernels).
 //!
 //! `kernel-setup` instead uses the kernel backend ([`ipip::kernel`]): it
 //! makes the kernel's IPIP device exist, be up, have its MTU and carry
@@ -21,7 +24,8 @@ use ipip::kernel::{KernelError, TunnelConfig, ensure_tunnel};
 use ipip::userspace::{Config, Dataplane};
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]...
+const USAGE: &str =
+    "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload]
        ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]";
 
 fn parse_kernel_args(mut args: impl Iterator<Item = String>) -> Result<TunnelConfig, String> {
@@ -100,6 +104,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
     let mut local = None;
     let mut mtu = 1500u16;
     let mut extra_peers = Vec::new();
+    let mut offload = true;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -119,6 +124,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
                 let v = value()?;
                 extra_peers.push(v.parse().map_err(|e| format!("--allow {v}: {e}"))?);
             }
+            "--no-offload" => offload = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -129,6 +135,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
         local,
         mtu,
         extra_peers,
+        offload,
     })
 }
 
@@ -138,7 +145,10 @@ async fn run(config: Config) -> Result<(), String> {
     let mut usr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
     let mut dp = Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
     let counters = dp.counters();
-    println!("ready device={} local={}", config.device, config.local);
+    println!(
+        "ready device={} local={} offload={}",
+        config.device, config.local, config.offload
+    );
     let result = loop {
         tokio::select! {
             _ = term.recv() => break Ok(()),

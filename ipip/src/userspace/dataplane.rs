@@ -1,24 +1,35 @@
 //! The two forwarding loops, on tokio.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::io;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use socket2::{SockAddr, Socket};
-use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 
-use super::counters::{Counters, DropReason};
+use super::counters::Counters;
+use super::egress::Egress;
+use super::ingress::Ingress;
 use super::routes::{RouteLearner, SharedTable};
 use super::table::TunnelTable;
-use crate::packet::{
-    DEFAULT_OUTER_TTL, Encapsulated, Ipv4Header, OUTER_HEADER_LEN, Tunnel, decapsulate, encapsulate,
-};
+use crate::packet::{DEFAULT_OUTER_TTL, Tunnel};
 use crate::sys;
 
-/// Packets handled per wake-up in each direction before yielding.
-pub const BATCH: usize = 64;
+/// Outer datagrams received per `recvmmsg` (ingress), and reads from the
+/// TUN device per wake-up (egress), before yielding.
+pub const BATCH: usize = 128;
+
+/// Transmit queue of the TUN device: packets the kernel holds for the
+/// data plane to read. The kernel's default for TUN (500) overflowed
+/// under one TCP stream without offloads, and each drop is a TCP
+/// retransmit.
+pub const TUN_TX_QUEUE_LEN: u32 = 2000;
+
+/// How long a loop keeps polling without blocking after its last packet
+/// before it parks in epoll: waking a parked thread costs tens of
+/// microseconds on a busy 2-core machine, more than a short spin. Idle
+/// loops do not spin.
+pub(super) const SPIN: Duration = Duration::from_micros(50);
 
 /// What the data plane needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +44,12 @@ pub struct Config {
     pub mtu: u16,
     /// Peers accepted on top of the gateways of tunnel routes.
     pub extra_peers: Vec<Ipv4Addr>,
+    /// Use TUN offloads (`IFF_VNET_HDR`, TSO4 and checksum offload): the
+    /// kernel hands out TCP super-packets of up to 64 KB that the data
+    /// plane cuts to the tunnel MTU, and received TCP segments are
+    /// coalesced into super-packets before they are written. Off: one
+    /// plain packet per read and write.
+    pub offload: bool,
 }
 
 /// Why the data plane could not start or stopped.
@@ -93,10 +110,16 @@ impl Dataplane {
             device: device.clone(),
             source,
         };
-        let tun = sys::open_tun(&config.device).map_err(|source| Error::Tun {
+        let tun = if config.offload {
+            sys::open_tun_offload(&config.device)
+        } else {
+            sys::open_tun(&config.device)
+        }
+        .map_err(|source| Error::Tun {
             device: device.clone(),
             source,
         })?;
+        sys::set_tx_queue_len(&config.device, TUN_TX_QUEUE_LEN).map_err(dev_err)?;
         sys::set_link_up(&config.device).map_err(dev_err)?;
         let ifindex = sys::if_index(&config.device).map_err(dev_err)?;
         let sock = sys::raw_ipip_socket(config.local).map_err(|source| Error::RawSocket {
@@ -119,14 +142,27 @@ impl Dataplane {
             // The kernel already decremented the TTL routing into the TUN.
             forwarding: false,
         };
-        let egress = tokio::spawn(egress(
-            tun.clone(),
-            sock.clone(),
-            table.clone(),
-            tunnel,
-            counters.clone(),
-        ));
-        let ingress = tokio::spawn(ingress(tun, sock, table, counters.clone()));
+        let egress = tokio::spawn(
+            Egress {
+                tun: tun.clone(),
+                sock: sock.clone(),
+                table: table.clone(),
+                tunnel,
+                offload: config.offload,
+                counters: counters.clone(),
+            }
+            .run(),
+        );
+        let ingress = tokio::spawn(
+            Ingress {
+                tun,
+                sock,
+                table,
+                offload: config.offload,
+                counters: counters.clone(),
+            }
+            .run(),
+        );
         Ok(Dataplane {
             counters,
             egress,
@@ -159,148 +195,10 @@ impl Drop for Dataplane {
     }
 }
 
-fn snapshot(table: &SharedTable) -> Arc<TunnelTable> {
+/// The tunnel table as it is now (the route learner swaps in new ones).
+pub(super) fn snapshot(table: &SharedTable) -> Arc<TunnelTable> {
     match table.read() {
         Ok(t) => t.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
-    }
-}
-
-/// Sends one outer datagram, waiting for room if the socket buffer is full.
-async fn send_outer(sock: &AsyncFd<Socket>, bytes: &[u8], dst: Ipv4Addr) -> io::Result<usize> {
-    let addr = SockAddr::from(SocketAddrV4::new(dst, 0));
-    loop {
-        let mut guard = sock.writable().await?;
-        if let Ok(r) = guard.try_io(|s| s.get_ref().send_to(bytes, &addr)) {
-            return r;
-        }
-    }
-}
-
-fn write_tun(tun: &AsyncFd<File>, bytes: &[u8]) -> io::Result<usize> {
-    tun.get_ref().write(bytes)
-}
-
-async fn egress(
-    tun: Arc<AsyncFd<File>>,
-    sock: Arc<AsyncFd<Socket>>,
-    table: SharedTable,
-    tunnel: Tunnel,
-    counters: Arc<Counters>,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; 65_536];
-    let mut out = Vec::with_capacity(65_536 + OUTER_HEADER_LEN);
-    let mut id: u16 = 0;
-    loop {
-        let mut guard = tun.readable().await?;
-        let table = snapshot(&table);
-        for _ in 0..BATCH {
-            let n = match guard.try_io(|t| t.get_ref().read(&mut buf)) {
-                Ok(r) => r?,
-                Err(_would_block) => break,
-            };
-            let inner = buf.get(..n).unwrap_or_default();
-            if inner.first().is_none_or(|b| b >> 4 != 4) {
-                counters.count_drop(DropReason::NotIpv4);
-                continue;
-            }
-            let Ok(header) = Ipv4Header::parse(inner) else {
-                counters.count_drop(DropReason::BadInner);
-                continue;
-            };
-            let Some(remote) = table.lookup(header.dst()) else {
-                counters.count_drop(DropReason::NoRoute);
-                continue;
-            };
-            id = id.wrapping_add(1);
-            let sent = match encapsulate(inner, remote, &tunnel, id, &mut out) {
-                Err(_) => {
-                    counters.count_drop(DropReason::BadInner);
-                    continue;
-                }
-                Ok(Encapsulated::Packet) => send_outer(&sock, &out, remote).await.map(|_| ()),
-                Ok(Encapsulated::Fragments(ranges)) => {
-                    let mut r = Ok(());
-                    for range in ranges {
-                        let frag = out.get(range).unwrap_or_default();
-                        r = r.and(send_outer(&sock, frag, remote).await.map(|_| ()));
-                    }
-                    r
-                }
-                Ok(Encapsulated::FragmentationNeeded | Encapsulated::TimeExceeded) => {
-                    // RFC 2003 §5.1: the reply goes back to the inner source.
-                    // It is sent as a locally originated datagram (the raw
-                    // socket takes whole headers, whatever the protocol), not
-                    // written into the TUN device: arriving there from the
-                    // node's own address it would be dropped as a martian
-                    // unless accept_local were set.
-                    match send_outer(&sock, &out, header.src()).await {
-                        Ok(_) => Counters::add(&counters.icmp_frag_needed, 1),
-                        Err(_) => counters.count_drop(DropReason::SendFailed),
-                    }
-                    continue;
-                }
-            };
-            match sent {
-                Ok(()) => {
-                    Counters::add(&counters.tx_packets, 1);
-                    Counters::add(&counters.tx_bytes, n);
-                }
-                Err(_) => counters.count_drop(DropReason::SendFailed),
-            }
-        }
-    }
-}
-
-async fn ingress(
-    tun: Arc<AsyncFd<File>>,
-    sock: Arc<AsyncFd<Socket>>,
-    table: SharedTable,
-    counters: Arc<Counters>,
-) -> io::Result<()> {
-    // One recvmmsg fills up to BATCH buffers; each holds the largest IPv4
-    // datagram, as the kernel reassembles fragmented outer datagrams.
-    let mut bufs = vec![vec![0u8; 65_535]; BATCH];
-    let mut lens = vec![0usize; BATCH];
-    loop {
-        let mut guard = sock.readable().await?;
-        let table = snapshot(&table);
-        let n = match guard.try_io(|s| sys::recv_batch(s.get_ref(), &mut bufs, &mut lens)) {
-            Ok(Ok(n)) => n,
-            // One bad receive is no reason to stop forwarding.
-            Ok(Err(_)) => {
-                Counters::add(&counters.socket_errors, 1);
-                continue;
-            }
-            Err(_would_block) => continue,
-        };
-        for (buf, len) in bufs.iter().zip(&lens).take(n) {
-            let Some(outer) = buf.get(..*len) else {
-                // Truncated: longer than any IPv4 datagram can be.
-                counters.count_drop(DropReason::BadOuter);
-                continue;
-            };
-            // The peer check comes first: nothing from a stranger is parsed
-            // further, and its drops are counted under their own name.
-            let Ok(header) = Ipv4Header::parse(outer) else {
-                counters.count_drop(DropReason::BadOuter);
-                continue;
-            };
-            if !table.is_peer(header.src()) {
-                counters.count_drop(DropReason::UnknownPeer);
-                continue;
-            }
-            let Ok(d) = decapsulate(outer) else {
-                counters.count_drop(DropReason::BadOuter);
-                continue;
-            };
-            match write_tun(&tun, d.inner) {
-                Ok(_) => {
-                    Counters::add(&counters.rx_packets, 1);
-                    Counters::add(&counters.rx_bytes, d.inner.len());
-                }
-                Err(_) => counters.count_drop(DropReason::TunWriteFailed),
-            }
-        }
     }
 }

@@ -19,8 +19,10 @@
 
 pub mod counters;
 mod dataplane;
+mod egress;
+mod ingress;
 pub mod routes;
 pub mod table;
 
 pub use counters::{Counters, DropReason};
-pub use dataplane::{BATCH, Config, Dataplane, Error};
+pub use dataplane::{BATCH, Config, Dataplane, Error, TUN_TX_QUEUE_LEN};

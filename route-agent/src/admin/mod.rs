@@ -1,0 +1,249 @@
+//! The admin HTTP API: health, readiness, Prometheus metrics and JSON
+//! status, served from the agent's shared state ([`AgentState`]).
+//!
+//! [`bind`] opens the listener (`admin.listen` in the config, loopback
+//! port 9179 by default) so a taken port fails the start; [`serve`] answers
+//! on it until its task is dropped. Every endpoint is a `GET` (`HEAD` too);
+//! other methods get 405, other paths 404.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/healthz` | 200 `ok` while the process runs (liveness) |
+//! | `/readyz` | 200 `ready` when every configured peer is Established and the kernel routes are applied and in sync; else 503 with one line per unmet condition (`peer 10.0.0.6: Active`, `fib: not in sync`) |
+//! | `/metrics` | Prometheus text format 0.0.4, below |
+//! | `/api/v1/peers` | JSON array of [`dto::PeerDoc`] |
+//! | `/api/v1/routes` | JSON array of [`dto::BestRouteDoc`]: the Loc-RIB best routes |
+//! | `/api/v1/fib` | [`dto::FibWithNodeDoc`]: installed kernel routes, counters, node, tunnel |
+//! | `/api/v1/status` | [`dto::StatusDoc`]: what `route-agent status` prints |
+//!
+//! # Metrics
+//!
+//! Names follow the operators' habits listed for Calico, kube-router,
+//! GoBGP and MetalLB (`*_bgp_session_up{peer}`, `*_bgp_peer_info{…}`,
+//! prefixes received / accepted / advertised), under one `route_agent_`
+//! prefix. Every label value that can be zero is present with 0, so a
+//! rate or an alert does not see series appear and vanish.
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `route_agent_build_info` | gauge | `version` | always 1 |
+//! | `route_agent_ready` | gauge | | 1 when `/readyz` answers 200 |
+//! | `route_agent_bgp_sessions` | gauge | `state` (idle, connect, active, opensent, openconfirm, established) | sessions per state |
+//! | `route_agent_bgp_peer_info` | gauge | `peer`, `asn`, `type` (ibgp, ebgp), `state` | always 1 per peer |
+//! | `route_agent_bgp_peer_up` | gauge | `peer` | 1 when Established |
+//! | `route_agent_bgp_peer_uptime_seconds` | gauge | `peer` | seconds since Established, 0 when down |
+//! | `route_agent_bgp_prefixes_received` | gauge | `peer` | prefixes in the peer's last UPDATEs, before import policy |
+//! | `route_agent_bgp_prefixes_accepted` | gauge | `peer` | the peer's prefixes in the Loc-RIB |
+//! | `route_agent_bgp_prefixes_advertised` | gauge | `peer` | prefixes we advertise to the peer |
+//! | `route_agent_routes_installed` | gauge | `kind` (blackhole, direct, tunnel, underlay) | kernel routes of our protocol |
+//! | `route_agent_fib_started` | gauge | | 1 once the first plan was applied |
+//! | `route_agent_fib_in_sync` | gauge | | 1 when the newest plan is applied without failures |
+//! | `route_agent_fib_reconciles_total` | counter | | reconcile passes |
+//! | `route_agent_fib_route_changes_total` | counter | `op` (add, replace, delete) | kernel routes changed |
+//! | `route_agent_fib_last_reconcile_timestamp_seconds` | gauge | | end of the last reconcile (absent before the first) |
+//! | `route_agent_netlink_batches_total` | counter | | netlink sends carrying route requests |
+//! | `route_agent_netlink_errors_total` | counter | | route requests the kernel refused |
+//! | `route_agent_routes_rejected_total` | counter | `reason` (overlaps-local-block, default-route, outside-pools, next-hop-is-this-node, next-hop-family, no-underlay-route) | learned routes refused by the planner |
+//! | `route_agent_tunnel_{receive,transmit}_{packets,bytes,dropped}_total` | counter | `device`, `backend` (kernel, userspace) | the tunnel device's interface statistics from `/sys/class/net/<device>/statistics`; absent without a tunnel device |
+
+pub mod dto;
+pub mod metrics;
+pub mod ready;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::agent::state::AgentState;
+use dto::{BestRouteDoc, FibWithNodeDoc, PeerDoc, StatusDoc};
+
+/// Connections served at once; more wait in the listen backlog. The API is
+/// for a local scraper and an operator, not for the public.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed `accept` (out of file descriptors, say), so the
+/// loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why the admin API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The listener could not be bound.
+    #[error(
+        "cannot listen for the admin API on {addr}: {source} — is another route-agent running? Change admin.listen in the config"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds the admin listener on `addr` (port 0 picks a free port; see
+/// `local_addr()` on the result).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind { addr, source })
+}
+
+/// Serves the admin API on `listener` until the returned future is
+/// dropped (or its task aborted); open connections end with it.
+pub async fn serve(listener: TcpListener, state: Arc<AgentState>) {
+    // Connections live in a JoinSet so that dropping this future drops
+    // them too: the API never outlives the agent that owns the state.
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        if connections.len() >= MAX_CONNECTIONS {
+            connections.join_next().await;
+            continue;
+        }
+        let (stream, client) = match listener.accept().await {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::warn!(%error, "admin API: accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&req, &state).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = conn.await {
+                tracing::debug!(%client, %error, "admin API connection ended with an error");
+            }
+        });
+    }
+}
+
+/// The endpoints.
+const PATHS: [&str; 7] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/v1/peers",
+    "/api/v1/routes",
+    "/api/v1/fib",
+    "/api/v1/status",
+];
+
+/// Answers one request.
+async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if !PATHS.contains(&path) {
+        return text(StatusCode::NOT_FOUND, format!("no such path: {path}\n"));
+    }
+    // hyper leaves the body out of HEAD answers by itself.
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} not allowed: the admin API is read-only\n", req.method()),
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match path {
+        "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
+        "/readyz" => {
+            let unmet = ready::unmet(&state.snapshot(), &state.speaker.peers().await);
+            if unmet.is_empty() {
+                text(StatusCode::OK, "ready\n".to_owned())
+            } else {
+                let mut body = unmet.join("\n");
+                body.push('\n');
+                text(StatusCode::SERVICE_UNAVAILABLE, body)
+            }
+        }
+        "/metrics" => {
+            let status = state.snapshot();
+            let peers = state.speaker.peers().await;
+            let tunnel = metrics::read_tunnel_counters(
+                Path::new(metrics::SYS_CLASS_NET),
+                &status.tunnel.device,
+                status.tunnel.backend,
+            );
+            let body = metrics::render(&status, &peers, tunnel.as_ref());
+            respond(StatusCode::OK, metrics::CONTENT_TYPE, body.into())
+        }
+        "/api/v1/peers" => {
+            let mut peers: Vec<PeerDoc> = state
+                .speaker
+                .peers()
+                .await
+                .iter()
+                .map(PeerDoc::from_snapshot)
+                .collect();
+            peers.sort_by_key(|p| p.address);
+            json(&peers)
+        }
+        "/api/v1/routes" => {
+            let mut routes: Vec<BestRouteDoc> = state
+                .speaker
+                .routes()
+                .await
+                .iter()
+                .map(BestRouteDoc::from_route)
+                .collect();
+            // In prefix order, as `ip route` and `birdc show route` list.
+            routes.sort_by_key(|r| r.prefix);
+            json(&routes)
+        }
+        "/api/v1/fib" => json(&FibWithNodeDoc::new(&state.snapshot())),
+        _ => {
+            let peers = state.speaker.peers().await;
+            json(&StatusDoc::new(&state.snapshot(), &peers))
+        }
+    }
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body.into())
+}
+
+fn json(value: &impl Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            respond(StatusCode::OK, "application/json", body.into())
+        }
+        // Our documents hold no maps with non-string keys, so this is a bug.
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the answer: {e}\n"),
+        ),
+    }
+}

@@ -1,0 +1,615 @@
+//! `route-agent status`: a running agent's peers and kernel routes, read
+//! from its admin API (`/api/v1/status`) and printed the way
+//! `calicoctl node status` and `birdc show protocols` do, or as JSON.
+//!
+//! The request is one blocking `GET` over a std `TcpStream` with timeouts:
+//! a command that runs once needs no async runtime or HTTP client crate.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::admin::dto::{PeerDoc, ROUTE_KINDS, StatusDoc};
+use crate::config::{Config, DEFAULT_ADMIN_PORT};
+
+/// How long to wait for the agent to accept, and then for each read or
+/// write.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers larger than this are refused rather than read into memory.
+const MAX_RESPONSE: u64 = 64 << 20;
+
+/// Exit code for a config file that cannot be used (as `check-config`).
+const EXIT_CONFIG: u8 = 2;
+
+/// `route-agent status` options.
+#[derive(Clone, Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print the agent's `/api/v1/status` JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// The admin API address [default: admin.listen from --config, else
+    /// 127.0.0.1:9179].
+    #[arg(long, env = "ROUTE_AGENT_ADMIN", value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Take the admin address from this config file (`admin.listen`).
+    #[arg(long, env = "ROUTE_AGENT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Why the agent's status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Nothing accepted the connection.
+    #[error("cannot reach the route-agent admin API at {addr}: {reason} — is route-agent running?")]
+    Connect {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error in words (`connection refused`).
+        reason: String,
+    },
+    /// The connection broke or timed out during the exchange.
+    #[error("the route-agent admin API at {addr} did not answer: {reason}")]
+    Exchange {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error in words.
+        reason: String,
+    },
+    /// What came back is not an HTTP answer we understand.
+    #[error("the route-agent admin API at {addr} sent a malformed answer: {what}")]
+    Malformed {
+        /// The address.
+        addr: SocketAddr,
+        /// What was wrong.
+        what: String,
+    },
+    /// The answer was not 200.
+    #[error("the route-agent admin API at {addr} answered {path} with {code}: {body}")]
+    Status {
+        /// The address.
+        addr: SocketAddr,
+        /// The path asked for.
+        path: String,
+        /// The HTTP status code.
+        code: u16,
+        /// The answer's first line.
+        body: String,
+    },
+    /// The JSON did not parse (an agent of another version?).
+    #[error(
+        "cannot read the status from {addr}: {source} — is the agent the same version as this command?"
+    )]
+    Json {
+        /// The address.
+        addr: SocketAddr,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+}
+
+/// An HTTP answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub code: u16,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+            format!("no answer within {} s", TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Sends `METHOD path` to `addr` (HTTP/1.1, `Connection: close`) and reads
+/// the whole answer, each step bounded by `timeout`.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<HttpResponse, FetchError> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| FetchError::Connect {
+            addr,
+            reason: reason(&e),
+        })?;
+    let exchange = |e: std::io::Error| FetchError::Exchange {
+        addr,
+        reason: reason(&e),
+    };
+    stream.set_read_timeout(Some(timeout)).map_err(exchange)?;
+    stream.set_write_timeout(Some(timeout)).map_err(exchange)?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/plain\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).map_err(exchange)?;
+    let mut raw = Vec::new();
+    stream
+        .take(MAX_RESPONSE)
+        .read_to_end(&mut raw)
+        .map_err(exchange)?;
+    parse_response(&raw, method == "HEAD").map_err(|what| FetchError::Malformed { addr, what })
+}
+
+/// Splits an HTTP/1.x answer (read until the server closed) into status,
+/// headers and body. The answer to a `HEAD` has no body whatever its
+/// `Content-Length` says (RFC 9110 §9.3.2).
+fn parse_response(raw: &[u8], head_request: bool) -> Result<HttpResponse, String> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let (head, rest) = raw.split_at(end);
+    let mut body = rest.get(4..).unwrap_or_default().to_vec();
+    let head = std::str::from_utf8(head).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("not HTTP/1: {status_line:?}"));
+    }
+    let code = parts
+        .next()
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad header {line:?}"))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let response = HttpResponse {
+        code,
+        headers,
+        body: Vec::new(),
+    };
+    // The admin API always sends a known length; chunked coding would mean
+    // another server is on the port.
+    if response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        return Err("chunked transfer coding is not supported".to_owned());
+    }
+    if head_request {
+        body.clear();
+    } else if let Some(len) = response.header("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| format!("bad content-length {len:?}"))?;
+        if body.len() < len {
+            return Err(format!("body cut short: {} of {len} bytes", body.len()));
+        }
+        body.truncate(len);
+    }
+    Ok(HttpResponse { body, ..response })
+}
+
+/// Fetches `/api/v1/status` from the agent at `addr`: the raw JSON and the
+/// parsed document.
+pub fn fetch(addr: SocketAddr) -> Result<(String, StatusDoc), FetchError> {
+    let path = "/api/v1/status";
+    let r = request(addr, "GET", path, TIMEOUT)?;
+    if r.code != 200 {
+        return Err(FetchError::Status {
+            addr,
+            path: path.to_owned(),
+            code: r.code,
+            body: r.text().lines().next().unwrap_or_default().to_owned(),
+        });
+    }
+    let doc =
+        serde_json::from_slice(&r.body).map_err(|source| FetchError::Json { addr, source })?;
+    Ok((r.text(), doc))
+}
+
+/// The address to ask: `--admin`, else `admin.listen` from `--config`,
+/// else the default. A wildcard listen address is asked on loopback.
+pub fn admin_address(args: &StatusArgs) -> Result<SocketAddr, crate::config::ConfigError> {
+    let mut addr = match (&args.admin, &args.config) {
+        (Some(a), _) => *a,
+        (None, Some(file)) => Config::load(file)?.admin.listen,
+        (None, None) => SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_ADMIN_PORT)),
+    };
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => {}
+    }
+    Ok(addr)
+}
+
+/// Runs `route-agent status`: 0 when the agent answered (ready or not), 1
+/// when it could not be reached, 2 for an unusable config file.
+pub fn run(args: &StatusArgs) -> ExitCode {
+    let addr = match admin_address(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match fetch(addr) {
+        Ok((raw, doc)) => {
+            if args.json {
+                print!("{raw}");
+            } else {
+                print!("{}", render(&doc));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("route-agent status: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `1h02m03s`, `4d03h`, `59s`: short like BIRD's and GoBGP's uptimes.
+pub fn format_uptime(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// An ASCII table like `calicoctl node status`: headers centred, cells
+/// left-aligned.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let width = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(width(cell));
+        }
+    }
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
+    let mut out = rule.clone();
+    for (h, w) in headers.iter().zip(&widths) {
+        let _ = write!(out, "| {h:^w$} ");
+    }
+    out.push_str("|\n");
+    out.push_str(&rule);
+    for row in rows {
+        for (cell, w) in row.iter().zip(&widths) {
+            let _ = write!(out, "| {cell:<w$} ");
+        }
+        out.push_str("|\n");
+    }
+    out.push_str(&rule);
+    out
+}
+
+fn peer_row(p: &PeerDoc) -> Vec<String> {
+    let info = if let Some(e) = &p.last_error {
+        e.clone()
+    } else if let Some(n) = &p.last_notification {
+        n.clone()
+    } else {
+        String::new()
+    };
+    vec![
+        p.address.to_string(),
+        p.asn.to_string(),
+        p.peer_type.to_string(),
+        p.state.clone(),
+        p.uptime_seconds
+            .map_or_else(|| "-".to_owned(), format_uptime),
+        format!("{}/{}", p.prefixes_accepted, p.prefixes_received),
+        p.prefixes_advertised.to_string(),
+        info,
+    ]
+}
+
+/// The human form of a status document.
+pub fn render(doc: &StatusDoc) -> String {
+    let mut out = String::new();
+    let name = doc.node.name.as_deref().unwrap_or("(unnamed node)");
+    let address = doc
+        .node
+        .address
+        .map_or_else(|| "no address".to_owned(), |a| a.to_string());
+    let _ = writeln!(
+        out,
+        "route-agent {} on {name} ({address}, {} mtu {})",
+        doc.version, doc.node.underlay, doc.node.underlay_mtu
+    );
+    if doc.ready {
+        out.push_str("Ready\n");
+    } else {
+        let _ = writeln!(out, "Not ready: {}", doc.unmet.join("; "));
+    }
+    let headers = [
+        "PEER ADDRESS",
+        "PEER AS",
+        "PEER TYPE",
+        "STATE",
+        "SINCE",
+        "IMPORTED",
+        "EXPORTED",
+        "INFO",
+    ];
+    for (family, v4) in [("IPv4", true), ("IPv6", false)] {
+        let rows: Vec<Vec<String>> = doc
+            .peers
+            .iter()
+            .filter(|p| p.address.is_ipv4() == v4)
+            .map(peer_row)
+            .collect();
+        let _ = writeln!(out, "\n{family} BGP status");
+        if rows.is_empty() {
+            let _ = writeln!(out, "No {family} peers found.");
+        } else {
+            out.push_str(&table(&headers, &rows));
+        }
+    }
+    if !doc.peers.is_empty() {
+        out.push_str("(IMPORTED: prefixes accepted/received)\n");
+    }
+
+    let fib = &doc.fib;
+    let total: u64 = fib.installed_by_kind.values().sum();
+    let kinds: Vec<String> = ROUTE_KINDS
+        .iter()
+        .filter_map(|k| {
+            let n = fib.installed_by_kind.get(*k).copied().unwrap_or(0);
+            (n > 0).then(|| format!("{n} {k}"))
+        })
+        .collect();
+    let sync = match (fib.started, fib.in_sync) {
+        (false, _) => "not started",
+        (true, true) => "in sync",
+        (true, false) => "NOT in sync",
+    };
+    let _ = write!(out, "\nRoutes: {total} installed");
+    if !kinds.is_empty() {
+        let _ = write!(out, " ({})", kinds.join(", "));
+    }
+    let _ = writeln!(out, ", {sync}, {} rejected", fib.rejected_total());
+    for (reason, n) in fib.rejected.iter().filter(|(_, n)| **n > 0) {
+        let _ = writeln!(out, "  rejected {reason}: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "Reconciles: {}, netlink batches: {}, kernel errors: {}",
+        fib.reconciles, fib.netlink_batches, fib.errors
+    );
+    if let Some(e) = &fib.last_error {
+        let _ = writeln!(out, "Last error: {e}");
+    }
+    let tunnel = &doc.tunnel;
+    if tunnel.backend == "none" {
+        out.push_str("Tunnel: none\n");
+    } else {
+        let _ = writeln!(out, "Tunnel: {} ({})", tunnel.device, tunnel.backend);
+    }
+    if let Some(note) = &tunnel.note {
+        let _ = writeln!(out, "  {note}");
+    }
+    if !fib.installed.is_empty() {
+        out.push_str("\nKernel routes (ip route):\n");
+        for r in &fib.installed {
+            let _ = writeln!(out, "  {}", r.route);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::dto::{FibDoc, KernelRouteDoc, NodeDoc, PeerType, TunnelDoc};
+    use crate::planner::{DesiredRoute, RouteKind};
+
+    fn doc() -> StatusDoc {
+        let routes = [
+            DesiredRoute {
+                dst: "10.244.1.0/26".parse().unwrap(),
+                kind: RouteKind::Blackhole,
+            },
+            DesiredRoute {
+                dst: "10.244.2.0/26".parse().unwrap(),
+                kind: RouteKind::Direct {
+                    via: "10.0.0.6".parse().unwrap(),
+                    dev: "eth0".into(),
+                },
+            },
+        ];
+        StatusDoc {
+            version: "0.1.0".into(),
+            node: NodeDoc {
+                name: Some("node-a".into()),
+                address: Some("10.0.0.5/24".parse().unwrap()),
+                underlay: "eth0".into(),
+                underlay_mtu: 1500,
+            },
+            ready: false,
+            unmet: vec!["peer 10.0.0.7: Active".into()],
+            configured_peers: vec![],
+            peers: vec![
+                PeerDoc {
+                    address: "10.0.0.6".parse().unwrap(),
+                    asn: 64512,
+                    peer_type: PeerType::Ibgp,
+                    state: "Established".into(),
+                    uptime_seconds: Some(3723),
+                    prefixes_received: 1,
+                    prefixes_accepted: 1,
+                    prefixes_advertised: 1,
+                    last_error: None,
+                    last_notification: None,
+                },
+                PeerDoc {
+                    address: "10.0.0.7".parse().unwrap(),
+                    asn: 64513,
+                    peer_type: PeerType::Ebgp,
+                    state: "Active".into(),
+                    uptime_seconds: None,
+                    prefixes_received: 0,
+                    prefixes_accepted: 0,
+                    prefixes_advertised: 0,
+                    last_error: Some("connection refused".into()),
+                    last_notification: None,
+                },
+            ],
+            fib: FibDoc {
+                started: true,
+                in_sync: true,
+                installed_by_kind: [("blackhole", 1), ("direct", 1), ("tunnel", 0)]
+                    .into_iter()
+                    .map(|(k, n)| (k.to_owned(), n))
+                    .collect(),
+                installed: routes.iter().map(KernelRouteDoc::from).collect(),
+                rejected: [("outside-pools".to_owned(), 3)].into_iter().collect(),
+                ..FibDoc::default()
+            },
+            tunnel: TunnelDoc {
+                backend: "none".into(),
+                device: "tunl0".into(),
+                note: None,
+            },
+        }
+    }
+
+    #[test]
+    fn renders_the_peer_table_and_the_route_summary() {
+        let text = render(&doc());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(text.starts_with("route-agent 0.1.0 on node-a (10.0.0.5/24, eth0 mtu 1500)\nNot ready: peer 10.0.0.7: Active\n"), "{text}");
+        let row = lines.iter().find(|l| l.starts_with("| 10.0.0.6 ")).unwrap();
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells,
+            [
+                "",
+                "10.0.0.6",
+                "64512",
+                "iBGP",
+                "Established",
+                "1h02m03s",
+                "1/1",
+                "1",
+                "",
+                ""
+            ]
+        );
+        let row = lines.iter().find(|l| l.starts_with("| 10.0.0.7 ")).unwrap();
+        assert!(
+            row.contains("| eBGP ") && row.contains("| -  ") && row.contains("connection refused"),
+            "{row}"
+        );
+        // Every line of a table has the same width.
+        let table: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with('|') || l.starts_with('+'))
+            .collect();
+        assert!(
+            table
+                .iter()
+                .all(|l| l.chars().count() == table[0].chars().count()),
+            "{text}"
+        );
+        assert!(text.contains("\nIPv4 BGP status\n+--"), "{text}");
+        assert!(
+            text.contains("IPv6 BGP status\nNo IPv6 peers found.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Routes: 2 installed (1 blackhole, 1 direct), in sync, 3 rejected\n"),
+            "{text}"
+        );
+        assert!(text.contains("  rejected outside-pools: 3\n"));
+        assert!(text.contains("Tunnel: none\n"));
+        assert!(
+            text.contains(
+                "\n  blackhole 10.244.1.0/26\n  10.244.2.0/26 via 10.0.0.6 dev eth0 onlink\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn uptime_is_short() {
+        assert_eq!(format_uptime(59), "59s");
+        assert_eq!(format_uptime(61), "1m01s");
+        assert_eq!(format_uptime(3723), "1h02m03s");
+        assert_eq!(format_uptime(4 * 86_400 + 3 * 3600 + 5), "4d03h");
+    }
+
+    #[test]
+    fn parses_a_response_with_content_length() {
+        let r = parse_response(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\ncontent-length: 5\r\n\r\nfib\nextra", false).unwrap();
+        assert_eq!(r.code, 503);
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        assert_eq!(r.text(), "fib\ne");
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false).is_err()
+        );
+    }
+
+    #[test]
+    fn admin_flag_wins_and_wildcards_become_loopback() {
+        let mut args = StatusArgs {
+            json: false,
+            admin: None,
+            config: None,
+        };
+        assert_eq!(
+            admin_address(&args).unwrap(),
+            "127.0.0.1:9179".parse().unwrap()
+        );
+        args.admin = Some("0.0.0.0:9999".parse().unwrap());
+        assert_eq!(
+            admin_address(&args).unwrap(),
+            "127.0.0.1:9999".parse().unwrap()
+        );
+        args.admin = Some("[::]:9999".parse().unwrap());
+        assert_eq!(admin_address(&args).unwrap(), "[::1]:9999".parse().unwrap());
+    }
+}
