@@ -32,6 +32,7 @@ mod tests;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+use bgp_core::policy::{Action, PrefixFilter, PrefixRule};
 use bgp_core::speaker::{GracefulRestart, ListenConfig, PeerConfig, SpeakerConfig};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -423,7 +424,9 @@ impl Config {
     /// The BGP side, once the node address is known: router ID = the node
     /// address, listening on it at `listen-port`, the mesh peers (iBGP from
     /// the node address, passive per [`mesh_peer_is_passive`], the node's
-    /// own address skipped) followed by the explicit peers.
+    /// own address skipped) followed by the explicit peers, each with the
+    /// hijack guards of [`Config::guard_import`] in front of its import
+    /// policy.
     pub fn to_speaker_config(&self, node_ipv4: Ipv4Addr) -> SpeakerConfig {
         let local = IpAddr::V4(node_ipv4);
         let mut speaker = SpeakerConfig::new(self.asn, node_ipv4);
@@ -432,15 +435,73 @@ impl Config {
             port: self.listen_port,
         });
         speaker.graceful_restart = self.graceful_restart();
+        speaker.peers = self.peers_unguarded(node_ipv4);
+        for peer in &mut speaker.peers {
+            self.guard_import(peer);
+        }
+        speaker
+    }
+
+    /// The mesh peers (iBGP from the node address, passive per
+    /// [`mesh_peer_is_passive`], our own address skipped) and then the
+    /// explicit peers, as configured: without [`Config::guard_import`]'s
+    /// rules. SIGHUP compares these, so a change of blocks does not restart
+    /// every session.
+    pub fn peers_unguarded(&self, node_ipv4: Ipv4Addr) -> Vec<PeerConfig> {
+        let local = IpAddr::V4(node_ipv4);
+        let mut peers = Vec::new();
         for &addr in self.mesh.peers.iter().filter(|&&a| a != local) {
             let mut peer = PeerConfig::new(addr, self.asn);
             peer.local_address = Some(local);
             peer.passive = mesh_peer_is_passive(local, addr);
             peer.password.clone_from(&self.mesh.password);
-            speaker.peers.push(peer);
+            peers.push(peer);
         }
-        speaker.peers.extend(self.peers.iter().cloned());
-        speaker
+        peers.extend(self.peers.iter().cloned());
+        peers
+    }
+
+    /// Hijack protection at import, before the RIB: routes inside or
+    /// covering one of our blocks, and default routes, are refused from
+    /// every peer whatever its import policy says, so they are neither
+    /// installed here nor passed on to the mesh (where a more specific
+    /// route into our block would pull other nodes' traffic for our pods
+    /// away from us). The planner refuses the same routes again as the last
+    /// line ([`crate::planner::RejectReason`]).
+    ///
+    /// The rules go in front of the peer's own. An eBGP peer without an
+    /// import policy keeps none: RFC 8212 already refuses everything.
+    pub fn guard_import(&self, peer: &mut PeerConfig) {
+        let mut rules = Vec::new();
+        for block in &self.blocks {
+            let max = if block.is_ipv4() { 32 } else { 128 };
+            // The block and everything inside it.
+            rules.push(PrefixRule {
+                prefix: *block,
+                ge: Some(block.prefix()),
+                le: Some(max),
+                action: Action::Reject,
+            });
+            // Every prefix covering it (a rule's host bits are ignored).
+            for len in 0..block.prefix() {
+                if let Ok(cover) = IpNetwork::new(block.network(), len) {
+                    rules.push(PrefixRule::exact(cover, Action::Reject));
+                }
+            }
+        }
+        for default in ["0.0.0.0/0", "::/0"] {
+            if let Ok(d) = default.parse() {
+                rules.push(PrefixRule::exact(d, Action::Reject));
+            }
+        }
+        let filter = match peer.import.take() {
+            Some(own) => {
+                PrefixFilter::new(rules.into_iter().chain(own.rules).collect(), own.default)
+            }
+            None if peer.asn == self.asn => PrefixFilter::new(rules, Action::Accept),
+            None => return,
+        };
+        peer.import = Some(filter);
     }
 
     /// What the planner needs, once the address, underlay interface and

@@ -27,6 +27,10 @@ enum Command {
         #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
         log_format: String,
     },
+    /// Show the running agent's BGP peers and kernel routes, read from its
+    /// admin API (`--json` for the raw document); exit code 1 when the
+    /// agent cannot be reached.
+    Status(route_agent::status::StatusArgs),
     /// A three-node cluster in network namespaces (two subnets, one pod per
     /// node): builds it, runs the agents, prints every node's routes and a
     /// pod-to-pod ping matrix, and removes it. Needs root.
@@ -50,6 +54,10 @@ enum Command {
         /// tunnel routes); repeatable.
         #[arg(long)]
         allow: Vec<std::net::Ipv4Addr>,
+        /// Open the TUN device without offloads (one plain packet per read
+        /// and write).
+        #[arg(long)]
+        no_offload: bool,
     },
     /// Check a config file: prints `FILE: ok` and a summary, or the
     /// problems (`FILE:LINE:COL: what — fix`) on stderr with exit code 2.
@@ -93,7 +101,9 @@ fn init_logs(log_format: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and journald get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if log_format == "json" {
         builder.json().init();
     } else {
@@ -161,17 +171,20 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Demo => route_agent::demo::run(),
+        Command::Status(args) => route_agent::status::run(&args),
         Command::Run { config, log_format } => run(&config, &log_format),
         Command::Tunnel {
             device,
             local,
             underlay_mtu,
             allow,
+            no_offload,
         } => tunnel(ipip::userspace::Config {
             device,
             local,
             mtu: underlay_mtu,
             extra_peers: allow,
+            offload: !no_offload,
         }),
     }
 }

@@ -428,12 +428,12 @@ async fn metrics_are_valid_exposition_with_session_route_and_fib_values() {
         ("route_agent_fib_reconciles_total", &[], 3.0),
         ("route_agent_fib_route_changes_total", &[("op", "add")], 3.0),
         (
-            "route_agent_routes_rejected_total",
+            "route_agent_routes_rejected",
             &[("reason", "outside-pools")],
             2.0,
         ),
         (
-            "route_agent_routes_rejected_total",
+            "route_agent_routes_rejected",
             &[("reason", "default-route")],
             0.0,
         ),

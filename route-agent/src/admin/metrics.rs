@@ -259,14 +259,14 @@ pub fn render(status: &Status, peers: &[PeerSnapshot], tunnel: Option<&TunnelCou
     m.sample("route_agent_netlink_errors_total", &[], fib.errors);
 
     m.family(
-        "route_agent_routes_rejected_total",
-        "counter",
-        "Learned routes the planner refused to install, by reason.",
+        "route_agent_routes_rejected",
+        "gauge",
+        "Learned routes the planner refuses to install now, by reason.",
     );
     for reason in REJECT_REASONS {
         let n = status.rejected.get(&reason).copied().unwrap_or(0);
         m.sample(
-            "route_agent_routes_rejected_total",
+            "route_agent_routes_rejected",
             &[("reason", reject_reason_name(reason))],
             n,
         );
@@ -381,7 +381,7 @@ mod tests {
             r#"route_agent_bgp_prefixes_accepted{peer="10.0.0.6"} 2"#,
             r#"route_agent_bgp_prefixes_advertised{peer="10.0.0.6"} 1"#,
             r#"route_agent_bgp_peer_info{peer="10.0.0.6",asn="64512",type="ibgp",state="established"} 1"#,
-            r#"route_agent_routes_rejected_total{reason="default-route"} 0"#,
+            r#"route_agent_routes_rejected{reason="default-route"} 0"#,
             r#"route_agent_routes_installed{kind="underlay"} 0"#,
             "route_agent_ready 0",
         ] {
@@ -422,7 +422,7 @@ mod tests {
             "route_agent_netlink_batches_total 7",
             "route_agent_netlink_errors_total 2",
             "route_agent_fib_reconciles_total 5",
-            r#"route_agent_routes_rejected_total{reason="outside-pools"} 4"#,
+            r#"route_agent_routes_rejected{reason="outside-pools"} 4"#,
             "route_agent_ready 1",
         ] {
             assert!(l.contains(&want), "missing {want} in\n{text}");

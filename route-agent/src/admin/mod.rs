@@ -43,7 +43,7 @@
 //! | `route_agent_fib_last_reconcile_timestamp_seconds` | gauge | | end of the last reconcile (absent before the first) |
 //! | `route_agent_netlink_batches_total` | counter | | netlink sends carrying route requests |
 //! | `route_agent_netlink_errors_total` | counter | | route requests the kernel refused |
-//! | `route_agent_routes_rejected_total` | counter | `reason` (overlaps-local-block, default-route, outside-pools, next-hop-is-this-node, next-hop-family, no-underlay-route) | learned routes refused by the planner |
+//! | `route_agent_routes_rejected` | gauge | `reason` (overlaps-local-block, default-route, outside-pools, next-hop-is-this-node, next-hop-family, no-underlay-route) | learned routes the planner refuses now |
 //! | `route_agent_tunnel_{receive,transmit}_{packets,bytes,dropped}_total` | counter | `device`, `backend` (kernel, userspace) | the tunnel device's interface statistics from `/sys/class/net/<device>/statistics`; absent without a tunnel device |
 
 pub mod dto;

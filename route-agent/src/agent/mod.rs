@@ -60,6 +60,9 @@ pub enum AgentError {
         "node address {0} is on no interface of this host — fix node.address or use node.autodetect"
     )]
     AddressNotHere(Ipv4Network),
+    /// The admin API could not listen.
+    #[error("{0}")]
+    Admin(#[from] crate::admin::AdminError),
     /// The speaker did not start.
     #[error("BGP speaker: {0}")]
     Speaker(#[from] SpeakerError),
@@ -223,8 +226,25 @@ pub struct Options {
 pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError> {
     let mut node = NodeView::read(&config)?;
     tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
-    let speaker_config = config.to_speaker_config(node.address.ip());
+    let mut speaker_config = config.to_speaker_config(node.address.ip());
+    if let Some(gr) = &mut speaker_config.graceful_restart {
+        // Routes of ours from an earlier run are still in the kernel: we
+        // are a restarting speaker that kept its forwarding state, so our
+        // OPENs carry the Restart State bit (RFC 4724 §4.1) and peers keep
+        // our routes until our End-of-RIB instead of flapping them.
+        gr.restarting = crate::fib::Fib::open(config.route_protocol)
+            .and_then(|mut f| f.installed())
+            .is_ok_and(|routes| !routes.is_empty());
+        if gr.restarting {
+            tracing::info!(
+                "routes of an earlier run are installed: restarting with graceful restart"
+            );
+        }
+    }
     let peers: BTreeSet<IpAddr> = speaker_config.peers.iter().map(|p| p.address).collect();
+    // Bound before the speaker starts: a taken admin port fails the start
+    // before any session opens.
+    let admin_listener = crate::admin::bind(config.admin.listen).await?;
     let (speaker, mut routes) = Speaker::start(speaker_config).await?;
     for block in &config.blocks {
         speaker.announce(*block, LocalRoute::default());
@@ -234,6 +254,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
         s.node = node.status(options.node_name.clone());
         s.configured_peers = peers.iter().copied().collect();
     });
+    let admin = tokio::spawn(crate::admin::serve(admin_listener, state.clone()));
     // The tunnel device must exist before routes through it are installed.
     ensure_tunnel(
         TunnelSetup::from_config(&config, node.address.ip(), node.mtu),
@@ -354,6 +375,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     }
     // Routes persist: the kernel keeps forwarding while we are gone.
     speaker.shutdown("route-agent stopping").await;
+    admin.abort();
     Ok(())
 }
 

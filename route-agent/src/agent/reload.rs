@@ -41,9 +41,12 @@ impl Reload {
 
 /// Compares `old` and `new` on a node with address `node`.
 pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
+    // Compared without the import guards derived from the blocks, so a
+    // change of blocks does not restart every session (the planner still
+    // refuses routes into the new blocks; sessions pick up the new guards
+    // when they are re-added or the agent restarts).
     let peers = |c: &Config| -> BTreeMap<IpAddr, PeerConfig> {
-        c.to_speaker_config(node)
-            .peers
+        c.peers_unguarded(node)
             .into_iter()
             .map(|p| (p.address, p))
             .collect()
@@ -57,7 +60,9 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
     }
     for (address, peer) in &after {
         if before.get(address) != Some(peer) {
-            reload.add_peers.push(peer.clone());
+            let mut peer = peer.clone();
+            new.guard_import(&mut peer);
+            reload.add_peers.push(peer);
         }
     }
     reload.announce = new
@@ -159,6 +164,10 @@ mesh: {peers: [10.0.0.6, 10.0.0.7]}
         assert_eq!(r.announce, vec!["10.244.1.64/26".parse().unwrap()]);
         assert_eq!(r.withdraw, vec!["10.244.1.0/26".parse().unwrap()]);
         assert!(r.pools_changed);
+        assert!(
+            r.remove_peers.is_empty() && r.add_peers.is_empty(),
+            "a change of blocks restarts no session"
+        );
     }
 
     #[test]

@@ -855,3 +855,50 @@ fn node_name_comes_from_config_then_env_then_hostname() {
     );
     assert_eq!(resolve_node_name(None, None, None), None);
 }
+
+#[test]
+fn every_peer_refuses_routes_into_or_covering_our_blocks_and_default_routes_at_import() {
+    let c = ok(&with(
+        "mesh: {peers: [10.0.0.6]}\npeers:\n  - {address: 10.0.0.1, asn: 65001, import: {rules: [{prefix: 0.0.0.0/0, le: 32, action: accept}], default: reject}}\n  - {address: 10.0.0.2, asn: 65002}\n",
+    ));
+    let s = c.to_speaker_config("10.0.0.5".parse().unwrap());
+    let (mesh, accept_all, no_policy) = (&s.peers[0], &s.peers[1], &s.peers[2]);
+    for peer in [mesh, accept_all] {
+        let import = peer.import.as_ref().expect("a guarded import policy");
+        for refused in [
+            "10.244.1.0/26",
+            "10.244.1.0/27",
+            "10.244.1.2/32",
+            "10.244.0.0/23",
+            "10.244.0.0/16",
+            "0.0.0.0/0",
+            "::/0",
+        ] {
+            assert!(
+                !import.accepts(&net(refused)),
+                "{} accepts {refused}",
+                peer.address
+            );
+        }
+        assert!(
+            import.accepts(&net("10.244.2.0/26")),
+            "another node's block"
+        );
+        assert!(import.accepts(&net("10.244.1.64/26")), "next to our block");
+    }
+    // The peer's own rules still apply after the guards.
+    assert!(
+        accept_all
+            .import
+            .as_ref()
+            .unwrap()
+            .accepts(&net("192.168.0.0/24"))
+    );
+    // An eBGP peer without a policy keeps none: RFC 8212 refuses all.
+    assert_eq!(no_policy.import, None);
+    // SIGHUP compares the peers without the guards.
+    assert_eq!(
+        c.peers_unguarded("10.0.0.5".parse().unwrap())[0].import,
+        None
+    );
+}

@@ -454,10 +454,11 @@ impl Cluster {
                     wrong.push((n.name.clone(), want, have));
                 }
             }
-            let exited = self
-                .nodes
-                .iter_mut()
-                .any(|n| n.agent.as_mut().is_some_and(|c| !matches!(c.try_wait(), Ok(None))));
+            let exited = self.nodes.iter_mut().any(|n| {
+                n.agent
+                    .as_mut()
+                    .is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
+            });
             if wrong.is_empty() || exited || Instant::now() > deadline {
                 return wrong;
             }
