@@ -193,3 +193,195 @@ fn two_agents_on_one_subnet_route_each_others_blocks_directly_restore_deleted_ro
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(b.routes(), want_b, "B's routes outlive its agent");
 }
+
+impl Node {
+    /// Writes a new config and sends SIGHUP to the agent.
+    fn reload(&self, config: &str) {
+        std::fs::write(self.dir.join("agent.yaml"), config).unwrap();
+        let pid = self.agent.as_ref().expect("agent runs").id().to_string();
+        let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// `route-agent status --json` inside the namespace.
+    fn status(&self) -> Option<serde_json::Value> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, AGENT, "status", "--json"])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The state and uptime of peer `address` in the agent's status.
+    fn peer(&self, address: &str) -> Option<(String, Option<u64>)> {
+        let doc = self.status()?;
+        let p = doc["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["address"] == address)?
+            .clone();
+        Some((
+            p["state"].as_str()?.to_owned(),
+            p["uptime_seconds"].as_u64(),
+        ))
+    }
+
+    fn wait_peer_state(&self, address: &str, state: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.peer(address).is_some_and(|(s, _)| s == state) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+/// Two nodes in namespaces joined by a veth on 10.96.N.0/24; returns them
+/// and the two veth names.
+fn pair(tag: &str, n: u8) -> (Node, Node, String, String) {
+    let a = Node::new(&format!("{tag}a"));
+    let b = Node::new(&format!("{tag}b"));
+    let (va, vb) = (
+        format!("r{tag}{}a", std::process::id() % 100_000),
+        format!("r{tag}{}b", std::process::id() % 100_000),
+    );
+    ip(&[
+        "link", "add", &va, "netns", &a.ns, "type", "veth", "peer", "name", &vb, "netns", &b.ns,
+    ]);
+    ip(&[
+        "-n",
+        &a.ns,
+        "addr",
+        "add",
+        &format!("10.96.{n}.1/24"),
+        "dev",
+        &va,
+    ]);
+    ip(&[
+        "-n",
+        &b.ns,
+        "addr",
+        "add",
+        &format!("10.96.{n}.2/24"),
+        "dev",
+        &vb,
+    ]);
+    ip(&["-n", &a.ns, "link", "set", &va, "up"]);
+    ip(&["-n", &b.ns, "link", "set", &vb, "up"]);
+    (a, b, va, vb)
+}
+
+#[test]
+fn sighup_adds_a_block_and_a_peer_without_resetting_the_established_session() {
+    require_root();
+    let (mut a, mut b, _, vb) = pair("h", 1);
+    let config_a = config("node-a", "10.96.1.1/24", "10.244.1.0/26", "10.96.1.2");
+    a.start(&config_a);
+    b.start(&config(
+        "node-b",
+        "10.96.1.2/24",
+        "10.244.2.0/26",
+        "10.96.1.1",
+    ));
+    assert!(
+        b.wait_peer_state("10.96.1.1", "Established"),
+        "B never established with A; log:\n{}",
+        b.log()
+    );
+    let want_b = vec![
+        "10.244.1.0/26 via 10.96.1.1 dev VB onlink".replace("VB", &vb),
+        "blackhole 10.244.2.0/26".to_owned(),
+    ];
+    assert_eq!(b.wait_routes(&want_b), want_b, "B's log:\n{}", b.log());
+    // Let the session age so that a reset would show in its uptime.
+    std::thread::sleep(Duration::from_millis(2100));
+
+    // A gets a second block and a mesh peer that does not exist.
+    let reloaded = config_a
+        .replace("[10.244.1.0/26]", "[10.244.1.0/26, 10.244.1.64/26]")
+        .replace("[10.96.1.2]", "[10.96.1.2, 10.96.1.3]");
+    a.reload(&reloaded);
+    let want_b2 = vec![
+        "10.244.1.0/26 via 10.96.1.1 dev VB onlink".replace("VB", &vb),
+        "10.244.1.64/26 via 10.96.1.1 dev VB onlink".replace("VB", &vb),
+        "blackhole 10.244.2.0/26".to_owned(),
+    ];
+    assert_eq!(
+        b.wait_routes(&want_b2),
+        want_b2,
+        "B did not learn A's new block; A's log:\n{}",
+        a.log()
+    );
+    let new_peer = a.peer("10.96.1.3");
+    assert!(
+        new_peer.as_ref().is_some_and(|(s, _)| s != "Established"),
+        "A's new peer: {new_peer:?}; log:\n{}",
+        a.log()
+    );
+    let (state, uptime) = a.peer("10.96.1.2").expect("A still has B");
+    assert_eq!(state, "Established");
+    assert!(
+        uptime.is_some_and(|u| u >= 2),
+        "the session to B was reset by the reload (uptime {uptime:?}); log:\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("SIGHUP: config reloaded"), "{}", a.log());
+
+    // A broken config is refused and the running one stays.
+    a.reload("node: {address: nonsense}\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.log().contains("config not reloaded") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(a.log().contains("config not reloaded"), "{}", a.log());
+    assert_eq!(
+        a.peer("10.96.1.2").map(|p| p.0).as_deref(),
+        Some("Established")
+    );
+}
+
+#[test]
+fn a_change_of_the_underlay_mtu_re_plans_the_tunnel_routes_and_the_tunnel() {
+    require_root();
+    let (mut a, mut b, va, _) = pair("m", 2);
+    // IPIP always: the peer's block goes through tunl0 although it shares
+    // our subnet, with the tunnel MTU = underlay MTU − 20.
+    let always = |c: String| c.replace("ipip-mode: cross-subnet", "ipip-mode: always");
+    a.start(&always(config(
+        "node-a",
+        "10.96.2.1/24",
+        "10.244.1.0/26",
+        "10.96.2.2",
+    )));
+    b.start(&always(config(
+        "node-b",
+        "10.96.2.2/24",
+        "10.244.2.0/26",
+        "10.96.2.1",
+    )));
+    let want = |mtu: u32| {
+        vec![
+            format!("10.244.2.0/26 via 10.96.2.2 dev tunl0 onlink mtu {mtu}"),
+            "blackhole 10.244.1.0/26".to_owned(),
+        ]
+    };
+    assert_eq!(a.wait_routes(&want(1480)), want(1480), "log:\n{}", a.log());
+
+    ip(&["-n", &a.ns, "link", "set", "dev", &va, "mtu", "1400"]);
+    let changed = Instant::now();
+    assert_eq!(
+        a.wait_routes(&want(1380)),
+        want(1380),
+        "the tunnel route did not follow the MTU; log:\n{}",
+        a.log()
+    );
+    assert!(
+        changed.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        changed.elapsed()
+    );
+    let link = ip(&["-n", &a.ns, "link", "show", "tunl0"]);
+    assert!(link.contains("mtu 1380"), "tunl0: {link}");
+}
