@@ -385,3 +385,35 @@ fn a_change_of_the_underlay_mtu_re_plans_the_tunnel_routes_and_the_tunnel() {
     let link = ip(&["-n", &a.ns, "link", "show", "tunl0"]);
     assert!(link.contains("mtu 1380"), "tunl0: {link}");
 }
+
+#[test]
+fn demo_builds_a_three_node_cluster_pings_every_pair_and_removes_everything() {
+    require_root();
+    let child = Command::new(AGENT)
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "10.244.3.0/26 via 10.0.2.10 dev tunl0 proto 98 onlink mtu 1480",
+        "10.244.2.0/26 via 10.0.1.11 dev eth0 proto 98 onlink",
+        "blackhole 10.244.1.0/26 proto 98",
+        "demo passed",
+    ] {
+        assert!(stdout.contains(want), "no `{want}` in:\n{stdout}");
+    }
+    let left = ip(&["netns", "list"]);
+    assert!(
+        !left.contains(&format!("rademo{pid}")),
+        "the demo left namespaces behind:\n{left}"
+    );
+}

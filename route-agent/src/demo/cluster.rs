@@ -111,8 +111,21 @@ pub fn exec(ns: &str, program: &str, args: &[&str]) -> Result<Output, ClusterErr
     run("ip", &all)
 }
 
+/// Sets a per-namespace sysctl (`net.ipv4...`) by writing its /proc file
+/// from inside the namespace (no procps needed).
 fn sysctl(ns: &str, key: &str, value: &str) -> Result<(), ClusterError> {
-    exec(ns, "sysctl", &["-qw", &format!("{key}={value}")]).map(drop)
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    exec(ns, "sh", &["-c", &format!("echo {value} > {path}")]).map(drop)
+}
+
+/// The tools the cluster runs, each with the Debian package that has it,
+/// that are not on `PATH`.
+pub fn missing_tools() -> Vec<(&'static str, &'static str)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    [("ip", "iproute2"), ("ping", "iputils-ping")]
+        .into_iter()
+        .filter(|(tool, _)| !std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+        .collect()
 }
 
 /// The routes of protocol `proto` in namespace `ns`, one `ip route` line

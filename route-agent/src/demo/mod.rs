@@ -148,6 +148,17 @@ pub fn run() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let missing = cluster::missing_tools();
+    if !missing.is_empty() {
+        let tools: Vec<&str> = missing.iter().map(|m| m.0).collect();
+        let packages: Vec<&str> = missing.iter().map(|m| m.1).collect();
+        eprintln!(
+            "route-agent demo needs {} — install it first: apt-get install -y {}",
+            tools.join(" and "),
+            packages.join(" ")
+        );
+        return ExitCode::from(2);
+    }
     let cluster: Arc<Mutex<Option<Cluster>>> = Arc::new(Mutex::new(None));
     let stop = Arc::new(AtomicBool::new(false));
     let tag = format!("rademo{}", std::process::id());
