@@ -288,3 +288,33 @@ pub fn send_batch(sock: &Socket, bufs: &[&[u8]], dsts: &[Ipv4Addr]) -> io::Resul
     };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
+
+/// Waits until one of `fds` (descriptor, `POLLIN`/`POLLOUT` wanted) is
+/// ready or `timeout` passes; returns which are ready, as one flag per
+/// entry. Interrupted waits return no ready descriptors.
+pub fn poll(
+    fds: &[(std::os::fd::BorrowedFd<'_>, i16)],
+    timeout: std::time::Duration,
+) -> io::Result<Vec<bool>> {
+    let mut polls: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|(fd, events)| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: *events,
+            revents: 0,
+        })
+        .collect();
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    let nfds = libc::nfds_t::try_from(polls.len()).unwrap_or(0);
+    // SAFETY: `polls` holds `nfds` initialised `pollfd`s that live across
+    // the call; poll writes only their `revents`.
+    let rc = unsafe { libc::poll(polls.as_mut_ptr(), nfds, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; polls.len()]);
+        }
+        return Err(e);
+    }
+    Ok(polls.iter().map(|p| p.revents != 0).collect())
+}

@@ -1,15 +1,17 @@
-//! The two forwarding loops, on tokio.
+//! Starting and stopping the data plane: the TUN device, the raw socket,
+//! and the forwarding thread (`park.rs`, driving `egress.rs` and `ingress.rs`).
 
 use std::io;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
 use super::counters::Counters;
 use super::egress::Egress;
 use super::ingress::Ingress;
+use super::park::Forwarder;
 use super::routes::{RouteLearner, SharedTable};
 use super::table::TunnelTable;
 use crate::packet::{DEFAULT_OUTER_TTL, Tunnel};
@@ -24,12 +26,6 @@ pub const BATCH: usize = 128;
 /// under one TCP stream without offloads, and each drop is a TCP
 /// retransmit.
 pub const TUN_TX_QUEUE_LEN: u32 = 2000;
-
-/// How long a loop keeps polling without blocking after its last packet
-/// before it parks in epoll: waking a parked thread costs tens of
-/// microseconds on a busy 2-core machine, more than a short spin. Idle
-/// loops do not spin.
-pub(super) const SPIN: Duration = Duration::from_micros(50);
 
 /// What the data plane needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,18 +85,56 @@ pub enum Error {
     Io(#[from] io::Error),
 }
 
-/// A running data plane: two tokio tasks and a route-learning thread.
-/// Dropping it stops the forwarding tasks (the TUN device goes away with
-/// the last handle to it).
+/// A running data plane: a forwarding thread (both directions) and a
+/// route-learning thread. Dropping it stops forwarding within a tenth of
+/// a second (the TUN device goes away with the last handle to
+/// it).
 pub struct Dataplane {
     counters: Arc<Counters>,
-    egress: JoinHandle<io::Result<()>>,
-    ingress: JoinHandle<io::Result<()>>,
+    stop: Arc<AtomicBool>,
+    done: mpsc::UnboundedReceiver<io::Result<()>>,
+}
+
+/// Reports the forwarding thread's end, also when it panics.
+struct Report {
+    tx: mpsc::UnboundedSender<io::Result<()>>,
+    result: Option<io::Result<()>>,
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let r = self
+            .result
+            .take()
+            .unwrap_or_else(|| Err(io::Error::other("forwarding thread panicked")));
+        let _ = self.tx.send(r);
+    }
+}
+
+fn spawn_loop(
+    name: &str,
+    tx: &mpsc::UnboundedSender<io::Result<()>>,
+    body: impl FnOnce() -> io::Result<()> + Send + 'static,
+) -> io::Result<()> {
+    let report = Report {
+        tx: tx.clone(),
+        result: None,
+    };
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            // The whole guard moves in, so it reports when this thread
+            // ends, however it ends.
+            let mut report = report;
+            report.result = Some(body());
+        })
+        .map(|_| ())
 }
 
 impl Dataplane {
     /// Creates the TUN device, brings it up, opens the raw socket, loads the
-    /// tunnel table and starts forwarding. Must run inside a tokio runtime.
+    /// tunnel table and starts forwarding on a thread of its own.
+    /// [`Dataplane::wait`] needs a tokio runtime; starting does not.
     ///
     /// The device's own MTU is left as the kernel made it (1500); whoever
     /// manages it (Calico: underlay MTU − 20) sets it with `ip link set`.
@@ -133,8 +167,9 @@ impl Dataplane {
             .and_then(|l| l.spawn(table.clone(), counters.clone()))
             .map_err(Error::Netlink)?;
 
-        let tun = Arc::new(sys::async_tun(tun)?);
-        let sock = Arc::new(sys::async_socket(sock)?);
+        let tun = Arc::new(tun);
+        let sock = Arc::new(sock);
+        let stop = Arc::new(AtomicBool::new(false));
         let tunnel = Tunnel {
             local: config.local,
             mtu: config.mtu,
@@ -142,31 +177,27 @@ impl Dataplane {
             // The kernel already decremented the TTL routing into the TUN.
             forwarding: false,
         };
-        let egress = tokio::spawn(
-            Egress {
-                tun: tun.clone(),
-                sock: sock.clone(),
-                table: table.clone(),
+        let forwarder = Forwarder {
+            egress: Egress::new(
+                tun.clone(),
+                sock.clone(),
                 tunnel,
-                offload: config.offload,
-                counters: counters.clone(),
-            }
-            .run(),
-        );
-        let ingress = tokio::spawn(
-            Ingress {
-                tun,
-                sock,
-                table,
-                offload: config.offload,
-                counters: counters.clone(),
-            }
-            .run(),
-        );
+                config.offload,
+                counters.clone(),
+                stop.clone(),
+            ),
+            ingress: Ingress::new(tun.clone(), sock.clone(), config.offload, counters.clone()),
+            tun,
+            sock,
+            table,
+            stop: stop.clone(),
+        };
+        let (tx, done) = mpsc::unbounded_channel();
+        spawn_loop("ipip-forward", &tx, move || forwarder.run())?;
         Ok(Dataplane {
             counters,
-            egress,
-            ingress,
+            stop,
+            done,
         })
     }
 
@@ -175,23 +206,18 @@ impl Dataplane {
         self.counters.clone()
     }
 
-    /// Waits until a forwarding loop fails (they do not end otherwise).
+    /// Waits until forwarding fails (it does not end otherwise).
     pub async fn wait(&mut self) -> Result<(), Error> {
-        let result = tokio::select! {
-            r = &mut self.egress => r,
-            r = &mut self.ingress => r,
-        };
-        match result {
-            Ok(r) => r.map_err(Error::Io),
-            Err(join) => Err(Error::Io(io::Error::other(join))),
+        match self.done.recv().await {
+            Some(r) => r.map_err(Error::Io),
+            None => Err(Error::Io(io::Error::other("forwarding thread gone"))),
         }
     }
 }
 
 impl Drop for Dataplane {
     fn drop(&mut self) {
-        self.egress.abort();
-        self.ingress.abort();
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

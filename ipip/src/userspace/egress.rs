@@ -5,15 +5,15 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
 use std::ops::Range;
+use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use socket2::Socket;
-use tokio::io::unix::AsyncFd;
 
 use super::counters::{Counters, DropReason};
-use super::dataplane::{BATCH, SPIN, snapshot};
-use super::routes::SharedTable;
+use super::dataplane::BATCH;
 use super::table::TunnelTable;
 use crate::offload::{self, VNET_HDR_LEN, VnetHdr};
 use crate::packet::{
@@ -48,6 +48,15 @@ struct Batch {
 }
 
 impl Batch {
+    fn empty() -> Batch {
+        Batch {
+            arena: Vec::new(),
+            msgs: Vec::new(),
+            segs: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
     fn new() -> Batch {
         Batch {
             arena: Vec::with_capacity(SEND_BYTES + 70_000),
@@ -68,65 +77,68 @@ impl Batch {
     }
 }
 
-/// The egress side of one data plane.
+/// The egress direction of one data plane.
 pub(super) struct Egress {
-    pub(super) tun: Arc<AsyncFd<File>>,
-    pub(super) sock: Arc<AsyncFd<Socket>>,
-    pub(super) table: SharedTable,
-    pub(super) tunnel: Tunnel,
-    pub(super) offload: bool,
-    pub(super) counters: Arc<Counters>,
+    tun: Arc<File>,
+    sock: Arc<Socket>,
+    tunnel: Tunnel,
+    offload: bool,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    buf: Vec<u8>,
+    batch: Batch,
+    id: u16,
 }
 
 impl Egress {
-    /// Forwards until the TUN device fails.
-    pub(super) async fn run(self) -> io::Result<()> {
-        let mut buf = vec![0u8; VNET_HDR_LEN + 65_535];
-        let mut batch = Batch::new();
-        let mut id: u16 = 0;
-        let mut table = snapshot(&self.table);
-        let mut last_packet = Instant::now();
-        let mut reads = 0usize;
-        loop {
-            let n = match self.tun.get_ref().read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.flush(&mut batch).await;
-                    reads = 0;
-                    if last_packet.elapsed() < SPIN {
-                        tokio::task::yield_now().await;
-                        continue;
-                    }
-                    // Park until the device is readable; a read through
-                    // the guard clears the readiness when it would block.
-                    let mut guard = self.tun.readable().await?;
-                    table = snapshot(&self.table);
-                    match guard.try_io(|t| t.get_ref().read(&mut buf)) {
-                        Ok(r) => r?,
-                        Err(_would_block) => continue,
-                    }
-                }
-                Err(e) => return Err(e),
-            };
-            last_packet = Instant::now();
-            let read = buf.get_mut(..n).unwrap_or_default();
-            self.packet(read, &table, &mut id, &mut batch);
-            if batch.full() {
-                self.flush(&mut batch).await;
-            }
-            reads += 1;
-            if reads >= BATCH {
-                self.flush(&mut batch).await;
-                reads = 0;
-                table = snapshot(&self.table);
-                tokio::task::yield_now().await;
-            }
+    pub(super) fn new(
+        tun: Arc<File>,
+        sock: Arc<Socket>,
+        tunnel: Tunnel,
+        offload: bool,
+        counters: Arc<Counters>,
+        stop: Arc<AtomicBool>,
+    ) -> Egress {
+        Egress {
+            tun,
+            sock,
+            tunnel,
+            offload,
+            counters,
+            stop,
+            buf: vec![0u8; VNET_HDR_LEN + 65_535],
+            batch: Batch::new(),
+            id: 0,
         }
     }
 
+    /// Reads what the TUN device holds, up to one batch, and sends it.
+    /// Returns whether there was anything; fails when the TUN device does.
+    pub(super) fn step(&mut self, table: &TunnelTable) -> io::Result<bool> {
+        let mut reads = 0usize;
+        while reads < BATCH && !self.batch.full() {
+            let n = match (&*self.tun).read(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            reads += 1;
+            let mut buf = std::mem::take(&mut self.buf);
+            let mut batch = std::mem::replace(&mut self.batch, Batch::empty());
+            self.packet(buf.get_mut(..n).unwrap_or_default(), table, &mut batch);
+            self.buf = buf;
+            self.batch = batch;
+        }
+        if !self.batch.msgs.is_empty() {
+            self.flush()?;
+        }
+        Ok(reads > 0)
+    }
+
     /// One read from the TUN device into the batch.
-    fn packet(&self, read: &mut [u8], table: &TunnelTable, id: &mut u16, batch: &mut Batch) {
-        let counters = &self.counters;
+    fn packet(&mut self, read: &mut [u8], table: &TunnelTable, batch: &mut Batch) {
+        let counters = Arc::clone(&self.counters);
         let (vnet, packet) = if self.offload {
             let Some((vnet, _)) = VnetHdr::parse(read) else {
                 counters.count_drop(DropReason::BadInner);
@@ -171,12 +183,12 @@ impl Egress {
                 return;
             }
             for seg in &batch.segs {
-                *id = id.wrapping_add(1);
+                self.id = self.id.wrapping_add(1);
                 let outer = seg.start.saturating_sub(OUTER_HEADER_LEN)..seg.end;
                 let Some(bytes) = batch.arena.get_mut(outer.clone()) else {
                     continue;
                 };
-                match encapsulate_in_place(bytes, remote, &self.tunnel, *id) {
+                match encapsulate_in_place(bytes, remote, &self.tunnel, self.id) {
                     Ok(()) => batch.msgs.push((outer, remote, Count::Packet(seg.len()))),
                     Err(_) => counters.count_drop(DropReason::BadInner),
                 }
@@ -193,9 +205,9 @@ impl Egress {
         };
         let inner_src = header.src();
         let inner_len = header.total_len();
-        *id = id.wrapping_add(1);
+        self.id = self.id.wrapping_add(1);
         let mut out = std::mem::take(&mut batch.scratch);
-        match encapsulate(packet, remote, &self.tunnel, *id, &mut out) {
+        match encapsulate(packet, remote, &self.tunnel, self.id, &mut out) {
             Err(_) => counters.count_drop(DropReason::BadInner),
             Ok(Encapsulated::Packet) => batch.push(&out, remote, Count::Packet(inner_len)),
             Ok(Encapsulated::Fragments(ranges)) => {
@@ -222,38 +234,35 @@ impl Egress {
     }
 
     /// Sends everything queued, with as few `sendmmsg` calls as the socket
-    /// buffer allows; counts what went and what the kernel refused.
-    async fn flush(&self, batch: &mut Batch) {
+    /// buffer allows; counts what went and what the kernel refused. Fails
+    /// only if waiting for room fails.
+    fn flush(&mut self) -> io::Result<()> {
+        let batch = &mut self.batch;
         let mut done = 0usize;
-        while done < batch.msgs.len() {
+        while done < batch.msgs.len() && !self.stop.load(Ordering::Relaxed) {
             let pending = batch.msgs.get(done..).unwrap_or_default();
             let bufs: Vec<&[u8]> = pending
                 .iter()
                 .map(|(r, _, _)| batch.arena.get(r.clone()).unwrap_or_default())
                 .collect();
             let dsts: Vec<Ipv4Addr> = pending.iter().map(|(_, d, _)| *d).collect();
-            let sent = match sys::send_batch(self.sock.get_ref(), &bufs, &dsts) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match self.sock.writable().await {
-                        Ok(mut guard) => {
-                            guard.clear_ready();
-                            continue;
-                        }
-                        Err(_) => Err(e),
-                    }
-                }
-                r => r,
-            };
-            match sent {
+            match sys::send_batch(&self.sock, &bufs, &dsts) {
                 Ok(n) => {
                     for (_, _, count) in pending.iter().take(n) {
-                        self.count_sent(*count);
+                        count_sent(&self.counters, *count);
                     }
-                    done = done.saturating_add(n.max(1));
                     if n == 0 {
                         self.counters.count_drop(DropReason::SendFailed);
                     }
+                    done = done.saturating_add(n.max(1));
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    sys::poll(
+                        &[(self.sock.as_fd(), libc::POLLOUT)],
+                        Duration::from_millis(100),
+                    )?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The first datagram was refused (no route to the peer,
                 // too big): count it and go on with the rest.
                 Err(_) => {
@@ -264,17 +273,17 @@ impl Egress {
         }
         batch.msgs.clear();
         batch.arena.clear();
+        Ok(())
     }
+}
 
-    fn count_sent(&self, count: Count) {
-        let c = &self.counters;
-        match count {
-            Count::Packet(bytes) => {
-                Counters::add(&c.tx_packets, 1);
-                Counters::add(&c.tx_bytes, bytes);
-            }
-            Count::Fragment => {}
-            Count::Icmp => Counters::add(&c.icmp_frag_needed, 1),
+fn count_sent(c: &Counters, count: Count) {
+    match count {
+        Count::Packet(bytes) => {
+            Counters::add(&c.tx_packets, 1);
+            Counters::add(&c.tx_bytes, bytes);
         }
+        Count::Fragment => {}
+        Count::Icmp => Counters::add(&c.icmp_frag_needed, 1),
     }
 }

@@ -3,132 +3,91 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
 
 use socket2::Socket;
-use tokio::io::unix::AsyncFd;
 
 use super::counters::{Counters, DropReason};
-use super::dataplane::{BATCH, SPIN, snapshot};
-use super::routes::SharedTable;
+use super::dataplane::BATCH;
 use super::table::TunnelTable;
 use crate::offload::{self, VnetHdr};
 use crate::packet::{Ipv4Header, decapsulate};
 use crate::sys;
 
-/// The ingress side of one data plane.
+/// The ingress direction of one data plane.
 pub(super) struct Ingress {
-    pub(super) tun: Arc<AsyncFd<File>>,
-    pub(super) sock: Arc<AsyncFd<Socket>>,
-    pub(super) table: SharedTable,
-    pub(super) offload: bool,
-    pub(super) counters: Arc<Counters>,
+    tun: Arc<File>,
+    sock: Arc<Socket>,
+    offload: bool,
+    counters: Arc<Counters>,
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    out: Vec<u8>,
+    items: Vec<Range<usize>>,
 }
 
 impl Ingress {
-    /// Forwards until the raw socket's reactor registration fails.
-    pub(super) async fn run(self) -> io::Result<()> {
-        // One recvmmsg fills up to BATCH buffers; each holds the largest
-        // IPv4 datagram, as the kernel reassembles fragmented outer
-        // datagrams. (Pages are only touched as far as datagrams reach.)
-        let mut bufs = vec![vec![0u8; 65_535]; BATCH];
-        let mut lens = vec![0usize; BATCH];
-        let mut out = Vec::with_capacity(BATCH * 1600);
-        let mut items = Vec::with_capacity(BATCH);
-        let mut table = snapshot(&self.table);
-        let mut last_packet = Instant::now();
-        loop {
-            let n = match sys::recv_batch(self.sock.get_ref(), &mut bufs, &mut lens) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if last_packet.elapsed() < SPIN {
-                        tokio::task::yield_now().await;
-                        continue;
-                    }
-                    let mut guard = self.sock.readable().await?;
-                    table = snapshot(&self.table);
-                    match guard.try_io(|s| sys::recv_batch(s.get_ref(), &mut bufs, &mut lens)) {
-                        Ok(Ok(n)) => n,
-                        Ok(Err(_)) => {
-                            Counters::add(&self.counters.socket_errors, 1);
-                            continue;
-                        }
-                        Err(_would_block) => continue,
-                    }
-                }
-                // One bad receive is no reason to stop forwarding.
-                Err(_) => {
-                    Counters::add(&self.counters.socket_errors, 1);
-                    continue;
-                }
-            };
-            last_packet = Instant::now();
-            let inners = self.decapsulate_all(&bufs, &lens, n, &table);
-            if self.offload {
-                out.clear();
-                items.clear();
-                offload::coalesce(&inners, &mut out, &mut items);
-                for item in &items {
-                    self.write_item(out.get(item.clone()).unwrap_or_default());
-                }
-            } else {
-                for inner in &inners {
-                    match write_tun(self.tun.get_ref(), inner) {
-                        Ok(_) => self.count_received(1, inner.len()),
-                        Err(_) => self.counters.count_drop(DropReason::TunWriteFailed),
-                    }
-                }
-            }
-            if n == BATCH {
-                table = snapshot(&self.table);
-                tokio::task::yield_now().await;
-            }
+    pub(super) fn new(
+        tun: Arc<File>,
+        sock: Arc<Socket>,
+        offload: bool,
+        counters: Arc<Counters>,
+    ) -> Ingress {
+        Ingress {
+            tun,
+            sock,
+            offload,
+            counters,
+            // One recvmmsg fills up to BATCH buffers; each holds the
+            // largest IPv4 datagram, as the kernel reassembles fragmented
+            // outer datagrams. (Pages are only touched as far as datagrams
+            // reach.)
+            bufs: vec![vec![0u8; 65_535]; BATCH],
+            lens: vec![0usize; BATCH],
+            out: Vec::with_capacity(BATCH * 1600),
+            items: Vec::with_capacity(BATCH),
         }
     }
 
-    /// The inner datagrams of the first `n` received outer datagrams that
-    /// come from peers and validate; the rest are counted as drops.
-    fn decapsulate_all<'a>(
-        &self,
-        bufs: &'a [Vec<u8>],
-        lens: &[usize],
-        n: usize,
-        table: &TunnelTable,
-    ) -> Vec<&'a [u8]> {
-        let counters = &self.counters;
-        let mut inners = Vec::with_capacity(n);
-        for (buf, len) in bufs.iter().zip(lens).take(n) {
-            let Some(outer) = buf.get(..*len) else {
-                // Truncated: longer than any IPv4 datagram can be.
-                counters.count_drop(DropReason::BadOuter);
-                continue;
-            };
-            // The peer check comes first: nothing from a stranger is parsed
-            // further, and its drops are counted under their own name.
-            let Ok(header) = Ipv4Header::parse(outer) else {
-                counters.count_drop(DropReason::BadOuter);
-                continue;
-            };
-            if !table.is_peer(header.src()) {
-                counters.count_drop(DropReason::UnknownPeer);
-                continue;
+    /// Receives one batch from the raw socket and writes what it carries to
+    /// the TUN device. Returns whether anything arrived.
+    pub(super) fn step(&mut self, table: &TunnelTable) -> bool {
+        let n = match sys::recv_batch(&self.sock, &mut self.bufs, &mut self.lens) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            // One bad receive is no reason to stop forwarding.
+            Err(_) => {
+                Counters::add(&self.counters.socket_errors, 1);
+                return true;
             }
-            let Ok(d) = decapsulate(outer) else {
-                counters.count_drop(DropReason::BadOuter);
-                continue;
-            };
-            inners.push(d.inner);
+        };
+        let inners = decapsulate_all(&self.counters, &self.bufs, &self.lens, n, table);
+        if self.offload {
+            self.out.clear();
+            self.items.clear();
+            offload::coalesce(&inners, &mut self.out, &mut self.items);
+            for item in &self.items {
+                let item = self.out.get(item.clone()).unwrap_or_default();
+                let (packets, bytes) = wire_packets(item);
+                self.write(item, packets, bytes);
+            }
+        } else {
+            for inner in &inners {
+                self.write(inner, 1, inner.len());
+            }
         }
-        inners
+        n > 0
     }
 
-    /// Writes one vnet header + packet to the TUN device, counting the
-    /// wire packets it stands for.
-    fn write_item(&self, item: &[u8]) {
-        let (packets, bytes) = wire_packets(item);
-        match write_tun(self.tun.get_ref(), item) {
-            Ok(_) => self.count_received(packets, bytes),
+    /// Writes one packet (with its vnet header, if offloads are on) to the
+    /// TUN device, counting the wire packets it stands for.
+    fn write(&self, bytes: &[u8], packets: usize, inner_bytes: usize) {
+        match write_tun(&self.tun, bytes) {
+            Ok(_) => {
+                Counters::add(&self.counters.rx_packets, packets);
+                Counters::add(&self.counters.rx_bytes, inner_bytes);
+            }
             Err(_) => {
                 for _ in 0..packets {
                     self.counters.count_drop(DropReason::TunWriteFailed);
@@ -136,11 +95,41 @@ impl Ingress {
             }
         }
     }
+}
 
-    fn count_received(&self, packets: usize, bytes: usize) {
-        Counters::add(&self.counters.rx_packets, packets);
-        Counters::add(&self.counters.rx_bytes, bytes);
+/// The inner datagrams of the first `n` received outer datagrams that
+/// come from peers and validate; the rest are counted as drops.
+fn decapsulate_all<'a>(
+    counters: &Counters,
+    bufs: &'a [Vec<u8>],
+    lens: &[usize],
+    n: usize,
+    table: &TunnelTable,
+) -> Vec<&'a [u8]> {
+    let mut inners = Vec::with_capacity(n);
+    for (buf, len) in bufs.iter().zip(lens).take(n) {
+        let Some(outer) = buf.get(..*len) else {
+            // Truncated: longer than any IPv4 datagram can be.
+            counters.count_drop(DropReason::BadOuter);
+            continue;
+        };
+        // The peer check comes first: nothing from a stranger is parsed
+        // further, and its drops are counted under their own name.
+        let Ok(header) = Ipv4Header::parse(outer) else {
+            counters.count_drop(DropReason::BadOuter);
+            continue;
+        };
+        if !table.is_peer(header.src()) {
+            counters.count_drop(DropReason::UnknownPeer);
+            continue;
+        }
+        let Ok(d) = decapsulate(outer) else {
+            counters.count_drop(DropReason::BadOuter);
+            continue;
+        };
+        inners.push(d.inner);
     }
+    inners
 }
 
 /// One packet into the TUN device: a TUN write takes the whole packet or

@@ -21,6 +21,7 @@ pub mod counters;
 mod dataplane;
 mod egress;
 mod ingress;
+mod park;
 pub mod routes;
 pub mod table;
 
