@@ -87,6 +87,8 @@ struct Lab {
     dir: PathBuf,
     namespaces: Vec<String>,
     tunnels: Vec<Tunnel>,
+    /// Extra `ipip-tunnel` flags for every tunnel of this lab.
+    flags: Vec<String>,
 }
 
 impl Drop for Lab {
@@ -129,6 +131,11 @@ impl Lab {
 
     /// Builds the topology and starts both tunnels with `--mtu mtu`.
     fn new(mtu: u16) -> Lab {
+        Lab::with_flags(mtu, &[])
+    }
+
+    /// As [`Lab::new`], with extra `ipip-tunnel` flags.
+    fn with_flags(mtu: u16, flags: &[&str]) -> Lab {
         common::require_root(
             "the userspace IPIP namespace tests create network namespaces, TUN devices and raw sockets and",
         );
@@ -141,6 +148,7 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             tunnels: Vec::new(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
         };
         for which in ["router", "node-a", "node-b", "pod-a", "pod-b"] {
             let ns = lab.ns(which);
@@ -295,6 +303,7 @@ impl Lab {
             .args(["netns", "exec", &self.ns(which)])
             .arg(env!("CARGO_BIN_EXE_ipip-tunnel"))
             .args(["--device", "tunl0", "--local", local, "--mtu", mtu])
+            .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("log file"))
             .stderr(std::fs::File::create(&err).expect("err file"))
@@ -395,9 +404,9 @@ c.sendall(data); c.close()
 print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 "#;
 
-#[test]
-fn tcp_transfer_of_10_mb_between_pods_arrives_intact() {
-    let mut lab = Lab::new(1500);
+/// Sends 10 MB (and a bit) from pod-a to pod-b over TCP and checks that
+/// the same bytes arrived; returns the byte count sent.
+fn transfer_10_mb(lab: &Lab) -> u64 {
     let mut receiver = Command::new("ip")
         .args(["netns", "exec", &lab.ns("pod-b"), "python3", "-c", RECEIVER])
         .stdout(Stdio::piped())
@@ -427,9 +436,73 @@ fn tcp_transfer_of_10_mb_between_pods_arrives_intact() {
         "receiver got different bytes; receiver stderr: {}",
         String::from_utf8_lossy(&received.stderr)
     );
-    // It went through the tunnel, not around it.
+    10_498_105
+}
+
+/// Node-a's and node-b's counters after a transfer count packets as they
+/// crossed the underlay (one per outer datagram), not TUN reads or writes
+/// (which carry up to 64 KB each with offloads).
+fn assert_counts_wire_packets(lab: &mut Lab, bytes: u64, inner_mtu: u64) {
     let a = lab.tunnels[0].counters();
-    assert!(a["tx_bytes"] >= 10_498_105, "node-a counters: {a:?}");
+    let b = lab.tunnels[1].counters();
+    // It went through the tunnel, not around it.
+    assert!(a["tx_bytes"] >= bytes, "node-a counters: {a:?}");
+    // Each wire packet carries at most the inner MTU less 40 header bytes.
+    let min_packets = bytes / (inner_mtu - 40);
+    assert!(a["tx_packets"] >= min_packets, "node-a counters: {a:?}");
+    assert!(b["rx_packets"] >= min_packets, "node-b counters: {b:?}");
+    assert!(b["rx_packets"] <= a["tx_packets"], "a {a:?} b {b:?}");
+    assert!(
+        a["tx_bytes"] / a["tx_packets"] <= inner_mtu,
+        "node-a counters: {a:?}"
+    );
+}
+
+#[test]
+fn tcp_transfer_of_10_mb_between_pods_arrives_intact() {
+    let mut lab = Lab::new(1500);
+    let bytes = transfer_10_mb(&lab);
+    assert_counts_wire_packets(&mut lab, bytes, 1480);
+}
+
+#[test]
+fn tcp_transfer_without_offloads_arrives_intact() {
+    let mut lab = Lab::with_flags(1500, &["--no-offload"]);
+    assert!(lab.tunnels[0].log_text().contains("offload=false"));
+    let bytes = transfer_10_mb(&lab);
+    assert_counts_wire_packets(&mut lab, bytes, 1480);
+}
+
+#[test]
+fn super_packets_are_cut_to_a_smaller_underlay_mtu_and_df_pings_still_get_frag_needed() {
+    // tunl0 keeps MTU 1500 and the pods' MSS is 1460, but the underlay
+    // takes only 1400-byte outer datagrams: TCP super-packets from the TUN
+    // device are segmented to 1380-byte inner packets instead of being
+    // refused as too big.
+    let mut lab = Lab::new(1400);
+    let bytes = transfer_10_mb(&lab);
+    assert_counts_wire_packets(&mut lab, bytes, 1380);
+    // A plain (non-GSO) datagram with DF that does not fit still gets a
+    // fragmentation-needed carrying the inner MTU.
+    let out = lab.exec(
+        "pod-a",
+        &[
+            "ping", "-M", "do", "-s", "1400", "-c", "2", "-i", "0.3", "-W", "1", POD_B,
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "too-big DF ping went through: {text}"
+    );
+    assert!(
+        text.contains("mtu = 1380") || text.contains("mtu=1380"),
+        "no fragmentation-needed with MTU 1380 reached the pod: {text}"
+    );
 }
 
 #[test]
