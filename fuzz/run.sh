@@ -35,7 +35,7 @@ FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$FUZZ_DIR")"
 cd "$ROOT" || exit 2
 
-ALL_TARGETS=(message update open roundtrip framer ipip_packet)
+ALL_TARGETS=(message update open roundtrip framer ipip_packet ipip_offload)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -44,11 +44,12 @@ fi
 
 # Largest input per target. Messages are at most 4096 bytes, 65535 with
 # extended messages (RFC 8654); the framer takes a whole stream plus its
-# chunk sizes. A larger -max_len makes every mutation slower, so only the
+# chunk sizes; ipip_offload takes a TCP super-packet of up to 64 KB. A
+# larger -max_len makes every mutation slower, so only the
 # targets whose interesting inputs can exceed 4096 bytes get more.
 max_len() {
     case "$1" in
-    message | framer) echo 66000 ;;
+    message | framer | ipip_offload) echo 66000 ;;
     update | roundtrip) echo 8192 ;;
     *) echo 4200 ;;
     esac

@@ -25,7 +25,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
-TARGETS = ("message", "update", "open", "roundtrip", "framer", "ipip_packet")
+TARGETS = ("message", "update", "open", "roundtrip", "framer", "ipip_packet", "ipip_offload")
 
 # ---------------------------------------------------------------- contexts
 # context_from bits: 0 four-octet AS, 1 extended message, 2 ADD-PATH v4,
@@ -580,9 +580,75 @@ def ipip_seeds():
     ]
 
 
+def csum_fold(s):
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def words(b):
+    if len(b) % 2:
+        b = b + b"\x00"
+    return sum(struct.unpack("!%dH" % (len(b) // 2), b))
+
+
+def tcp_datagram(seq, flags, payload, sport=40000, partial=False):
+    """A TCP/IPv4 datagram 10.244.1.2 -> 10.244.2.2:5201 with a 12-byte
+    timestamp option and valid checksums; with partial=True the TCP
+    checksum field holds only the pseudo-header sum, as the kernel hands
+    out packets with NEEDS_CSUM."""
+    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, 5201, seq, 7, 0x80, flags, 502, 0, 0))
+    tcp += bytes([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]) + payload
+    pseudo = ipv4("10.244.1.2") + ipv4("10.244.2.2") + struct.pack("!BBH", 0, 6, len(tcp))
+    if partial:
+        c = csum_fold(words(pseudo))
+    else:
+        c = ~csum_fold(words(pseudo) + words(bytes(tcp))) & 0xFFFF
+    struct.pack_into("!H", tcp, 16, c)
+    return ipv4_datagram("10.244.1.2", "10.244.2.2", bytes(tcp), proto=6)
+
+
+def vnet_hdr(flags, gso_type, hdr_len, gso_size, csum_start, csum_offset):
+    """struct virtio_net_hdr in host (little-endian, x86) byte order."""
+    return struct.pack("<BBHHHH", flags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
+
+
+def offload_seeds():
+    """ipip_offload target: an even first byte B segments (vnet header,
+    then a packet; segments of at most 68 + 6 * B bytes), an odd one
+    coalesces (packets behind 2-byte big-endian lengths)."""
+    data = bytes((i * 7 + 3) & 0xFF for i in range(4000))
+    tso = tcp_datagram(1000, 0x18, data, partial=True)
+    gso = vnet_hdr(1, 1, 52, 1428, 20, 16)
+    segs = [tcp_datagram(1000 + 1428 * i, 0x10 | (0x08 if i == 2 else 0), data[1428 * i:1428 * (i + 1)])
+            for i in range(3)]
+    ack = tcp_datagram(9999, 0x10, b"")
+    other_flow = tcp_datagram(5000, 0x10, data[:100], sport=40001)
+
+    def framed(packets):
+        return b"".join(struct.pack("!H", len(p)) + p for p in packets)
+
+    return [
+        ("offload-tso-super-packet", bytes([238]) + gso + tso),
+        ("offload-tso-cut-to-small-mtu", bytes([100]) + gso + tso),
+        ("offload-tso-ecn-cwr", bytes([238]) + vnet_hdr(1, 0x81, 52, 1000, 20, 16)
+         + tcp_datagram(1000, 0x98, data[:2500], partial=True)),
+        ("offload-needs-csum-only", bytes([238]) + vnet_hdr(1, 0, 0, 0, 20, 16)
+         + tcp_datagram(1000, 0x18, data[:300], partial=True)),
+        ("offload-udp-gso-rejected", bytes([238]) + vnet_hdr(1, 3, 28, 1400, 20, 6) + tso),
+        ("offload-truncated-tcp-header", bytes([238]) + gso + tso[:30]),
+        ("offload-coalesce-three-segments", bytes([1]) + framed(segs)),
+        ("offload-coalesce-interleaved-ack-and-flow", bytes([1]) + framed(
+            [segs[0], other_flow, segs[1], ack, segs[2]])),
+        ("offload-coalesce-out-of-order", bytes([1]) + framed([segs[1], segs[0], segs[2]])),
+        ("offload-coalesce-garbage", bytes([1]) + framed([b"\x45" * 30, segs[0][:50], b""])),
+    ]
+
+
 def main():
     per_target = {
         "ipip_packet": ipip_seeds(),
+        "ipip_offload": offload_seeds(),
         "message": message_seeds(),
         "update": update_seeds(),
         "open": open_seeds(),

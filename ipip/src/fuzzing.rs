@@ -1,6 +1,7 @@
-//! The body of the `ipip_packet` fuzz target, shared with the stable test
-//! that replays its corpus: arbitrary bytes through decapsulation and
-//! encapsulation, checking what comes out.
+//! The bodies of the ipip fuzz targets, shared with the stable test that
+//! replays their corpora: arbitrary bytes through decapsulation and
+//! encapsulation (`ipip_packet`), and through TCP segmentation and
+//! coalescing (`ipip_offload`), checking what comes out.
 
 use std::net::Ipv4Addr;
 
@@ -50,5 +51,85 @@ pub fn packet(data: &[u8]) {
             assert_eq!(h.protocol(), crate::packet::PROTO_ICMP);
             assert_eq!(crate::packet::checksum(h.payload()), 0);
         }
+    }
+}
+
+/// The `ipip_offload` target. The first byte picks the mode and a size:
+/// even → segmentation: a vnet header and a packet follow, cut to at most
+/// `68 + 6 * byte` bytes per segment; odd → coalescing: packets follow,
+/// each behind a 2-byte big-endian length. Panics only if an invariant
+/// breaks.
+pub fn offload(data: &[u8]) {
+    use crate::offload::{VnetHdr, coalesce, complete_checksum, fold, segment, sum};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let tcp_ok = |p: &[u8]| {
+        let h = Ipv4Header::parse(p).expect("segment has a valid IPv4 header");
+        assert_eq!(h.total_len(), p.len());
+        let tcp = h.payload();
+        let mut pseudo = p[12..20].to_vec();
+        pseudo.extend_from_slice(&[0, 6]);
+        pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+        assert_eq!(fold(sum(tcp, sum(&pseudo, 0))), 0xffff, "TCP checksum");
+    };
+    if mode & 1 == 0 {
+        let Some((vnet, packet)) = VnetHdr::parse(rest) else {
+            return;
+        };
+        let mut copy = packet.to_vec();
+        let _ = complete_checksum(&mut copy, &vnet);
+        let max_len = 68 + 6 * usize::from(mode);
+        let (mut out, mut segs) = (Vec::new(), Vec::new());
+        if segment(packet, &vnet, max_len, 20, &mut out, &mut segs).is_err() {
+            assert!(segs.is_empty() || out.len() >= 20);
+            return;
+        }
+        assert!(!segs.is_empty());
+        let ihl = usize::from(packet[0] & 15) * 4;
+        let hdrs = ihl + usize::from(packet[ihl + 12] >> 4) * 4;
+        let mut payload = Vec::new();
+        for r in &segs {
+            assert!(out[r.start - 20..r.start].iter().all(|&b| b == 0));
+            let seg = &out[r.clone()];
+            assert!(seg.len() <= max_len, "segment over the size limit");
+            tcp_ok(seg);
+            payload.extend_from_slice(&seg[hdrs..]);
+        }
+        assert_eq!(
+            payload,
+            packet[hdrs..],
+            "segments carry the payload in order"
+        );
+    } else {
+        let mut packets = Vec::new();
+        let mut rest = rest;
+        while let [a, b, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+            let (p, more) = tail.split_at(len);
+            packets.push(p);
+            rest = more;
+        }
+        let (mut out, mut items) = (Vec::new(), Vec::new());
+        coalesce(&packets, &mut out, &mut items);
+        assert!(items.len() <= packets.len());
+        let mut count = 0;
+        for r in &items {
+            let (vnet, p) = VnetHdr::parse(&out[r.clone()]).expect("item has a vnet header");
+            if !vnet.is_gso() {
+                assert_eq!(vnet, VnetHdr::default());
+                assert!(packets.contains(&p), "a single packet passes unchanged");
+                count += 1;
+                continue;
+            }
+            assert!(p.len() <= 65_535);
+            let (mut segs_out, mut segs) = (Vec::new(), Vec::new());
+            segment(p, &vnet, 65_535, 0, &mut segs_out, &mut segs).expect("super-packet segments");
+            for s in &segs {
+                tcp_ok(&segs_out[s.clone()]);
+            }
+            count += segs.len();
+        }
+        assert_eq!(count, packets.len(), "every packet is in exactly one item");
     }
 }

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 type Body = fn(&[u8]);
 
 /// Every fuzz target, by name, with the function that is its body.
-const TARGETS: [(&str, Body); 6] = [
+const TARGETS: [(&str, Body); 7] = [
     ("ipip_packet", ipip::fuzzing::packet),
+    ("ipip_offload", ipip::fuzzing::offload),
     ("message", bgp_core::fuzzing::message),
     ("update", bgp_core::fuzzing::update),
     ("open", bgp_core::fuzzing::open),
@@ -97,6 +98,11 @@ fn replay(target: &str) {
 #[test]
 fn ipip_packet_corpus_replays_without_panic() {
     replay("ipip_packet");
+}
+
+#[test]
+fn ipip_offload_corpus_replays_without_panic() {
+    replay("ipip_offload");
 }
 
 #[test]
