@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bgp_core::session::State;
 use bgp_core::speaker::{
-    ListenConfig, LocalRoute, PeerConfig, RouteChange, RouteStream, Speaker, SpeakerConfig,
+    GracefulRestart, ListenConfig, LocalRoute, PeerConfig, RouteChange, RouteStream, Speaker,
+    SpeakerConfig,
 };
 
 async fn next_matching(
@@ -68,10 +69,20 @@ fn config(ip: Ipv4Addr) -> SpeakerConfig {
 /// Two iBGP speakers on 127.0.0.1 and 127.0.0.2, each configured with the
 /// other (both connect: a collision that must end in one session).
 async fn pair() -> ((Speaker, RouteStream), (Speaker, RouteStream)) {
+    pair_with(|_| {}).await
+}
+
+/// [`pair`] with both configs changed by `edit` first.
+async fn pair_with(
+    edit: impl Fn(&mut SpeakerConfig),
+) -> ((Speaker, RouteStream), (Speaker, RouteStream)) {
     let a_ip = Ipv4Addr::new(127, 0, 0, 1);
     let b_ip = Ipv4Addr::new(127, 0, 0, 2);
-    let a = Speaker::start(config(a_ip)).await.unwrap();
-    let b = Speaker::start(config(b_ip)).await.unwrap();
+    let (mut ca, mut cb) = (config(a_ip), config(b_ip));
+    edit(&mut ca);
+    edit(&mut cb);
+    let a = Speaker::start(ca).await.unwrap();
+    let b = Speaker::start(cb).await.unwrap();
     let mut to_b = PeerConfig::new(IpAddr::V4(b_ip), 64512);
     to_b.port = b.0.listen_addr().unwrap().port();
     to_b.local_address = Some(IpAddr::V4(a_ip));
@@ -160,6 +171,41 @@ async fn shutdown_sends_cease_with_the_shutdown_communication() {
     .unwrap();
     assert_eq!((n.code, n.subcode), (6, 2));
     assert_eq!(n.shutdown_communication(), Some("node drain"));
+}
+
+#[tokio::test]
+async fn shutdown_for_restart_closes_without_notification_and_the_peer_keeps_our_routes_stale() {
+    let ((a, _ar), (b, mut b_routes)) = pair_with(|c| {
+        c.graceful_restart = Some(GracefulRestart {
+            restart_time: 60,
+            restarting: false,
+        });
+    })
+    .await;
+    wait_established(&a).await;
+    wait_established(&b).await;
+    a.announce("10.244.3.0/26".parse().unwrap(), via("192.0.2.10"));
+    next_matching(
+        &mut b_routes,
+        |c| matches!(c, RouteChange::Best(r) if r.prefix.to_string() == "10.244.3.0/26" && !r.stale),
+    )
+    .await;
+
+    a.shutdown_for_restart().await;
+    // B sees the session drop (no NOTIFICATION) and keeps the route, stale.
+    let got = next_matching(&mut b_routes, |c| {
+        matches!(c, RouteChange::Withdrawn(_))
+            || matches!(c, RouteChange::Best(r) if r.prefix.to_string() == "10.244.3.0/26" && r.stale)
+    })
+    .await;
+    assert!(
+        matches!(got, RouteChange::Best(ref r) if r.stale),
+        "B withdrew instead of keeping the route stale: {got:?}"
+    );
+    let peers = b.peers().await;
+    assert_ne!(peers[0].state, State::Established);
+    assert_eq!(peers[0].last_notification, None, "{peers:?}");
+    assert_eq!(b.routes().await.len(), 1);
 }
 
 #[tokio::test]

@@ -272,8 +272,34 @@ fn four_nodes_converge_to_crosssubnet_routes_every_pod_reaches_every_other_and_n
     assert!(all, "pod-to-pod pings after D's hijack attempt:\n{matrix}");
 }
 
+/// Starts C's agent again and waits until it has every peer's End-of-RIB,
+/// checking that it came back as a restarting graceful-restart speaker.
+fn restart_c(c: &mut Cluster) {
+    let config = std::fs::read_to_string(c.dir().join("node-c.yaml")).unwrap();
+    let log_before = c.log("node-c").len();
+    c.start_agent("node-c", std::path::Path::new(AGENT), &config)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.log("node-c")[log_before..].contains("every peer sent End-of-RIB")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = c.log("node-c");
+    assert!(
+        log[log_before..].contains("every peer sent End-of-RIB"),
+        "C's agent did not resync with its peers:\n{log}"
+    );
+    assert!(
+        log[log_before..].contains("restarting with graceful restart"),
+        "C's agent did not restart as a graceful-restart speaker:\n{log}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+}
+
 #[test]
-fn killing_an_agent_keeps_its_routes_and_tunnel_and_a_graceful_restart_changes_no_route_anywhere() {
+fn killing_or_stopping_an_agent_keeps_its_routes_and_tunnel_and_its_restart_changes_no_route_anywhere()
+ {
     require_root("the four-node cluster test");
     let mut c = cluster("g", 30, "");
     converge(&mut c);
@@ -293,7 +319,7 @@ fn killing_an_agent_keeps_its_routes_and_tunnel_and_a_graceful_restart_changes_n
     let (_, pod_c_ip) = pod(&c, "node-c");
     let ping = Command::new("ip")
         .args([
-            "netns", "exec", &pod_a, "ping", "-q", "-i", "0.02", "-c", "300", "-W", "1", &pod_c_ip,
+            "netns", "exec", &pod_a, "ping", "-q", "-i", "0.02", "-c", "500", "-W", "1", &pod_c_ip,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -318,32 +344,27 @@ fn killing_an_agent_keeps_its_routes_and_tunnel_and_a_graceful_restart_changes_n
 
     // Restart C's agent (graceful restart): it waits for its peers'
     // End-of-RIB before touching the kernel, and they keep its routes.
-    let config = std::fs::read_to_string(c.dir().join("node-c.yaml")).unwrap();
-    let log_before = c.log("node-c").len();
-    c.start_agent("node-c", std::path::Path::new(AGENT), &config)
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !c.log("node-c")[log_before..].contains("every peer sent End-of-RIB")
+    restart_c(&mut c);
+
+    // A clean stop (SIGTERM, as in a rolling upgrade) and a restart: the
+    // sessions close without a NOTIFICATION, so A and B keep C's routes.
+    c.signal_agent("node-c", 15).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c
+        .log("node-c")
+        .contains("sessions closed for a graceful restart")
         && Instant::now() < deadline
     {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(
-        c.log("node-c")[log_before..].contains("every peer sent End-of-RIB"),
-        "C's agent did not resync with its peers:\n{}",
-        c.log("node-c")
-    );
-    assert!(
-        c.log("node-c")[log_before..].contains("restarting with graceful restart"),
-        "C's agent did not restart as a graceful-restart speaker:\n{}",
-        c.log("node-c")
-    );
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(300));
+    c.kill_agent("node-c").unwrap();
+    restart_c(&mut c);
 
     let out = ping.wait_with_output().unwrap();
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
-        summary.contains("300 packets transmitted, 300 received"),
+        summary.contains("500 packets transmitted, 500 received"),
         "the ping through C lost packets:\n{summary}"
     );
     for (n, m) in names.iter().zip(monitors) {

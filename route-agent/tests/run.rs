@@ -384,6 +384,44 @@ fn a_change_of_the_underlay_mtu_re_plans_the_tunnel_routes_and_the_tunnel() {
     );
     let link = ip(&["-n", &a.ns, "link", "show", "tunl0"]);
     assert!(link.contains("mtu 1380"), "tunl0: {link}");
+
+    // SIGTERM: a clean exit (Cease to B), routes and tunnel stay.
+    let mut agent = a.agent.take().expect("A's agent");
+    let pid = agent.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = agent.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "A's agent after SIGTERM: {status:?}; log:\n{}",
+        a.log()
+    );
+    assert_eq!(a.routes(), want(1380), "routes persist after SIGTERM");
+    assert!(ip(&["-n", &a.ns, "link", "show", "tunl0"]).contains("tunl0"));
+    // Without graceful restart (this config) A sends Cease and B drops
+    // A's block at once.
+    let want_b = vec!["blackhole 10.244.2.0/26".to_owned()];
+    assert_eq!(
+        b.wait_routes(&want_b),
+        want_b,
+        "B kept A's route after A's Cease; B's log:\n{}",
+        b.log()
+    );
 }
 
 #[test]

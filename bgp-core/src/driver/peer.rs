@@ -59,6 +59,10 @@ pub enum PeerCommand {
     RouteRefresh(RouteRefresh),
     /// Stop, send this NOTIFICATION, and end the task.
     Shutdown(Notification),
+    /// End the task now, closing the connection without a NOTIFICATION:
+    /// a graceful-restart peer keeps our routes as stale until we are back
+    /// (RFC 4724 §4.2; BIRD's `graceful restart` command).
+    Abandon,
     /// Clear the graceful-restart Restart State bit in the OPENs sent from
     /// now on (RFC 4724 §3: only the first OPEN after a restart sets it).
     ClearRestartState,
@@ -248,6 +252,8 @@ pub async fn run_peer<K: Clone + Send + 'static>(
                     session.handle_stop(now(), n);
                     exiting = true;
                 }
+                // The connections close as they drop, without a NOTIFICATION.
+                Some(PeerCommand::Abandon) => return,
                 Some(PeerCommand::ClearRestartState) => {
                     let mut config = session.config().clone();
                     if let Some(gr) = config.graceful_restart.as_mut() {

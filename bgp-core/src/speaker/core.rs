@@ -195,11 +195,11 @@ impl Core {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     None => {
-                        self.shutdown("speaker stopped").await;
+                        self.shutdown(Some("speaker stopped")).await;
                         return;
                     }
                     Some(Command::Shutdown(message, reply)) => {
-                        self.shutdown(&message).await;
+                        self.shutdown(message.as_deref()).await;
                         let _ = reply.send(());
                         return;
                     }
@@ -222,13 +222,19 @@ impl Core {
         }
     }
 
-    async fn shutdown(&mut self, message: &str) {
-        let n = Notification::admin_shutdown(message);
+    /// Ends every peer task: with Cease / Administrative Shutdown carrying
+    /// `message`, or (`None`) without a NOTIFICATION (a restart).
+    async fn shutdown(&mut self, message: Option<&str>) {
+        let n = message.map(Notification::admin_shutdown);
         let tasks: Vec<JoinHandle<()>> = self
             .peers
             .drain()
             .map(|(_, p)| {
-                let _ = p.commands.send(PeerCommand::Shutdown(n.clone()));
+                let command = match &n {
+                    Some(n) => PeerCommand::Shutdown(n.clone()),
+                    None => PeerCommand::Abandon,
+                };
+                let _ = p.commands.send(command);
                 p.task
             })
             .collect();

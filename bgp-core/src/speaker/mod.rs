@@ -196,7 +196,9 @@ pub(crate) enum Command {
     RemovePeer(IpAddr, oneshot::Sender<Result<(), SpeakerError>>),
     Peers(oneshot::Sender<Vec<PeerSnapshot>>),
     Routes(oneshot::Sender<Vec<BestRoute>>),
-    Shutdown(String, oneshot::Sender<()>),
+    /// Cease with this shutdown communication, or (`None`) close without
+    /// a NOTIFICATION so that graceful-restart peers keep our routes.
+    Shutdown(Option<String>, oneshot::Sender<()>),
 }
 
 /// A running speaker. Cloning the handle is cheap; the speaker runs until
@@ -283,9 +285,22 @@ impl Speaker {
         let (tx, rx) = oneshot::channel();
         if self
             .commands
-            .send(Command::Shutdown(message.to_owned(), tx))
+            .send(Command::Shutdown(Some(message.to_owned()), tx))
             .is_ok()
         {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stops for a restart: closes every session without a NOTIFICATION,
+    /// as a crash would, so peers that negotiated graceful restart keep our
+    /// routes (stale) until we come back and send End-of-RIB, or until our
+    /// restart time runs out (RFC 4724 §4.2). Use it when the forwarding
+    /// state outlives the process (kernel routes that persist); peers
+    /// without graceful restart drop our routes as after [`Speaker::shutdown`].
+    pub async fn shutdown_for_restart(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(None, tx)).is_ok() {
             let _ = rx.await;
         }
     }

@@ -10,8 +10,9 @@
 //! IPIP device (kernel or userspace), [`reload`] applies a changed config
 //! on SIGHUP, [`state`] is what the admin API reads.
 //!
-//! On SIGTERM or SIGINT the speaker sends Cease and the kernel routes stay
-//! (Calico runs BIRD with `persist`). With graceful restart enabled, the
+//! On SIGTERM or SIGINT the kernel routes stay (Calico runs BIRD with
+//! `persist`); the sessions close for a graceful restart when it is
+//! enabled (peers keep our routes meanwhile), with Cease otherwise. With graceful restart enabled, the
 //! first reconcile waits until every peer has sent End-of-RIB (or the
 //! restart time has passed), so a restarted agent does not remove routes
 //! its peers are about to re-announce.
@@ -373,8 +374,21 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    // Routes persist: the kernel keeps forwarding while we are gone.
-    speaker.shutdown("route-agent stopping").await;
+    // Routes persist: the kernel keeps forwarding while we are gone. With
+    // graceful restart that is exactly the state RFC 4724 preserves, so the
+    // sessions close without a NOTIFICATION and peers keep our routes for
+    // the restart time: a restart or upgrade flaps nothing anywhere. A
+    // node that never comes back is withdrawn when that time runs out.
+    if config.graceful_restart.enabled {
+        tracing::info!(
+            restart_time = config.graceful_restart.restart_time,
+            "stopping: sessions closed for a graceful restart, peers keep our routes until the restart time runs out"
+        );
+        speaker.shutdown_for_restart().await;
+    } else {
+        tracing::info!("stopping: Cease to every peer");
+        speaker.shutdown("route-agent stopping").await;
+    }
     admin.abort();
     Ok(())
 }
