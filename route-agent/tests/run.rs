@@ -455,3 +455,39 @@ fn demo_builds_a_three_node_cluster_pings_every_pair_and_removes_everything() {
         "the demo left namespaces behind:\n{left}"
     );
 }
+
+#[test]
+fn a_first_start_with_graceful_restart_installs_routes_without_waiting_for_a_peer_that_is_down() {
+    require_root();
+    let (mut a, mut b, va, _) = pair("f", 3);
+    // Graceful restart on (120 s), and a mesh peer that never answers.
+    let gr = |c: String| c.replace("enabled: false", "enabled: true");
+    a.start(&gr(config(
+        "node-a",
+        "10.96.3.1/24",
+        "10.244.1.0/26",
+        "10.96.3.2, 10.96.3.9",
+    )));
+    b.start(&gr(config(
+        "node-b",
+        "10.96.3.2/24",
+        "10.244.2.0/26",
+        "10.96.3.1",
+    )));
+    let want = vec![
+        "10.244.2.0/26 via 10.96.3.2 dev VA onlink".replace("VA", &va),
+        "blackhole 10.244.1.0/26".to_owned(),
+    ];
+    let started = Instant::now();
+    assert_eq!(a.wait_routes(&want), want, "log:\n{}", a.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the first install waited {:?} (for the dead peer's End-of-RIB?)",
+        started.elapsed()
+    );
+    assert!(
+        !a.log().contains("restarting with graceful restart"),
+        "{}",
+        a.log()
+    );
+}

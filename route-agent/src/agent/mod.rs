@@ -228,6 +228,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     let mut node = NodeView::read(&config)?;
     tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
     let mut speaker_config = config.to_speaker_config(node.address.ip());
+    let mut restarting = false;
     if let Some(gr) = &mut speaker_config.graceful_restart {
         // Routes of ours from an earlier run are still in the kernel: we
         // are a restarting speaker that kept its forwarding state, so our
@@ -236,6 +237,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
         gr.restarting = crate::fib::Fib::open(config.route_protocol)
             .and_then(|mut f| f.installed())
             .is_ok_and(|routes| !routes.is_empty());
+        restarting = gr.restarting;
         if gr.restarting {
             tracing::info!(
                 "routes of an earlier run are installed: restarting with graceful restart"
@@ -272,13 +274,14 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
         reported: HashSet::new(),
     };
 
-    // With graceful restart, hold the first reconcile until every peer has
-    // sent its table (End-of-RIB) or the restart time is up: a restarted
-    // agent must not remove routes its peers are about to re-announce.
-    let gr = config.graceful_restart();
-    let mut waiting_for: BTreeSet<IpAddr> = if gr.is_some() { peers } else { BTreeSet::new() };
+    // Restarting with graceful restart, hold the first reconcile until
+    // every peer has sent its table (End-of-RIB) or the restart time is up
+    // (RFC 4724 §4.1's deferral): a restarted agent must not remove routes
+    // its peers are about to re-announce. A first start has nothing in the
+    // kernel to protect and installs routes as they come.
+    let mut waiting_for: BTreeSet<IpAddr> = if restarting { peers } else { BTreeSet::new() };
     let hold_until = tokio::time::Instant::now()
-        + Duration::from_secs(gr.as_ref().map_or(0, |g| u64::from(g.restart_time)));
+        + Duration::from_secs(u64::from(config.graceful_restart.restart_time));
     let mut synced = waiting_for.is_empty();
     if synced {
         let _ = fib.send(FibWork::Plan(planner.desired(&state)));

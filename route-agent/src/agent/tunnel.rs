@@ -147,8 +147,10 @@ pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), Tunn
         TunnelBackend::Auto => match ensure_tunnel(&setup.kernel_config()) {
             Ok(_) => Ok((TunnelInUse::Kernel, None)),
             Err(e @ KernelError::NoIpipSupport { .. }) => {
+                // The error's first clause says what failed; its advice
+                // (load the module or use userspace) is what we do next.
                 let note = format!(
-                    "the kernel has no IPIP support ({}): using the userspace data plane",
+                    "{}: using the userspace data plane",
                     e.to_string().split(';').next().unwrap_or_default()
                 );
                 tracing::warn!(device = %setup.device, "{note}");
