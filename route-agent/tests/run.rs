@@ -131,39 +131,26 @@ fn config(name: &str, address: &str, block: &str, peer: &str) -> String {
 fn two_agents_on_one_subnet_route_each_others_blocks_directly_restore_deleted_routes_and_keep_them_after_sigkill()
  {
     require_root();
-    let mut a = Node::new("a");
-    let mut b = Node::new("b");
-    let (va, vb) = (
-        format!("ra{}a", std::process::id() % 100_000),
-        format!("ra{}b", std::process::id() % 100_000),
-    );
-    ip(&[
-        "link", "add", &va, "netns", &a.ns, "type", "veth", "peer", "name", &vb, "netns", &b.ns,
-    ]);
-    ip(&["-n", &a.ns, "addr", "add", "10.95.0.1/24", "dev", &va]);
-    ip(&["-n", &b.ns, "addr", "add", "10.95.0.2/24", "dev", &vb]);
-    ip(&["-n", &a.ns, "link", "set", &va, "up"]);
-    ip(&["-n", &b.ns, "link", "set", &vb, "up"]);
-
+    let (mut a, mut b, va, vb) = pair("d", 0);
     a.start(&config(
         "node-a",
-        "10.95.0.1/24",
+        "10.96.0.1/24",
         "10.244.1.0/26",
-        "10.95.0.2",
+        "10.96.0.2",
     ));
     b.start(&config(
         "node-b",
-        "10.95.0.2/24",
+        "10.96.0.2/24",
         "10.244.2.0/26",
-        "10.95.0.1",
+        "10.96.0.1",
     ));
 
     let want_a = vec![
-        "10.244.2.0/26 via 10.95.0.2 dev VA onlink".replace("VA", &va),
+        "10.244.2.0/26 via 10.96.0.2 dev VA onlink".replace("VA", &va),
         "blackhole 10.244.1.0/26".to_owned(),
     ];
     let want_b = vec![
-        "10.244.1.0/26 via 10.95.0.1 dev VB onlink".replace("VB", &vb),
+        "10.244.1.0/26 via 10.96.0.1 dev VB onlink".replace("VB", &vb),
         "blackhole 10.244.2.0/26".to_owned(),
     ];
     let got_a = a.wait_routes(&want_a);
