@@ -1,23 +1,31 @@
 //! Installs N IPv4 /26 routes with the batched FIB reconciler, for
-//! `benches/fib_install.sh`. Run inside a network namespace that has the
-//! underlay `veth0` (10.66.0.5/24):
+//! `benches/fib_install.sh` and `benches/fib_kernel.sh`. Run inside a
+//! network namespace that has the underlay `veth0` (10.66.0.5/24):
 //!
 //! ```text
 //! fib_install install 100000 via        # time a reconcile into an empty table
 //! fib_install install 100000 via every  # the same, NLM_F_ACK on every request
+//! fib_install raw 100000 sorted         # the requests alone, no reconciler,
+//! fib_install raw 100000 spread         #   in destination or spread order,
+//! fib_install raw 100000 spread 1       #   or through nexthop object 1
 //! fib_install ip-batch 100000 via       # the same routes as `ip -batch` lines
 //! fib_install bird 100000 via           # the same routes as BIRD 2 static routes
 //! ```
 //!
 //! The routes are consecutive /26 blocks from 10.128.0.0, either
-//! `blackhole` or `via 10.66.0.6 dev veth0 onlink`.
+//! `blackhole` or `via 10.66.0.6 dev veth0 onlink`. Times are wall clock
+//! and this thread's CPU time (user and system, which includes the
+//! kernel's insertion: netlink handles a request inside `sendmsg`).
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use ipnetwork::{IpNetwork, Ipv4Network};
-use route_agent::fib::{AckMode, DEFAULT_PROTOCOL, Fib};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::route::{RouteAttribute, RouteType};
+use route_agent::fib::{AckMode, DEFAULT_PROTOCOL, Fib, Netlink, RouteShape, messages};
 use route_agent::planner::{DesiredRoute, RouteKind};
 
 const GATEWAY: [u8; 4] = [10, 66, 0, 6];
@@ -39,11 +47,18 @@ fn routes(count: u32, via: bool) -> Vec<DesiredRoute> {
         .collect()
 }
 
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: fib_install install|ip-batch|bird COUNT blackhole|via [last|every]\n       \
+         fib_install raw COUNT sorted|spread [NHID]"
+    );
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(count), Some(kind)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: fib_install install|ip-batch|bird COUNT blackhole|via [every]");
-        return ExitCode::from(2);
+        return usage();
     };
     let Ok(count) = count.parse::<u32>() else {
         eprintln!("COUNT must be a number, not {count:?}");
@@ -56,30 +71,44 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let via = match kind.as_str() {
-        "via" => true,
-        "blackhole" => false,
-        other => {
-            eprintln!("route kind must be `blackhole` or `via`, not {other:?}");
-            return ExitCode::from(2);
-        }
-    };
-    let ack = match args.get(4).map(String::as_str) {
-        None | Some("last") => AckMode::LastOfBatch,
-        Some("every") => AckMode::EveryRequest,
-        Some(other) => {
-            eprintln!("ack mode must be `last` or `every`, not {other:?}");
-            return ExitCode::from(2);
-        }
-    };
-    let plan = routes(count, via);
-    let result = match mode.as_str() {
-        "install" => install(&plan, ack),
-        "ip-batch" => print_ip_batch(&plan),
-        "bird" => print_bird(&plan),
-        other => {
-            eprintln!("mode must be install, ip-batch or bird, not {other:?}");
-            return ExitCode::from(2);
+    let result = if mode == "raw" {
+        let spread = match kind.as_str() {
+            "sorted" => false,
+            "spread" => true,
+            other => {
+                eprintln!("order must be `sorted` or `spread`, not {other:?}");
+                return ExitCode::from(2);
+            }
+        };
+        let nhid = match args.get(4).map(|a| a.parse::<u32>()) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => return usage(),
+        };
+        raw(&routes(count, true), spread, nhid)
+    } else {
+        let via = match kind.as_str() {
+            "via" => true,
+            "blackhole" => false,
+            other => {
+                eprintln!("route kind must be `blackhole` or `via`, not {other:?}");
+                return ExitCode::from(2);
+            }
+        };
+        let ack = match args.get(4).map(String::as_str) {
+            None | Some("last") => AckMode::LastOfBatch,
+            Some("every") => AckMode::EveryRequest,
+            Some(other) => {
+                eprintln!("ack mode must be `last` or `every`, not {other:?}");
+                return ExitCode::from(2);
+            }
+        };
+        let plan = routes(count, via);
+        match mode.as_str() {
+            "install" => install(&plan, ack),
+            "ip-batch" => print_ip_batch(&plan),
+            "bird" => print_bird(&plan),
+            _ => return usage(),
         }
     };
     match result {
@@ -91,12 +120,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// This thread's CPU time so far in seconds (user and system), from the
+/// scheduler's nanosecond count: unlike wall time, it leaves out the time
+/// the thread waited for a core that another process held.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns / 1e9)
+}
+
 fn install(plan: &[DesiredRoute], ack: AckMode) -> io::Result<()> {
+    let cpu = cpu_seconds();
     let start = Instant::now();
     let mut fib = Fib::open_default()?;
     fib.set_ack_mode(ack);
     let done = fib.reconcile(plan)?;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
     if let Some(e) = done.errors.first() {
         return Err(io::Error::other(format!(
             "{} routes failed, first: {e}",
@@ -104,8 +145,9 @@ fn install(plan: &[DesiredRoute], ack: AckMode) -> io::Result<()> {
         )));
     }
     println!(
-        "install {seconds:.3} s, {:.0} routes/s, {:?}",
+        "install {seconds:.3} s, cpu {cpu:.3} s, {:.0} routes/s, {} batches, {:?}",
         plan.len() as f64 / seconds,
+        fib.batches_sent(),
         done.stats
     );
     // The same plan again: a restart's pass, which must change nothing.
@@ -115,6 +157,70 @@ fn install(plan: &[DesiredRoute], ack: AckMode) -> io::Result<()> {
         "rerun {:.3} s, {:?}",
         start.elapsed().as_secs_f64(),
         again.stats
+    );
+    Ok(())
+}
+
+/// The route requests alone, without dump or diff: in destination order or
+/// in the reconciler's spread (bit-reversed) order, and either with the
+/// gateway in every route or through nexthop object `nhid` (which the
+/// caller created: `ip nexthop add id NHID via 10.66.0.6 dev veth0
+/// onlink`). Both go through [`Netlink::execute`], so only the order and
+/// the route form differ.
+fn raw(plan: &[DesiredRoute], spread: bool, nhid: Option<u32>) -> io::Result<()> {
+    let mut fib = Fib::open_default()?;
+    let links = fib.links()?;
+    let mut order: Vec<usize> = (0..plan.len()).collect();
+    if spread {
+        let bits = usize::BITS - plan.len().saturating_sub(1).leading_zeros();
+        order = (0..1usize << bits)
+            .map(|k| {
+                k.reverse_bits()
+                    .checked_shr(usize::BITS - bits)
+                    .unwrap_or(0)
+            })
+            .filter(|&i| i < plan.len())
+            .collect();
+    }
+    let shape = RouteShape::of(&plan[0].kind, &links).map_err(io::Error::other)?;
+    let requests: Vec<_> = order
+        .into_iter()
+        .map(|i| {
+            let dst = &plan[i].dst;
+            let message = match nhid {
+                None => messages::new_route(dst, &shape, DEFAULT_PROTOCOL),
+                Some(id) => {
+                    // `ip route replace B nhid ID proto 98`: no gateway or
+                    // device of its own.
+                    let mut m = messages::new_route(dst, &RouteShape::Blackhole, DEFAULT_PROTOCOL);
+                    m.header.kind = RouteType::Unicast;
+                    m.attributes.push(RouteAttribute::NhId(id));
+                    m
+                }
+            };
+            (
+                RouteNetlinkMessage::NewRoute(message),
+                NLM_F_CREATE | NLM_F_REPLACE,
+                i,
+            )
+        })
+        .collect();
+    let mut netlink = Netlink::open()?;
+    let cpu = cpu_seconds();
+    let start = Instant::now();
+    let failures = netlink.execute(requests)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
+    if let Some((i, errno)) = failures.first() {
+        return Err(io::Error::other(format!(
+            "{} routes failed, first {}: {errno}",
+            failures.len(),
+            plan[*i]
+        )));
+    }
+    println!(
+        "raw {seconds:.3} s, cpu {cpu:.3} s, {:.0} routes/s",
+        plan.len() as f64 / seconds
     );
     Ok(())
 }

@@ -32,7 +32,7 @@ use std::io;
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NetlinkPayload, NetlinkSerializable,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -41,6 +41,11 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 pub const MAX_BATCH_MESSAGES: usize = 200;
 /// Most bytes in one `sendmsg`.
 pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Room kept free in a batch for the next request: more than any route
+/// request takes (a route with gateway, device and MTU is about 80 bytes).
+const MAX_REQUEST_BYTES: usize = 1024;
+/// `sizeof(struct nlmsghdr)`.
+const NLMSG_HDRLEN: usize = 16;
 /// Receive buffer asked for (the kernel caps it at `net.core.rmem_max`):
 /// a batch's replies take about 1 KiB each of socket accounting.
 const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
@@ -234,33 +239,76 @@ impl Netlink {
         &mut self,
         requests: impl IntoIterator<Item = (RouteNetlinkMessage, u16, L)>,
     ) -> io::Result<Vec<(L, RouteErrno)>> {
+        self.execute_with(requests.into_iter().map(|(message, flags, label)| {
+            let kind = message.message_type();
+            let write = move |tx: &mut Vec<u8>| {
+                let start = tx.len();
+                tx.resize(start + message.buffer_len(), 0);
+                if let Some(body) = tx.get_mut(start..) {
+                    message.serialize(body);
+                }
+            };
+            (kind, flags, label, write)
+        }))
+    }
+
+    /// [`Netlink::execute`] for requests that write their own body: each
+    /// item is the message type (`RTM_NEWROUTE`, …), the flags, the label,
+    /// and a function that appends the body (the bytes after the 16-byte
+    /// `nlmsghdr`) to the send buffer.
+    ///
+    /// This is the fast path: a route's body goes straight into the batch,
+    /// with no message value built, sized and copied per route.
+    ///
+    /// # Errors
+    /// As [`Netlink::execute`].
+    pub fn execute_with<L, W>(
+        &mut self,
+        requests: impl IntoIterator<Item = (u16, u16, L, W)>,
+    ) -> io::Result<Vec<(L, RouteErrno)>>
+    where
+        W: FnOnce(&mut Vec<u8>),
+    {
         let mut failures = Vec::new();
         let mut labels: Vec<Option<L>> = Vec::with_capacity(MAX_BATCH_MESSAGES);
         self.tx.clear();
         let mut first_seq = self.next_seq;
-        for (message, flags, label) in requests {
-            let mut header = NetlinkHeader::default();
-            header.flags = NLM_F_REQUEST | flags;
-            if self.ack_mode == AckMode::EveryRequest {
-                header.flags |= NLM_F_ACK;
-            }
-            let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
-            packet.finalize();
-            let len = align(packet.buffer_len());
+        for (kind, flags, label, write) in requests {
+            // A body's length is known only once it is written, so a batch
+            // closes while it has room for any route request.
             if !labels.is_empty()
-                && (labels.len() >= MAX_BATCH_MESSAGES || self.tx.len() + len > MAX_BATCH_BYTES)
+                && (labels.len() >= MAX_BATCH_MESSAGES
+                    || self.tx.len() + MAX_REQUEST_BYTES > MAX_BATCH_BYTES)
             {
                 self.flush(first_seq, &mut labels, &mut failures)?;
                 first_seq = self.next_seq;
             }
-            packet.header.sequence_number = self.next_seq;
-            self.next_seq = self.next_seq.wrapping_add(1);
+            let mut header_flags = NLM_F_REQUEST | flags;
+            if self.ack_mode == AckMode::EveryRequest {
+                header_flags |= NLM_F_ACK;
+            }
             let start = self.tx.len();
             self.last_start = start;
-            self.tx.resize(start + len, 0);
-            if let Some(buffer) = self.tx.get_mut(start..) {
-                packet.serialize(buffer);
+            self.tx.extend_from_slice(&[0; NLMSG_HDRLEN]);
+            write(&mut self.tx);
+            let len = self.tx.len() - start;
+            let Ok(len32) = u32::try_from(len) else {
+                return Err(io::Error::other(format!("netlink request of {len} bytes")));
+            };
+            // struct nlmsghdr: length, type, flags, sequence, port (0: the
+            // kernel).
+            let header = len32
+                .to_ne_bytes()
+                .into_iter()
+                .chain(kind.to_ne_bytes())
+                .chain(header_flags.to_ne_bytes())
+                .chain(self.next_seq.to_ne_bytes())
+                .chain([0; 4]);
+            for (slot, byte) in self.tx.iter_mut().skip(start).zip(header) {
+                *slot = byte;
             }
+            self.tx.resize(start + align(len), 0);
+            self.next_seq = self.next_seq.wrapping_add(1);
             labels.push(Some(label));
         }
         if !labels.is_empty() {

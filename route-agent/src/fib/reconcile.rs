@@ -72,13 +72,14 @@ type RouteKey = (IpNetwork, u32);
 /// One planned change.
 struct Change {
     op: RouteOp,
-    message: RouteNetlinkMessage,
-    /// Rendered only when the change fails.
+    /// What to write, and what to name when the change fails.
     route: Route,
 }
 
 enum Route {
-    Desired(usize),
+    /// `desired[index]`, installed with this shape.
+    Desired(usize, RouteShape),
+    /// A route of ours to delete.
     Kernel(KernelRoute),
 }
 
@@ -247,55 +248,53 @@ impl Fib {
             } else {
                 changes.push(Change {
                     op,
-                    message: RouteNetlinkMessage::NewRoute(messages::new_route(
-                        dst,
-                        &shape,
-                        self.protocol,
-                    )),
-                    route: Route::Desired(index),
+                    route: Route::Desired(index, shape),
                 });
             }
         }
         deletes.extend(installed.into_values().flatten());
         changes.extend(deletes.into_iter().map(|route| Change {
             op: RouteOp::Delete,
-            message: RouteNetlinkMessage::DelRoute(messages::del_route(&route, self.protocol)),
             route: Route::Kernel(route),
         }));
 
-        let mut routes = Vec::with_capacity(changes.len());
-        let requests = changes
-            .into_iter()
-            .enumerate()
-            .map(|(i, change)| {
-                let flags = match change.op {
-                    RouteOp::Add | RouteOp::Replace => NLM_F_CREATE | NLM_F_REPLACE,
-                    RouteOp::Delete => 0,
-                };
-                routes.push((change.op, change.route));
-                (change.message, flags, i)
-            })
-            .collect::<Vec<_>>();
-        let failures = self.netlink.execute(requests)?;
+        let protocol = self.protocol;
+        let requests = spread(changes.len()).filter_map(|i| {
+            let change = changes.get(i)?;
+            let (kind, flags) = match change.op {
+                RouteOp::Add | RouteOp::Replace => {
+                    (messages::NEW_ROUTE, NLM_F_CREATE | NLM_F_REPLACE)
+                }
+                RouteOp::Delete => (messages::DEL_ROUTE, 0),
+            };
+            let write = move |tx: &mut Vec<u8>| match &change.route {
+                Route::Desired(index, shape) => {
+                    messages::emit_new_route(tx, &desired[*index].dst, shape, protocol);
+                }
+                Route::Kernel(route) => messages::emit_del_route(tx, route, protocol),
+            };
+            Some((kind, flags, i, write))
+        });
+        let failures = self.netlink.execute_with(requests)?;
 
-        let mut failed = vec![false; routes.len()];
+        let mut failed = vec![false; changes.len()];
         for (i, errno) in failures {
             failed[i] = true;
-            let (op, route) = &routes[i];
+            let change = &changes[i];
             out.errors.push(RouteError {
-                op: *op,
-                route: match route {
-                    Route::Desired(index) => desired[*index].to_string(),
+                op: change.op,
+                route: match &change.route {
+                    Route::Desired(index, _) => desired[*index].to_string(),
                     Route::Kernel(k) => k.display(&links).to_string(),
                 },
                 errno,
             });
         }
-        for ((op, _), failed) in routes.iter().zip(failed) {
+        for (change, failed) in changes.iter().zip(failed) {
             if failed {
                 continue;
             }
-            match op {
+            match change.op {
                 RouteOp::Add => out.stats.added += 1,
                 RouteOp::Replace => out.stats.replaced += 1,
                 RouteOp::Delete => out.stats.deleted += 1,
@@ -303,5 +302,49 @@ impl Fib {
         }
         out.stats.errors = out.errors.len();
         Ok(out)
+    }
+}
+
+/// The indexes `0..len` in bit-reversed order: 0, n/2, n/4, 3n/4, …
+///
+/// Changes come sorted by destination, and the kernel's IPv4 FIB (an
+/// LC-trie) pays for sorted inserts: each new leaf lands next to the last
+/// one, so the same trie nodes fill up and are inflated (rebuilt twice as
+/// wide) again and again (`resize` was 31% of the install's samples in
+/// `perf`). Spread over the key space from the start, the upper nodes reach
+/// their final width early. Measured on 100,000 /26 routes
+/// (`benches/README.md`): 0.41–0.45 s sorted, 0.32 s in this order.
+/// Requests for distinct keys are independent, and every change has its
+/// own key, so the order does not change the outcome.
+fn spread(len: usize) -> impl Iterator<Item = usize> {
+    let bits = usize::BITS - len.saturating_sub(1).leading_zeros();
+    (0..1usize << bits)
+        // The low `bits` bits of k reversed: a permutation of 0..2^bits,
+        // of which the indexes past the end are skipped.
+        .map(move |k| {
+            k.reverse_bits()
+                .checked_shr(usize::BITS - bits)
+                .unwrap_or(0)
+        })
+        .filter(move |&index| index < len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_is_a_permutation_for_every_length() {
+        for len in 0..70usize {
+            let mut order: Vec<usize> = spread(len).collect();
+            order.sort_unstable();
+            assert_eq!(order, (0..len).collect::<Vec<_>>(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn spread_halves_the_range_first() {
+        let order: Vec<usize> = spread(8).collect();
+        assert_eq!(order, [0, 4, 2, 6, 1, 5, 3, 7]);
     }
 }
