@@ -5,7 +5,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `node` | — | `name` (default `$NODE_NAME`, then the hostname); `address: 10.0.0.5/24` **or** `autodetect: {interface: eth0}` / `autodetect: {can-reach: 10.0.0.1}` (Calico's `interface=` / `can-reach=`) |
+//! | `node` | — | `name` (default `$NODE_NAME`, then the hostname); `address: 10.0.0.5/24` **or** `autodetect: {interface: eth0}` / `autodetect: {can-reach: 10.0.0.1}` (Calico's `interface=` / `can-reach=`); `address-v6: fd00::5/64` for IPv6 pools (default: the underlay interface's first global IPv6 address) |
 //! | `asn` | 64512 | our AS (Calico's default) |
 //! | `listen-port` | 179 | BGP port, bound on the node address |
 //! | `pools` | — | `- cidr: 10.244.0.0/16` with `ipip-mode: always \| cross-subnet \| never` (default cross-subnet for IPv4, never for IPv6) |
@@ -133,6 +133,12 @@ pub struct NodeConfig {
     /// Find the address at start instead.
     #[serde(default)]
     pub autodetect: Option<Autodetect>,
+    /// The node's IPv6 address with prefix length (`fd00::5/64`), for
+    /// IPv6 pools (dual stack; Calico's `IP6`): the next hop of our IPv6
+    /// blocks and the subnet that decides direct IPv6 routes. Default: the
+    /// first global IPv6 address on the underlay interface, if any.
+    #[serde(default, deserialize_with = "node_address_v6")]
+    pub address_v6: Option<ipnetwork::Ipv6Network>,
 }
 
 /// How to find the node address (Calico `IP_AUTODETECTION_METHOD`),
@@ -187,6 +193,25 @@ fn node_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Network>, 
     s.parse().map(Some).map_err(|e| {
         D::Error::custom(format!(
             "`{s}` is not an IPv4 address with prefix length ({e}) — write it as e.g. `10.0.0.5/24`"
+        ))
+    })
+}
+
+fn node_address_v6<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ipnetwork::Ipv6Network>, D::Error> {
+    use serde::de::Error;
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if !s.contains('/') {
+        return Err(D::Error::custom(format!(
+            "`{s}` has no prefix length — write the interface's prefix too, e.g. `{s}/64`"
+        )));
+    }
+    s.parse().map(Some).map_err(|e| {
+        D::Error::custom(format!(
+            "`{s}` is not an IPv6 address with prefix length ({e}) — write it as e.g. `fd00::5/64`"
         ))
     })
 }

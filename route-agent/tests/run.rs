@@ -478,3 +478,196 @@ fn a_first_start_with_graceful_restart_installs_routes_without_waiting_for_a_pee
         a.log()
     );
 }
+
+/// `ip -6 route show proto 98` in `ns`, whitespace-normalised, sorted.
+fn routes6(ns: &str) -> Vec<String> {
+    let mut lines: Vec<String> = ip(&["-n", ns, "-6", "route", "show", "proto", "98"])
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn wait_routes6(ns: &str, want: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = routes6(ns);
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A dual-stack config: the IPv4 block and pool of [`config`] plus an
+/// IPv6 pool and block, and `extra` node keys.
+fn dual_config(name: &str, address: &str, block: &str, block6: &str, peer: &str) -> String {
+    config(name, address, block, peer)
+        .replace("pools:\n", "pools:\n  - cidr: fd00:244::/48\n")
+        .replace(
+            &format!("blocks: [{block}]"),
+            &format!("blocks: [{block}, {block6}]"),
+        )
+}
+
+#[test]
+fn dual_stack_ipv6_blocks_go_direct_on_the_shared_ipv6_subnet_with_the_node_ipv6_next_hop() {
+    require_root();
+    let (mut a, mut b, va, vb) = pair("6d", 4);
+    ip(&[
+        "-n",
+        &a.ns,
+        "addr",
+        "add",
+        "fd00:96:4::1/64",
+        "dev",
+        &va,
+        "nodad",
+    ]);
+    ip(&[
+        "-n",
+        &b.ns,
+        "addr",
+        "add",
+        "fd00:96:4::2/64",
+        "dev",
+        &vb,
+        "nodad",
+    ]);
+    // A names its IPv6 address; B's is found on its underlay interface.
+    a.start(
+        &dual_config(
+            "node-a",
+            "10.96.4.1/24",
+            "10.244.1.0/26",
+            "fd00:244:0:1::/122",
+            "10.96.4.2",
+        )
+        .replace(
+            "  address: 10.96.4.1/24\n",
+            "  address: 10.96.4.1/24\n  address-v6: fd00:96:4::1/64\n",
+        ),
+    );
+    b.start(&dual_config(
+        "node-b",
+        "10.96.4.2/24",
+        "10.244.2.0/26",
+        "fd00:244:0:2::/122",
+        "10.96.4.1",
+    ));
+    let want_a = vec![
+        "blackhole fd00:244:0:1::/122 dev lo metric 1024 pref medium".to_owned(),
+        format!("fd00:244:0:2::/122 via fd00:96:4::2 dev {va} metric 1024 onlink pref medium"),
+    ];
+    let want_b = vec![
+        "blackhole fd00:244:0:2::/122 dev lo metric 1024 pref medium".to_owned(),
+        format!("fd00:244:0:1::/122 via fd00:96:4::1 dev {vb} metric 1024 onlink pref medium"),
+    ];
+    assert_eq!(
+        wait_routes6(&a.ns, &want_a),
+        want_a,
+        "A's log:\n{}",
+        a.log()
+    );
+    assert_eq!(
+        wait_routes6(&b.ns, &want_b),
+        want_b,
+        "B's log:\n{}",
+        b.log()
+    );
+    // IPv4 goes on as before.
+    let want4 = vec![
+        format!("10.244.2.0/26 via 10.96.4.2 dev {va} onlink"),
+        "blackhole 10.244.1.0/26".to_owned(),
+    ];
+    assert_eq!(a.wait_routes(&want4), want4);
+}
+
+#[test]
+fn dual_stack_ipv6_blocks_off_the_ipv6_subnet_go_via_the_underlay_route_to_the_next_hop() {
+    require_root();
+    let (mut a, mut b, va, vb) = pair("6u", 5);
+    // Different IPv6 subnets on one link, joined by connected routes.
+    ip(&[
+        "-n",
+        &a.ns,
+        "addr",
+        "add",
+        "fd00:96:5::1/64",
+        "dev",
+        &va,
+        "nodad",
+    ]);
+    ip(&[
+        "-n",
+        &b.ns,
+        "addr",
+        "add",
+        "fd00:96:6::2/64",
+        "dev",
+        &vb,
+        "nodad",
+    ]);
+    ip(&[
+        "-n",
+        &a.ns,
+        "-6",
+        "route",
+        "add",
+        "fd00:96:6::/64",
+        "dev",
+        &va,
+    ]);
+    ip(&[
+        "-n",
+        &b.ns,
+        "-6",
+        "route",
+        "add",
+        "fd00:96:5::/64",
+        "dev",
+        &vb,
+    ]);
+    a.start(&dual_config(
+        "node-a",
+        "10.96.5.1/24",
+        "10.244.1.0/26",
+        "fd00:244:0:1::/122",
+        "10.96.5.2",
+    ));
+    b.start(&dual_config(
+        "node-b",
+        "10.96.5.2/24",
+        "10.244.2.0/26",
+        "fd00:244:0:2::/122",
+        "10.96.5.1",
+    ));
+    let want_a = vec![
+        "blackhole fd00:244:0:1::/122 dev lo metric 1024 pref medium".to_owned(),
+        format!("fd00:244:0:2::/122 via fd00:96:6::2 dev {va} metric 1024 pref medium"),
+    ];
+    assert_eq!(
+        wait_routes6(&a.ns, &want_a),
+        want_a,
+        "A's log:\n{}",
+        a.log()
+    );
+    let got_b = wait_routes6(
+        &b.ns,
+        &[
+            "blackhole fd00:244:0:2::/122 dev lo metric 1024 pref medium".to_owned(),
+            format!("fd00:244:0:1::/122 via fd00:96:5::1 dev {vb} metric 1024 pref medium"),
+        ],
+    );
+    assert!(
+        got_b
+            .iter()
+            .any(|r| r.starts_with("fd00:244:0:1::/122 via fd00:96:5::1")),
+        "{got_b:?}"
+    );
+    // Pods' IPv6 traffic would follow: the route resolves.
+    let get = ip(&["-n", &a.ns, "-6", "route", "get", "fd00:244:0:2::5"]);
+    assert!(get.contains("via fd00:96:6::2"), "{get}");
+}

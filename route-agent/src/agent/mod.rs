@@ -36,7 +36,8 @@ use ipnetwork::{IpNetwork, Ipv4Network};
 use crate::config::{Config, DetectError, detect_address};
 use crate::fib::Netlink;
 use crate::netinfo;
-use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, NoUnderlay, Pool, Rejection, plan};
+use crate::netinfo::UnderlayRoutes;
+use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, Pool, Rejection, plan};
 use fib_thread::FibWork;
 use state::{AgentState, NodeStatus, TunnelInUse, TunnelStatus};
 use tunnel::TunnelSetup;
@@ -80,8 +81,9 @@ fn source_towards(target: Ipv4Addr) -> Option<Ipv4Addr> {
     }
 }
 
-/// Finds the node address, its interface and that interface's MTU.
-fn node_address(config: &Config) -> Result<(String, Ipv4Network, u32), AgentError> {
+/// Finds the node address, its interface, that interface's MTU and the
+/// node's IPv6 address (configured, or the interface's first global one).
+fn node_address(config: &Config) -> Result<NodeView, AgentError> {
     let mut netlink = Netlink::open()?;
     let addrs = netinfo::addresses(&mut netlink)?;
     let (underlay, net) = match (&config.node.address, &config.node.autodetect) {
@@ -100,7 +102,48 @@ fn node_address(config: &Config) -> Result<(String, Ipv4Network, u32), AgentErro
         .into_iter()
         .find(|i| i.name == underlay)
         .map_or(1500, |i| i.mtu);
-    Ok((underlay, net, mtu))
+    let address_v6 = config.node.address_v6.or_else(|| {
+        addrs.iter().find_map(|a| match a.address {
+            // Link-local (fe80::/10) addresses cannot be next hops of
+            // routes on other links.
+            IpNetwork::V6(v6)
+                if a.interface == underlay && (v6.ip().segments()[0] & 0xffc0) != 0xfe80 =>
+            {
+                Some(v6)
+            }
+            _ => None,
+        })
+    });
+    Ok(NodeView {
+        underlay,
+        address: net,
+        mtu,
+        address_v6,
+    })
+}
+
+/// How we announce `block`: IPv4 blocks with ourselves as next hop (the
+/// session's address); IPv6 blocks with the node's IPv6 address, and not
+/// at all without one (peers could not reach it).
+fn local_route(block: &IpNetwork, node: &NodeView) -> Option<LocalRoute> {
+    match block {
+        IpNetwork::V4(_) => Some(LocalRoute::default()),
+        IpNetwork::V6(_) => node.address_v6.map(|a| LocalRoute {
+            next_hop: Some(IpAddr::V6(a.ip())),
+            ..LocalRoute::default()
+        }),
+    }
+}
+
+/// Announces `block` as [`local_route`] says, or warns why not.
+fn announce(speaker: &Speaker, block: &IpNetwork, node: &NodeView) {
+    match local_route(block, node) {
+        Some(route) => speaker.announce(*block, route),
+        None => tracing::warn!(
+            %block,
+            "IPv6 block not announced: this node has no IPv6 address (set node.address-v6 or give the underlay interface one)"
+        ),
+    }
 }
 
 /// The planner's inputs and what was already reported.
@@ -109,6 +152,11 @@ struct Planner {
     pools: Vec<Pool>,
     learned: BTreeMap<IpNetwork, IpAddr>,
     reported: HashSet<Rejection>,
+    /// Our route protocol (its routes never route our next hops).
+    protocol: u8,
+    /// For the underlay routes of IPv6 next hops off our subnet, opened
+    /// the first time one is needed.
+    netlink: Option<Netlink>,
 }
 
 impl Planner {
@@ -140,7 +188,8 @@ impl Planner {
                 next_hop: *next_hop,
             })
             .collect();
-        let p = plan(&self.node, &self.pools, &learned, &NoUnderlay);
+        let underlay = self.underlay(&learned);
+        let p = plan(&self.node, &self.pools, &learned, &underlay);
         let mut counts = BTreeMap::new();
         for r in &p.rejected {
             *counts.entry(r.reason).or_insert(0u64) += 1;
@@ -157,22 +206,53 @@ impl Planner {
     }
 }
 
+impl Planner {
+    /// The underlay's IPv6 routes, read only when a learned IPv6 block has
+    /// its next hop off our IPv6 subnet (dual stack across subnets).
+    fn underlay(&mut self, learned: &[LearnedRoute]) -> UnderlayRoutes {
+        let Some(v6) = self.node.ipv6 else {
+            return UnderlayRoutes::default();
+        };
+        let needed = learned
+            .iter()
+            .any(|r| matches!(r.next_hop, IpAddr::V6(nh) if !v6.contains(nh)));
+        if !needed {
+            return UnderlayRoutes::default();
+        }
+        if self.netlink.is_none() {
+            self.netlink = Netlink::open()
+                .map_err(|e| tracing::warn!("cannot read the IPv6 underlay routes: {e}"))
+                .ok();
+        }
+        let Some(netlink) = self.netlink.as_mut() else {
+            return UnderlayRoutes::default();
+        };
+        UnderlayRoutes::read(netlink, self.protocol).unwrap_or_else(|e| {
+            tracing::warn!("cannot read the IPv6 underlay routes: {e}");
+            UnderlayRoutes::default()
+        })
+    }
+}
+
 /// The node as the planner and the tunnel see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct NodeView {
     underlay: String,
     address: Ipv4Network,
     mtu: u32,
+    address_v6: Option<ipnetwork::Ipv6Network>,
 }
 
 impl NodeView {
     fn read(config: &Config) -> Result<NodeView, AgentError> {
-        let (underlay, address, mtu) = node_address(config)?;
-        Ok(NodeView {
-            underlay,
-            address,
-            mtu,
-        })
+        node_address(config)
+    }
+
+    /// The planner's view of this node.
+    fn local_node(&self, config: &Config) -> LocalNode {
+        let mut node = config.local_node(self.address, &self.underlay, self.mtu);
+        node.ipv6 = self.address_v6;
+        node
     }
 
     fn status(&self, name: Option<String>) -> NodeStatus {
@@ -250,7 +330,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     let admin_listener = crate::admin::bind(config.admin.listen).await?;
     let (speaker, mut routes) = Speaker::start(speaker_config).await?;
     for block in &config.blocks {
-        speaker.announce(*block, LocalRoute::default());
+        announce(&speaker, block, &node);
     }
     let state = Arc::new(AgentState::new(speaker.clone()));
     state.update(|s| {
@@ -268,10 +348,12 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     let node_changed = Arc::new(tokio::sync::Notify::new());
     monitor::spawn(fib.clone(), node_changed.clone());
     let mut planner = Planner {
-        node: config.local_node(node.address, &node.underlay, node.mtu),
+        node: node.local_node(&config),
         pools: config.pools(),
         learned: BTreeMap::new(),
         reported: HashSet::new(),
+        protocol: config.route_protocol,
+        netlink: None,
     };
 
     // Restarting with graceful restart, hold the first reconcile until
@@ -324,7 +406,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
                             tracing::warn!(old = %node.address.ip(), new = %now.address.ip(), "BGP sessions keep using the old address until the agent restarts");
                         }
                         node = now;
-                        planner.node = config.local_node(node.address, &node.underlay, node.mtu);
+                        planner.node = node.local_node(&config);
                         state.update(|s| s.node = node.status(options.node_name.clone()));
                         if synced {
                             let _ = fib.send(FibWork::Plan(planner.desired(&state)));
@@ -349,7 +431,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
                     }
                 };
                 let change = reload::diff(&config, &new, node.address.ip());
-                apply_reload(&speaker, &change).await;
+                apply_reload(&speaker, &change, &node).await;
                 if !change.needs_restart.is_empty() {
                     tracing::warn!(keys = ?change.needs_restart, "SIGHUP: these settings take effect only after a restart");
                 }
@@ -397,7 +479,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
 }
 
 /// Applies the peer and block changes of a reload to the speaker.
-async fn apply_reload(speaker: &Speaker, change: &reload::Reload) {
+async fn apply_reload(speaker: &Speaker, change: &reload::Reload, node: &NodeView) {
     for address in &change.remove_peers {
         if let Err(e) = speaker.remove_peer(*address).await {
             tracing::warn!("SIGHUP: removing peer {address}: {e}");
@@ -412,6 +494,6 @@ async fn apply_reload(speaker: &Speaker, change: &reload::Reload) {
         speaker.withdraw(*block);
     }
     for block in &change.announce {
-        speaker.announce(*block, LocalRoute::default());
+        announce(speaker, block, node);
     }
 }
