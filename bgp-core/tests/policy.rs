@@ -189,6 +189,7 @@ fn max_prefix_warns_once_at_threshold_then_ceases_with_notification() {
         limit: 1000,
         action: MaxPrefixAction::Cease,
         warn_percent: Some(75),
+        restart_after: None,
     };
     let mut t = MaxPrefixTracker::new(limit, Family::Ipv4Unicast);
     assert_eq!(t.check(750), MaxPrefixVerdict::Ok);

@@ -209,6 +209,57 @@ async fn shutdown_for_restart_closes_without_notification_and_the_peer_keeps_our
 }
 
 #[tokio::test]
+async fn max_prefix_cease_with_restart_after_brings_the_session_back() {
+    use bgp_core::policy::{MaxPrefix, MaxPrefixAction};
+    let ((a, _ar), (b, _br)) = pair().await;
+    // B takes at most 1 prefix from A, then Cease and a restart 1 s
+    // later: set on B's peer by re-adding it.
+    let mut to_a = PeerConfig::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 64512);
+    to_a.port = a.listen_addr().unwrap().port();
+    to_a.local_address = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+    to_a.max_prefixes = Some(MaxPrefix {
+        restart_after: Some(1),
+        ..MaxPrefix::new(1, MaxPrefixAction::Cease)
+    });
+    b.remove_peer(to_a.address).await.unwrap();
+    b.add_peer(to_a).await.unwrap();
+    wait_established(&a).await;
+    wait_established(&b).await;
+
+    a.announce("10.244.4.0/26".parse().unwrap(), via("192.0.2.10"));
+    a.announce("10.244.4.64/26".parse().unwrap(), via("192.0.2.10"));
+    let n = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(n) = b.peers().await[0].last_notification.clone() {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("B never ceased");
+    assert_eq!(
+        (n.code, n.subcode),
+        (6, 1),
+        "Cease / Maximum Number of Prefixes Reached"
+    );
+    // A goes back under the limit; B restarts the session by itself.
+    a.withdraw("10.244.4.64/26".parse().unwrap());
+    wait_established(&b).await;
+    let accepted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let p = b.peers().await;
+            if p[0].state == State::Established && p[0].accepted == 1 {
+                return p[0].accepted;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(accepted.ok(), Some(1), "{:?}", b.peers().await);
+}
+
+#[tokio::test]
 async fn removing_a_peer_withdraws_its_routes_and_leaves_others_alone() {
     let ((a, _ar), (b, mut b_routes)) = pair().await;
     wait_established(&a).await;

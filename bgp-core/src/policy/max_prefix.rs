@@ -28,6 +28,12 @@ pub struct MaxPrefix {
     /// warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_percent: Option<u8>,
+    /// With [`MaxPrefixAction::Cease`]: start the session again this many
+    /// seconds after the Cease (Cisco's and FRR's `maximum-prefix N
+    /// restart`, BIRD's `action restart`). `None`: the peer stays down
+    /// until it is re-added or the speaker restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_after: Option<u32>,
 }
 
 impl MaxPrefix {
@@ -37,6 +43,7 @@ impl MaxPrefix {
             limit,
             action,
             warn_percent: None,
+            restart_after: None,
         }
     }
 

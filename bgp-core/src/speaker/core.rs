@@ -673,6 +673,7 @@ impl Core {
         }
         // Maximum prefixes (RFC 4486): checked on what the RIB holds.
         let mut cease = None;
+        let mut restart_after = None;
         // The trackers are in [IPv4, IPv6] order (see add_peer).
         for (t, family) in peer
             .max_prefix
@@ -684,12 +685,24 @@ impl Core {
                 MaxPrefixVerdict::Warn { count, limit } => {
                     tracing::warn!(peer = %address, count, limit, ?family, "maximum prefixes reached");
                 }
-                MaxPrefixVerdict::Cease(n) => cease = Some(n),
+                MaxPrefixVerdict::Cease(n) => {
+                    cease = Some(n);
+                    restart_after = restart_after.or(t.config().restart_after);
+                }
             }
         }
         if let Some(n) = cease {
             peer.last_error = Some("maximum number of prefixes reached".into());
             let _ = peer.commands.send(PeerCommand::Stop(n));
+            if let Some(secs) = restart_after {
+                tracing::warn!(peer = %address, secs, "maximum prefixes: session closed, restarting it later");
+                // A removed peer's channel is closed by then: nothing happens.
+                let commands = peer.commands.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+                    let _ = commands.send(PeerCommand::Start);
+                });
+            }
         }
         self.propagate().await;
     }
