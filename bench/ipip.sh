@@ -33,6 +33,8 @@
 #                    the ipip iperf3 run and print the top symbols
 #   IPIP_PERF_KEEP=F with IPIP_PERF=1, keep the perf.data as file F
 #   IPIP_NO_BUILD=1  do not run cargo build (use the existing binary)
+#   IPIP_TUNNEL_FLAGS extra ipip-tunnel flags, e.g. --no-offload to measure
+#                    without TUN offloads (one packet per read and write)
 #
 # Everything the script creates (namespaces, ipip-tunnel and iperf3
 # processes, its temp dir) is removed on every exit path (trap on EXIT,
@@ -169,8 +171,9 @@ setup() {
 			log=$WORK/tunnel-$side.log
 			# `ip netns exec` straight from the job (no shell function in
 			# between) so that $! is ipip-tunnel itself.
+			# shellcheck disable=SC2086 # IPIP_TUNNEL_FLAGS is a word list
 			ip netns exec "$ns_" "$BIN" --device tunl0 --local "10.92.$n.$me" --mtu 1500 \
-				>"$log" 2>"$WORK/tunnel-$side.err" </dev/null &
+				${IPIP_TUNNEL_FLAGS:-} >"$log" 2>"$WORK/tunnel-$side.err" </dev/null &
 			PIDS+=($!)
 			eval "TUN_${side^^}=$!"
 			for ((i = 0; i < 100; i++)); do
@@ -270,6 +273,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
 echo "date $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores"
+echo "ipip-tunnel flags: --mtu 1500 ${IPIP_TUNNEL_FLAGS:-(offloads on)}"
 echo "load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER"
 python3 - "$WORK" "$SECS" "${PATHS[@]}" <<'EOF'
 import json, statistics, sys
