@@ -14,6 +14,11 @@
 //! 4096 bytes (810 /26s), all with one attribute set: ORIGIN IGP, empty
 //! AS_PATH, NEXT_HOP, LOCAL_PREF 100. End-of-RIB follows the last one.
 //!
+//! With `--next-hops K` the prefixes are split into K consecutive runs of
+//! (nearly) equal size, run j with next hop `--next-hop` + j: a route
+//! reflector's view of a cluster of K nodes, e.g. `--count 10000
+//! --next-hops 5000` is two /26 blocks per node, one UPDATE per node.
+//!
 //! After that the session is kept up with KEEPALIVEs until the process is
 //! killed or the receiver closes it. Whatever the receiver sends is read and
 //! ignored, except a NOTIFICATION, which is printed before exiting.
@@ -52,10 +57,12 @@ struct Args {
     start: Ipv4Addr,
     prefix_len: u8,
     per_update: Option<usize>,
+    next_hops: u32,
 }
 
 const USAGE: &str = "usage: routegen (--connect ADDR:PORT | --listen ADDR:PORT) --local-as AS \
---router-id ID --count N --next-hop ADDR [--start 10.0.0.0] [--prefix-len 26] [--per-update K]";
+--router-id ID --count N --next-hop ADDR [--next-hops K] [--start 10.0.0.0] [--prefix-len 26] \
+[--per-update K]";
 
 fn fail(msg: &str) -> ! {
     eprintln!("routegen: {msg}");
@@ -88,6 +95,7 @@ fn parse_args() -> Args {
     let mut start = Ipv4Addr::new(10, 0, 0, 0);
     let mut prefix_len = 26;
     let mut per_update = None;
+    let mut next_hops = 1;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next();
@@ -101,6 +109,7 @@ fn parse_args() -> Args {
             "--start" => start = parse(&flag, value),
             "--prefix-len" => prefix_len = parse(&flag, value),
             "--per-update" => per_update = Some(parse(&flag, value)),
+            "--next-hops" => next_hops = parse(&flag, value),
             _ => fail(&format!("unknown argument {flag}\n{USAGE}")),
         }
     }
@@ -108,6 +117,9 @@ fn parse_args() -> Args {
         fail(&format!(
             "give exactly one of --connect and --listen\n{USAGE}"
         ));
+    }
+    if next_hops == 0 {
+        fail("--next-hops must be at least 1");
     }
     if !(1..=32).contains(&prefix_len) {
         fail("--prefix-len must be 1..=32");
@@ -122,6 +134,7 @@ fn parse_args() -> Args {
         start,
         prefix_len,
         per_update,
+        next_hops,
     }
 }
 
@@ -149,14 +162,19 @@ struct Encoded {
     updates: usize,
 }
 
-fn encode_all(args: &Args) -> Encoded {
-    let ctx = DecodeContext::ibgp();
-    let attributes = vec![
+/// The attribute set of the prefixes with next hop `next_hop`.
+fn attributes(next_hop: Ipv4Addr) -> Vec<PathAttribute> {
+    vec![
         PathAttribute::new(AttrValue::Origin(Origin::Igp)),
         PathAttribute::new(AttrValue::AsPath(AsPath::default())),
-        PathAttribute::new(AttrValue::NextHop(args.next_hop)),
+        PathAttribute::new(AttrValue::NextHop(next_hop)),
         PathAttribute::new(AttrValue::LocalPref(100)),
-    ];
+    ]
+}
+
+fn encode_all(args: &Args) -> Encoded {
+    let ctx = DecodeContext::ibgp();
+    let attributes = attributes(args.next_hop);
     // What fits: the message without NLRI, then one length octet plus the
     // significant octets per prefix (RFC 4271 §4.3).
     let mut probe = BytesMut::new();
@@ -173,24 +191,37 @@ fn encode_all(args: &Args) -> Encoded {
     let per_update = args.per_update.unwrap_or(fit).clamp(1, fit);
 
     let count = args.count as usize;
-    let updates = count.div_ceil(per_update);
-    let mut bytes = BytesMut::with_capacity(updates * MAX_MESSAGE + 64);
-    let mut boundaries = Vec::with_capacity(updates + 2);
-    let mut next = 0u32;
-    for _ in 0..updates {
-        let n = per_update.min((args.count - next) as usize) as u32;
-        let nlri = (next..next + n)
-            .map(|i| nth_prefix(args.start, args.prefix_len, i))
-            .collect();
-        next += n;
-        boundaries.push(bytes.len());
-        Message::Update(Update {
-            withdrawn: Vec::new(),
-            attributes: attributes.clone(),
-            nlri,
-        })
-        .encode(&ctx, &mut bytes)
-        .unwrap_or_else(|e| fail(&format!("cannot encode an UPDATE: {e}")));
+    let groups = args.next_hops.min(args.count.max(1));
+    let mut bytes =
+        BytesMut::with_capacity((count.div_ceil(per_update) + groups as usize) * MAX_MESSAGE + 64);
+    let mut boundaries = Vec::new();
+    let mut updates = 0;
+    for group in 0..groups {
+        // Run `group` of the prefixes: [count * g / K, count * (g + 1) / K).
+        let first = (u64::from(args.count) * u64::from(group) / u64::from(groups)) as u32;
+        let end = (u64::from(args.count) * u64::from(group + 1) / u64::from(groups)) as u32;
+        let attributes = if groups == 1 {
+            attributes.clone()
+        } else {
+            self::attributes(Ipv4Addr::from(u32::from(args.next_hop).wrapping_add(group)))
+        };
+        let mut next = first;
+        while next < end {
+            let n = per_update.min((end - next) as usize) as u32;
+            let nlri = (next..next + n)
+                .map(|i| nth_prefix(args.start, args.prefix_len, i))
+                .collect();
+            next += n;
+            boundaries.push(bytes.len());
+            Message::Update(Update {
+                withdrawn: Vec::new(),
+                attributes: attributes.clone(),
+                nlri,
+            })
+            .encode(&ctx, &mut bytes)
+            .unwrap_or_else(|e| fail(&format!("cannot encode an UPDATE: {e}")));
+            updates += 1;
+        }
     }
     boundaries.push(bytes.len());
     Message::Update(Update::end_of_rib_marker(Family::Ipv4Unicast))

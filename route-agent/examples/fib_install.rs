@@ -10,22 +10,34 @@
 //! fib_install raw 100000 spread 1       #   or through nexthop object 1
 //! fib_install ip-batch 100000 via       # the same routes as `ip -batch` lines
 //! fib_install bird 100000 via           # the same routes as BIRD 2 static routes
+//! fib_install watch 10000 98            # wait until the main table holds
+//!                                       #   10,000 IPv4 routes of protocol 98
 //! ```
+//!
+//! `watch` is the finish line of `benches/convergence.sh`: it listens to
+//! the kernel's route notifications (no polling), prints `watch: ready`
+//! once subscribed, then `watch: first_ns=… all_ns=… n=…` (Unix times in
+//! nanoseconds: the first route of that protocol, and the moment all were
+//! in) and exits.
 //!
 //! The routes are consecutive /26 blocks from 10.128.0.0, either
 //! `blackhole` or `via 10.66.0.6 dev veth0 onlink`. Times are wall clock
 //! and this thread's CPU time (user and system, which includes the
 //! kernel's insertion: netlink handles a request inside `sendmsg`).
 
+use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipnetwork::{IpNetwork, Ipv4Network};
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::route::{RouteAttribute, RouteType};
-use route_agent::fib::{AckMode, DEFAULT_PROTOCOL, Fib, Netlink, RouteShape, messages};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use route_agent::fib::{
+    AckMode, DEFAULT_PROTOCOL, Fib, KernelRoute, Netlink, RouteShape, messages,
+};
 use route_agent::planner::{DesiredRoute, RouteKind};
 
 const GATEWAY: [u8; 4] = [10, 66, 0, 6];
@@ -50,7 +62,8 @@ fn routes(count: u32, via: bool) -> Vec<DesiredRoute> {
 fn usage() -> ExitCode {
     eprintln!(
         "usage: fib_install install|ip-batch|bird COUNT blackhole|via [last|every]\n       \
-         fib_install raw COUNT sorted|spread [NHID]"
+         fib_install raw COUNT sorted|spread [NHID]\n       \
+         fib_install watch COUNT PROTOCOL"
     );
     ExitCode::from(2)
 }
@@ -64,14 +77,19 @@ fn main() -> ExitCode {
         eprintln!("COUNT must be a number, not {count:?}");
         return ExitCode::from(2);
     };
-    if count > 1 << 17 {
+    if count > 1 << 17 && mode != "watch" {
         eprintln!(
             "COUNT must be at most {} (the /26 blocks of 10.128.0.0/9)",
             1 << 17
         );
         return ExitCode::from(2);
     }
-    let result = if mode == "raw" {
+    let result = if mode == "watch" {
+        let Ok(protocol) = kind.parse::<u8>() else {
+            return usage();
+        };
+        watch(count as usize, protocol)
+    } else if mode == "raw" {
         let spread = match kind.as_str() {
             "sorted" => false,
             "spread" => true,
@@ -245,4 +263,92 @@ fn print_bird(plan: &[DesiredRoute]) -> io::Result<()> {
         }
     }
     out.flush()
+}
+
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Waits until the main table holds `count` IPv4 routes of `protocol`,
+/// counted from `RTM_NEWROUTE`/`RTM_DELROUTE` notifications.
+fn watch(count: usize, protocol: u8) -> io::Result<()> {
+    /// `RTNLGRP_IPV4_ROUTE`.
+    const IPV4_ROUTE_GROUP: u32 = 7;
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind(&SocketAddr::new(0, 0))?;
+    socket.add_membership(IPV4_ROUTE_GROUP)?;
+    // As large as net.core.rmem_max allows: an install sends a burst.
+    socket.set_rx_buf_sz(64 << 20)?;
+    let mut seen: HashSet<IpNetwork> = HashSet::new();
+    // Routes already there (none in the benchmark, but a count must not
+    // depend on it).
+    let mut fib = Fib::open(protocol)?;
+    seen.extend(
+        fib.installed()?
+            .into_iter()
+            .filter(|r| r.dst.is_ipv4())
+            .map(|r| r.dst),
+    );
+    println!("watch: ready");
+    io::stdout().flush()?;
+    let mut first_ns = None;
+    let mut resyncs = 0;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    while seen.len() < count {
+        buf.clear();
+        match socket.recv(&mut buf, 0) {
+            Ok(_) => {
+                let mut offset = 0;
+                while let Some(rest) = buf.get(offset..).filter(|r| r.len() >= 16) {
+                    let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                    let len = message.header.length as usize;
+                    if len < 16 {
+                        return Err(io::Error::other("netlink message too short"));
+                    }
+                    offset += len.next_multiple_of(4);
+                    match message.payload {
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => {
+                            if let Some(r) = KernelRoute::parse(&m, protocol, messages::MAIN_TABLE)
+                                && r.dst.is_ipv4()
+                            {
+                                seen.insert(r.dst);
+                            }
+                        }
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m)) => {
+                            if let Some(r) = KernelRoute::parse(&m, protocol, messages::MAIN_TABLE)
+                            {
+                                seen.remove(&r.dst);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                // Notifications were dropped: the table itself is the
+                // truth. Routes in it now are in, whatever was lost.
+                resyncs += 1;
+                seen = fib
+                    .installed()?
+                    .into_iter()
+                    .filter(|r| r.dst.is_ipv4())
+                    .map(|r| r.dst)
+                    .collect();
+            }
+            Err(e) => return Err(e),
+        }
+        if first_ns.is_none() && !seen.is_empty() {
+            first_ns = Some(unix_ns());
+        }
+    }
+    let all_ns = unix_ns();
+    println!(
+        "watch: first_ns={} all_ns={all_ns} n={} resyncs={resyncs}",
+        first_ns.unwrap_or(all_ns),
+        seen.len()
+    );
+    Ok(())
 }

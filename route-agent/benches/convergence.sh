@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Benchmark (not a timed test): convergence of one node of a simulated
+# cluster. A route reflector (examples/routegen.rs, an iBGP peer in its own
+# namespace) sends N /26 pod blocks, two per simulated node (N/2 distinct
+# next hops, all on the node's /16 underlay, so every route is a direct
+# `B via NH dev eth0 onlink`), then End-of-RIB. Measured: from the session
+# reaching Established (the generator's timestamp: it is Established when
+# the node's KEEPALIVE arrives) until the node's kernel main table holds
+# all N routes (a netlink listener in the node's namespace counting route
+# notifications: `fib_install watch`). Side by side in one run, each in
+# fresh namespaces:
+#   - ours: the release `route-agent run` binary, default config but for
+#     the pool (ipip-mode never: direct routes only, no tunnel device) and
+#     the peer; graceful restart enabled as by default (a first start with
+#     no routes of ours in the kernel, so nothing waits for End-of-RIB);
+#   - BIRD 2 as the node: the same BGP session (graceful restart on,
+#     `gateway direct`) and its kernel protocol exporting to the main table.
+#
+# Usage, as root:  route-agent/benches/convergence.sh [N=10000] [ROUNDS=3]
+set -euo pipefail
+
+N=${1:-10000}
+ROUNDS=${2:-3}
+NODES=$((N / 2))
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+(cd "$ROOT" && cargo build --release --quiet -p route-agent --bin route-agent --example fib_install)
+(cd "$ROOT" && cargo build --release --quiet -p podroute-examples --example routegen)
+AGENT=$ROOT/target/release/route-agent
+WATCH=$ROOT/target/release/examples/fib_install
+ROUTEGEN=$ROOT/target/release/examples/routegen
+WORK=$(mktemp -d)
+PREFIX=racv-$$
+NAMESPACES=()
+PIDS=()
+
+NODE_IP=10.80.0.1
+RR_IP=10.80.255.254
+# Simulated nodes 10.80.1.0 … 10.80.20.135 (5,000 addresses): neither the
+# node's nor the reflector's.
+FIRST_NH=10.80.1.0
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [[ -f $WORK/bird.pid ]]; then kill "$(cat "$WORK/bird.pid")" 2>/dev/null || true; fi
+    sleep 0.2
+    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Two namespaces: NAME-node (eth0 10.80.0.1/16) and NAME-rr (eth0
+# 10.80.255.254/16), joined by a veth pair.
+fresh_pair() {
+    local node=$PREFIX-$1-node rr=$PREFIX-$1-rr
+    NAMESPACES+=("$node" "$rr")
+    ip netns add "$node"
+    ip netns add "$rr"
+    ip -n "$node" link add eth0 type veth peer name eth0 netns "$rr"
+    ip -n "$node" addr add $NODE_IP/16 dev eth0
+    ip -n "$rr" addr add $RR_IP/16 dev eth0
+    for ns in "$node" "$rr"; do
+        ip -n "$ns" link set lo up
+        ip -n "$ns" link set eth0 up
+    done
+}
+
+# Starts the listener in the node namespace and waits until it is
+# subscribed. Its output goes to $WORK/$1.watch.
+start_watch() {
+    local name=$1 protocol=$2
+    ip netns exec "$PREFIX-$name-node" "$WATCH" watch "$N" "$protocol" >"$WORK/$name.watch" 2>&1 &
+    PIDS+=($!)
+    until grep -q '^watch: ready' "$WORK/$name.watch"; do
+        if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
+            cat "$WORK/$name.watch" >&2
+            exit 1
+        fi
+        sleep 0.01
+    done
+}
+
+start_routegen() {
+    local name=$1
+    ip netns exec "$PREFIX-$name-rr" "$ROUTEGEN" --connect $NODE_IP:179 --local-as 64512 \
+        --router-id $RR_IP --count "$N" --next-hop $FIRST_NH --next-hops $NODES \
+        --start 10.128.0.0 --prefix-len 26 2>"$WORK/$name.routegen" &
+    PIDS+=($!)
+}
+
+# Waits (up to 60 s) for the listener to see all N, then prints
+# "established_ns first_ns all_ns sent_ns".
+finish() {
+    local name=$1 pid=$2
+    for _ in $(seq 6000); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    if ! grep -q '^watch: first_ns' "$WORK/$name.watch"; then
+        echo "$name: not all $N routes in the kernel after 60 s" >&2
+        cat "$WORK/$name.watch" "$WORK/$name.routegen" >&2
+        [[ -f $WORK/$name.log ]] && tail -20 "$WORK/$name.log" >&2
+        exit 1
+    fi
+    local est sent first all
+    est=$(sed -n 's/^routegen: established at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen")
+    sent=$(sed -n 's/^routegen: sent .* at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen")
+    first=$(sed -n 's/^watch: first_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
+    all=$(sed -n 's/^watch: .* all_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
+    echo "$est $first $all ${sent:-0}"
+}
+
+ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1e6}'; }
+
+run_agent() {
+    local name=agent$1
+    fresh_pair "$name"
+    cat >"$WORK/$name.yaml" <<YAML
+node:
+  name: bench-node
+  address: $NODE_IP/16
+asn: 64512
+pools:
+  - cidr: 10.128.0.0/12
+    ipip-mode: never
+peers:
+  - address: $RR_IP
+    asn: 64512
+    passive: true
+admin:
+  listen: 127.0.0.1:9179
+YAML
+    start_watch "$name" 98
+    local watch_pid=${PIDS[-1]}
+    ip netns exec "$PREFIX-$name-node" env ROUTE_AGENT_LOG=info ${PERF_AGENT:+perf record -g -o "$PERF_AGENT"} "$AGENT" run \
+        --config "$WORK/$name.yaml" --log-format json >"$WORK/$name.log" 2>&1 &
+    local agent_pid=$!
+    PIDS+=("$agent_pid")
+    start_routegen "$name"
+    local rg_pid=${PIDS[-1]}
+    finish "$name" "$watch_pid"
+    kill "$rg_pid" "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+    cp "$WORK/$name.log" "$WORK/last-agent.log"
+    if [[ -n ${KEEP_LOG:-} ]]; then cp "$WORK/$name.log" "$KEEP_LOG"; fi
+}
+
+run_bird() {
+    local name=bird$1
+    fresh_pair "$name"
+    cat >"$WORK/$name.conf" <<BIRD
+router id $NODE_IP;
+log "$WORK/$name.log" all;
+timeformat log "%F %T.%6f";
+protocol device {}
+protocol kernel kernfib { ipv4 { export all; import none; }; }
+protocol bgp reflector {
+    local $NODE_IP as 64512;
+    neighbor $RR_IP as 64512;
+    passive on;
+    direct;
+    graceful restart on;
+    ipv4 { import all; export none; gateway direct; };
+}
+BIRD
+    start_watch "$name" 12
+    local watch_pid=${PIDS[-1]}
+    ip netns exec "$PREFIX-$name-node" bird -c "$WORK/$name.conf" -s "$WORK/$name.ctl" -P "$WORK/bird.pid"
+    start_routegen "$name"
+    local rg_pid=${PIDS[-1]}
+    finish "$name" "$watch_pid"
+    kill "$rg_pid" 2>/dev/null || true
+    kill "$(cat "$WORK/bird.pid")" 2>/dev/null || true
+    rm -f "$WORK/bird.pid"
+}
+
+declare -a ROWS
+for ((r = 1; r <= ROUNDS; r++)); do
+    read -r est first all sent < <(run_agent "$r")
+    ROWS+=("ours|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
+    read -r est first all sent < <(run_bird "$r")
+    ROWS+=("bird|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
+done
+if [[ -f $WORK/last-agent.log ]]; then
+    echo "ours, last round: $(grep -c 'kernel routes reconciled' "$WORK/last-agent.log") reconcile passes that changed routes" >&2
+fi
+
+echo
+echo "$N /26 routes from one iBGP reflector, $NODES next hops (direct routes), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "times in ms from Established (generator's clock = node's clock)"
+printf '| %-34s | %5s | %11s | %14s | %16s |\n' node round "first route" "all $N routes" "generator done"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" ------- ------------- ---------------- ------------------
+for row in "${ROWS[@]}"; do
+    IFS='|' read -r who r first all sent <<<"$row"
+    label="ours (route-agent run, release)"
+    [[ $who == bird ]] && label="BIRD $(bird --version 2>&1 | awk '{print $3}') (BGP + kernel protocol)"
+    printf '| %-34s | %5s | %11s | %14s | %16s |\n' "$label" "$r" "$first" "$all" "$sent"
+done
+median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+ours=$(for row in "${ROWS[@]}"; do IFS='|' read -r who _ _ all _ <<<"$row"; [[ $who == ours ]] && echo "$all"; done | median)
+bird=$(for row in "${ROWS[@]}"; do IFS='|' read -r who _ _ all _ <<<"$row"; [[ $who == bird ]] && echo "$all"; done | median)
+echo
+echo "median Established → all $N routes: ours $ours ms, BIRD $bird ms; BIRD/ours = $(awk -v o="$ours" -v b="$bird" 'BEGIN {printf "%.2f", b / o}')x"
