@@ -15,6 +15,7 @@
 //! | `peers` | `[]` | explicit neighbours: bgp-core's [`PeerConfig`] (`address`, `asn`, `password`, `ttl-security`, `route-reflector-client`, `max-prefixes`, `passive`, `import`, `export`, ...) |
 //! | `graceful-restart` | enabled, 120 s | RFC 4724 |
 //! | `route-protocol` | 98 | the kernel route protocol the agent owns |
+//! | `persist-routes` | true | keep our kernel routes when the agent stops (BIRD's `persist`) |
 //! | `admin` | `listen: 127.0.0.1:9179` | the admin HTTP listener |
 //!
 //! [`Config::parse`] checks the shape (errors carry `FILE:LINE:COL`) and
@@ -91,6 +92,12 @@ pub struct Config {
     /// The kernel route protocol number the agent owns.
     #[serde(default = "default_route_protocol")]
     pub route_protocol: u8,
+    /// Leave our kernel routes in place when the agent stops (BIRD's
+    /// `persist`, as Calico runs it), so pods keep their connectivity
+    /// across restarts. `false`: remove them on a clean stop (and close
+    /// sessions with Cease, since forwarding is not preserved).
+    #[serde(default = "default_true")]
+    pub persist_routes: bool,
     /// The admin HTTP listener.
     #[serde(default)]
     pub admin: AdminConfig,

@@ -671,3 +671,55 @@ fn dual_stack_ipv6_blocks_off_the_ipv6_subnet_go_via_the_underlay_route_to_the_n
     let get = ip(&["-n", &a.ns, "-6", "route", "get", "fd00:244:0:2::5"]);
     assert!(get.contains("via fd00:96:6::2"), "{get}");
 }
+
+#[test]
+fn with_persist_routes_off_a_clean_stop_removes_our_routes_and_nothing_else() {
+    require_root();
+    let (mut a, mut b, va, _) = pair("p", 7);
+    a.start(&format!(
+        "{}persist-routes: false\n",
+        config("node-a", "10.96.7.1/24", "10.244.1.0/26", "10.96.7.2")
+    ));
+    b.start(&config(
+        "node-b",
+        "10.96.7.2/24",
+        "10.244.2.0/26",
+        "10.96.7.1",
+    ));
+    // A route of another protocol that must survive.
+    ip(&[
+        "-n",
+        &a.ns,
+        "route",
+        "add",
+        "192.0.2.0/24",
+        "via",
+        "10.96.7.2",
+    ]);
+    let want = vec![
+        format!("10.244.2.0/26 via 10.96.7.2 dev {va} onlink"),
+        "blackhole 10.244.1.0/26".to_owned(),
+    ];
+    assert_eq!(a.wait_routes(&want), want, "log:\n{}", a.log());
+
+    let mut agent = a.agent.take().expect("A's agent");
+    let pid = agent.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        agent.try_wait().unwrap().is_some_and(|s| s.success()),
+        "log:\n{}",
+        a.log()
+    );
+    assert_eq!(a.routes(), Vec::<String>::new(), "log:\n{}", a.log());
+    assert!(ip(&["-n", &a.ns, "route", "show"]).contains("192.0.2.0/24 via 10.96.7.2"));
+}

@@ -19,6 +19,9 @@ pub enum FibWork {
     /// The kernel's routes changed: apply the current plan again, which
     /// restores a route of ours someone removed or altered.
     Resync,
+    /// Apply this plan now, say when done, and stop (a clean stop that
+    /// removes our routes).
+    Last(Vec<DesiredRoute>, Sender<()>),
 }
 
 /// Starts the thread; nothing is applied before the first
@@ -37,8 +40,14 @@ pub fn spawn(protocol: u8, state: Arc<AgentState>) -> Sender<FibWork> {
         let mut current: Option<Vec<DesiredRoute>> = None;
         while let Ok(first) = rx.recv() {
             for w in std::iter::once(first).chain(rx.try_iter()) {
-                if let FibWork::Plan(p) = w {
-                    current = Some(p);
+                match w {
+                    FibWork::Plan(p) => current = Some(p),
+                    FibWork::Resync => {}
+                    FibWork::Last(p, done) => {
+                        apply(&mut fib, &p, &state);
+                        let _ = done.send(());
+                        return;
+                    }
                 }
             }
             let Some(desired) = &current else { continue };

@@ -439,6 +439,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
                 config.mesh = new.mesh;
                 config.blocks = new.blocks;
                 config.pools = new.pools;
+                config.persist_routes = new.persist_routes;
                 planner.pools = config.pools();
                 planner.node.blocks = config.blocks.clone();
                 let configured: Vec<IpAddr> = config
@@ -464,7 +465,19 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     // sessions close without a NOTIFICATION and peers keep our routes for
     // the restart time: a restart or upgrade flaps nothing anywhere. A
     // node that never comes back is withdrawn when that time runs out.
-    if config.graceful_restart.enabled {
+    if !config.persist_routes {
+        // persist-routes: false. Our routes go first, then Cease: nothing
+        // is forwarded for us any more, so peers must not keep our routes.
+        let (done, wait) = std::sync::mpsc::channel();
+        if fib.send(FibWork::Last(Vec::new(), done)).is_ok() {
+            let _ = tokio::task::spawn_blocking(move || wait.recv_timeout(Duration::from_secs(10)))
+                .await;
+        }
+        tracing::info!(
+            "stopping: our kernel routes removed (persist-routes: false), Cease to every peer"
+        );
+        speaker.shutdown("route-agent stopping").await;
+    } else if config.graceful_restart.enabled {
         tracing::info!(
             restart_time = config.graceful_restart.restart_time,
             "stopping: sessions closed for a graceful restart, peers keep our routes until the restart time runs out"
