@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use route_agent::agent::AgentError;
 use route_agent::config::{Config, resolve_node_name};
 
 /// Announces this node's pod blocks over BGP and keeps the kernel's pod
@@ -146,6 +147,14 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
     };
     match runtime.block_on(route_agent::agent::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The node address the config names (or its autodetection) does
+        // not fit this host: a config problem, reported like one.
+        Err(
+            e @ (AgentError::NoAddress | AgentError::AddressNotHere(_) | AgentError::Detect(_)),
+        ) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(e) => {
             eprintln!("route-agent: {e}");
             ExitCode::FAILURE

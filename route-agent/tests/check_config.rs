@@ -154,3 +154,27 @@ fn usage_error_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn run_with_a_node_address_on_no_interface_names_the_file_and_exits_2() {
+    // 192.0.2.0/24 (TEST-NET-1) is on no interface of a test machine.
+    let path = write(
+        "absent.yaml",
+        "node: {address: 192.0.2.77/24}\npools: [{cidr: 10.244.0.0/16}]\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_route-agent"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: node address 192.0.2.77/24 is on no interface",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("fix node.address"), "{err}");
+}
