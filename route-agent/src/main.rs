@@ -59,6 +59,9 @@ enum Command {
         /// and write).
         #[arg(long)]
         no_offload: bool,
+        /// Log format: `human` or `json`.
+        #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
+        log_format: String,
     },
     /// Check a config file: prints `FILE: ok` and a summary, or the
     /// problems (`FILE:LINE:COL: what — fix`) on stderr with exit code 2.
@@ -144,6 +147,7 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
             std::env::var("NODE_NAME").ok().as_deref(),
             hostname().as_deref(),
         ),
+        log_format: log_format.to_owned(),
     };
     match runtime.block_on(route_agent::agent::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,8 +166,8 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
     }
 }
 
-fn tunnel(config: ipip::userspace::Config) -> ExitCode {
-    init_logs("human");
+fn tunnel(config: ipip::userspace::Config, log_format: &str) -> ExitCode {
+    init_logs(log_format);
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -188,12 +192,16 @@ fn main() -> ExitCode {
             underlay_mtu,
             allow,
             no_offload,
-        } => tunnel(ipip::userspace::Config {
-            device,
-            local,
-            mtu: underlay_mtu,
-            extra_peers: allow,
-            offload: !no_offload,
-        }),
+            log_format,
+        } => tunnel(
+            ipip::userspace::Config {
+                device,
+                local,
+                mtu: underlay_mtu,
+                extra_peers: allow,
+                offload: !no_offload,
+            },
+            &log_format,
+        ),
     }
 }

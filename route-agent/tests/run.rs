@@ -54,11 +54,24 @@ impl Node {
     }
 
     fn start(&mut self, config: &str) {
+        self.start_with_logs(config, "human");
+    }
+
+    fn start_with_logs(&mut self, config: &str, format: &str) {
         let file = self.dir.join("agent.yaml");
         std::fs::write(&file, config).unwrap();
         let log = std::fs::File::create(self.dir.join("agent.log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, AGENT, "run", "--config"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                AGENT,
+                "run",
+                "--log-format",
+                format,
+                "--config",
+            ])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(log)
@@ -722,4 +735,43 @@ fn with_persist_routes_off_a_clean_stop_removes_our_routes_and_nothing_else() {
     );
     assert_eq!(a.routes(), Vec::<String>::new(), "log:\n{}", a.log());
     assert!(ip(&["-n", &a.ns, "route", "show"]).contains("192.0.2.0/24 via 10.96.7.2"));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_time_level_and_fields() {
+    require_root();
+    let (mut a, mut b, va, _) = pair("j", 8);
+    a.start_with_logs(
+        &config("node-a", "10.96.8.1/24", "10.244.1.0/26", "10.96.8.2"),
+        "json",
+    );
+    b.start(&config(
+        "node-b",
+        "10.96.8.2/24",
+        "10.244.2.0/26",
+        "10.96.8.1",
+    ));
+    let want = vec![
+        format!("10.244.2.0/26 via 10.96.8.2 dev {va} onlink"),
+        "blackhole 10.244.1.0/26".to_owned(),
+    ];
+    assert_eq!(a.wait_routes(&want), want, "log:\n{}", a.log());
+    a.kill();
+    let log = a.log();
+    // Every line, the userspace tunnel's included (it logs to the same
+    // file in the agent's format).
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "kernel routes reconciled"
+                && l["fields"]["added"].as_u64().is_some()),
+        "{log}"
+    );
+    for l in &lines {
+        assert!(l["timestamp"].is_string() && l["level"].is_string(), "{l}");
+    }
 }

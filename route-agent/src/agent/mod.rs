@@ -265,6 +265,13 @@ impl NodeView {
     }
 }
 
+/// The tunnel for this config and node, if any pool uses IPIP.
+fn tunnel_setup(config: &Config, node: &NodeView, options: &Options) -> Option<TunnelSetup> {
+    let mut setup = TunnelSetup::from_config(config, node.address.ip(), node.mtu)?;
+    setup.log_format.clone_from(&options.log_format);
+    Some(setup)
+}
+
 /// Sets up the tunnel (blocking: a userspace tunnel may take a moment to
 /// create its device) and records the outcome.
 async fn ensure_tunnel(setup: Option<TunnelSetup>, state: &AgentState) {
@@ -301,6 +308,9 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     /// The node name (config, `$NODE_NAME` or the hostname).
     pub node_name: Option<String>,
+    /// The log format (`human` or `json`), passed on to the userspace
+    /// tunnel process.
+    pub log_format: String,
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -339,11 +349,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     });
     let admin = tokio::spawn(crate::admin::serve(admin_listener, state.clone()));
     // The tunnel device must exist before routes through it are installed.
-    ensure_tunnel(
-        TunnelSetup::from_config(&config, node.address.ip(), node.mtu),
-        &state,
-    )
-    .await;
+    ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
     let fib = fib_thread::spawn(config.route_protocol, state.clone());
     let node_changed = Arc::new(tokio::sync::Notify::new());
     monitor::spawn(fib.clone(), node_changed.clone());
@@ -416,7 +422,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
                     Err(e) => tracing::warn!("after a link or address change: {e}"),
                 }
                 // The tunnel device may have gone (or its MTU changed).
-                ensure_tunnel(TunnelSetup::from_config(&config, node.address.ip(), node.mtu), &state).await;
+                ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
             }
             _ = resync.tick(), if synced => {
                 let _ = fib.send(FibWork::Plan(planner.desired(&state)));

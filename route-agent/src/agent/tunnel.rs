@@ -51,6 +51,9 @@ pub struct TunnelSetup {
     /// routes (the mesh peers, so a peer's packets are taken before our
     /// route to it exists).
     pub allow: Vec<Ipv4Addr>,
+    /// The userspace process's log format (`human` or `json`, as the
+    /// agent's).
+    pub log_format: String,
 }
 
 /// Why the tunnel could not be set up.
@@ -118,6 +121,7 @@ impl TunnelSetup {
             underlay_mtu,
             local,
             allow,
+            log_format: "human".to_owned(),
         })
     }
 
@@ -222,7 +226,8 @@ fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
         .arg("tunnel")
         .args(["--device", &setup.device])
         .args(["--local", &setup.local.to_string()])
-        .args(["--underlay-mtu", &setup.underlay_mtu.to_string()]);
+        .args(["--underlay-mtu", &setup.underlay_mtu.to_string()])
+        .args(["--log-format", &setup.log_format]);
     for a in &setup.allow {
         command.args(["--allow", &a.to_string()]);
     }
