@@ -616,7 +616,8 @@ def vnet_hdr(flags, gso_type, hdr_len, gso_size, csum_start, csum_offset):
 def offload_seeds():
     """ipip_offload target: an even first byte B segments (vnet header,
     then a packet; segments of at most 68 + 6 * B bytes), an odd one
-    coalesces (packets behind 2-byte big-endian lengths)."""
+    coalesces (packets behind 2-byte big-endian lengths) for an inner MTU
+    of 68 + 6 * B, or 65535 if bit 1 of B is set."""
     data = bytes((i * 7 + 3) & 0xFF for i in range(4000))
     tso = tcp_datagram(1000, 0x18, data, partial=True)
     gso = vnet_hdr(1, 1, 52, 1428, 20, 16)
@@ -637,11 +638,15 @@ def offload_seeds():
          + tcp_datagram(1000, 0x18, data[:300], partial=True)),
         ("offload-udp-gso-rejected", bytes([238]) + vnet_hdr(1, 3, 28, 1400, 20, 6) + tso),
         ("offload-truncated-tcp-header", bytes([238]) + gso + tso[:30]),
-        ("offload-coalesce-three-segments", bytes([1]) + framed(segs)),
-        ("offload-coalesce-interleaved-ack-and-flow", bytes([1]) + framed(
+        ("offload-coalesce-three-segments", bytes([3]) + framed(segs)),
+        ("offload-coalesce-interleaved-ack-and-flow", bytes([3]) + framed(
             [segs[0], other_flow, segs[1], ack, segs[2]])),
-        ("offload-coalesce-out-of-order", bytes([1]) + framed([segs[1], segs[0], segs[2]])),
-        ("offload-coalesce-garbage", bytes([1]) + framed([b"\x45" * 30, segs[0][:50], b""])),
+        ("offload-coalesce-out-of-order", bytes([3]) + framed([segs[1], segs[0], segs[2]])),
+        ("offload-coalesce-garbage", bytes([3]) + framed([b"\x45" * 30, segs[0][:50], b""])),
+        # Byte 237: inner MTU 68 + 6 * 237 = 1490; a 4052-byte packet as the
+        # kernel's GRO leaves it (pseudo-header sum in the checksum field).
+        ("offload-coalesce-gro-merged-too-big", bytes([237]) + framed(
+            [tcp_datagram(1000, 0x18, data, partial=True), segs[0]])),
     ]
 
 

@@ -402,10 +402,14 @@ struct Group {
     /// The last segment's facts (None when the group is one
     /// non-candidate packet).
     tail: Option<Seg>,
+    /// For one packet bigger than the tunnel's inner MTU that is to go out
+    /// as a super-packet: its segment size.
+    cut: Option<usize>,
 }
 
 /// Coalesces consecutive in-order TCP segments of the same flow among
-/// `packets` (whole IPv4 datagrams, in arrival order) into super-packets,
+/// `packets` (whole IPv4 datagrams, in arrival order; `max_len` is the
+/// largest inner packet the tunnel carries) into super-packets,
 /// as Linux GRO does, and appends every resulting packet to `out` with its
 /// vnet header in front, pushing its range (vnet header included) onto
 /// `items`. Items come out in the order of their first packet, so packets
@@ -417,15 +421,31 @@ struct Group {
 /// first (a shorter one or one with PSH ends the super-packet), and the
 /// whole within 65,535 bytes. A super-packet goes out with `GSO_TCPV4`,
 /// `gso_size` the first segment's payload, and `NEEDS_CSUM` over a TCP
-/// checksum field holding the pseudo-header sum. Anything else goes out
-/// as it came, behind a zero vnet header.
-pub fn coalesce(packets: &[&[u8]], out: &mut Vec<u8>, items: &mut Vec<Range<usize>>) {
+/// checksum field holding the pseudo-header sum. A TCP packet longer than
+/// `max_len` cannot have crossed the tunnel as one datagram: the receiving
+/// kernel merged it (GRO on the underlay NIC; its TCP checksum field then
+/// holds the pseudo-header sum) or reassembled it from fragments; if its
+/// checksum is either of those it goes out alone as a super-packet with
+/// segments of `max_len`, so it is never forwarded whole over a link of
+/// the tunnel's MTU. Anything else goes out as it came, behind a zero vnet
+/// header.
+pub fn coalesce(
+    packets: &[&[u8]],
+    max_len: usize,
+    out: &mut Vec<u8>,
+    items: &mut Vec<Range<usize>>,
+) {
     let mut groups: Vec<Group> = Vec::with_capacity(packets.len());
     let mut next = vec![usize::MAX; packets.len()];
     // Open groups by flow: indices into `groups`, most recent last.
     let mut open: Vec<([u8; 12], usize)> = Vec::with_capacity(OPEN_FLOWS);
     for (i, p) in packets.iter().enumerate() {
-        let seg = candidate(p);
+        let cut = (p.len() > max_len).then(|| oversized(p, max_len)).flatten();
+        let seg = if p.len() > max_len {
+            None
+        } else {
+            candidate(p)
+        };
         let flow = seg.map(|s| s.flow).or_else(|| flow_of(p));
         let slot = flow.and_then(|f| open.iter().position(|(k, _)| *k == f));
         let joined = match (seg, slot) {
@@ -477,6 +497,7 @@ pub fn coalesce(packets: &[&[u8]], out: &mut Vec<u8>, items: &mut Vec<Range<usiz
             len: p.len(),
             open: can_grow,
             tail: seg,
+            cut,
         });
         if let (true, Some(f)) = (can_grow, flow) {
             if open.len() >= OPEN_FLOWS {
@@ -487,7 +508,13 @@ pub fn coalesce(packets: &[&[u8]], out: &mut Vec<u8>, items: &mut Vec<Range<usiz
     }
     for g in &groups {
         let start = out.len();
-        if g.count < 2 {
+        if let Some(gso_size) = g.cut {
+            write_cut(
+                packets.get(g.first).copied().unwrap_or_default(),
+                gso_size,
+                out,
+            );
+        } else if g.count < 2 {
             out.extend_from_slice(&VnetHdr::default().to_bytes());
             out.extend_from_slice(packets.get(g.first).copied().unwrap_or_default());
         } else {
@@ -495,6 +522,48 @@ pub fn coalesce(packets: &[&[u8]], out: &mut Vec<u8>, items: &mut Vec<Range<usiz
         }
         items.push(start..out.len());
     }
+}
+
+/// The segment size for a TCP/IPv4 packet longer than `max_len` that may
+/// go on as a super-packet: no IP options, not a fragment, lengths and IP
+/// checksum right, payload present, and a TCP checksum that is either
+/// complete and valid or the pseudo-header sum GRO leaves there.
+fn oversized(p: &[u8], max_len: usize) -> Option<usize> {
+    let (ihl, thl) = tcp_header_lens(p).ok()?;
+    let hdrs = ihl.checked_add(thl)?;
+    if ihl != IPV4_MIN || usize::from(be16(p, 2)) != p.len() || hdrs >= max_len {
+        return None;
+    }
+    if be16(p, 6) & 0x3fff != 0 || fold(sum(p.get(..ihl)?, 0)) != 0xffff || p.len() <= hdrs {
+        return None;
+    }
+    let tcp = p.get(ihl..)?;
+    let pseudo_sum = pseudo(p, PROTO_TCP, tcp.len());
+    let merged = be16(p, ihl.saturating_add(16)) == fold(pseudo_sum);
+    let valid = fold(sum(tcp, pseudo_sum)) == 0xffff;
+    (merged || valid).then(|| max_len.saturating_sub(hdrs))
+}
+
+/// Appends the vnet header and packet `p` as a super-packet cut into
+/// segments of `gso_size` payload bytes.
+fn write_cut(p: &[u8], gso_size: usize, out: &mut Vec<u8>) {
+    let thl = tcp_header_lens(p).map_or(TCP_MIN, |(_, t)| t);
+    let hdrs = IPV4_MIN.saturating_add(thl);
+    let vnet = VnetHdr {
+        flags: VNET_F_NEEDS_CSUM,
+        gso_type: GSO_TCPV4,
+        hdr_len: u16::try_from(hdrs).unwrap_or(0),
+        gso_size: u16::try_from(gso_size).unwrap_or(0),
+        csum_start: 20,
+        csum_offset: 16,
+    };
+    out.extend_from_slice(&vnet.to_bytes());
+    let start = out.len();
+    out.extend_from_slice(p);
+    let sp = out.get_mut(start..).unwrap_or_default();
+    let tcp_len = sp.len().saturating_sub(IPV4_MIN);
+    let partial = fold(pseudo(sp, PROTO_TCP, tcp_len));
+    put16(sp, IPV4_MIN + 16, partial);
 }
 
 /// Appends the vnet header and the super-packet of group `g` to `out`.
@@ -683,9 +752,13 @@ pub(crate) mod tests {
     }
 
     fn coalesce_all(packets: &[Vec<u8>]) -> Vec<(VnetHdr, Vec<u8>)> {
+        coalesce_to(packets, 1480)
+    }
+
+    fn coalesce_to(packets: &[Vec<u8>], max_len: usize) -> Vec<(VnetHdr, Vec<u8>)> {
         let refs: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
         let (mut out, mut items) = (Vec::new(), Vec::new());
-        coalesce(&refs, &mut out, &mut items);
+        coalesce(&refs, max_len, &mut out, &mut items);
         items
             .into_iter()
             .map(|r| {
@@ -788,6 +861,37 @@ pub(crate) mod tests {
                 .iter()
                 .all(|(h, p)| h.gso_type == GSO_TCPV4 && p.len() == 52 + 200)
         );
+    }
+
+    #[test]
+    fn a_packet_merged_by_the_kernels_gro_goes_on_as_a_super_packet_cut_to_the_tunnel() {
+        let data = payload(5000);
+        let mut merged = tcp(1000, TCP_ACK | TCP_PSH, &data);
+        // What tcp4_gro_complete leaves in the checksum field.
+        let partial = fold(pseudo(&merged, 6, merged.len() - 20));
+        merged[36..38].copy_from_slice(&partial.to_be_bytes());
+        let small = tcp(9000, TCP_ACK, &payload(100));
+        let items = coalesce_to(&[merged.clone(), small.clone()], 1480);
+        assert_eq!(items.len(), 2);
+        let (h, p) = &items[0];
+        assert_eq!(
+            (h.gso_type, h.flags, h.gso_size),
+            (GSO_TCPV4, VNET_F_NEEDS_CSUM, 1428)
+        );
+        assert_eq!(p, &merged);
+        assert_eq!(items[1], (VnetHdr::default(), small));
+        let (mut out, mut segs) = (Vec::new(), Vec::new());
+        segment(p, h, 1480, 0, &mut out, &mut segs).unwrap();
+        assert_eq!(segs.len(), 4);
+        assert!(
+            segs.iter()
+                .all(|r| r.len() <= 1480 && tcp_valid(&out[r.clone()]))
+        );
+        // A big packet with a wrong checksum is passed on untouched.
+        let mut bad = tcp(1000, TCP_ACK, &data);
+        bad[100] ^= 1;
+        let items = coalesce_to(&[bad.clone()], 1480);
+        assert_eq!(items, [(VnetHdr::default(), bad)]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::ingress::Ingress;
 use super::park::Forwarder;
 use super::routes::{RouteLearner, SharedTable};
 use super::table::TunnelTable;
-use crate::packet::{DEFAULT_OUTER_TTL, Tunnel};
+use crate::packet::{DEFAULT_OUTER_TTL, OUTER_HEADER_LEN, Tunnel};
 use crate::sys;
 
 /// Outer datagrams received per `recvmmsg` (ingress), and reads from the
@@ -186,7 +186,13 @@ impl Dataplane {
                 counters.clone(),
                 stop.clone(),
             ),
-            ingress: Ingress::new(tun.clone(), sock.clone(), config.offload, counters.clone()),
+            ingress: Ingress::new(
+                tun.clone(),
+                sock.clone(),
+                config.offload,
+                usize::from(config.mtu).saturating_sub(OUTER_HEADER_LEN),
+                counters.clone(),
+            ),
             tun,
             sock,
             table,

@@ -20,6 +20,8 @@ pub(super) struct Ingress {
     tun: Arc<File>,
     sock: Arc<Socket>,
     offload: bool,
+    /// The largest inner packet the tunnel carries (underlay MTU − 20).
+    max_inner: usize,
     counters: Arc<Counters>,
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
@@ -32,12 +34,14 @@ impl Ingress {
         tun: Arc<File>,
         sock: Arc<Socket>,
         offload: bool,
+        max_inner: usize,
         counters: Arc<Counters>,
     ) -> Ingress {
         Ingress {
             tun,
             sock,
             offload,
+            max_inner,
             counters,
             // One recvmmsg fills up to BATCH buffers; each holds the
             // largest IPv4 datagram, as the kernel reassembles fragmented
@@ -66,7 +70,7 @@ impl Ingress {
         if self.offload {
             self.out.clear();
             self.items.clear();
-            offload::coalesce(&inners, &mut self.out, &mut self.items);
+            offload::coalesce(&inners, self.max_inner, &mut self.out, &mut self.items);
             for item in &self.items {
                 let item = self.out.get(item.clone()).unwrap_or_default();
                 let (packets, bytes) = wire_packets(item);
@@ -142,7 +146,9 @@ fn write_tun(tun: &File, bytes: &[u8]) -> io::Result<usize> {
 /// How many received inner packets, and how many of their bytes, one
 /// coalesced item (vnet header + packet) stands for: every segment of a
 /// super-packet carries the headers plus `gso_size` payload bytes, the
-/// last one possibly less.
+/// last one possibly less. (For a packet the kernel merged before we saw
+/// it, this counts the segments it will be cut into, at most the MTU: an
+/// estimate of what crossed the wire.)
 fn wire_packets(item: &[u8]) -> (usize, usize) {
     let Some((vnet, packet)) = VnetHdr::parse(item) else {
         return (0, 0);
