@@ -415,8 +415,9 @@ struct Group {
 /// `items`. Items come out in the order of their first packet, so packets
 /// of one flow keep their order.
 ///
-/// Segments join when they are [candidates](candidate), of the same flow,
-/// with identical headers except sequence number and PSH, the sequence
+/// Segments join when they are candidates (IPv4 without options, not a
+/// fragment, valid IP and TCP checksums, TCP payload, only ACK and PSH
+/// set), of the same flow, with identical headers except sequence number and PSH, the sequence
 /// number right after the previous segment, no more payload than the
 /// first (a shorter one or one with PSH ends the super-packet), and the
 /// whole within 65,535 bytes. A super-packet goes out with `GSO_TCPV4`,

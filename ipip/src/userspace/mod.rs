@@ -9,13 +9,20 @@
 //! - Egress: TUN → longest-prefix lookup → [`crate::packet::encapsulate`]
 //!   with the node address as outer source → raw IP-protocol-4 socket. A
 //!   too-big datagram with DF gets an ICMP fragmentation-needed, sent back
-//!   to its source from the node address.
-//! - Ingress: raw socket → peer check (route gateways plus configured
-//!   extras; Calico drops IPIP from non-cluster hosts, so do we) →
-//!   [`crate::packet::decapsulate`] → TUN.
+//!   to its source from the node address. With offloads (the default) one
+//!   read may return a TCP super-packet of up to 64 KB, which
+//!   [`crate::offload::segment`] cuts to the tunnel MTU first; the outer
+//!   datagrams go out many per `sendmmsg`.
+//! - Ingress: raw socket (many datagrams per `recvmmsg`) → peer check
+//!   (route gateways plus configured extras; Calico drops IPIP from
+//!   non-cluster hosts, so do we) → [`crate::packet::decapsulate`] →
+//!   [`crate::offload::coalesce`] (consecutive TCP segments of a flow
+//!   become one super-packet) → TUN.
 //!
-//! Each direction drains up to [`BATCH`] packets per wake-up. Counters
-//! ([`counters`]) are shared atomics.
+//! One thread forwards both directions: up to [`BATCH`] reads or datagrams
+//! per turn, a short spin after traffic, then `poll(2)`. Counters
+//! ([`counters`]) are shared atomics and count packets as they cross the
+//! underlay.
 
 pub mod counters;
 mod dataplane;
