@@ -299,3 +299,26 @@ fn fuzz_body_holds_on_these_inputs() {
         ipip::fuzzing::packet(&data);
     }
 }
+
+#[test]
+fn encapsulating_in_place_writes_the_same_outer_header_as_encapsulate() {
+    let inner = ipv4(POD_A, POD_B, 63, true, 0x28, 1000);
+    let mut want = Vec::new();
+    let r = encapsulate(&inner, remote(), &tunnel(1500), 9, &mut want).unwrap();
+    assert_eq!(r, Encapsulated::Packet);
+    let mut buf = vec![0u8; OUTER_HEADER_LEN];
+    buf.extend_from_slice(&inner);
+    encapsulate_in_place(&mut buf, remote(), &tunnel(1500), 9).unwrap();
+    assert_eq!(buf, want);
+}
+
+#[test]
+fn encapsulating_in_place_refuses_what_does_not_fit_and_leaves_the_buffer() {
+    let inner = ipv4(POD_A, POD_B, 63, true, 0, 1481);
+    let mut buf = vec![0u8; OUTER_HEADER_LEN];
+    buf.extend_from_slice(&inner);
+    let before = buf.clone();
+    assert!(encapsulate_in_place(&mut buf, remote(), &tunnel(1500), 9).is_err());
+    assert!(encapsulate_in_place(&mut buf[..30], remote(), &tunnel(1500), 9).is_err());
+    assert_eq!(buf, before);
+}
