@@ -15,6 +15,11 @@
 #     no routes of ours in the kernel, so nothing waits for End-of-RIB);
 #   - BIRD 2 as the node: the same BGP session (graceful restart on,
 #     `gateway direct`) and its kernel protocol exporting to the main table.
+# Two cluster shapes, each ROUNDS times:
+#   - "per node": N/2 next hops, so one UPDATE per simulated node (2
+#     prefixes each), as a reflector sends a Calico cluster's blocks;
+#   - "one next hop": the same N prefixes behind a single next hop, packed
+#     810 per UPDATE (a control: the same routes in 13 UPDATEs).
 #
 # Usage, as root:  route-agent/benches/convergence.sh [N=10000] [ROUNDS=3]
 set -euo pipefail
@@ -68,6 +73,7 @@ fresh_pair() {
 # subscribed. Its output goes to $WORK/$1.watch.
 start_watch() {
     local name=$1 protocol=$2
+    : >"$WORK/$name.watch"
     ip netns exec "$PREFIX-$name-node" "$WATCH" watch "$N" "$protocol" >"$WORK/$name.watch" 2>&1 &
     PIDS+=($!)
     until grep -q '^watch: ready' "$WORK/$name.watch"; do
@@ -82,7 +88,7 @@ start_watch() {
 start_routegen() {
     local name=$1
     ip netns exec "$PREFIX-$name-rr" "$ROUTEGEN" --connect $NODE_IP:179 --local-as 64512 \
-        --router-id $RR_IP --count "$N" --next-hop $FIRST_NH --next-hops $NODES \
+        --router-id $RR_IP --count "$N" --next-hop $FIRST_NH --next-hops "$NEXT_HOPS" \
         --start 10.128.0.0 --prefix-len 26 2>"$WORK/$name.routegen" &
     PIDS+=($!)
 }
@@ -174,29 +180,33 @@ BIRD
 }
 
 declare -a ROWS
-for ((r = 1; r <= ROUNDS; r++)); do
-    read -r est first all sent < <(run_agent "$r")
-    ROWS+=("ours|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
-    read -r est first all sent < <(run_bird "$r")
-    ROWS+=("bird|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
+for shape in "per node" "one next hop"; do
+    NEXT_HOPS=$NODES
+    [[ $shape == "one next hop" ]] && NEXT_HOPS=1
+    for ((r = 1; r <= ROUNDS; r++)); do
+        read -r est first all sent < <(run_agent "$r${NEXT_HOPS}")
+        ROWS+=("ours|$shape|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
+        read -r est first all sent < <(run_bird "$r${NEXT_HOPS}")
+        ROWS+=("bird|$shape|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
+    done
 done
-if [[ -f $WORK/last-agent.log ]]; then
-    echo "ours, last round: $(grep -c 'kernel routes reconciled' "$WORK/last-agent.log") reconcile passes that changed routes" >&2
-fi
-
 echo
-echo "$N /26 routes from one iBGP reflector, $NODES next hops (direct routes), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$N /26 routes from one iBGP reflector, direct routes (next hops on the node's /16), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "times in ms from Established (generator's clock = node's clock)"
-printf '| %-34s | %5s | %11s | %14s | %16s |\n' node round "first route" "all $N routes" "generator done"
-printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" ------- ------------- ---------------- ------------------
+printf '| %-36s | %-12s | %5s | %11s | %16s | %14s |\n' node "next hops" round "first route" "all $N routes" "generator done"
+printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..38})" -------------- ------- ------------- ------------------ ----------------
 for row in "${ROWS[@]}"; do
-    IFS='|' read -r who r first all sent <<<"$row"
+    IFS='|' read -r who shape r first all sent <<<"$row"
     label="ours (route-agent run, release)"
     [[ $who == bird ]] && label="BIRD $(bird --version 2>&1 | awk '{print $3}') (BGP + kernel protocol)"
-    printf '| %-34s | %5s | %11s | %14s | %16s |\n' "$label" "$r" "$first" "$all" "$sent"
+    hops=$NODES
+    [[ $shape == "one next hop" ]] && hops=1
+    printf '| %-36s | %-12s | %5s | %11s | %16s | %14s |\n' "$label" "$hops" "$r" "$first" "$all" "$sent"
 done
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-ours=$(for row in "${ROWS[@]}"; do IFS='|' read -r who _ _ all _ <<<"$row"; [[ $who == ours ]] && echo "$all"; done | median)
-bird=$(for row in "${ROWS[@]}"; do IFS='|' read -r who _ _ all _ <<<"$row"; [[ $who == bird ]] && echo "$all"; done | median)
 echo
-echo "median Established → all $N routes: ours $ours ms, BIRD $bird ms; BIRD/ours = $(awk -v o="$ours" -v b="$bird" 'BEGIN {printf "%.2f", b / o}')x"
+for shape in "per node" "one next hop"; do
+    ours=$(for row in "${ROWS[@]}"; do IFS='|' read -r who sh _ _ all _ <<<"$row"; [[ $who == ours && $sh == "$shape" ]] && echo "$all"; done | median)
+    bird=$(for row in "${ROWS[@]}"; do IFS='|' read -r who sh _ _ all _ <<<"$row"; [[ $who == bird && $sh == "$shape" ]] && echo "$all"; done | median)
+    echo "$shape: median Established -> all $N routes: ours $ours ms, BIRD $bird ms; ours/BIRD = $(awk -v o="$ours" -v b="$bird" 'BEGIN {printf "%.2f", o / b}')x (goal: ours <= 100 ms)"
+done

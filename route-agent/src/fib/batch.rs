@@ -420,6 +420,87 @@ impl Netlink {
         }
     }
 
+    /// Dumps a table like [`Netlink::dump`], but hands each message's raw
+    /// type and body (the bytes after the `nlmsghdr`) to `each` instead of
+    /// building message values: the FIB's route dump reads 100,000 routes
+    /// this way without a single allocation per route. `each` folds into a
+    /// state made by `init`, made afresh when an interrupted dump is
+    /// retried.
+    ///
+    /// # Errors
+    /// As [`Netlink::dump`].
+    pub fn dump_with<T>(
+        &mut self,
+        request: RouteNetlinkMessage,
+        init: impl Fn() -> T,
+        mut each: impl FnMut(&mut T, u16, &[u8]),
+    ) -> io::Result<T> {
+        for _ in 0..DUMP_RETRIES {
+            let mut state = init();
+            if !self.dump_raw_once(&request, |kind, body| each(&mut state, kind, body))? {
+                return Ok(state);
+            }
+        }
+        Err(io::Error::other(
+            "netlink dump interrupted by concurrent changes on every try",
+        ))
+    }
+
+    /// One dump; true when the kernel marked it interrupted.
+    fn dump_raw_once(
+        &mut self,
+        request: &RouteNetlinkMessage,
+        mut each: impl FnMut(u16, &[u8]),
+    ) -> io::Result<bool> {
+        const NLMSG_ERROR: u16 = 2;
+        const NLMSG_DONE: u16 = 3;
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        header.sequence_number = seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(request.clone()));
+        packet.finalize();
+        let mut bytes = vec![0; packet.buffer_len()];
+        packet.serialize(&mut bytes);
+        self.socket.send(&bytes, 0)?;
+        let mut interrupted = false;
+        loop {
+            self.receive()?;
+            let mut rest: &[u8] = &self.rx;
+            while let Some(header) = RawHeader::read(rest) {
+                let len = header.length as usize;
+                if len < NLMSG_HDRLEN || len > rest.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("netlink message length {len} in a {}-byte rest", rest.len()),
+                    ));
+                }
+                let body = rest.get(NLMSG_HDRLEN..len).unwrap_or_default();
+                rest = rest.get(align(len)..).unwrap_or_default();
+                if header.sequence != seq {
+                    continue;
+                }
+                interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
+                match header.kind {
+                    NLMSG_DONE => return Ok(interrupted),
+                    NLMSG_ERROR => {
+                        // struct nlmsgerr: a negative errno, then the
+                        // request's header; 0 would be an ACK.
+                        let code = body
+                            .get(..4)
+                            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                            .map_or(0, i32::from_ne_bytes);
+                        if code != 0 {
+                            return Err(io::Error::from_raw_os_error(code.saturating_neg()));
+                        }
+                    }
+                    kind => each(kind, body),
+                }
+            }
+        }
+    }
+
     /// Receives one datagram into `rx`.
     fn receive(&mut self) -> io::Result<()> {
         self.rx.clear();
@@ -434,6 +515,38 @@ impl Netlink {
             )));
         }
         Ok(())
+    }
+}
+
+/// The fields of a `struct nlmsghdr` (native endian).
+struct RawHeader {
+    length: u32,
+    kind: u16,
+    flags: u16,
+    sequence: u32,
+}
+
+impl RawHeader {
+    /// The header at the start of `bytes`, if 16 bytes are there.
+    fn read(bytes: &[u8]) -> Option<Self> {
+        let u32_at = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_ne_bytes)
+        };
+        let u16_at = |at: usize| {
+            bytes
+                .get(at..at + 2)
+                .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                .map(u16::from_ne_bytes)
+        };
+        Some(Self {
+            length: u32_at(0)?,
+            kind: u16_at(4)?,
+            flags: u16_at(6)?,
+            sequence: u32_at(8)?,
+        })
     }
 }
 

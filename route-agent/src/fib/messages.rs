@@ -229,6 +229,80 @@ impl KernelRoute {
         })
     }
 
+    /// Reads the body of a dumped `RTM_NEWROUTE` (`struct rtmsg` and its
+    /// attributes, the bytes after the `nlmsghdr`) of any protocol and
+    /// table, straight from the bytes: exactly what [`KernelRoute::parse`]
+    /// reads from the message value (a test holds the two together), with
+    /// the route's protocol and table (`RTA_TABLE` when present).
+    ///
+    /// `None` for a route that is not IPv4 or IPv6, and for malformed
+    /// bytes.
+    pub fn parse_bytes(body: &[u8]) -> Option<(u8, u32, Self)> {
+        const RTA_MULTIPATH: u16 = 9;
+        const RTA_TABLE: u16 = 15;
+        let [
+            family,
+            dst_len,
+            _src_len,
+            tos,
+            table,
+            protocol,
+            _scope,
+            kind,
+        ] = *body.first_chunk::<8>()?;
+        let flags = u32_of(body.get(8..12)?)?;
+        let mut table = u32::from(table);
+        let mut dst_addr = None;
+        let mut gateway = None;
+        let mut oif = None;
+        let mut priority = 0;
+        let mut mtu = None;
+        let mut multipath = false;
+        for (kind, value) in attributes(body.get(12..)?) {
+            match kind {
+                RTA_DST => dst_addr = address(value),
+                RTA_GATEWAY => gateway = address(value),
+                RTA_OIF => oif = Some(u32_of(value)?),
+                RTA_PRIORITY => priority = u32_of(value)?,
+                RTA_MULTIPATH => multipath = true,
+                RTA_TABLE => table = u32_of(value)?,
+                RTA_METRICS => {
+                    mtu = attributes(value)
+                        .find(|(k, _)| *k == RTAX_MTU)
+                        .and_then(|(_, v)| u32_of(v));
+                }
+                _ => {}
+            }
+        }
+        let dst = match (i32::from(family), dst_addr) {
+            (libc::AF_INET, Some(ip @ IpAddr::V4(_)))
+            | (libc::AF_INET6, Some(ip @ IpAddr::V6(_))) => IpNetwork::new(ip, dst_len).ok()?,
+            (libc::AF_INET, None) => IpNetwork::new(IpAddr::from([0u8; 4]), 0).ok()?,
+            (libc::AF_INET6, None) => IpNetwork::new(IpAddr::from([0u16; 8]), 0).ok()?,
+            _ => return None,
+        };
+        let shape = match (kind, gateway, oif) {
+            (RTN_BLACKHOLE, _, _) => RouteShape::Blackhole,
+            (RTN_UNICAST, Some(via), Some(oif)) if !multipath => RouteShape::Gateway {
+                via,
+                oif,
+                onlink: flags & RTNH_F_ONLINK != 0,
+                mtu,
+            },
+            _ => RouteShape::Foreign,
+        };
+        Some((
+            protocol,
+            table,
+            Self {
+                dst,
+                priority,
+                tos,
+                shape,
+            },
+        ))
+    }
+
     /// The route in `ip route` syntax, devices named from `links`.
     pub fn display<'a>(&'a self, links: &'a Links) -> impl fmt::Display + 'a {
         DisplayKernelRoute { route: self, links }
@@ -391,6 +465,32 @@ const RT_SCOPE_NOWHERE: u8 = 255;
 pub const NEW_ROUTE: u16 = RTM_NEWROUTE;
 /// The netlink message type [`emit_del_route`] writes (`RTM_DELROUTE`).
 pub const DEL_ROUTE: u16 = RTM_DELROUTE;
+
+/// The attributes (`struct rtattr`: length, type, value, padded to 4) in
+/// `bytes`, as (type without the nested and byte-order flags, value); a
+/// truncated or malformed tail ends them.
+fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = usize::from(u16::from_ne_bytes(*bytes.first_chunk::<2>()?));
+        let kind = u16::from_ne_bytes(bytes.get(2..4)?.try_into().ok()?) & 0x3fff;
+        let value = bytes.get(4..len)?;
+        bytes = bytes.get(len.next_multiple_of(4)..).unwrap_or_default();
+        Some((kind, value))
+    })
+}
+
+/// An address attribute's value: 4 bytes IPv4, 16 bytes IPv6.
+fn address(value: &[u8]) -> Option<IpAddr> {
+    match value.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(value).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(value).ok()?)),
+        _ => None,
+    }
+}
+
+fn u32_of(value: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(value.get(..4)?.try_into().ok()?))
+}
 
 /// Appends `struct rtmsg` (12 bytes) for a main-table route to `dst`.
 fn emit_header(
@@ -621,6 +721,82 @@ mod tests {
                 emit_del_route(&mut bytes, &route, 98);
                 assert_eq!(bytes, expected, "del {dst} {shape:?}");
             }
+        }
+    }
+
+    /// The byte reader against the message-value reader, on every shape in
+    /// both families, with and without a metric, TOS and `RTA_TABLE`, and on
+    /// a multipath route.
+    #[test]
+    fn byte_reader_reads_what_the_value_reader_reads() {
+        use netlink_packet_route::route::RouteNextHop;
+        let mut messages = Vec::new();
+        for (dst, via) in [("10.244.3.0/26", "10.0.0.6"), ("fd00:1::/122", "fd00::1")] {
+            let dst: IpNetwork = dst.parse().expect("prefix");
+            let via: IpAddr = via.parse().expect("ip");
+            for shape in [
+                RouteShape::Blackhole,
+                RouteShape::Gateway {
+                    via,
+                    oif: 2,
+                    onlink: true,
+                    mtu: Some(1440),
+                },
+                RouteShape::Gateway {
+                    via,
+                    oif: 3,
+                    onlink: false,
+                    mtu: None,
+                },
+            ] {
+                let plain = new_route(&dst, &shape, 98);
+                let mut keyed = del_route(
+                    &KernelRoute {
+                        dst,
+                        priority: 50,
+                        tos: 8,
+                        shape,
+                    },
+                    12,
+                );
+                keyed.header.kind = plain.header.kind;
+                keyed.attributes.push(RouteAttribute::Table(1000));
+                let mut multipath = plain.clone();
+                multipath
+                    .attributes
+                    .push(RouteAttribute::MultiPath(vec![RouteNextHop::default()]));
+                messages.extend([plain, keyed, multipath]);
+            }
+        }
+        let mut default = new_route(
+            &"0.0.0.0/0".parse().expect("prefix"),
+            &RouteShape::Blackhole,
+            98,
+        );
+        default
+            .attributes
+            .retain(|a| !matches!(a, RouteAttribute::Destination(_)));
+        messages.push(default);
+        for message in &messages {
+            let mut bytes = vec![0; message.buffer_len()];
+            message.emit(&mut bytes);
+            let protocol = u8::from(message.header.protocol);
+            let table = route_table(message);
+            // The value reader reads only main-table routes: the one in
+            // table 1000 is read as if it were in the main table.
+            let expected = KernelRoute::parse(message, protocol, MAIN_TABLE)
+                .or_else(|| {
+                    let mut main = message.clone();
+                    main.attributes
+                        .retain(|a| !matches!(a, RouteAttribute::Table(_)));
+                    KernelRoute::parse(&main, protocol, MAIN_TABLE)
+                })
+                .expect("an IPv4 or IPv6 route");
+            assert_eq!(
+                KernelRoute::parse_bytes(&bytes),
+                Some((protocol, table, expected)),
+                "{message:?}"
+            );
         }
     }
 

@@ -18,7 +18,7 @@
 //! - everything else is left alone, counted as unchanged: a restart with
 //!   the same plan sends nothing at all.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::io;
 
 use ipnetwork::IpNetwork;
@@ -148,26 +148,29 @@ impl Fib {
     /// Our main-table routes, and the keys (destination, metric) of the
     /// main-table routes of every other protocol.
     fn scan(&mut self) -> io::Result<(Vec<KernelRoute>, HashSet<RouteKey>)> {
-        // AF_UNSPEC: every family in one dump.
-        let messages = self
-            .netlink
-            .dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))?;
-        let mut ours = Vec::new();
-        let mut others = HashSet::new();
-        for message in &messages {
-            let RouteNetlinkMessage::NewRoute(route) = message else {
-                continue;
-            };
-            if let Some(route) = KernelRoute::parse(route, self.protocol, MAIN_TABLE) {
-                ours.push(route);
-            } else if messages::route_table(route) == u32::from(MAIN_TABLE) {
-                let protocol = u8::from(route.header.protocol);
-                if let Some(other) = KernelRoute::parse(route, protocol, MAIN_TABLE) {
-                    others.insert((other.dst, other.priority));
+        /// `RTM_NEWROUTE`: what a route dump is made of.
+        const NEW_ROUTE: u16 = messages::NEW_ROUTE;
+        let protocol = self.protocol;
+        // AF_UNSPEC: every family in one dump, read from the bytes (a
+        // resync of 100,000 routes builds no message values).
+        self.netlink.dump_with(
+            RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+            || (Vec::new(), HashSet::new()),
+            |(ours, others): &mut (Vec<KernelRoute>, HashSet<RouteKey>), kind, body| {
+                if kind != NEW_ROUTE {
+                    return;
                 }
-            }
-        }
-        Ok((ours, others))
+                let Some((owner, table, route)) = KernelRoute::parse_bytes(body) else {
+                    return;
+                };
+                if table != u32::from(MAIN_TABLE) {
+                } else if owner == protocol {
+                    ours.push(route);
+                } else {
+                    others.insert((route.dst, route.priority));
+                }
+            },
+        )
     }
 
     /// Makes the kernel's routes of our protocol exactly `desired`, touching
@@ -182,22 +185,31 @@ impl Fib {
     /// Only when netlink itself fails (the socket, a dump, lost replies).
     pub fn reconcile(&mut self, desired: &[DesiredRoute]) -> io::Result<Reconciled> {
         let links = self.links()?;
-        let mut installed: HashMap<IpNetwork, Vec<KernelRoute>> = HashMap::new();
-        let (ours, others) = self.scan()?;
-        for route in ours {
-            installed.entry(route.dst).or_default().push(route);
-        }
-        let wanted: BTreeMap<IpNetwork, usize> = desired
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.dst, i))
-            .collect();
+        let (mut installed, others) = self.scan()?;
+        // Both sides sorted by destination and walked together: no map
+        // is built per pass (a pass runs on every kernel route change).
+        // The sort is stable, so a destination's routes keep the kernel's
+        // order.
+        installed.sort_by_key(|r| r.dst);
+        let mut wanted: Vec<usize> = (0..desired.len()).collect();
+        // By destination, and for a destination given twice the last one
+        // first, which `dedup` keeps: the last one wins.
+        wanted.sort_unstable_by(|&a, &b| desired[a].dst.cmp(&desired[b].dst).then(b.cmp(&a)));
+        wanted.dedup_by_key(|&mut i| desired[i].dst);
+        let mut rest = installed.as_slice();
 
         let mut out = Reconciled::default();
         let mut changes = Vec::new();
         let mut deletes = Vec::new();
-        for (dst, &index) in &wanted {
-            let current = installed.remove(dst).unwrap_or_default();
+        for &index in &wanted {
+            let dst = &desired[index].dst;
+            // Ours below this destination are not planned: deleted.
+            let below = rest.partition_point(|r| r.dst < *dst);
+            let (unplanned, from_here) = rest.split_at(below);
+            deletes.extend_from_slice(unplanned);
+            let here = from_here.partition_point(|r| r.dst == *dst);
+            let (current, after) = from_here.split_at(here);
+            rest = after;
             let op = if current.is_empty() {
                 RouteOp::Add
             } else {
@@ -233,7 +245,7 @@ impl Fib {
             let keep = current
                 .iter()
                 .position(|k| k.shape == shape && k.priority == priority && k.tos == 0);
-            for (i, route) in current.into_iter().enumerate() {
+            for (i, route) in current.iter().enumerate() {
                 // The one we keep, and the one at our metric that the
                 // replace below overwrites in place, stay.
                 if Some(i) == keep
@@ -241,7 +253,7 @@ impl Fib {
                 {
                     continue;
                 }
-                deletes.push(route);
+                deletes.push(route.clone());
             }
             if keep.is_some() {
                 out.stats.unchanged += 1;
@@ -252,7 +264,8 @@ impl Fib {
                 });
             }
         }
-        deletes.extend(installed.into_values().flatten());
+        // Ours above the last planned destination.
+        deletes.extend_from_slice(rest);
         changes.extend(deletes.into_iter().map(|route| Change {
             op: RouteOp::Delete,
             route: Route::Kernel(route),
