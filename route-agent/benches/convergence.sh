@@ -22,6 +22,7 @@
 #     810 per UPDATE (a control: the same routes in 13 UPDATEs).
 #
 # Usage, as root:  route-agent/benches/convergence.sh [N=10000] [ROUNDS=3]
+# (AGENT=/path/to/route-agent measures another build of the agent.)
 set -euo pipefail
 
 N=${1:-10000}
@@ -30,7 +31,7 @@ NODES=$((N / 2))
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 (cd "$ROOT" && cargo build --release --quiet -p route-agent --bin route-agent --example fib_install)
 (cd "$ROOT" && cargo build --release --quiet -p podroute-examples --example routegen)
-AGENT=$ROOT/target/release/route-agent
+AGENT=${AGENT:-$ROOT/target/release/route-agent}
 WATCH=$ROOT/target/release/examples/fib_install
 ROUTEGEN=$ROOT/target/release/examples/routegen
 WORK=$(mktemp -d)
@@ -146,7 +147,7 @@ YAML
     finish "$name" "$watch_pid"
     kill "$rg_pid" "$agent_pid" 2>/dev/null || true
     wait "$agent_pid" 2>/dev/null || true
-    cp "$WORK/$name.log" "$WORK/last-agent.log"
+    echo "  $name: $(grep -c 'kernel routes reconciled' "$WORK/$name.log") reconcile passes that changed routes" >&2
     if [[ -n ${KEEP_LOG:-} ]]; then cp "$WORK/$name.log" "$KEEP_LOG"; fi
 }
 
@@ -204,9 +205,17 @@ for row in "${ROWS[@]}"; do
     printf '| %-36s | %-12s | %5s | %11s | %16s | %14s |\n' "$label" "$hops" "$r" "$first" "$all" "$sent"
 done
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+# The "all N" column of the rows of one node and shape.
+column() {
+    local row who sh all
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r who sh _ _ all _ <<<"$row"
+        if [[ $who == "$1" && $sh == "$2" ]]; then echo "$all"; fi
+    done
+}
 echo
 for shape in "per node" "one next hop"; do
-    ours=$(for row in "${ROWS[@]}"; do IFS='|' read -r who sh _ _ all _ <<<"$row"; [[ $who == ours && $sh == "$shape" ]] && echo "$all"; done | median)
-    bird=$(for row in "${ROWS[@]}"; do IFS='|' read -r who sh _ _ all _ <<<"$row"; [[ $who == bird && $sh == "$shape" ]] && echo "$all"; done | median)
+    ours=$(column ours "$shape" | median)
+    bird=$(column bird "$shape" | median)
     echo "$shape: median Established -> all $N routes: ours $ours ms, BIRD $bird ms; ours/BIRD = $(awk -v o="$ours" -v b="$bird" 'BEGIN {printf "%.2f", o / b}')x (goal: ours <= 100 ms)"
 done
