@@ -11,6 +11,9 @@
 //! the underlay (one per inner datagram), however the TUN device batched
 //! them. `--no-offload` opens the TUN device without offloads (one plain
 //! packet per read and write: slower, for comparison and old kernels).
+//! The environment variable `IPIP_SPIN_US` sets how long the forwarding
+//! thread keeps polling after traffic before it sleeps (default 50; 0
+//! turns spinning off).
 //!
 //! `kernel-setup` instead uses the kernel backend ([`ipip::kernel`]): it
 //! makes the kernel's IPIP device exist, be up, have its MTU and carry
