@@ -25,7 +25,6 @@ use std::process::ExitCode;
 
 use ipip::kernel::{KernelError, TunnelConfig, ensure_tunnel};
 use ipip::userspace::{Config, Dataplane};
-use tokio::signal::unix::{SignalKind, signal};
 
 const USAGE: &str =
     "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload]
@@ -143,25 +142,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
 }
 
 async fn run(config: Config) -> Result<(), String> {
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut usr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
     let mut dp = Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
-    let counters = dp.counters();
     println!(
         "ready device={} local={} offload={}",
         config.device, config.local, config.offload
     );
-    let result = loop {
-        tokio::select! {
-            _ = term.recv() => break Ok(()),
-            _ = int.recv() => break Ok(()),
-            _ = usr1.recv() => println!("{counters}--"),
-            r = dp.wait() => break r.map_err(|e| e.to_string()),
-        }
-    };
-    println!("{counters}--");
-    result
+    dp.run_until_signal(|counters| println!("{counters}--"))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -219,6 +219,27 @@ impl Dataplane {
             None => Err(Error::Io(io::Error::other("forwarding thread gone"))),
         }
     }
+
+    /// Forwards until SIGTERM or SIGINT (`Ok`) or until forwarding fails;
+    /// on SIGUSR1, and once at the end, hands the counters to `report`.
+    /// The body of a tunnel process (`ipip-tunnel`, `route-agent tunnel`).
+    pub async fn run_until_signal(&mut self, report: impl Fn(&Counters)) -> Result<(), Error> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let counters = self.counters();
+        let result = loop {
+            tokio::select! {
+                _ = term.recv() => break Ok(()),
+                _ = int.recv() => break Ok(()),
+                _ = usr1.recv() => report(&counters),
+                r = self.wait() => break r,
+            }
+        };
+        report(&counters);
+        result
+    }
 }
 
 impl Drop for Dataplane {

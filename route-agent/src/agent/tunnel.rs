@@ -257,22 +257,11 @@ fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
 /// `route-agent tunnel`: runs the userspace data plane until SIGTERM or
 /// SIGINT; SIGUSR1 prints the counters (also printed at exit).
 pub async fn run_userspace(config: ipip::userspace::Config) -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut usr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
     let mut dataplane =
         ipip::userspace::Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
-    let counters = dataplane.counters();
-    tracing::info!(device = %config.device, local = %config.local, "userspace tunnel forwarding");
-    let result = loop {
-        tokio::select! {
-            _ = term.recv() => break Ok(()),
-            _ = int.recv() => break Ok(()),
-            _ = usr1.recv() => eprintln!("{counters}"),
-            r = dataplane.wait() => break r.map_err(|e| e.to_string()),
-        }
-    };
-    eprintln!("{counters}");
-    result
+    tracing::info!(device = %config.device, local = %config.local, offload = config.offload, "userspace tunnel forwarding");
+    dataplane
+        .run_until_signal(|counters| eprintln!("{counters}"))
+        .await
+        .map_err(|e| e.to_string())
 }
