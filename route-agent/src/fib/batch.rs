@@ -161,8 +161,9 @@ pub struct RouteError {
 pub enum AckMode {
     /// Only the last request of each batch: its reply closes the batch (the
     /// kernel handles a batch in order). Measured here on 100,000 routes,
-    /// 0.44 s against 0.67 s for [`AckMode::EveryRequest`]: one reply and
-    /// one `recv` per batch instead of per route.
+    /// 0.35 s against 0.45 s for [`AckMode::EveryRequest`]
+    /// (`benches/README.md`): one reply and one `recv` per batch instead of
+    /// per route.
     #[default]
     LastOfBatch,
     /// Every request: one reply per route, successes included.

@@ -326,7 +326,8 @@ impl Fib {
 /// wide) again and again (`resize` was 31% of the install's samples in
 /// `perf`). Spread over the key space from the start, the upper nodes reach
 /// their final width early. Measured on 100,000 /26 routes
-/// (`benches/README.md`): 0.41–0.45 s sorted, 0.32 s in this order.
+/// (`benches/fib_kernel.sh`, `benches/README.md`): 0.37 s of CPU sorted,
+/// 0.30 s in this order.
 /// Requests for distinct keys are independent, and every change has its
 /// own key, so the order does not change the outcome.
 fn spread(len: usize) -> impl Iterator<Item = usize> {
