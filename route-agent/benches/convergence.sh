@@ -70,6 +70,12 @@ fresh_pair() {
     done
 }
 
+# Deletes a finished run's namespaces (the EXIT trap tries again, quietly).
+drop_pair() {
+    ip netns del "$PREFIX-$1-node" 2>/dev/null || true
+    ip netns del "$PREFIX-$1-rr" 2>/dev/null || true
+}
+
 # Starts the listener in the node namespace and waits until it is
 # subscribed. Its output goes to $WORK/$1.watch.
 start_watch() {
@@ -94,8 +100,10 @@ start_routegen() {
     PIDS+=($!)
 }
 
-# Waits (up to 60 s) for the listener to see all N, then prints
-# "established_ns first_ns all_ns sent_ns".
+# Waits (up to 60 s) for the listener to see all N, then sets RESULT to
+# "established_ns first_ns all_ns sent_ns". (No subshells anywhere: the
+# namespaces and processes a run makes must land in this shell's arrays,
+# which the EXIT trap cleans up.)
 finish() {
     local name=$1 pid=$2
     for _ in $(seq 6000); do
@@ -113,13 +121,13 @@ finish() {
     sent=$(sed -n 's/^routegen: sent .* at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen")
     first=$(sed -n 's/^watch: first_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
     all=$(sed -n 's/^watch: .* all_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
-    echo "$est $first $all ${sent:-0}"
+    RESULT="$est $first $all ${sent:-0}"
 }
 
 ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1e6}'; }
 
 run_agent() {
-    local name=agent$1
+    local name=agent-$1
     fresh_pair "$name"
     cat >"$WORK/$name.yaml" <<YAML
 node:
@@ -146,13 +154,14 @@ YAML
     local rg_pid=${PIDS[-1]}
     finish "$name" "$watch_pid"
     kill "$rg_pid" "$agent_pid" 2>/dev/null || true
-    wait "$agent_pid" 2>/dev/null || true
+    wait "$rg_pid" "$agent_pid" 2>/dev/null || true
+    drop_pair "$name"
     echo "  $name: $(grep -c 'kernel routes reconciled' "$WORK/$name.log") reconcile passes that changed routes" >&2
     if [[ -n ${KEEP_LOG:-} ]]; then cp "$WORK/$name.log" "$KEEP_LOG"; fi
 }
 
 run_bird() {
-    local name=bird$1
+    local name=bird-$1
     fresh_pair "$name"
     cat >"$WORK/$name.conf" <<BIRD
 router id $NODE_IP;
@@ -176,8 +185,10 @@ BIRD
     local rg_pid=${PIDS[-1]}
     finish "$name" "$watch_pid"
     kill "$rg_pid" 2>/dev/null || true
+    wait "$rg_pid" 2>/dev/null || true
     kill "$(cat "$WORK/bird.pid")" 2>/dev/null || true
     rm -f "$WORK/bird.pid"
+    drop_pair "$name"
 }
 
 declare -a ROWS
@@ -185,9 +196,11 @@ for shape in "per node" "one next hop"; do
     NEXT_HOPS=$NODES
     [[ $shape == "one next hop" ]] && NEXT_HOPS=1
     for ((r = 1; r <= ROUNDS; r++)); do
-        read -r est first all sent < <(run_agent "$r${NEXT_HOPS}")
+        run_agent "r$r-h$NEXT_HOPS"
+        read -r est first all sent <<<"$RESULT"
         ROWS+=("ours|$shape|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
-        read -r est first all sent < <(run_bird "$r${NEXT_HOPS}")
+        run_bird "r$r-h$NEXT_HOPS"
+        read -r est first all sent <<<"$RESULT"
         ROWS+=("bird|$shape|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
     done
 done
