@@ -9,13 +9,17 @@
 #     request per route; the time includes BIRD parsing its config), if
 #     `bird` is installed (Debian package bird2).
 #
-# Usage, as root:  route-agent/benches/fib_install.sh [N=100000] [via|blackhole]
+# Usage, as root:  route-agent/benches/fib_install.sh [N=100000] [via|blackhole] [HOPS=1]
 #   via:       B via 10.66.0.6 dev veth0 onlink   (the direct-route shape)
 #   blackhole: blackhole B
+#   HOPS > 1 (with via): the routes go through HOPS gateways 10.66.1.0, …,
+#              each taking a run of consecutive routes (a cluster's nodes:
+#              `10000 via 5000` is two blocks per node)
 set -euo pipefail
 
 N=${1:-100000}
 KIND=${2:-via}
+HOPS=${3:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 (cd "$ROOT" && cargo build --release --quiet -p route-agent --example fib_install)
 BIN=$ROOT/target/release/examples/fib_install
@@ -64,7 +68,7 @@ declare -a NAMES SECONDS_TAKEN
 # ours, both ACK modes
 for ack in last every; do
     fresh_ns "ours-$ack"
-    out=$(ip netns exec "$PREFIX-ours-$ack" "$BIN" install "$N" "$KIND" "$ack")
+    out=$(ip netns exec "$PREFIX-ours-$ack" "$BIN" install "$N" "$KIND" "$ack" "$HOPS")
     echo "ours ($ack): $out" | sed 's/^/  /' >&2
     check_count "$PREFIX-ours-$ack" 98 "ours ($ack)"
     NAMES+=("ours, batched netlink (ACK: $ack)")
@@ -73,7 +77,7 @@ done
 
 # ip -batch
 fresh_ns ipbatch
-"$BIN" ip-batch "$N" "$KIND" >"$WORK/routes.batch"
+"$BIN" ip-batch "$N" "$KIND" last "$HOPS" >"$WORK/routes.batch"
 t0=$(now)
 ip -n "$PREFIX-ipbatch" -batch "$WORK/routes.batch"
 t1=$(now)
@@ -89,7 +93,7 @@ if command -v bird >/dev/null && command -v birdc >/dev/null; then
         echo "protocol device {}"
         echo "protocol kernel kernfib { ipv4 { export all; import none; }; }"
         echo "protocol static pods { ipv4;"
-        "$BIN" bird "$N" "$KIND"
+        "$BIN" bird "$N" "$KIND" last "$HOPS"
         echo "}"
     } >"$WORK/bird.conf"
     # BIRD counts a route as exported before its kernel protocol writes it,
@@ -111,7 +115,7 @@ fi
 
 ours=${SECONDS_TAKEN[0]}
 echo
-echo "$N IPv4 /26 routes ($KIND) into an empty main table, $(uname -r), $(nproc) cores"
+echo "$N IPv4 /26 routes ($KIND, $HOPS gateway(s)) into an empty main table, $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| %-45s | %8s | %10s | %16s |\n' method seconds routes/s "time vs ours"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..47})" "----------" "------------" "------------------"
 for i in "${!NAMES[@]}"; do

@@ -5,6 +5,7 @@
 //! ```text
 //! fib_install install 100000 via        # time a reconcile into an empty table
 //! fib_install install 100000 via every  # the same, NLM_F_ACK on every request
+//! fib_install install 10000 via last 5000  # through 5,000 gateways, 2 routes each
 //! fib_install raw 100000 sorted         # the requests alone, no reconciler,
 //! fib_install raw 100000 spread         #   in destination or spread order,
 //! fib_install raw 100000 spread 1       #   or through nexthop object 1
@@ -42,14 +43,23 @@ use route_agent::planner::{DesiredRoute, RouteKind};
 
 const GATEWAY: [u8; 4] = [10, 66, 0, 6];
 
-fn routes(count: u32, via: bool) -> Vec<DesiredRoute> {
+/// `count` consecutive /26 routes; with `via`, through `hops` gateways
+/// (one: 10.66.0.6; more: 10.66.1.0, 10.66.1.1, …, each taking a run of
+/// consecutive routes, as a cluster's nodes each have their blocks).
+fn routes(count: u32, via: bool, hops: u32) -> Vec<DesiredRoute> {
     let base = u32::from_be_bytes([10, 128, 0, 0]);
+    let first_hop = u32::from_be_bytes([10, 66, 1, 0]);
     (0..count)
         .map(|i| DesiredRoute {
             dst: IpNetwork::V4(Ipv4Network::new((base + (i << 6)).into(), 26).expect("/26")),
             kind: if via {
                 RouteKind::Direct {
-                    via: GATEWAY.into(),
+                    via: if hops <= 1 {
+                        GATEWAY.into()
+                    } else {
+                        let hop = u64::from(i) * u64::from(hops) / u64::from(count);
+                        std::net::Ipv4Addr::from(first_hop + hop as u32).into()
+                    },
                     dev: "veth0".into(),
                 }
             } else {
@@ -61,7 +71,7 @@ fn routes(count: u32, via: bool) -> Vec<DesiredRoute> {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: fib_install install|ip-batch|bird COUNT blackhole|via [last|every]\n       \
+        "usage: fib_install install|ip-batch|bird COUNT blackhole|via [last|every [HOPS]]\n       \
          fib_install raw COUNT sorted|spread [NHID]\n       \
          fib_install watch COUNT PROTOCOL"
     );
@@ -103,7 +113,7 @@ fn main() -> ExitCode {
             Some(Ok(id)) => Some(id),
             Some(Err(_)) => return usage(),
         };
-        raw(&routes(count, true), spread, nhid)
+        raw(&routes(count, true, 1), spread, nhid)
     } else {
         let via = match kind.as_str() {
             "via" => true,
@@ -121,7 +131,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let plan = routes(count, via);
+        let hops = match args.get(5).map(|a| a.parse::<u32>()) {
+            None => 1,
+            Some(Ok(hops)) if hops >= 1 => hops,
+            Some(_) => return usage(),
+        };
+        let plan = routes(count, via, hops);
         match mode.as_str() {
             "install" => install(&plan, ack),
             "ip-batch" => print_ip_batch(&plan),
