@@ -23,11 +23,13 @@
 //! is about 90% of our time (3 µs per route inside `sendmsg` in `perf`), so
 //! what is left is choosing what the kernel does: requests go out in a
 //! spread (bit-reversed) order, which spares the kernel's trie most of its
-//! resizing (0.37 → 0.30 s of CPU), and route bodies are written straight
-//! into the batch. Nexthop objects (`RTA_NH_ID`) would cut another 0.1 s,
-//! and much more with many distinct next hops (the kernel's `fib_info`
-//! lookup does not hash the gateway), but they change what `ip route`
-//! shows and how a route is owned: not used.
+//! resizing (0.37 → 0.30 s of CPU), grouped by next hop, which spares its
+//! `fib_info` lookup when there are many (10,000 routes via 5,000 gateways:
+//! 0.57 → 0.29 s), and route bodies are written straight into the batch.
+//! Nexthop objects (`RTA_NH_ID`) would cut another 0.1 s, and much more
+//! with many distinct next hops (the kernel's `fib_info` hash leaves the
+//! gateway out), but they change what `ip route` shows and how a route is
+//! owned: not used.
 //!
 //! # Ownership
 //!
