@@ -164,7 +164,9 @@ impl Fib {
                     return;
                 };
                 if table != u32::from(MAIN_TABLE) {
-                } else if owner == protocol {
+                    return;
+                }
+                if owner == protocol {
                     ours.push(route);
                 } else {
                     others.insert((route.dst, route.priority));
