@@ -129,6 +129,16 @@ impl RouteStream {
         }
         self.rx.recv().await
     }
+
+    /// A batch that is already waiting, without waiting for one: a consumer
+    /// that plans once per burst takes every waiting batch after
+    /// [`RouteStream::recv_batch`] returns.
+    pub fn try_recv_batch(&mut self) -> Option<Vec<RouteChange>> {
+        if !self.buffered.is_empty() {
+            return Some(self.buffered.drain(..).collect());
+        }
+        self.rx.try_recv().ok()
+    }
 }
 
 /// A peer's state, for status output (`birdc show protocols`,

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::time::SystemTime;
 
@@ -25,8 +26,10 @@ pub enum FibWork {
 }
 
 /// Starts the thread; nothing is applied before the first
-/// [`FibWork::Plan`] (graceful restart may be holding it back).
-pub fn spawn(protocol: u8, state: Arc<AgentState>) -> Sender<FibWork> {
+/// [`FibWork::Plan`] (graceful restart may be holding it back). The FIB
+/// socket's netlink port id goes into `port`, so the monitor can tell our
+/// own changes' notifications from everyone else's.
+pub fn spawn(protocol: u8, state: Arc<AgentState>, port: Arc<AtomicU32>) -> Sender<FibWork> {
     let (tx, rx) = channel::<FibWork>();
     std::thread::spawn(move || {
         let mut fib = match Fib::open(protocol) {
@@ -37,6 +40,9 @@ pub fn spawn(protocol: u8, state: Arc<AgentState>) -> Sender<FibWork> {
                 return;
             }
         };
+        if let Ok(id) = fib.port_id() {
+            port.store(id, Ordering::Relaxed);
+        }
         let mut current: Option<Vec<DesiredRoute>> = None;
         while let Ok(first) = rx.recv() {
             for w in std::iter::once(first).chain(rx.try_iter()) {

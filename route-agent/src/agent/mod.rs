@@ -350,9 +350,10 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     let admin = tokio::spawn(crate::admin::serve(admin_listener, state.clone()));
     // The tunnel device must exist before routes through it are installed.
     ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
-    let fib = fib_thread::spawn(config.route_protocol, state.clone());
+    let fib_port = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let fib = fib_thread::spawn(config.route_protocol, state.clone(), fib_port.clone());
     let node_changed = Arc::new(tokio::sync::Notify::new());
-    monitor::spawn(fib.clone(), node_changed.clone());
+    monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
     let mut planner = Planner {
         node: node.local_node(&config),
         pools: config.pools(),
@@ -382,12 +383,18 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     loop {
         tokio::select! {
             batch = routes.recv_batch() => {
-                let Some(batch) = batch else { return Ok(()) };
-                for change in &batch {
-                    planner.apply(change);
-                    if let RouteChange::EndOfRib { peer, family: Family::Ipv4Unicast } = change {
-                        waiting_for.remove(peer);
+                let Some(first) = batch else { return Ok(()) };
+                // Plan once per burst: take every batch already waiting (a
+                // table of one UPDATE per node arrives as thousands).
+                let mut next = Some(first);
+                while let Some(batch) = next {
+                    for change in &batch {
+                        planner.apply(change);
+                        if let RouteChange::EndOfRib { peer, family: Family::Ipv4Unicast } = change {
+                            waiting_for.remove(peer);
+                        }
                     }
+                    next = routes.try_recv_batch();
                 }
                 if !synced && waiting_for.is_empty() {
                     tracing::info!("every peer sent End-of-RIB: routes in sync");

@@ -10,6 +10,7 @@
 //! Lost notifications (`ENOBUFS`) count as both.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
 
 use tokio::sync::Notify;
@@ -39,16 +40,23 @@ pub struct Touched {
 }
 
 /// Classifies the netlink messages in `datagram` by their header type
-/// (`nlmsg_len` at bytes 0..4, `nlmsg_type` at 4..6, native endian). A
+/// (`nlmsg_len` at bytes 0..4, `nlmsg_type` at 4..6, `nlmsg_pid` at
+/// 12..16, native endian). Route changes made through netlink port
+/// `ours` (the FIB's socket; 0 for none) are left out: they are the plan
+/// being applied, and re-checking each would cost a dump per batch. A
 /// truncated tail is ignored.
-pub fn classify(datagram: &[u8]) -> Touched {
+pub fn classify(datagram: &[u8], ours: u32) -> Touched {
     let mut touched = Touched::default();
     let mut rest = datagram;
     while let (Some(len), Some(kind)) = (rest.get(0..4), rest.get(4..6)) {
         let len = u32::from_ne_bytes([len[0], len[1], len[2], len[3]]) as usize;
         let kind = u16::from_ne_bytes([kind[0], kind[1]]);
+        let pid = rest
+            .get(12..16)
+            .map_or(0, |p| u32::from_ne_bytes([p[0], p[1], p[2], p[3]]));
+        let by_us = ours != 0 && pid == ours;
         match kind {
-            RTM_NEWROUTE | RTM_DELROUTE => touched.routes = true,
+            RTM_NEWROUTE | RTM_DELROUTE if !by_us => touched.routes = true,
             RTM_NEWLINK..=RTM_DELADDR => touched.node = true,
             _ => {}
         }
@@ -59,9 +67,10 @@ pub fn classify(datagram: &[u8]) -> Touched {
     touched
 }
 
-/// Starts the watcher thread. Route changes go to the FIB thread, link and
-/// address changes wake `node_changed`.
-pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>) {
+/// Starts the watcher thread. Route changes (but those the FIB socket
+/// with port id `fib_port` made) go to the FIB thread, link and address
+/// changes wake `node_changed`.
+pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>, fib_port: Arc<AtomicU32>) {
     std::thread::spawn(move || {
         let socket =
             netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).and_then(|mut s| {
@@ -83,7 +92,10 @@ pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let touched = match socket.recv(&mut &mut buf[..], 0) {
-                Ok(n) => classify(buf.get(..n).unwrap_or_default()),
+                Ok(n) => classify(
+                    buf.get(..n).unwrap_or_default(),
+                    fib_port.load(Ordering::Relaxed),
+                ),
                 Err(e) => {
                     tracing::debug!("kernel monitor: {e}");
                     Touched {
@@ -107,12 +119,32 @@ mod tests {
     use super::*;
 
     fn message(kind: u16, payload: usize) -> Vec<u8> {
+        from_port(kind, payload, 0)
+    }
+
+    /// A message as a change made through netlink port `pid` reports it.
+    fn from_port(kind: u16, payload: usize, pid: u32) -> Vec<u8> {
         let len = 16 + payload;
         let mut m = Vec::new();
         m.extend_from_slice(&u32::try_from(len).unwrap().to_ne_bytes());
         m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 6]); // flags, sequence number
+        m.extend_from_slice(&pid.to_ne_bytes());
         m.resize(len.next_multiple_of(4), 0);
         m
+    }
+
+    #[test]
+    fn our_own_route_changes_are_left_out_and_everyone_elses_count() {
+        assert_eq!(
+            classify(&from_port(RTM_NEWROUTE, 20, 4242), 4242),
+            Touched::default()
+        );
+        assert!(classify(&from_port(RTM_DELROUTE, 20, 77), 4242).routes);
+        // The kernel's own changes (port 0) always count.
+        assert!(classify(&from_port(RTM_DELROUTE, 20, 0), 4242).routes);
+        // Before the FIB socket exists (0), nothing is ours.
+        assert!(classify(&from_port(RTM_NEWROUTE, 20, 4242), 0).routes);
     }
 
     #[test]
@@ -120,7 +152,7 @@ mod tests {
         let mut d = message(RTM_NEWROUTE, 37);
         d.extend(message(20, 8)); // RTM_NEWADDR
         assert_eq!(
-            classify(&d),
+            classify(&d, 0),
             Touched {
                 routes: true,
                 node: true
@@ -131,14 +163,14 @@ mod tests {
     #[test]
     fn link_messages_touch_the_node_only() {
         assert_eq!(
-            classify(&message(RTM_NEWLINK, 100)),
+            classify(&message(RTM_NEWLINK, 100), 0),
             Touched {
                 routes: false,
                 node: true
             }
         );
         assert_eq!(
-            classify(&message(RTM_DELROUTE, 20)),
+            classify(&message(RTM_DELROUTE, 20), 0),
             Touched {
                 routes: true,
                 node: false
@@ -148,8 +180,8 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_datagrams_do_not_panic() {
-        assert_eq!(classify(&[]), Touched::default());
-        assert_eq!(classify(&[0xff; 5]), Touched::default());
-        assert_eq!(classify(&[0; 64]), Touched::default());
+        assert_eq!(classify(&[], 0), Touched::default());
+        assert_eq!(classify(&[0xff; 5], 0), Touched::default());
+        assert_eq!(classify(&[0; 64], 0), Touched::default());
     }
 }

@@ -214,6 +214,17 @@ impl Netlink {
         })
     }
 
+    /// The socket's netlink port id: the kernel's route notifications for
+    /// changes this socket made carry it as `nlmsg_pid`.
+    ///
+    /// # Errors
+    /// When the socket's address cannot be read.
+    pub fn port_id(&self) -> io::Result<u32> {
+        let mut address = SocketAddr::new(0, 0);
+        self.socket.get_address(&mut address)?;
+        Ok(address.port_number())
+    }
+
     /// How many batches (`sendmsg` calls carrying route requests) this
     /// socket has sent.
     pub fn batches_sent(&self) -> u64 {

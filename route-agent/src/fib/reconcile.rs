@@ -110,6 +110,14 @@ impl Fib {
         self.netlink.set_ack_mode(mode);
     }
 
+    /// The netlink port id of this FIB's socket (see [`Netlink::port_id`]).
+    ///
+    /// # Errors
+    /// When the socket's address cannot be read.
+    pub fn port_id(&self) -> io::Result<u32> {
+        self.netlink.port_id()
+    }
+
     /// How many netlink batches this FIB has sent.
     pub fn batches_sent(&self) -> u64 {
         self.netlink.batches_sent()
