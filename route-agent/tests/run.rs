@@ -771,6 +771,11 @@ fn json_logs_are_one_object_per_line_with_time_level_and_fields() {
                 && l["fields"]["added"].as_u64().is_some()),
         "{log}"
     );
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "session established"
+            && l["fields"]["peer"] == "10.96.8.2"),
+        "{log}"
+    );
     for l in &lines {
         assert!(l["timestamp"].is_string() && l["level"].is_string(), "{l}");
     }

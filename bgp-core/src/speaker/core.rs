@@ -460,6 +460,7 @@ impl Core {
                 peer.state = to;
                 if to == State::Established {
                     peer.established_at = Some(Instant::now());
+                    tracing::info!(peer = %address, asn = peer.config.asn, "session established");
                 } else {
                     peer.established_at = None;
                 }
@@ -718,6 +719,7 @@ impl Core {
             DownReason::NotificationReceived(_) => false,
         };
         let (error, notification) = describe(&reason);
+        tracing::info!(peer = %address, %error, "session down");
         peer.last_error = Some(error);
         if notification.is_some() {
             peer.last_notification = notification;
