@@ -772,8 +772,10 @@ fn json_logs_are_one_object_per_line_with_time_level_and_fields() {
         "{log}"
     );
     assert!(
-        lines.iter().any(|l| l["fields"]["message"] == "session established"
-            && l["fields"]["peer"] == "10.96.8.2"),
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "session established"
+                && l["fields"]["peer"] == "10.96.8.2"),
         "{log}"
     );
     for l in &lines {
