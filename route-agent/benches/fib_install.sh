@@ -75,6 +75,14 @@ for ack in last every; do
     SECONDS_TAKEN+=("$(awk '/^install/ {print $2}' <<<"$out")")
 done
 
+# ours with nexthop objects (config `nexthop-objects: true`)
+fresh_ns ours-nh
+out=$(ip netns exec "$PREFIX-ours-nh" env FIB_NEXTHOPS=1 "$BIN" install "$N" "$KIND" last "$HOPS")
+echo "ours (nexthop objects): $out" | sed 's/^/  /' >&2
+check_count "$PREFIX-ours-nh" 98 "ours (nexthop objects)"
+NAMES+=("ours, nexthop objects (ACK: last)")
+SECONDS_TAKEN+=("$(awk '/^install/ {print $2}' <<<"$out")")
+
 # ip -batch
 fresh_ns ipbatch
 "$BIN" ip-batch "$N" "$KIND" last "$HOPS" >"$WORK/routes.batch"

@@ -6,6 +6,7 @@
 //! fib_install install 100000 via        # time a reconcile into an empty table
 //! fib_install install 100000 via every  # the same, NLM_F_ACK on every request
 //! fib_install install 10000 via last 5000  # through 5,000 gateways, 2 routes each
+//! FIB_NEXTHOPS=1 fib_install install …  # through nexthop objects (`nexthop-objects`)
 //! fib_install raw 100000 sorted         # the requests alone, no reconciler,
 //! fib_install raw 100000 spread         #   in destination or spread order,
 //! fib_install raw 100000 spread 1       #   or through nexthop object 1
@@ -168,6 +169,8 @@ fn install(plan: &[DesiredRoute], ack: AckMode) -> io::Result<()> {
     let start = Instant::now();
     let mut fib = Fib::open_default()?;
     fib.set_ack_mode(ack);
+    // FIB_NEXTHOPS=1: gateway routes through kernel nexthop objects.
+    fib.set_nexthop_objects(std::env::var_os("FIB_NEXTHOPS").is_some());
     let done = fib.reconcile(plan)?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;

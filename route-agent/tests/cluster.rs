@@ -408,3 +408,76 @@ fn an_agent_down_longer_than_its_restart_time_is_withdrawn_everywhere() {
     // A and B still reach each other directly.
     assert!(c.pod_ping("node-a", "node-b", 3).unwrap());
 }
+
+#[test]
+fn with_nexthop_objects_the_cluster_converges_and_pods_reach_each_other_through_the_tunnel() {
+    require_root("the four-node cluster test");
+    // A, B and C with `nexthop-objects: true` (no BIRD peer).
+    let mut c = Cluster::new(&format!("raen{}", std::process::id())).expect("cluster");
+    for (name, subnet, host, block) in NODES {
+        c.add_node(name, subnet, host).expect("node");
+        c.add_pod(name, block.parse().unwrap()).expect("pod");
+    }
+    let addresses: Vec<String> = c.nodes.iter().map(|n| n.address.ip().to_string()).collect();
+    for (name, _, _, block) in NODES {
+        let address = c.node(name).unwrap().address;
+        let others: Vec<String> = addresses
+            .iter()
+            .filter(|a| **a != address.ip().to_string())
+            .cloned()
+            .collect();
+        let config = format!(
+            "{}nexthop-objects: true\n",
+            node_config(name, &address.to_string(), block, &others)
+        );
+        c.start_agent(name, std::path::Path::new(AGENT), &config)
+            .expect("agent");
+    }
+    // The same routes as without objects, each remote block through one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let through_objects = |c: &Cluster| {
+        c.nodes.iter().all(|n| {
+            let want: Vec<String> = c
+                .expected_routes(&n.name, TUNNEL_MTU)
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    // `B via NH dev D onlink …` is listed as `B nhid N via NH dev D onlink …`.
+                    let (dst, rest) = r.split_once(' ').unwrap();
+                    if r.starts_with("blackhole") {
+                        r.clone()
+                    } else {
+                        format!("{dst} nhid * {rest}")
+                    }
+                })
+                .collect();
+            let have: Vec<String> = routes(&n.ns, PROTO)
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let words: Vec<&str> = r.split(' ').collect();
+                    match words.as_slice() {
+                        [dst, "nhid", _, rest @ ..] => format!("{dst} nhid * {}", rest.join(" ")),
+                        _ => r.clone(),
+                    }
+                })
+                .collect();
+            want == have
+        })
+    };
+    while !through_objects(&c) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tables: Vec<_> = c
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), routes(&n.ns, PROTO).unwrap()))
+        .collect();
+    assert!(
+        through_objects(&c),
+        "{tables:#?}\nA's log:\n{}",
+        c.log("node-a")
+    );
+    let (matrix, all) = c.ping_matrix(3);
+    assert!(all, "pod-to-pod pings:\n{matrix}");
+}

@@ -390,3 +390,159 @@ fn second_route_appended_under_our_key_is_deleted_and_ours_kept() {
     assert_eq!(done.stats, stats(0, 0, 1, 3));
     assert_eq!(ns.our_routes(), plan_text());
 }
+
+impl Netns {
+    /// One reconcile pass with nexthop objects on or off.
+    fn reconcile_nexthops(&self, plan: &[DesiredRoute], on: bool) -> Reconciled {
+        self.run(|| {
+            let mut fib = Fib::open_default().expect("netlink socket");
+            fib.set_nexthop_objects(on);
+            fib.reconcile(plan).expect("reconcile")
+        })
+    }
+
+    /// `ip nexthop show proto 98`, one per line.
+    fn our_nexthops(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .ip(&format!("nexthop show proto {DEFAULT_PROTOCOL}"))
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        lines.sort();
+        lines
+    }
+}
+
+impl Netns {
+    /// [`Netns::node`] with `tunl0` one end of a veth pair, which has
+    /// carrier (the kernel makes no nexthop object on a link without one; a
+    /// TUN has it only while a process holds it; this kernel has no dummy
+    /// devices).
+    fn node_with_carrier(test: &str) -> Self {
+        let ns = Self::new(test);
+        ns.ip("link add veth0 type veth peer name veth1");
+        ns.ip("addr add 10.66.0.5/24 dev veth0");
+        ns.ip("link set veth0 up");
+        ns.ip("link set veth1 up");
+        ns.ip("link add tunl0 type veth peer name tunl0p");
+        ns.ip("link set tunl0 up");
+        ns.ip("link set tunl0p up");
+        ns
+    }
+}
+
+#[test]
+fn with_nexthop_objects_routes_share_one_object_per_next_hop_and_a_second_pass_changes_nothing() {
+    let ns = Netns::node_with_carrier("nhobj");
+    let mut p = plan();
+    // A second block through the same node: one object for both.
+    p.push(route("10.244.4.0/26", direct("10.66.0.6", "veth0")));
+    let done = ns.reconcile_nexthops(&p, true);
+    assert!(done.errors.is_empty(), "{:?}", done.errors);
+    assert_eq!(done.stats, stats(4, 0, 0, 0));
+    assert_eq!(done.nexthops_created, 2);
+    let objects = ns.our_nexthops();
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    assert!(
+        objects
+            .iter()
+            .any(|o| o.contains("via 10.66.0.6 dev veth0") && o.contains("onlink")),
+        "{objects:?}"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|o| o.contains("via 10.67.0.7 dev tunl0") && o.contains("onlink")),
+        "{objects:?}"
+    );
+    let routes = ns.our_routes();
+    assert!(
+        routes.contains(&"blackhole 10.244.1.0/26".to_owned()),
+        "{routes:?}"
+    );
+    for dst in ["10.244.2.0/26", "10.244.3.0/26", "10.244.4.0/26"] {
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.starts_with(&format!("{dst} nhid "))),
+            "{dst} through an object: {routes:?}"
+        );
+    }
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.starts_with("10.244.3.0/26") && r.contains("mtu 1440")),
+        "the tunnel MTU stays on the route: {routes:?}"
+    );
+    // Traffic follows: the kernel resolves through the object.
+    let get = ns.ip("route get 10.244.4.9");
+    assert!(get.contains("via 10.66.0.6 dev veth0"), "{get}");
+
+    let again = ns.reconcile_nexthops(&p, true);
+    assert_eq!(again.stats, stats(0, 0, 0, 4));
+    assert_eq!((again.nexthops_created, again.nexthops_deleted), (0, 0));
+}
+
+#[test]
+fn a_next_hop_that_goes_away_takes_its_object_along_and_turning_objects_off_restores_gateway_routes()
+ {
+    let ns = Netns::node_with_carrier("nhoff");
+    ns.reconcile_nexthops(&plan(), true);
+    assert_eq!(ns.our_nexthops().len(), 2);
+    // The tunnelled node moves: a new object, the old one removed.
+    let mut moved = plan();
+    moved[2] = route("10.244.3.0/26", tunnel("10.67.0.8", 1440));
+    let done = ns.reconcile_nexthops(&moved, true);
+    assert!(done.errors.is_empty(), "{:?}", done.errors);
+    assert_eq!((done.nexthops_created, done.nexthops_deleted), (1, 1));
+    let objects = ns.our_nexthops();
+    assert!(
+        objects.iter().all(|o| !o.contains("10.67.0.7")),
+        "{objects:?}"
+    );
+    // Objects off: Calico's route shapes again, and no object of ours left.
+    let off = ns.reconcile_nexthops(&plan(), false);
+    assert!(off.errors.is_empty(), "{:?}", off.errors);
+    let with_carrier: Vec<String> = plan_text()
+        .iter()
+        .map(|r| r.replace(" linkdown", ""))
+        .collect();
+    assert_eq!(ns.our_routes(), with_carrier);
+    assert_eq!(ns.our_nexthops(), Vec::<String>::new());
+    assert_eq!(off.nexthops_deleted, 2);
+}
+
+#[test]
+fn nexthop_objects_of_other_protocols_are_never_touched() {
+    let ns = Netns::node_with_carrier("nhother");
+    ns.ip("nexthop add id 7 via 10.66.0.9 dev veth0 proto static");
+    ns.ip("route add 192.0.2.0/24 nhid 7");
+    ns.reconcile_nexthops(&plan(), true);
+    ns.reconcile_nexthops(&plan(), false);
+    assert!(ns.ip("nexthop show id 7").contains("via 10.66.0.9"));
+    assert!(ns.ip("route show 192.0.2.0/24").contains("nhid 7"));
+}
+
+#[test]
+fn a_next_hop_the_kernel_makes_no_object_for_gets_a_gateway_route_and_a_named_error() {
+    // tunl0 here is a TUN without a process: no carrier, and the kernel
+    // refuses objects on such a link (ENETDOWN).
+    let ns = Netns::node("nhdown");
+    let done = ns.reconcile_nexthops(&plan(), true);
+    assert_eq!(done.errors.len(), 1, "{:?}", done.errors);
+    let e = done.errors[0].to_string();
+    assert!(
+        e.contains("nexthop id") && e.contains("via 10.67.0.7 dev tunl0"),
+        "{e}"
+    );
+    let routes = ns.our_routes();
+    assert!(
+        routes
+            .contains(&"10.244.3.0/26 via 10.67.0.7 dev tunl0 onlink linkdown mtu 1440".to_owned()),
+        "{routes:?}"
+    );
+    assert!(
+        routes.iter().any(|r| r.starts_with("10.244.2.0/26 nhid ")),
+        "{routes:?}"
+    );
+}

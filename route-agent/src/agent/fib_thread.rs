@@ -29,7 +29,12 @@ pub enum FibWork {
 /// [`FibWork::Plan`] (graceful restart may be holding it back). The FIB
 /// socket's netlink port id goes into `port`, so the monitor can tell our
 /// own changes' notifications from everyone else's.
-pub fn spawn(protocol: u8, state: Arc<AgentState>, port: Arc<AtomicU32>) -> Sender<FibWork> {
+pub fn spawn(
+    protocol: u8,
+    nexthop_objects: bool,
+    state: Arc<AgentState>,
+    port: Arc<AtomicU32>,
+) -> Sender<FibWork> {
     let (tx, rx) = channel::<FibWork>();
     std::thread::spawn(move || {
         let mut fib = match Fib::open(protocol) {
@@ -40,6 +45,7 @@ pub fn spawn(protocol: u8, state: Arc<AgentState>, port: Arc<AtomicU32>) -> Send
                 return;
             }
         };
+        fib.set_nexthop_objects(nexthop_objects);
         if let Ok(id) = fib.port_id() {
             port.store(id, Ordering::Relaxed);
         }

@@ -351,7 +351,12 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     // The tunnel device must exist before routes through it are installed.
     ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
     let fib_port = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let fib = fib_thread::spawn(config.route_protocol, state.clone(), fib_port.clone());
+    let fib = fib_thread::spawn(
+        config.route_protocol,
+        config.nexthop_objects,
+        state.clone(),
+        fib_port.clone(),
+    );
     let node_changed = Arc::new(tokio::sync::Notify::new());
     monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
     let mut planner = Planner {

@@ -78,11 +78,15 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
         .copied()
         .collect();
     reload.pools_changed = old.pools != new.pools;
-    let restart_keys: [(&'static str, bool); 7] = [
+    let restart_keys: [(&'static str, bool); 8] = [
         ("asn", old.asn != new.asn),
         ("node", old.node != new.node),
         ("listen-port", old.listen_port != new.listen_port),
         ("route-protocol", old.route_protocol != new.route_protocol),
+        (
+            "nexthop-objects",
+            old.nexthop_objects != new.nexthop_objects,
+        ),
         ("tunnel", old.tunnel != new.tunnel),
         ("admin", old.admin != new.admin),
         (

@@ -458,14 +458,46 @@ impl Netlink {
         ))
     }
 
+    /// [`Netlink::dump_with`] for a request given as its message type and
+    /// body (the bytes after the `nlmsghdr`), for message families
+    /// netlink-packet-route does not model (`RTM_GETNEXTHOP`).
+    ///
+    /// # Errors
+    /// As [`Netlink::dump_with`].
+    pub fn dump_bytes_with<T>(
+        &mut self,
+        kind: u16,
+        body: &[u8],
+        init: impl Fn() -> T,
+        mut each: impl FnMut(&mut T, u16, &[u8]),
+    ) -> io::Result<T> {
+        for _ in 0..DUMP_RETRIES {
+            let mut state = init();
+            let seq = self.next_seq;
+            self.next_seq = self.next_seq.wrapping_add(1);
+            let len = u32::try_from(NLMSG_HDRLEN + body.len()).unwrap_or(u32::MAX);
+            let mut bytes = Vec::with_capacity(NLMSG_HDRLEN + body.len());
+            bytes.extend_from_slice(&len.to_ne_bytes());
+            bytes.extend_from_slice(&kind.to_ne_bytes());
+            bytes.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+            bytes.extend_from_slice(&seq.to_ne_bytes());
+            bytes.extend_from_slice(&0u32.to_ne_bytes());
+            bytes.extend_from_slice(body);
+            if !self.dump_read(&bytes, seq, |kind, body| each(&mut state, kind, body))? {
+                return Ok(state);
+            }
+        }
+        Err(io::Error::other(
+            "netlink dump interrupted by concurrent changes on every try",
+        ))
+    }
+
     /// One dump; true when the kernel marked it interrupted.
     fn dump_raw_once(
         &mut self,
         request: &RouteNetlinkMessage,
-        mut each: impl FnMut(u16, &[u8]),
+        each: impl FnMut(u16, &[u8]),
     ) -> io::Result<bool> {
-        const NLMSG_ERROR: u16 = 2;
-        const NLMSG_DONE: u16 = 3;
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
@@ -475,7 +507,21 @@ impl Netlink {
         packet.finalize();
         let mut bytes = vec![0; packet.buffer_len()];
         packet.serialize(&mut bytes);
-        self.socket.send(&bytes, 0)?;
+        self.dump_read(&bytes, seq, each)
+    }
+
+    /// Sends the dump request `bytes` (sequence number `seq`) and hands
+    /// every message of the answer to `each`; true when the kernel marked
+    /// the dump interrupted.
+    fn dump_read(
+        &mut self,
+        bytes: &[u8],
+        seq: u32,
+        mut each: impl FnMut(u16, &[u8]),
+    ) -> io::Result<bool> {
+        const NLMSG_ERROR: u16 = 2;
+        const NLMSG_DONE: u16 = 3;
+        self.socket.send(bytes, 0)?;
         let mut interrupted = false;
         loop {
             self.receive()?;

@@ -108,6 +108,16 @@ pub enum RouteShape {
         /// `RTAX_MTU`, when set.
         mtu: Option<u32>,
     },
+    /// `RTN_UNICAST` through a nexthop object (`RTA_NH_ID`, `ip nexthop`;
+    /// kernel ≥ 5.3) that holds the gateway, device and onlink flag: the
+    /// kernel finds a route's next hop by id instead of comparing it with
+    /// every next hop on the device (see [`crate::fib::nexthop`]).
+    Nexthop {
+        /// `RTA_NH_ID`.
+        id: u32,
+        /// `RTAX_MTU`, when set.
+        mtu: Option<u32>,
+    },
     /// Anything else found with our protocol (another route type, a
     /// multipath route, a route without gateway): never what we want, so
     /// it is replaced or deleted.
@@ -186,6 +196,7 @@ impl KernelRoute {
         let mut oif = None;
         let mut priority = 0;
         let mut mtu = None;
+        let mut nh_id = None;
         let mut multipath = false;
         for attribute in &message.attributes {
             match attribute {
@@ -193,6 +204,7 @@ impl KernelRoute {
                 RouteAttribute::Gateway(a) => gateway = ip_of(a),
                 RouteAttribute::Oif(i) => oif = Some(*i),
                 RouteAttribute::Priority(p) => priority = *p,
+                RouteAttribute::NhId(id) => nh_id = Some(*id),
                 RouteAttribute::MultiPath(_) => multipath = true,
                 RouteAttribute::Metrics(metrics) => {
                     mtu = metrics.iter().find_map(|m| match m {
@@ -213,6 +225,12 @@ impl KernelRoute {
         };
         let shape = match (header.kind, gateway, oif) {
             (RouteType::BlackHole, _, _) => RouteShape::Blackhole,
+            // With a nexthop object the kernel also reports its gateway
+            // and device (nexthop_compat_mode): the id is what we set.
+            (RouteType::Unicast, _, _) if nh_id.is_some() && !multipath => RouteShape::Nexthop {
+                id: nh_id.unwrap_or_default(),
+                mtu,
+            },
             (RouteType::Unicast, Some(via), Some(oif)) if !multipath => RouteShape::Gateway {
                 via,
                 oif,
@@ -257,6 +275,7 @@ impl KernelRoute {
         let mut oif = None;
         let mut priority = 0;
         let mut mtu = None;
+        let mut nh_id = None;
         let mut multipath = false;
         for (kind, value) in attributes(body.get(12..)?) {
             match kind {
@@ -266,6 +285,7 @@ impl KernelRoute {
                 RTA_PRIORITY => priority = u32_of(value)?,
                 RTA_MULTIPATH => multipath = true,
                 RTA_TABLE => table = u32_of(value)?,
+                RTA_NH_ID => nh_id = Some(u32_of(value)?),
                 RTA_METRICS => {
                     mtu = attributes(value)
                         .find(|(k, _)| *k == RTAX_MTU)
@@ -281,9 +301,10 @@ impl KernelRoute {
             (libc::AF_INET6, None) => IpNetwork::new(IpAddr::from([0u16; 8]), 0).ok()?,
             _ => return None,
         };
-        let shape = match (kind, gateway, oif) {
-            (RTN_BLACKHOLE, _, _) => RouteShape::Blackhole,
-            (RTN_UNICAST, Some(via), Some(oif)) if !multipath => RouteShape::Gateway {
+        let shape = match (kind, gateway, oif, nh_id) {
+            (RTN_BLACKHOLE, _, _, _) => RouteShape::Blackhole,
+            (RTN_UNICAST, _, _, Some(id)) if !multipath => RouteShape::Nexthop { id, mtu },
+            (RTN_UNICAST, Some(via), Some(oif), None) if !multipath => RouteShape::Gateway {
                 via,
                 oif,
                 onlink: flags & RTNH_F_ONLINK != 0,
@@ -333,6 +354,12 @@ impl fmt::Display for DisplayKernelRoute<'_> {
                 if onlink {
                     write!(f, " onlink")?;
                 }
+                if let Some(mtu) = mtu {
+                    write!(f, " mtu {mtu}")?;
+                }
+            }
+            RouteShape::Nexthop { id, mtu } => {
+                write!(f, "{} nhid {id}", r.dst)?;
                 if let Some(mtu) = mtu {
                     write!(f, " mtu {mtu}")?;
                 }
@@ -413,6 +440,16 @@ pub fn new_route(dst: &IpNetwork, shape: &RouteShape, protocol: u8) -> RouteMess
                     .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
             }
         }
+        RouteShape::Nexthop { id, mtu } => {
+            message.header.kind = RouteType::Unicast;
+            message.header.scope = RouteScope::Universe;
+            message.attributes.push(RouteAttribute::NhId(id));
+            if let Some(mtu) = mtu {
+                message
+                    .attributes
+                    .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+            }
+        }
     }
     message
 }
@@ -440,6 +477,7 @@ pub fn del_route(route: &KernelRoute, protocol: u8) -> RouteMessage {
             message.attributes.push(RouteAttribute::Gateway(via.into()));
             message.attributes.push(RouteAttribute::Oif(oif));
         }
+        RouteShape::Nexthop { .. } => message.header.kind = RouteType::Unicast,
         // RTN_UNSPEC: any type.
         RouteShape::Foreign => {}
     }
@@ -454,6 +492,7 @@ const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_METRICS: u16 = 8;
+const RTA_NH_ID: u16 = 30;
 const RTAX_MTU: u16 = 2;
 const RTN_UNICAST: u8 = 1;
 const RTN_BLACKHOLE: u8 = 6;
@@ -559,13 +598,24 @@ pub fn emit_new_route(buf: &mut Vec<u8>, dst: &IpNetwork, shape: &RouteShape, pr
             emit_address(buf, RTA_DST, dst.network());
             emit_address(buf, RTA_GATEWAY, via);
             emit_attribute(buf, RTA_OIF, &oif.to_ne_bytes());
-            if let Some(mtu) = mtu {
-                // RTA_METRICS holds its own attributes: one RTAX_MTU.
-                let mut metric = Vec::with_capacity(8);
-                emit_attribute(&mut metric, RTAX_MTU, &mtu.to_ne_bytes());
-                emit_attribute(buf, RTA_METRICS, &metric);
-            }
+            emit_mtu(buf, mtu);
         }
+        RouteShape::Nexthop { id, mtu } => {
+            emit_header(buf, dst, protocol, 0, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0);
+            emit_address(buf, RTA_DST, dst.network());
+            emit_attribute(buf, RTA_NH_ID, &id.to_ne_bytes());
+            emit_mtu(buf, mtu);
+        }
+    }
+}
+
+/// RTA_METRICS with one RTAX_MTU, when there is an MTU.
+fn emit_mtu(buf: &mut Vec<u8>, mtu: Option<u32>) {
+    if let Some(mtu) = mtu {
+        // RTA_METRICS holds its own attributes: one RTAX_MTU.
+        let mut metric = Vec::with_capacity(8);
+        emit_attribute(&mut metric, RTAX_MTU, &mtu.to_ne_bytes());
+        emit_attribute(buf, RTA_METRICS, &metric);
     }
 }
 
@@ -574,7 +624,7 @@ pub fn emit_new_route(buf: &mut Vec<u8>, dst: &IpNetwork, shape: &RouteShape, pr
 pub fn emit_del_route(buf: &mut Vec<u8>, route: &KernelRoute, protocol: u8) {
     let kind = match route.shape {
         RouteShape::Blackhole => RTN_BLACKHOLE,
-        RouteShape::Gateway { .. } => RTN_UNICAST,
+        RouteShape::Gateway { .. } | RouteShape::Nexthop { .. } => RTN_UNICAST,
         // RTN_UNSPEC: any type.
         RouteShape::Foreign => 0,
     };

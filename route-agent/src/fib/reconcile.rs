@@ -31,6 +31,7 @@ use super::batch::{AckMode, Netlink, RouteErrno, RouteError, RouteOp};
 use super::messages::{
     self, DEFAULT_PROTOCOL, KernelRoute, Links, MAIN_TABLE, RouteShape, default_priority,
 };
+use super::nexthop::{self, IdAllocator, KernelNexthop, NexthopKey};
 use crate::planner::DesiredRoute;
 
 /// What one reconcile pass did.
@@ -55,6 +56,10 @@ pub struct Reconciled {
     pub stats: ReconcileStats,
     /// One error per failed route; the others were applied.
     pub errors: Vec<RouteError>,
+    /// Nexthop objects of ours created (with `nexthop-objects`).
+    pub nexthops_created: usize,
+    /// Nexthop objects of ours removed because no route uses them.
+    pub nexthops_deleted: usize,
 }
 
 /// The routes of one protocol in the main table of the current network
@@ -63,6 +68,8 @@ pub struct Reconciled {
 pub struct Fib {
     netlink: Netlink,
     protocol: u8,
+    /// Gateway routes point at nexthop objects ([`super::nexthop`]).
+    nexthop_objects: bool,
 }
 
 /// A route's key in its table, as far as we compare: destination and
@@ -94,7 +101,39 @@ impl Fib {
         Ok(Self {
             netlink: Netlink::open()?,
             protocol,
+            nexthop_objects: false,
         })
+    }
+
+    /// Whether gateway routes go through nexthop objects (`ip nexthop`)
+    /// instead of carrying their gateway: much faster to install with
+    /// thousands of next hops, but `ip route` then shows `nhid N`
+    /// ([`super::nexthop`]). Off by default. Either way a pass converts the
+    /// routes of ours to the form asked for and removes our nexthop
+    /// objects that no route uses.
+    pub fn set_nexthop_objects(&mut self, on: bool) {
+        self.nexthop_objects = on;
+    }
+
+    /// Every nexthop object in the namespace; empty when the kernel has
+    /// none to show or no support for them.
+    fn nexthops(&mut self) -> (Vec<KernelNexthop>, bool) {
+        match self.netlink.dump_bytes_with(
+            nexthop::GET_NEXTHOP,
+            &nexthop::dump_request(),
+            Vec::new,
+            |all: &mut Vec<KernelNexthop>, kind, body| {
+                if kind == nexthop::NEW_NEXTHOP
+                    && let Some(n) = nexthop::parse_bytes(body)
+                {
+                    all.push(n);
+                }
+            },
+        ) {
+            Ok(all) => (all, true),
+            // Kernels before 5.3 refuse the request.
+            Err(_) => (Vec::new(), false),
+        }
     }
 
     /// Opens with [`DEFAULT_PROTOCOL`].
@@ -196,6 +235,51 @@ impl Fib {
     pub fn reconcile(&mut self, desired: &[DesiredRoute]) -> io::Result<Reconciled> {
         let links = self.links()?;
         let (mut installed, others) = self.scan()?;
+        let (all_nexthops, nexthops_supported) = self.nexthops();
+        let protocol = self.protocol;
+        let mut ours_by_key: HashMap<NexthopKey, u32> = HashMap::new();
+        let mut our_ids: Vec<u32> = Vec::new();
+        for n in &all_nexthops {
+            if n.protocol == protocol {
+                our_ids.push(n.id);
+                if let Some(key) = n.key {
+                    ours_by_key.entry(key).or_insert(n.id);
+                }
+            }
+        }
+        let use_nexthops = self.nexthop_objects && nexthops_supported;
+        let mut ids = IdAllocator::new(all_nexthops.iter().map(|n| n.id).collect());
+        // Nexthop objects to create: (id, what, the gateway shape it stands for).
+        let mut create: Vec<(u32, NexthopKey)> = Vec::new();
+        let mut used_ids: HashSet<u32> = HashSet::new();
+        let mut through_nexthop = |shape: RouteShape| -> RouteShape {
+            let RouteShape::Gateway {
+                via,
+                oif,
+                onlink,
+                mtu,
+            } = shape
+            else {
+                return shape;
+            };
+            if !use_nexthops {
+                return shape;
+            }
+            let key = NexthopKey { via, oif, onlink };
+            let id = match ours_by_key.get(&key) {
+                Some(&id) => id,
+                None => match ids.allocate() {
+                    Some(id) => {
+                        ours_by_key.insert(key, id);
+                        create.push((id, key));
+                        id
+                    }
+                    None => return shape,
+                },
+            };
+            used_ids.insert(id);
+            RouteShape::Nexthop { id, mtu }
+        };
         // Both sides sorted by destination and walked together: no map
         // is built per pass (a pass runs on every kernel route change).
         // The sort is stable, so a destination's routes keep the kernel's
@@ -226,7 +310,7 @@ impl Fib {
                 RouteOp::Replace
             };
             let shape = match RouteShape::of(&desired[index].kind, &links) {
-                Ok(shape) => shape,
+                Ok(shape) => through_nexthop(shape),
                 Err(_missing_device) => {
                     // What the kernel would answer for an unknown ifindex;
                     // the route is reported, not sent.
@@ -281,7 +365,48 @@ impl Fib {
             route: Route::Kernel(route),
         }));
 
-        let protocol = self.protocol;
+        // The objects first: the routes below name them.
+        let mut out_nexthops_failed: HashSet<u32> = HashSet::new();
+        if !create.is_empty() {
+            let requests = create.iter().enumerate().map(|(i, (id, key))| {
+                let write = move |tx: &mut Vec<u8>| nexthop::emit_new(tx, *id, key, protocol);
+                (nexthop::NEW_NEXTHOP, NLM_F_CREATE | NLM_F_REPLACE, i, write)
+            });
+            for (i, errno) in self.netlink.execute_with(requests)? {
+                let (id, key) = create[i];
+                out_nexthops_failed.insert(id);
+                out.errors.push(RouteError {
+                    op: RouteOp::Add,
+                    route: format!(
+                        "nexthop id {id} via {} dev {}{}",
+                        key.via,
+                        links.name(key.oif).unwrap_or("?"),
+                        if key.onlink { " onlink" } else { "" }
+                    ),
+                    errno,
+                });
+            }
+            out.nexthops_created = create.len() - out_nexthops_failed.len();
+            // Routes whose object could not be made carry their gateway.
+            if !out_nexthops_failed.is_empty() {
+                let gateway: HashMap<u32, NexthopKey> = create.iter().copied().collect();
+                for change in &mut changes {
+                    if let Route::Desired(_, shape @ RouteShape::Nexthop { .. }) = &mut change.route
+                        && let RouteShape::Nexthop { id, mtu } = *shape
+                        && out_nexthops_failed.contains(&id)
+                        && let Some(key) = gateway.get(&id)
+                    {
+                        *shape = RouteShape::Gateway {
+                            via: key.via,
+                            oif: key.oif,
+                            onlink: key.onlink,
+                            mtu,
+                        };
+                    }
+                }
+            }
+        }
+
         let requests = send_order(&changes).into_iter().filter_map(|i| {
             let change = changes.get(i)?;
             let (kind, flags) = match change.op {
@@ -321,6 +446,40 @@ impl Fib {
                 RouteOp::Add => out.stats.added += 1,
                 RouteOp::Replace => out.stats.replaced += 1,
                 RouteOp::Delete => out.stats.deleted += 1,
+            }
+        }
+        // Our objects no route of the plan uses: removed once no route of
+        // ours names them any more (removing an object removes the routes
+        // through it, so a route whose replace failed keeps its object).
+        let unused: Vec<u32> = our_ids
+            .into_iter()
+            .filter(|id| !used_ids.contains(id))
+            .collect();
+        if !unused.is_empty() {
+            let (now, _) = self.scan()?;
+            let named: HashSet<u32> = now
+                .iter()
+                .filter_map(|r| match r.shape {
+                    RouteShape::Nexthop { id, .. } => Some(id),
+                    _ => None,
+                })
+                .collect();
+            let doomed: Vec<u32> = unused
+                .into_iter()
+                .filter(|id| !named.contains(id))
+                .collect();
+            let requests = doomed.iter().enumerate().map(|(i, id)| {
+                let write = move |tx: &mut Vec<u8>| nexthop::emit_del(tx, *id);
+                (nexthop::DEL_NEXTHOP, 0, i, write)
+            });
+            let failures = self.netlink.execute_with(requests)?;
+            out.nexthops_deleted = doomed.len() - failures.len();
+            for (i, errno) in failures {
+                out.errors.push(RouteError {
+                    op: RouteOp::Delete,
+                    route: format!("nexthop id {}", doomed[i]),
+                    errno,
+                });
             }
         }
         out.stats.errors = out.errors.len();
