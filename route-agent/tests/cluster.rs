@@ -62,8 +62,13 @@ protocol bgp a {{
 }
 
 /// Builds A, B, C with pods, starts their agents with graceful restart
-/// (`restart_time` s) and returns the cluster.
+/// (`restart_time` s), `a_extra` appended to A's config and `all_extra` to
+/// everyone's, and returns the cluster.
 fn cluster(tag: &str, restart_time: u16, a_extra: &str) -> Cluster {
+    cluster_with(tag, restart_time, a_extra, "")
+}
+
+fn cluster_with(tag: &str, restart_time: u16, a_extra: &str, all_extra: &str) -> Cluster {
     let mut c = Cluster::new(&format!("rae{tag}{}", std::process::id())).expect("cluster");
     for (name, subnet, host, block) in NODES {
         c.add_node(name, subnet, host).expect("node");
@@ -82,6 +87,7 @@ fn cluster(tag: &str, restart_time: u16, a_extra: &str) -> Cluster {
         if name == "node-a" {
             config.push_str(a_extra);
         }
+        config.push_str(all_extra);
         c.start_agent(name, std::path::Path::new(AGENT), &config)
             .expect("agent");
     }
@@ -413,26 +419,7 @@ fn an_agent_down_longer_than_its_restart_time_is_withdrawn_everywhere() {
 fn with_nexthop_objects_the_cluster_converges_and_pods_reach_each_other_through_the_tunnel() {
     require_root("the four-node cluster test");
     // A, B and C with `nexthop-objects: true` (no BIRD peer).
-    let mut c = Cluster::new(&format!("raen{}", std::process::id())).expect("cluster");
-    for (name, subnet, host, block) in NODES {
-        c.add_node(name, subnet, host).expect("node");
-        c.add_pod(name, block.parse().unwrap()).expect("pod");
-    }
-    let addresses: Vec<String> = c.nodes.iter().map(|n| n.address.ip().to_string()).collect();
-    for (name, _, _, block) in NODES {
-        let address = c.node(name).unwrap().address;
-        let others: Vec<String> = addresses
-            .iter()
-            .filter(|a| **a != address.ip().to_string())
-            .cloned()
-            .collect();
-        let config = format!(
-            "{}nexthop-objects: true\n",
-            node_config(name, &address.to_string(), block, &others)
-        );
-        c.start_agent(name, std::path::Path::new(AGENT), &config)
-            .expect("agent");
-    }
+    let c = cluster_with("n", 10, "", "nexthop-objects: true\n");
     // The same routes as without objects, each remote block through one.
     let deadline = Instant::now() + Duration::from_secs(30);
     let through_objects = |c: &Cluster| {

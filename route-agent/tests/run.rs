@@ -195,6 +195,27 @@ fn two_agents_on_one_subnet_route_each_others_blocks_directly_restore_deleted_ro
 }
 
 impl Node {
+    /// SIGTERM to the agent and its exit status (`None`: still running
+    /// after 10 s, then killed).
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut agent = self.agent.take().expect("the agent runs");
+        let pid = agent.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = agent.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = agent.kill();
+                let _ = agent.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Writes a new config and sends SIGHUP to the agent.
     fn reload(&self, config: &str) {
         std::fs::write(self.dir.join("agent.yaml"), config).unwrap();
@@ -386,26 +407,7 @@ fn a_change_of_the_underlay_mtu_re_plans_the_tunnel_routes_and_the_tunnel() {
     assert!(link.contains("mtu 1380"), "tunl0: {link}");
 
     // SIGTERM: a clean exit (Cease to B), routes and tunnel stay.
-    let mut agent = a.agent.take().expect("A's agent");
-    let pid = agent.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = agent.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = a.terminate();
     assert!(
         status.is_some_and(|s| s.success()),
         "A's agent after SIGTERM: {status:?}; log:\n{}",
@@ -715,22 +717,10 @@ fn with_persist_routes_off_a_clean_stop_removes_our_routes_and_nothing_else() {
     ];
     assert_eq!(a.wait_routes(&want), want, "log:\n{}", a.log());
 
-    let mut agent = a.agent.take().expect("A's agent");
-    let pid = agent.id().to_string();
+    let status = a.terminate();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while agent.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        agent.try_wait().unwrap().is_some_and(|s| s.success()),
-        "log:\n{}",
+        status.is_some_and(|s| s.success()),
+        "{status:?}; log:\n{}",
         a.log()
     );
     assert_eq!(a.routes(), Vec::<String>::new(), "log:\n{}", a.log());

@@ -508,7 +508,7 @@ pub const DEL_ROUTE: u16 = RTM_DELROUTE;
 /// The attributes (`struct rtattr`: length, type, value, padded to 4) in
 /// `bytes`, as (type without the nested and byte-order flags, value); a
 /// truncated or malformed tail ends them.
-fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         let len = usize::from(u16::from_ne_bytes(*bytes.first_chunk::<2>()?));
         let kind = u16::from_ne_bytes(bytes.get(2..4)?.try_into().ok()?) & 0x3fff;
@@ -527,7 +527,7 @@ fn address(value: &[u8]) -> Option<IpAddr> {
     }
 }
 
-fn u32_of(value: &[u8]) -> Option<u32> {
+pub(super) fn u32_of(value: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes(value.get(..4)?.try_into().ok()?))
 }
 
@@ -560,7 +560,7 @@ fn emit_header(
 }
 
 /// Appends one attribute (`struct rtattr` and its value, padded to 4).
-fn emit_attribute(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
+pub(super) fn emit_attribute(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
     let len = 4 + value.len();
     // Route attributes are at most 16 bytes of address or a few words.
     let len16 = u16::try_from(len).unwrap_or(u16::MAX);

@@ -20,6 +20,8 @@
 
 use std::net::IpAddr;
 
+use super::messages::{attributes, emit_attribute, u32_of};
+
 /// `RTM_NEWNEXTHOP`.
 pub const NEW_NEXTHOP: u16 = 104;
 /// `RTM_DELNEXTHOP`.
@@ -61,21 +63,6 @@ pub struct KernelNexthop {
     pub key: Option<NexthopKey>,
 }
 
-/// The attributes in `bytes` as (type, value); a malformed tail ends them.
-fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = usize::from(u16::from_ne_bytes(*bytes.first_chunk::<2>()?));
-        let kind = u16::from_ne_bytes(*bytes.get(2..4)?.first_chunk::<2>()?) & 0x3fff;
-        let value = bytes.get(4..len)?;
-        bytes = bytes.get(len.next_multiple_of(4)..).unwrap_or_default();
-        Some((kind, value))
-    })
-}
-
-fn u32_of(value: &[u8]) -> Option<u32> {
-    Some(u32::from_ne_bytes(*value.first_chunk::<4>()?))
-}
-
 /// Reads the body of a dumped `RTM_NEWNEXTHOP` (`struct nhmsg`: family,
 /// scope, protocol, reserved, flags; then attributes). `None` for
 /// malformed bytes or an object without id.
@@ -110,14 +97,6 @@ pub fn parse_bytes(body: &[u8]) -> Option<KernelNexthop> {
         protocol,
         key,
     })
-}
-
-fn emit_attribute(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = 4 + value.len();
-    buf.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_ne_bytes());
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(value);
-    buf.resize(buf.len() + (len.next_multiple_of(4) - len), 0);
 }
 
 fn emit_nhmsg(buf: &mut Vec<u8>, family: u8, protocol: u8, flags: u32) {
