@@ -157,26 +157,46 @@ pub fn ensure_tunnel(config: &TunnelConfig) -> Result<TunnelState, KernelError> 
             underlay.saturating_sub(IPIP_OVERHEAD)
         }
     };
-    nl.link_set_mtu_up(dev, index, mtu)?;
-    let mut removed = Vec::new();
-    let mut present = false;
-    for (addr, len) in nl.addr_list(index)? {
-        if addr == config.address && len == 32 {
-            present = true;
-        } else {
-            nl.addr_del(dev, index, addr, len)?;
-            removed.push((addr, len));
-        }
-    }
-    if !present {
-        nl.addr_add(dev, index, config.address, 32)?;
-    }
+    let removed = configure_device(&mut nl, dev, index, mtu, config.address)?;
     Ok(TunnelState {
         index,
         mtu,
         created,
         removed,
     })
+}
+
+/// Makes device `name` (index `index`) up with MTU `mtu` and exactly the
+/// IPv4 address `address`/32, removing any other; returns the addresses
+/// removed. What [`ensure_tunnel`] does to the kernel's tunl0, and what
+/// the userspace data plane's TUN device of the same name needs too.
+///
+/// ```text
+/// ip link set dev NAME mtu MTU up
+/// ip addr add ADDRESS/32 dev NAME     # and `ip addr del` every other one
+/// ```
+pub fn configure_device(
+    nl: &mut Netlink,
+    name: &str,
+    index: u32,
+    mtu: u32,
+    address: Ipv4Addr,
+) -> Result<Vec<(Ipv4Addr, u8)>, KernelError> {
+    nl.link_set_mtu_up(name, index, mtu)?;
+    let mut removed = Vec::new();
+    let mut present = false;
+    for (addr, len) in nl.addr_list(index)? {
+        if addr == address && len == 32 {
+            present = true;
+        } else {
+            nl.addr_del(name, index, addr, len)?;
+            removed.push((addr, len));
+        }
+    }
+    if !present {
+        nl.addr_add(name, index, address, 32)?;
+    }
+    Ok(removed)
 }
 
 /// The kind of a link (`ip -d link show`: "ipip", "tun", "veth"), or "none".

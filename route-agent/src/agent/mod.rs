@@ -204,9 +204,7 @@ impl Planner {
         state.update(|s| s.rejected = counts);
         p.routes.into_values().collect()
     }
-}
 
-impl Planner {
     /// The underlay's IPv6 routes, read only when a learned IPv6 block has
     /// its next hop off our IPv6 subnet (dual stack across subnets).
     fn underlay(&mut self, learned: &[LearnedRoute]) -> UnderlayRoutes {

@@ -22,7 +22,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ipip::kernel::{KernelError, Netlink, TunnelConfig, ensure_tunnel, link_kind};
+use ipip::kernel::{
+    KernelError, Netlink, TunnelConfig, configure_device, ensure_tunnel, link_kind,
+};
 
 use super::state::TunnelInUse;
 use crate::config::{Config, TunnelBackend};
@@ -202,19 +204,13 @@ fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
         .ok_or_else(|| TunnelError::NoDevice {
             device: setup.device.clone(),
         })?;
-    let index = link.header.index;
-    nl.link_set_mtu_up(&setup.device, index, setup.mtu)?;
-    let mut present = false;
-    for (addr, len) in nl.addr_list(index)? {
-        if addr == setup.address && len == 32 {
-            present = true;
-        } else {
-            nl.addr_del(&setup.device, index, addr, len)?;
-        }
-    }
-    if !present {
-        nl.addr_add(&setup.device, index, setup.address, 32)?;
-    }
+    configure_device(
+        &mut nl,
+        &setup.device,
+        link.header.index,
+        setup.mtu,
+        setup.address,
+    )?;
     Ok(())
 }
 

@@ -223,15 +223,12 @@ impl KernelRoute {
             (AddressFamily::Inet6, None) => IpNetwork::new(IpAddr::from([0u16; 8]), 0).ok()?,
             _ => return None,
         };
-        let shape = match (header.kind, gateway, oif) {
-            (RouteType::BlackHole, _, _) => RouteShape::Blackhole,
+        let shape = match (header.kind, gateway, oif, nh_id) {
+            (RouteType::BlackHole, _, _, _) => RouteShape::Blackhole,
             // With a nexthop object the kernel also reports its gateway
             // and device (nexthop_compat_mode): the id is what we set.
-            (RouteType::Unicast, _, _) if nh_id.is_some() && !multipath => RouteShape::Nexthop {
-                id: nh_id.unwrap_or_default(),
-                mtu,
-            },
-            (RouteType::Unicast, Some(via), Some(oif)) if !multipath => RouteShape::Gateway {
+            (RouteType::Unicast, _, _, Some(id)) if !multipath => RouteShape::Nexthop { id, mtu },
+            (RouteType::Unicast, Some(via), Some(oif), None) if !multipath => RouteShape::Gateway {
                 via,
                 oif,
                 onlink: header.flags.contains(RouteFlags::Onlink),

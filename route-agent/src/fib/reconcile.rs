@@ -70,6 +70,10 @@ pub struct Fib {
     protocol: u8,
     /// Gateway routes point at nexthop objects ([`super::nexthop`]).
     nexthop_objects: bool,
+    /// Objects of ours may be in the kernel (from an earlier run with
+    /// `nexthop-objects`): with objects off, the nexthop dump stays out of
+    /// every pass once one pass found none left.
+    nexthops_maybe_left: bool,
 }
 
 /// A route's key in its table, as far as we compare: destination and
@@ -102,6 +106,7 @@ impl Fib {
             netlink: Netlink::open()?,
             protocol,
             nexthop_objects: false,
+            nexthops_maybe_left: true,
         })
     }
 
@@ -235,7 +240,12 @@ impl Fib {
     pub fn reconcile(&mut self, desired: &[DesiredRoute]) -> io::Result<Reconciled> {
         let links = self.links()?;
         let (mut installed, others) = self.scan()?;
-        let (all_nexthops, nexthops_supported) = self.nexthops();
+        let (all_nexthops, nexthops_supported) = if self.nexthop_objects || self.nexthops_maybe_left
+        {
+            self.nexthops()
+        } else {
+            (Vec::new(), false)
+        };
         let protocol = self.protocol;
         let mut ours_by_key: HashMap<NexthopKey, u32> = HashMap::new();
         let mut our_ids: Vec<u32> = Vec::new();
@@ -366,15 +376,16 @@ impl Fib {
         }));
 
         // The objects first: the routes below name them.
-        let mut out_nexthops_failed: HashSet<u32> = HashSet::new();
         if !create.is_empty() {
             let requests = create.iter().enumerate().map(|(i, (id, key))| {
                 let write = move |tx: &mut Vec<u8>| nexthop::emit_new(tx, *id, key, protocol);
                 (nexthop::NEW_NEXTHOP, NLM_F_CREATE | NLM_F_REPLACE, i, write)
             });
+            // Objects the kernel refused, by id, with what they stood for.
+            let mut refused: HashMap<u32, NexthopKey> = HashMap::new();
             for (i, errno) in self.netlink.execute_with(requests)? {
                 let (id, key) = create[i];
-                out_nexthops_failed.insert(id);
+                refused.insert(id, key);
                 out.errors.push(RouteError {
                     op: RouteOp::Add,
                     route: format!(
@@ -386,23 +397,19 @@ impl Fib {
                     errno,
                 });
             }
-            out.nexthops_created = create.len() - out_nexthops_failed.len();
+            out.nexthops_created = create.len() - refused.len();
             // Routes whose object could not be made carry their gateway.
-            if !out_nexthops_failed.is_empty() {
-                let gateway: HashMap<u32, NexthopKey> = create.iter().copied().collect();
-                for change in &mut changes {
-                    if let Route::Desired(_, shape @ RouteShape::Nexthop { .. }) = &mut change.route
-                        && let RouteShape::Nexthop { id, mtu } = *shape
-                        && out_nexthops_failed.contains(&id)
-                        && let Some(key) = gateway.get(&id)
-                    {
-                        *shape = RouteShape::Gateway {
-                            via: key.via,
-                            oif: key.oif,
-                            onlink: key.onlink,
-                            mtu,
-                        };
-                    }
+            for change in &mut changes {
+                if let Route::Desired(_, shape) = &mut change.route
+                    && let RouteShape::Nexthop { id, mtu } = *shape
+                    && let Some(key) = refused.get(&id)
+                {
+                    *shape = RouteShape::Gateway {
+                        via: key.via,
+                        oif: key.oif,
+                        onlink: key.onlink,
+                        mtu,
+                    };
                 }
             }
         }
@@ -451,6 +458,7 @@ impl Fib {
         // Our objects no route of the plan uses: removed once no route of
         // ours names them any more (removing an object removes the routes
         // through it, so a route whose replace failed keeps its object).
+        let ours_before = our_ids.len();
         let unused: Vec<u32> = our_ids
             .into_iter()
             .filter(|id| !used_ids.contains(id))
@@ -482,6 +490,7 @@ impl Fib {
                 });
             }
         }
+        self.nexthops_maybe_left = self.nexthop_objects || ours_before > out.nexthops_deleted;
         out.stats.errors = out.errors.len();
         Ok(out)
     }
