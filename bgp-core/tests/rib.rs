@@ -194,6 +194,46 @@ fn med_is_ignored_between_different_neighbour_ases() {
 }
 
 #[test]
+fn withdrawing_a_path_that_is_not_best_but_eliminated_another_by_med_reselects() {
+    // Found by `model::change_stream_and_order_independence` (its seed is
+    // in rib.proptest-regressions). X (AS 65002, MED 0) eliminates Y (AS
+    // 65002, MED 10) and then loses to B on router ID; without X, Y beats B.
+    let mut rib = Rib::new(config());
+    let (y, b, x) = (ebgp(2, 65002), ebgp(3, 65003), ebgp(4, 65002));
+    for p in [y, b, x] {
+        rib.add_peer(p);
+    }
+    let with_med = |path: &[u32], nh: &str, med: u32| {
+        let mut a = attrs(path, nh);
+        a.med = Some(med);
+        a
+    };
+    announce(
+        &mut rib,
+        &y,
+        &["192.168.0.0/26"],
+        with_med(&[65002], "10.0.0.2", 10),
+    );
+    announce(
+        &mut rib,
+        &b,
+        &["192.168.0.0/26"],
+        attrs(&[65003], "10.0.0.3"),
+    );
+    announce(
+        &mut rib,
+        &x,
+        &["192.168.0.0/26"],
+        with_med(&[65002], "10.0.0.4", 0),
+    );
+    assert_eq!(rib.best(&net("192.168.0.0/26")).unwrap().peer, PeerId(3));
+    let mut changes = Vec::new();
+    rib.withdraw(PeerId(4), &[pfx("192.168.0.0/26")], &mut changes);
+    assert_eq!(rib.best(&net("192.168.0.0/26")).unwrap().peer, PeerId(2));
+    assert_eq!(changes.len(), 1, "the new best is announced: {changes:?}");
+}
+
+#[test]
 fn missing_med_counts_as_zero() {
     let none = attrs(&[65002], "10.0.0.3");
     let mut some = attrs(&[65002], "10.0.0.2");

@@ -391,7 +391,6 @@ pub(super) fn remove<K: AddrKey>(
             let Some(at) = list.iter().position(|p| p.same(&probe)) else {
                 return (false, None);
             };
-            // Order is kept: only removing the best needs a reselect.
             let Some(gone) = list.remove(at) else {
                 return (false, None);
             };
@@ -404,9 +403,11 @@ pub(super) fn remove<K: AddrKey>(
                     Some(p)
                 }
                 None => {
-                    if at == 0 {
-                        s.reselect(i);
-                    }
+                    // Even removing a path that is not the best can change
+                    // the best: the MED step (RFC 4271 §9.1.2.2 c) is not a
+                    // total order, and the removed path may have been what
+                    // eliminated another.
+                    s.reselect(i);
                     s.best_of(i)
                 }
             };
