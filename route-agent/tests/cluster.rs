@@ -189,17 +189,8 @@ fn four_nodes_converge_to_crosssubnet_routes_every_pod_reaches_every_other_and_n
         assert!(bird.route(block).is_some(), "D lacks {block}");
     }
 
-    // Pod-to-pod ping for every pair. Right after convergence the first
-    // pings from A's pod to C's pod are sometimes lost for a few seconds
-    // (about one run in five of this test; cause not found, see the
-    // closing note of issue 5), so the matrix is retried for up to 15 s.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let (matrix, all) = loop {
-        let (matrix, all) = c.ping_matrix(3);
-        if all || Instant::now() > deadline {
-            break (matrix, all);
-        }
-    };
+    // Pod-to-pod ping for every pair.
+    let (matrix, all) = c.ping_matrix(3);
     assert!(all, "pod-to-pod pings:\n{matrix}");
 
     // A route of A's deleted by hand is back within a second.

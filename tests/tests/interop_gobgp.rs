@@ -551,7 +551,19 @@ fn route_reflector_reflects_between_a_bird_client_and_a_gobgp_client() {
     let ours = Netns::new("rro");
     let gns = Netns::new("rrg");
     let bns = Netns::new("rrb");
-    ours.exec("ip", &["link", "add", "br0", "type", "bridge"]);
+    // A set address: an unset one follows the ports as they join.
+    ours.exec(
+        "ip",
+        &[
+            "link",
+            "add",
+            "br0",
+            "address",
+            "02:00:0a:4e:10:02",
+            "type",
+            "bridge",
+        ],
+    );
     ours.exec("ip", &["addr", "add", "10.78.16.2/24", "dev", "br0"]);
     ours.exec("ip", &["link", "set", "br0", "up"]);
     attach_to_bridge(&gns, &ours, "br0", "10.78.16.1/24");

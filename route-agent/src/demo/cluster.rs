@@ -190,7 +190,23 @@ impl Cluster {
         let bridge = format!("br{n}");
         let exists = run("ip", &["-n", &self.router, "link", "show", &bridge]).is_ok();
         if !exists {
-            ip(&["-n", &self.router, "link", "add", &bridge, "type", "bridge"])?;
+            // A bridge whose address is not set takes the lowest of its
+            // ports' and changes it as ports come and go; a node then
+            // sends to a stale router MAC until its ARP entry fails
+            // (seconds of loss, seen when D joined the four-node test's
+            // subnet). A set address stays (`NET_ADDR_SET`).
+            let mac = format!("02:00:0a:00:{n:02x}:01");
+            ip(&[
+                "-n",
+                &self.router,
+                "link",
+                "add",
+                &bridge,
+                "address",
+                &mac,
+                "type",
+                "bridge",
+            ])?;
             ip(&[
                 "-n",
                 &self.router,
