@@ -61,7 +61,7 @@ pub fn packet(data: &[u8]) {
 /// packets of at most `68 + 6 * byte` bytes (65,535 if bit 1 is set). Panics only if an invariant
 /// breaks.
 pub fn offload(data: &[u8]) {
-    use crate::offload::{VnetHdr, coalesce, complete_checksum, fold, segment, sum};
+    use crate::offload::{VnetHdr, coalesce, complete_checksum, cut_oversized, fold, segment, sum};
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -117,6 +117,24 @@ pub fn offload(data: &[u8]) {
         } else {
             68 + 6 * usize::from(mode)
         };
+        // Without offloads, every packet over the limit is either cut into
+        // valid segments within it that carry its payload, or left alone.
+        for p in packets.iter().filter(|p| p.len() > max_len) {
+            let (mut out, mut segs) = (Vec::new(), Vec::new());
+            if !cut_oversized(p, max_len, &mut out, &mut segs) {
+                assert!(out.is_empty() && segs.is_empty());
+                continue;
+            }
+            let hdrs = 20 + usize::from(p[32] >> 4) * 4;
+            let mut payload = Vec::new();
+            for r in &segs {
+                let seg = &out[r.clone()];
+                assert!(seg.len() <= max_len, "cut segment over the size limit");
+                tcp_ok(seg);
+                payload.extend_from_slice(&seg[hdrs..]);
+            }
+            assert_eq!(payload, p[hdrs..], "cut segments carry the payload");
+        }
         let (mut out, mut items) = (Vec::new(), Vec::new());
         coalesce(&packets, max_len, &mut out, &mut items);
         assert!(items.len() <= packets.len());

@@ -525,6 +525,39 @@ pub fn coalesce(
     }
 }
 
+/// Cuts a TCP/IPv4 packet longer than `max_len` that the receiving kernel
+/// merged (or reassembled; see [`coalesce`]) into segments of at most
+/// `max_len` bytes, each with complete checksums, appended to `out` with
+/// their ranges pushed onto `segments`. For a TUN device without offloads,
+/// which takes only packets it can forward as they are: a merged packet
+/// written whole would meet the pod's MTU and be dropped. Returns `false`,
+/// appending nothing, for any other packet.
+pub fn cut_oversized(
+    packet: &[u8],
+    max_len: usize,
+    out: &mut Vec<u8>,
+    segments: &mut Vec<Range<usize>>,
+) -> bool {
+    if packet.len() <= max_len {
+        return false;
+    }
+    let Some(gso_size) = oversized(packet, max_len) else {
+        return false;
+    };
+    let vnet = VnetHdr {
+        gso_type: GSO_TCPV4,
+        gso_size: u16::try_from(gso_size).unwrap_or(u16::MAX),
+        ..VnetHdr::default()
+    };
+    let (len, count) = (out.len(), segments.len());
+    if segment(packet, &vnet, max_len, 0, out, segments).is_err() {
+        out.truncate(len);
+        segments.truncate(count);
+        return false;
+    }
+    true
+}
+
 /// The segment size for a TCP/IPv4 packet longer than `max_len` that may
 /// go on as a super-packet: no IP options, not a fragment, lengths and IP
 /// checksum right, payload present, and a TCP checksum that is either
@@ -893,6 +926,37 @@ pub(crate) mod tests {
         bad[100] ^= 1;
         let items = coalesce_to(&[bad.clone()], 1480);
         assert_eq!(items, [(VnetHdr::default(), bad)]);
+    }
+
+    #[test]
+    fn without_offloads_a_merged_packet_is_cut_into_complete_segments() {
+        let data = payload(5000);
+        let mut merged = tcp(1000, TCP_ACK | TCP_PSH, &data);
+        let partial = fold(pseudo(&merged, 6, merged.len() - 20));
+        merged[36..38].copy_from_slice(&partial.to_be_bytes());
+        let (mut out, mut segs) = (Vec::new(), Vec::new());
+        assert!(cut_oversized(&merged, 1480, &mut out, &mut segs));
+        assert_eq!(segs.len(), 4);
+        let mut carried = Vec::new();
+        for r in &segs {
+            let seg = &out[r.clone()];
+            assert!(seg.len() <= 1480 && tcp_valid(seg));
+            carried.extend_from_slice(&seg[52..]);
+        }
+        assert_eq!(carried, data);
+        // PSH only on the last segment, as the sender's TSO would have it.
+        let flags: Vec<u8> = segs.iter().map(|r| out[r.start + 33]).collect();
+        assert_eq!(flags, [TCP_ACK, TCP_ACK, TCP_ACK, TCP_ACK | TCP_PSH]);
+        // Packets that fit, and big ones with a wrong checksum, are left
+        // alone.
+        let small = tcp(9000, TCP_ACK, &payload(100));
+        let mut bad = tcp(1000, TCP_ACK, &data);
+        bad[100] ^= 1;
+        for p in [small, bad] {
+            let (mut out, mut segs) = (Vec::new(), Vec::new());
+            assert!(!cut_oversized(&p, 1480, &mut out, &mut segs));
+            assert!(out.is_empty() && segs.is_empty());
+        }
     }
 
     #[test]

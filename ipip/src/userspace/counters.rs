@@ -69,6 +69,13 @@ pub struct Counters {
     pub rx_bytes: AtomicU64,
     /// ICMP fragmentation-needed replies sent back to inner sources.
     pub icmp_frag_needed: AtomicU64,
+    /// Outer datagrams longer than one wire packet can be (inner longer
+    /// than the underlay MTU − 20): several wire packets the kernel merged
+    /// before the raw socket read them, by GRO on the underlay device (the
+    /// IPIP GRO handler is built into Linux, module or not) or by
+    /// reassembling fragments. Each is still counted in `rx_packets` as
+    /// the wire packets it stands for.
+    pub rx_merged: AtomicU64,
     /// Routes in the tunnel table after the last refresh.
     pub routes: AtomicU64,
     /// Errors the raw socket reported on receive that the data plane rode
@@ -106,6 +113,7 @@ impl fmt::Display for Counters {
         writeln!(f, "tx_bytes {}", get(&self.tx_bytes))?;
         writeln!(f, "rx_packets {}", get(&self.rx_packets))?;
         writeln!(f, "rx_bytes {}", get(&self.rx_bytes))?;
+        writeln!(f, "rx_merged {}", get(&self.rx_merged))?;
         writeln!(f, "icmp_frag_needed {}", get(&self.icmp_frag_needed))?;
         writeln!(f, "routes {}", get(&self.routes))?;
         writeln!(f, "socket_errors {}", get(&self.socket_errors))?;
@@ -137,6 +145,6 @@ mod tests {
         assert!(text.contains("drop_unknown_peer 2\n"), "{text}");
         assert!(text.contains("tx_bytes 1500\n"), "{text}");
         assert!(text.contains("drop_no_route 0\n"), "{text}");
-        assert_eq!(text.lines().count(), 7 + DropReason::ALL.len());
+        assert_eq!(text.lines().count(), 8 + DropReason::ALL.len());
     }
 }

@@ -67,6 +67,8 @@ impl Ingress {
             }
         };
         let inners = decapsulate_all(&self.counters, &self.bufs, &self.lens, n, table);
+        let merged = inners.iter().filter(|i| i.len() > self.max_inner).count();
+        Counters::add(&self.counters.rx_merged, merged);
         if self.offload {
             self.out.clear();
             self.items.clear();
@@ -78,7 +80,18 @@ impl Ingress {
             }
         } else {
             for inner in &inners {
-                self.write(inner, 1, inner.len());
+                self.out.clear();
+                self.items.clear();
+                if inner.len() > self.max_inner
+                    && offload::cut_oversized(inner, self.max_inner, &mut self.out, &mut self.items)
+                {
+                    for range in &self.items {
+                        let seg = self.out.get(range.clone()).unwrap_or_default();
+                        self.write(seg, 1, seg.len());
+                    }
+                } else {
+                    self.write(inner, 1, inner.len());
+                }
             }
         }
         n > 0
