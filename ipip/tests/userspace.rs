@@ -746,6 +746,72 @@ fn deleting_the_tunnel_route_stops_forwarding_and_counts_no_route() {
 }
 
 #[test]
+fn a_route_through_a_nexthop_object_is_followed_without_compat_attributes() {
+    let mut lab = Lab::new(1500);
+    // As FRR setups run: routes through nexthop objects carry only the
+    // object's id, not its gateway and device.
+    lab.must(
+        "node-a",
+        &["sysctl", "-qw", "net.ipv4.nexthop_compat_mode=0"],
+    );
+    lab.must("node-a", &["ip", "route", "del", "10.244.2.0/24"]);
+    lab.wait_for_routes(0, 0);
+    let nexthop = |lab: &Lab, verb: &str, via: &str| {
+        lab.must(
+            "node-a",
+            &[
+                "ip", "nexthop", verb, "id", "7", "via", via, "dev", "tunl0", "onlink",
+            ],
+        );
+    };
+    nexthop(&lab, "add", NODE_B);
+    lab.must(
+        "node-a",
+        &["ip", "route", "add", "10.244.2.0/24", "nhid", "7"],
+    );
+    let shown = String::from_utf8_lossy(
+        &lab.exec("node-a", &["ip", "route", "show", "10.244.2.0/24"])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        shown.contains("nhid 7") && !shown.contains("via"),
+        "the route still carries its gateway: {shown}"
+    );
+    lab.wait_for_routes(0, 1);
+    lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
+
+    // The object changes, not the route: only a nexthop notification
+    // tells. Towards an address nobody has, the pings die...
+    let ping_until = |passes: bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = lab
+                .exec("pod-a", &["ping", "-c", "1", "-W", "1", POD_B])
+                .status
+                .success();
+            if ok == passes {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+        }
+    };
+    nexthop(&lab, "replace", "10.91.1.99");
+    assert!(
+        ping_until(false),
+        "pings still pass through the old gateway"
+    );
+    // ...and back at node-b they pass again.
+    nexthop(&lab, "replace", NODE_B);
+    assert!(
+        ping_until(true),
+        "pings never passed after the object came back"
+    );
+}
+
+#[test]
 fn tunnel_rides_over_peer_restart_and_resumes_forwarding() {
     let mut lab = Lab::new(1500);
     lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);

@@ -13,7 +13,8 @@
 //! reconciler uses them only when asked (`Fib::set_nexthop_objects`,
 //! config `nexthop-objects: true`). The userspace IPIP tunnel reads tunnel
 //! gateways from route dumps, which carry a nexthop object's gateway and
-//! device as long as `net.ipv4.nexthop_compat_mode` is 1 (the default).
+//! device while `net.ipv4.nexthop_compat_mode` is 1 (the default); with 0
+//! it resolves the object by id (`ipip/src/userspace/routes.rs`).
 //!
 //! Ours are the objects whose `nh_protocol` is our route protocol; their
 //! ids are allocated from [`ID_BASE`] upwards, skipping every id in use.
