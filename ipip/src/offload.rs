@@ -897,13 +897,20 @@ pub(crate) mod tests {
         );
     }
 
+    /// A TCP packet carrying `data` as the kernel's GRO leaves it after
+    /// merging segments: the checksum field holds the pseudo-header sum
+    /// (what `tcp4_gro_complete` writes there).
+    fn gro_merged(data: &[u8]) -> Vec<u8> {
+        let mut merged = tcp(1000, TCP_ACK | TCP_PSH, data);
+        let partial = fold(pseudo(&merged, 6, merged.len() - 20));
+        merged[36..38].copy_from_slice(&partial.to_be_bytes());
+        merged
+    }
+
     #[test]
     fn a_packet_merged_by_the_kernels_gro_goes_on_as_a_super_packet_cut_to_the_tunnel() {
         let data = payload(5000);
-        let mut merged = tcp(1000, TCP_ACK | TCP_PSH, &data);
-        // What tcp4_gro_complete leaves in the checksum field.
-        let partial = fold(pseudo(&merged, 6, merged.len() - 20));
-        merged[36..38].copy_from_slice(&partial.to_be_bytes());
+        let merged = gro_merged(&data);
         let small = tcp(9000, TCP_ACK, &payload(100));
         let items = coalesce_to(&[merged.clone(), small.clone()], 1480);
         assert_eq!(items.len(), 2);
@@ -931,9 +938,7 @@ pub(crate) mod tests {
     #[test]
     fn without_offloads_a_merged_packet_is_cut_into_complete_segments() {
         let data = payload(5000);
-        let mut merged = tcp(1000, TCP_ACK | TCP_PSH, &data);
-        let partial = fold(pseudo(&merged, 6, merged.len() - 20));
-        merged[36..38].copy_from_slice(&partial.to_be_bytes());
+        let merged = gro_merged(&data);
         let (mut out, mut segs) = (Vec::new(), Vec::new());
         assert!(cut_oversized(&merged, 1480, &mut out, &mut segs));
         assert_eq!(segs.len(), 4);
