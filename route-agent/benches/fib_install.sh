@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark (not a timed test): N IPv4 /26 routes into an empty main table,
 # side by side in one run, each method in a fresh network namespace:
-#   - ours: the batched FIB reconciler (examples/fib_install.rs), default
-#     ACK mode (only the last request of each batch asks for an ACK) and
-#     with NLM_F_ACK on every request;
+#   - ours: the batched FIB reconciler (examples/fib_install.rs) as
+#     configured by default (`nexthop-objects: auto`: kernel nexthop objects
+#     above 1,000 gateway routes; ACK on the last request of each batch
+#     only), and with gateway routes (`nexthop-objects: false`) in both ACK
+#     modes (the last request, or NLM_F_ACK on every request);
 #   - `ip -batch` (one request and ACK per route);
 #   - BIRD 2: static routes exported by its kernel protocol (one synchronous
 #     request per route; the time includes BIRD parsing its config), if
@@ -65,23 +67,21 @@ fib_prefixes() {
 
 declare -a NAMES SECONDS_TAKEN
 
-# ours, both ACK modes
-for ack in last every; do
-    fresh_ns "ours-$ack"
-    out=$(ip netns exec "$PREFIX-ours-$ack" "$BIN" install "$N" "$KIND" "$ack" "$HOPS")
-    echo "ours ($ack): $out" | sed 's/^/  /' >&2
-    check_count "$PREFIX-ours-$ack" 98 "ours ($ack)"
-    NAMES+=("ours, batched netlink (ACK: $ack)")
+# ours: the default (`nexthop-objects: auto`, which takes kernel nexthop
+# objects for tables of over 1,000 gateway routes), then gateway routes
+# (`nexthop-objects: false`, Calico's shapes) in both ACK modes.
+ours_row() {
+    local name=$1 label=$2 nexthops=$3 ack=$4
+    fresh_ns "$name"
+    out=$(ip netns exec "$PREFIX-$name" env ${nexthops:+FIB_NEXTHOPS=$nexthops} "$BIN" install "$N" "$KIND" "$ack" "$HOPS")
+    echo "$label: $out" | sed 's/^/  /' >&2
+    check_count "$PREFIX-$name" 98 "$label"
+    NAMES+=("$label")
     SECONDS_TAKEN+=("$(awk '/^install/ {print $2}' <<<"$out")")
-done
-
-# ours with nexthop objects (config `nexthop-objects: true`)
-fresh_ns ours-nh
-out=$(ip netns exec "$PREFIX-ours-nh" env FIB_NEXTHOPS=1 "$BIN" install "$N" "$KIND" last "$HOPS")
-echo "ours (nexthop objects): $out" | sed 's/^/  /' >&2
-check_count "$PREFIX-ours-nh" 98 "ours (nexthop objects)"
-NAMES+=("ours, nexthop objects (ACK: last)")
-SECONDS_TAKEN+=("$(awk '/^install/ {print $2}' <<<"$out")")
+}
+ours_row ours-auto "ours, default (nexthop-objects: auto)" "" last
+ours_row ours-gw "ours, nexthop-objects: false" 0 last
+ours_row ours-gw-every "ours, nexthop-objects: false, ACK every" 0 every
 
 # ip -batch
 fresh_ns ipbatch

@@ -6,7 +6,8 @@
 //! fib_install install 100000 via        # time a reconcile into an empty table
 //! fib_install install 100000 via every  # the same, NLM_F_ACK on every request
 //! fib_install install 10000 via last 5000  # through 5,000 gateways, 2 routes each
-//! FIB_NEXTHOPS=1 fib_install install …  # through nexthop objects (`nexthop-objects`)
+//! FIB_NEXTHOPS=0 fib_install install …  # `nexthop-objects: false` (default: auto)
+//! FIB_NEXTHOPS=1 fib_install install …  # `nexthop-objects: true`
 //! fib_install raw 100000 sorted         # the requests alone, no reconciler,
 //! fib_install raw 100000 spread         #   in destination or spread order,
 //! fib_install raw 100000 spread 1       #   or through nexthop object 1
@@ -38,7 +39,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::route::{RouteAttribute, RouteType};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use route_agent::fib::{
-    AckMode, DEFAULT_PROTOCOL, Fib, KernelRoute, Netlink, RouteShape, messages,
+    AckMode, DEFAULT_PROTOCOL, Fib, KernelRoute, Netlink, NexthopMode, RouteShape, messages,
 };
 use route_agent::planner::{DesiredRoute, RouteKind};
 
@@ -169,8 +170,14 @@ fn install(plan: &[DesiredRoute], ack: AckMode) -> io::Result<()> {
     let start = Instant::now();
     let mut fib = Fib::open_default()?;
     fib.set_ack_mode(ack);
-    // FIB_NEXTHOPS=1: gateway routes through kernel nexthop objects.
-    fib.set_nexthop_objects(std::env::var_os("FIB_NEXTHOPS").is_some());
+    // FIB_NEXTHOPS=1 / 0: gateway routes always / never through kernel
+    // nexthop objects (`nexthop-objects: true / false`); unset: the
+    // default, `auto` (objects above 1,000 gateway routes).
+    match std::env::var("FIB_NEXTHOPS").as_deref() {
+        Ok("0") => fib.set_nexthop_mode(NexthopMode::Off),
+        Ok(_) => fib.set_nexthop_mode(NexthopMode::On),
+        Err(_) => fib.set_nexthop_mode(NexthopMode::Auto),
+    }
     let done = fib.reconcile(plan)?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;

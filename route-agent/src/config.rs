@@ -16,7 +16,7 @@
 //! | `graceful-restart` | enabled, 120 s | RFC 4724 |
 //! | `route-protocol` | 98 | the kernel route protocol the agent owns |
 //! | `persist-routes` | true | keep our kernel routes when the agent stops (BIRD's `persist`) |
-//! | `nexthop-objects` | false | gateway routes through kernel nexthop objects: faster with thousands of nodes, `ip route` shows `nhid` |
+//! | `nexthop-objects` | auto | gateway routes through kernel nexthop objects: `auto` for tables of over 1,000 gateway routes (back below 500), `true` always, `false` never; faster with hundreds of nodes and more, `ip route` then shows `nhid` |
 //! | `admin` | `listen: 127.0.0.1:9179` | the admin HTTP listener |
 //!
 //! [`Config::parse`] checks the shape (errors carry `FILE:LINE:COL`) and
@@ -102,9 +102,14 @@ pub struct Config {
     /// Install gateway routes through kernel nexthop objects (`ip
     /// nexthop`, Linux ≥ 5.3): several times faster with thousands of
     /// nodes, but `ip route` shows `B nhid N via NH dev D` rather than
-    /// Calico's `B via NH dev D onlink`. Off by default.
-    #[serde(default)]
-    pub nexthop_objects: bool,
+    /// Calico's `B via NH dev D onlink`. `auto` (the default): only for
+    /// tables of over 1,000 gateway routes ([`crate::fib::NexthopMode`]).
+    #[serde(
+        default,
+        deserialize_with = "text::nexthop_mode",
+        serialize_with = "text::write_nexthop_mode"
+    )]
+    pub nexthop_objects: crate::fib::NexthopMode,
     /// The admin HTTP listener.
     #[serde(default)]
     pub admin: AdminConfig,

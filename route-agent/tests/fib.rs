@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use route_agent::fib::{
-    AckMode, DEFAULT_PROTOCOL, Fib, ReconcileStats, Reconciled, RouteErrno, RouteOp,
+    AckMode, DEFAULT_PROTOCOL, Fib, NexthopMode, ReconcileStats, Reconciled, RouteErrno, RouteOp,
 };
 use route_agent::planner::{DesiredRoute, RouteKind};
 
@@ -401,6 +401,15 @@ impl Netns {
         })
     }
 
+    /// One reconcile pass in nexthop mode `mode`.
+    fn reconcile_mode(&self, plan: &[DesiredRoute], mode: NexthopMode) -> Reconciled {
+        self.run(|| {
+            let mut fib = Fib::open_default().expect("netlink socket");
+            fib.set_nexthop_mode(mode);
+            fib.reconcile(plan).expect("reconcile")
+        })
+    }
+
     /// `ip nexthop show proto 98`, one per line.
     fn our_nexthops(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
@@ -510,6 +519,52 @@ fn a_next_hop_that_goes_away_takes_its_object_along_and_turning_objects_off_rest
     assert_eq!(ns.our_routes(), with_carrier);
     assert_eq!(ns.our_nexthops(), Vec::<String>::new());
     assert_eq!(off.nexthops_deleted, 2);
+}
+
+#[test]
+fn by_default_objects_come_above_1000_gateway_routes_and_go_below_500_with_no_flapping_between() {
+    let ns = Netns::node_with_carrier("nhauto");
+    // `count` blocks, four per node, all direct on veth0.
+    let plan = |count: u32| -> Vec<DesiredRoute> {
+        (0..count)
+            .map(|i| {
+                let node = i / 4;
+                let via = format!("10.66.{}.{}", 1 + node / 250, 1 + node % 250);
+                let dst = format!(
+                    "10.{}.{}.{}/26",
+                    128 + i / 1024,
+                    (i / 4) % 256,
+                    (i % 4) * 64
+                );
+                route(&dst, direct(&via, "veth0"))
+            })
+            .collect()
+    };
+    // Each pass is a fresh FIB (as after a restart): the choice comes from
+    // the plan and what the kernel holds, nothing else.
+    let pass = |count: u32| {
+        let done = ns.reconcile_mode(&plan(count), NexthopMode::Auto);
+        assert!(done.errors.is_empty(), "{:?}", &done.errors[..1]);
+        let routes = ns.our_routes();
+        assert_eq!(routes.len(), count as usize);
+        let through = routes.iter().filter(|r| r.contains(" nhid ")).count();
+        (done.stats, through)
+    };
+    // Up to 1,000: Calico's shapes.
+    assert_eq!(pass(1000), (stats(1000, 0, 0, 0), 0));
+    assert_eq!(ns.our_nexthops(), Vec::<String>::new());
+    // Over: every gateway route through an object, one per node.
+    assert_eq!(pass(1001), (stats(1, 1000, 0, 0), 1001));
+    assert_eq!(ns.our_nexthops().len(), 251);
+    // Between 500 and 1,000 the form stays: nothing rewritten.
+    assert_eq!(pass(600), (stats(0, 0, 401, 600), 600));
+    assert_eq!(pass(1000), (stats(400, 0, 0, 600), 1000));
+    assert_eq!(pass(1000), (stats(0, 0, 0, 1000), 1000));
+    assert_eq!(pass(500), (stats(0, 0, 500, 500), 500));
+    // Below 500: gateway routes again, and no object of ours left.
+    assert_eq!(pass(499), (stats(0, 499, 1, 0), 0));
+    assert_eq!(ns.our_nexthops(), Vec::<String>::new());
+    assert_eq!(pass(1000), (stats(501, 0, 0, 499), 0));
 }
 
 #[test]

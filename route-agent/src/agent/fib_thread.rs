@@ -9,7 +9,7 @@ use std::sync::mpsc::{Sender, channel};
 use std::time::SystemTime;
 
 use super::state::AgentState;
-use crate::fib::Fib;
+use crate::fib::{Fib, NexthopMode};
 use crate::planner::DesiredRoute;
 
 /// What the FIB thread is asked to do.
@@ -31,7 +31,7 @@ pub enum FibWork {
 /// own changes' notifications from everyone else's.
 pub fn spawn(
     protocol: u8,
-    nexthop_objects: bool,
+    nexthop_mode: NexthopMode,
     state: Arc<AgentState>,
     port: Arc<AtomicU32>,
 ) -> Sender<FibWork> {
@@ -45,7 +45,7 @@ pub fn spawn(
                 return;
             }
         };
-        fib.set_nexthop_objects(nexthop_objects);
+        fib.set_nexthop_mode(nexthop_mode);
         if let Ok(id) = fib.port_id() {
             port.store(id, Ordering::Relaxed);
         }

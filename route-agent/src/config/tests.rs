@@ -226,6 +226,29 @@ fn calico_spellings_of_ipip_modes_are_accepted() {
 }
 
 #[test]
+fn nexthop_objects_is_auto_by_default_and_takes_true_false_or_auto() {
+    use crate::fib::NexthopMode;
+    assert_eq!(ok(BASE).nexthop_objects, NexthopMode::Auto);
+    for (value, mode) in [
+        ("true", NexthopMode::On),
+        ("false", NexthopMode::Off),
+        ("auto", NexthopMode::Auto),
+        ("\"true\"", NexthopMode::On),
+    ] {
+        let c = ok(&with(&format!("nexthop-objects: {value}\n")));
+        assert_eq!(c.nexthop_objects, mode, "{value}");
+    }
+    let (line, _, message, _, _) = parse_error(&with("nexthop-objects: sometimes\n"));
+    assert_eq!(line, Some(7));
+    assert!(
+        message.contains("`sometimes`") && message.contains("`auto`"),
+        "{message}"
+    );
+    let (_, _, message, _, _) = parse_error(&with("nexthop-objects: 5\n"));
+    assert!(message.contains("`true` or `false`"), "{message}");
+}
+
+#[test]
 fn out_of_range_number_is_a_parse_error_with_line() {
     let (line, _, message, _, _) = parse_error(&with("route-protocol: 300\n"));
     assert_eq!(line, Some(7));

@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use ipnetwork::IpNetwork;
 use serde::de::Error;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serializer};
+
+use crate::fib::NexthopMode;
 
 fn parse<'de, D: Deserializer<'de>, T>(d: D, kind: &str, example: &str) -> Result<T, D::Error>
 where
@@ -78,4 +80,45 @@ pub(super) fn ipv4<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, 
             "`{s}` is not an IPv4 address ({e}) — write it as e.g. `10.0.0.1`"
         ))
     })
+}
+
+/// `nexthop-objects`: `auto`, `true` or `false`.
+pub(super) fn nexthop_mode<'de, D: Deserializer<'de>>(d: D) -> Result<NexthopMode, D::Error> {
+    struct Mode;
+    impl serde::de::Visitor<'_> for Mode {
+        type Value = NexthopMode;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "`auto` (objects for tables of over 1,000 gateway routes), `true` or `false`",
+            )
+        }
+        fn visit_bool<E: Error>(self, on: bool) -> Result<NexthopMode, E> {
+            Ok(if on {
+                NexthopMode::On
+            } else {
+                NexthopMode::Off
+            })
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<NexthopMode, E> {
+            match s.trim() {
+                "auto" => Ok(NexthopMode::Auto),
+                "true" => Ok(NexthopMode::On),
+                "false" => Ok(NexthopMode::Off),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+            }
+        }
+    }
+    d.deserialize_any(Mode)
+}
+
+/// Writes a [`NexthopMode`] as it is configured.
+pub(super) fn write_nexthop_mode<S: Serializer>(
+    mode: &NexthopMode,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match mode {
+        NexthopMode::Auto => s.serialize_str("auto"),
+        NexthopMode::On => s.serialize_bool(true),
+        NexthopMode::Off => s.serialize_bool(false),
+    }
 }

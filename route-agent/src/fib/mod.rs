@@ -12,8 +12,8 @@
 //!   sequence number, so there is no per-route round trip.
 //! - [`reconcile`]: dump the routes we own, diff against the plan, apply
 //!   only the difference ([`Fib::reconcile`]).
-//! - [`nexthop`]: kernel nexthop objects, byte for byte, for
-//!   `nexthop-objects: true`.
+//! - [`nexthop`]: kernel nexthop objects, byte for byte, for large tables
+//!   (`nexthop-objects: auto`, the default) or all (`true`).
 //!
 //! # Speed
 //!
@@ -28,13 +28,16 @@
 //! resizing (0.37 → 0.30 s of CPU), grouped by next hop, which spares its
 //! `fib_info` lookup when there are many (10,000 routes via 5,000 gateways:
 //! 0.57 → 0.29 s), and route bodies are written straight into the batch.
-//! With `nexthop-objects: true` ([`nexthop`], [`Fib::set_nexthop_objects`])
-//! gateway routes name a kernel nexthop object instead of carrying their
-//! gateway, which the kernel finds by id rather than by comparing with
-//! every next hop on the device: 100,000 routes in 0.25 s (400,000
-//! routes/s), and a 5,000-node cluster's 10,000 routes converge in about
-//! 74 ms instead of 390 ms (`benches/README.md`). Off by default: `ip
-//! route` then shows `nhid N`, not Calico's route shapes.
+//! Large tables go further ([`NexthopMode::Auto`], the default, from 1,001
+//! gateway routes; `nexthop-objects: true` always): gateway routes name a
+//! kernel nexthop object ([`nexthop`]) instead of carrying their gateway,
+//! which the kernel finds by id rather than by comparing with every next
+//! hop on the device, and without allocating a next hop per route:
+//! 100,000 routes in about 0.25 s (400,000 routes/s), and a 5,000-node
+//! cluster's 10,000 routes converge in 75–90 ms instead of 400 ms
+//! (`benches/README.md`). Smaller tables keep Calico's shapes (`ip route`
+//! shows `nhid N` with objects), where either form installs in
+//! milliseconds.
 //!
 //! # Ownership
 //!
@@ -50,4 +53,5 @@ pub mod reconcile;
 
 pub use batch::{AckMode, Netlink, RouteErrno, RouteError, RouteOp};
 pub use messages::{DEFAULT_PROTOCOL, KernelRoute, Links, RouteShape};
+pub use nexthop::NexthopMode;
 pub use reconcile::{Fib, ReconcileStats, Reconciled};

@@ -9,9 +9,10 @@
 //! names a nexthop object by id (`RTA_NH_ID`) skips that search.
 //!
 //! The cost is the shape operators see: `ip route` prints `B nhid N via NH
-//! dev eth0` instead of Calico's `B via NH dev eth0 onlink`. So the
-//! reconciler uses them only when asked (`Fib::set_nexthop_objects`,
-//! config `nexthop-objects: true`). The userspace IPIP tunnel reads tunnel
+//! dev eth0` instead of Calico's `B via NH dev eth0 onlink`. So by default
+//! ([`NexthopMode::Auto`]) the reconciler uses them only for large tables,
+//! where they pay; `nexthop-objects: true` or `false` fixes the choice
+//! (`Fib::set_nexthop_mode`). The userspace IPIP tunnel reads tunnel
 //! gateways from route dumps, which carry a nexthop object's gateway and
 //! device while `net.ipv4.nexthop_compat_mode` is 1 (the default); with 0
 //! it resolves the object by id (`ipip/src/userspace/routes.rs`).
@@ -34,6 +35,48 @@ const NHA_ID: u16 = 1;
 const NHA_OIF: u16 = 5;
 const NHA_GATEWAY: u16 = 6;
 const RTNH_F_ONLINK: u32 = 4;
+
+/// When gateway routes go through nexthop objects (config
+/// `nexthop-objects: auto | true | false`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NexthopMode {
+    /// Every route carries its gateway: Calico's shapes, always.
+    Off,
+    /// Every gateway route names an object (kernels without objects get
+    /// gateway routes).
+    On,
+    /// Large tables only: objects once more than [`AUTO_ON`] routes go
+    /// through gateways, gateway routes again below [`AUTO_OFF`]. Small
+    /// clusters keep Calico's shapes, where the install time is a few
+    /// milliseconds either way; large ones avoid the kernel's per-route
+    /// next-hop allocation and its search through every next hop on the
+    /// device, which grows with the square of the nodes
+    /// (`benches/README.md`: 5,000 nodes, 390 ms against 74 ms).
+    #[default]
+    Auto,
+}
+
+/// [`NexthopMode::Auto`] switches to objects above this many gateway
+/// routes (about 500 nodes of two blocks each)...
+pub const AUTO_ON: usize = 1000;
+/// ...and back to gateway routes below this many: between the two the
+/// form in the kernel stays, so a table that hovers around one number does
+/// not flip every route back and forth, and a restart with the same plan
+/// changes nothing.
+pub const AUTO_OFF: usize = 500;
+
+impl NexthopMode {
+    /// Whether a plan with `gateway_routes` routes through gateways goes
+    /// through objects, given whether ours in the kernel already do.
+    pub fn use_objects(self, gateway_routes: usize, objects_now: bool) -> bool {
+        match self {
+            NexthopMode::Off => false,
+            NexthopMode::On => true,
+            NexthopMode::Auto if objects_now => gateway_routes >= AUTO_OFF,
+            NexthopMode::Auto => gateway_routes > AUTO_ON,
+        }
+    }
+}
 
 /// The first id we allocate: well above the small ids `ip nexthop` users
 /// and FRR's zebra pick, so ours rarely meet theirs (every id in use is
@@ -166,6 +209,18 @@ impl IdAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_takes_objects_above_1000_gateway_routes_and_leaves_them_below_500() {
+        let auto = NexthopMode::Auto;
+        assert!(!auto.use_objects(1000, false));
+        assert!(auto.use_objects(1001, false));
+        assert!(auto.use_objects(500, true));
+        assert!(!auto.use_objects(499, true));
+        // Fixed settings ignore the table.
+        assert!(NexthopMode::On.use_objects(0, false));
+        assert!(!NexthopMode::Off.use_objects(100_000, true));
+    }
 
     #[test]
     fn a_written_nexthop_reads_back_with_its_key_and_protocol() {

@@ -31,8 +31,8 @@ use super::batch::{AckMode, Netlink, RouteErrno, RouteError, RouteOp};
 use super::messages::{
     self, DEFAULT_PROTOCOL, KernelRoute, Links, MAIN_TABLE, RouteShape, default_priority,
 };
-use super::nexthop::{self, IdAllocator, KernelNexthop, NexthopKey};
-use crate::planner::DesiredRoute;
+use super::nexthop::{self, IdAllocator, KernelNexthop, NexthopKey, NexthopMode};
+use crate::planner::{DesiredRoute, RouteKind};
 
 /// What one reconcile pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,8 +68,8 @@ pub struct Reconciled {
 pub struct Fib {
     netlink: Netlink,
     protocol: u8,
-    /// Gateway routes point at nexthop objects ([`super::nexthop`]).
-    nexthop_objects: bool,
+    /// When gateway routes point at nexthop objects ([`super::nexthop`]).
+    nexthop_mode: NexthopMode,
     /// Objects of ours may be in the kernel (from an earlier run with
     /// `nexthop-objects`): with objects off, the nexthop dump stays out of
     /// every pass once one pass found none left.
@@ -105,19 +105,29 @@ impl Fib {
         Ok(Self {
             netlink: Netlink::open()?,
             protocol,
-            nexthop_objects: false,
+            nexthop_mode: NexthopMode::default(),
             nexthops_maybe_left: true,
         })
     }
 
-    /// Whether gateway routes go through nexthop objects (`ip nexthop`)
+    /// When gateway routes go through nexthop objects (`ip nexthop`)
     /// instead of carrying their gateway: much faster to install with
     /// thousands of next hops, but `ip route` then shows `nhid N`
-    /// ([`super::nexthop`]). Off by default. Either way a pass converts the
-    /// routes of ours to the form asked for and removes our nexthop
-    /// objects that no route uses.
+    /// ([`super::nexthop`]). [`NexthopMode::Auto`] by default: only for
+    /// large tables. Every pass converts the routes of ours to the form
+    /// chosen and removes our nexthop objects that no route uses.
+    pub fn set_nexthop_mode(&mut self, mode: NexthopMode) {
+        self.nexthop_mode = mode;
+    }
+
+    /// [`Fib::set_nexthop_mode`] with [`NexthopMode::On`] or
+    /// [`NexthopMode::Off`].
     pub fn set_nexthop_objects(&mut self, on: bool) {
-        self.nexthop_objects = on;
+        self.set_nexthop_mode(if on {
+            NexthopMode::On
+        } else {
+            NexthopMode::Off
+        });
     }
 
     /// Every nexthop object in the namespace; empty when the kernel has
@@ -240,8 +250,15 @@ impl Fib {
     pub fn reconcile(&mut self, desired: &[DesiredRoute]) -> io::Result<Reconciled> {
         let links = self.links()?;
         let (mut installed, others) = self.scan()?;
-        let (all_nexthops, nexthops_supported) = if self.nexthop_objects || self.nexthops_maybe_left
-        {
+        let gateway_routes = desired
+            .iter()
+            .filter(|d| !matches!(d.kind, RouteKind::Blackhole))
+            .count();
+        let objects_now = installed
+            .iter()
+            .any(|r| matches!(r.shape, RouteShape::Nexthop { .. }));
+        let want_nexthops = self.nexthop_mode.use_objects(gateway_routes, objects_now);
+        let (all_nexthops, nexthops_supported) = if want_nexthops || self.nexthops_maybe_left {
             self.nexthops()
         } else {
             (Vec::new(), false)
@@ -257,7 +274,7 @@ impl Fib {
                 }
             }
         }
-        let use_nexthops = self.nexthop_objects && nexthops_supported;
+        let use_nexthops = want_nexthops && nexthops_supported;
         let mut ids = IdAllocator::new(all_nexthops.iter().map(|n| n.id).collect());
         // Nexthop objects to create: (id, what, the gateway shape it stands for).
         let mut create: Vec<(u32, NexthopKey)> = Vec::new();
@@ -490,7 +507,7 @@ impl Fib {
                 });
             }
         }
-        self.nexthops_maybe_left = self.nexthop_objects || ours_before > out.nexthops_deleted;
+        self.nexthops_maybe_left = want_nexthops || ours_before > out.nexthops_deleted;
         out.stats.errors = out.errors.len();
         Ok(out)
     }
