@@ -11,7 +11,9 @@
 #     request per route; the time includes BIRD parsing its config), if
 #     `bird` is installed (Debian package bird2).
 #
-# Usage, as root:  route-agent/benches/fib_install.sh [N=100000] [via|blackhole] [HOPS=1]
+# Usage, as root:  [ROUNDS=3] route-agent/benches/fib_install.sh [N=100000] [via|blackhole] [HOPS=1]
+#   ROUNDS:    every method runs once per round, rounds interleaved; the
+#              table shows each method's median and every round
 #   via:       B via 10.66.0.6 dev veth0 onlink   (the direct-route shape)
 #   blackhole: blackhole B
 #   HOPS > 1 (with via): the routes go through HOPS gateways 10.66.1.0, …,
@@ -22,6 +24,7 @@ set -euo pipefail
 N=${1:-100000}
 KIND=${2:-via}
 HOPS=${3:-1}
+ROUNDS=${ROUNDS:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 (cd "$ROOT" && cargo build --release --quiet -p route-agent --example fib_install)
 BIN=$ROOT/target/release/examples/fib_install
@@ -65,7 +68,16 @@ fib_prefixes() {
     ip netns exec "$1" awk '/^Main:/ {m = 1} m && /Prefixes:/ {print $2; exit}' /proc/net/fib_triestat
 }
 
-declare -a NAMES SECONDS_TAKEN
+# Each method's times, in the order the methods first ran.
+declare -a NAMES
+declare -A TIMES
+record() {
+    if [[ -z ${TIMES[$1]+set} ]]; then
+        NAMES+=("$1")
+        TIMES[$1]=""
+    fi
+    TIMES[$1]+="$2 "
+}
 
 # ours: the default (`nexthop-objects: auto`, which takes kernel nexthop
 # objects for tables of over 1,000 gateway routes), then gateway routes
@@ -76,59 +88,80 @@ ours_row() {
     out=$(ip netns exec "$PREFIX-$name" env ${nexthops:+FIB_NEXTHOPS=$nexthops} "$BIN" install "$N" "$KIND" "$ack" "$HOPS")
     echo "$label: $out" | sed 's/^/  /' >&2
     check_count "$PREFIX-$name" 98 "$label"
-    NAMES+=("$label")
-    SECONDS_TAKEN+=("$(awk '/^install/ {print $2}' <<<"$out")")
+    record "$label" "$(awk '/^install/ {print $2}' <<<"$out")"
 }
-ours_row ours-auto "ours, default (nexthop-objects: auto)" "" last
-ours_row ours-gw "ours, nexthop-objects: false" 0 last
-ours_row ours-gw-every "ours, nexthop-objects: false, ACK every" 0 every
 
-# ip -batch
-fresh_ns ipbatch
-"$BIN" ip-batch "$N" "$KIND" last "$HOPS" >"$WORK/routes.batch"
-t0=$(now)
-ip -n "$PREFIX-ipbatch" -batch "$WORK/routes.batch"
-t1=$(now)
-check_count "$PREFIX-ipbatch" 98 "ip -batch"
-NAMES+=("ip -batch")
-SECONDS_TAKEN+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
-
-# BIRD 2
-if command -v bird >/dev/null && command -v birdc >/dev/null; then
-    fresh_ns bird
-    {
-        echo "router id 10.66.0.5;"
-        echo "protocol device {}"
-        echo "protocol kernel kernfib { ipv4 { export all; import none; }; }"
-        echo "protocol static pods { ipv4;"
-        "$BIN" bird "$N" "$KIND" last "$HOPS"
-        echo "}"
-    } >"$WORK/bird.conf"
-    # BIRD counts a route as exported before its kernel protocol writes it,
-    # so the end is when the kernel holds them all: the FIB trie's prefix
-    # count, which the kernel keeps without walking the table.
-    base=$(fib_prefixes "$PREFIX-bird")
+ip_batch_row() {
+    local name=ipbatch-$1
+    fresh_ns "$name"
+    [[ -f $WORK/routes.batch ]] || "$BIN" ip-batch "$N" "$KIND" last "$HOPS" >"$WORK/routes.batch"
     t0=$(now)
-    ip netns exec "$PREFIX-bird" bird -c "$WORK/bird.conf" -s "$WORK/bird.ctl" -P "$WORK/bird.pid"
-    until (($(fib_prefixes "$PREFIX-bird") >= base + N)); do
+    ip -n "$PREFIX-$name" -batch "$WORK/routes.batch"
+    t1=$(now)
+    check_count "$PREFIX-$name" 98 "ip -batch"
+    record "ip -batch" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')"
+}
+
+# BIRD's time runs from starting `bird` until the kernel holds all routes.
+# BIRD counts a route as exported before its kernel protocol writes it, so
+# the end is the FIB trie's prefix count, which the kernel keeps without
+# walking the table. BIRD is then SIGKILLed: a clean stop would withdraw
+# its routes while the next method runs.
+bird_row() {
+    local name=bird-$1
+    fresh_ns "$name"
+    if [[ ! -f $WORK/bird.conf ]]; then
+        {
+            echo "router id 10.66.0.5;"
+            echo "protocol device {}"
+            echo "protocol kernel kernfib { ipv4 { export all; import none; }; }"
+            echo "protocol static pods { ipv4;"
+            "$BIN" bird "$N" "$KIND" last "$HOPS"
+            echo "}"
+        } >"$WORK/bird.conf"
+    fi
+    local base
+    base=$(fib_prefixes "$PREFIX-$name")
+    t0=$(now)
+    ip netns exec "$PREFIX-$name" bird -c "$WORK/bird.conf" -s "$WORK/bird.ctl" -P "$WORK/bird.pid"
+    until (($(fib_prefixes "$PREFIX-$name") >= base + N)); do
         sleep 0.01
     done
     t1=$(now)
-    check_count "$PREFIX-bird" bird "BIRD"
-    NAMES+=("BIRD $(bird --version 2>&1 | awk '{print $3}') static + kernel protocol")
-    SECONDS_TAKEN+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+    kill -KILL "$(cat "$WORK/bird.pid")" 2>/dev/null || true
+    rm -f "$WORK/bird.pid" "$WORK/bird.ctl"
+    check_count "$PREFIX-$name" bird "BIRD"
+    record "BIRD $(bird --version 2>&1 | awk '{print $3}') static + kernel protocol" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')"
+}
+
+HAVE_BIRD=
+if command -v bird >/dev/null && command -v birdc >/dev/null; then
+    HAVE_BIRD=1
 else
     echo "  bird not installed (apt-get install bird2): BIRD row skipped" >&2
 fi
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# Rounds interleave the methods, so a burst of other load on the machine
+# falls on all of them; the table shows each method's median.
+for ((r = 1; r <= ROUNDS; r++)); do
+    ours_row "auto-$r" "ours, default (nexthop-objects: auto)" "" last
+    ours_row "gw-$r" "ours, nexthop-objects: false" 0 last
+    ours_row "gw-every-$r" "ours, nexthop-objects: false, ACK every" 0 every
+    ip_batch_row "$r"
+    if [[ -n $HAVE_BIRD ]]; then bird_row "$r"; fi
+done
 
-ours=${SECONDS_TAKEN[0]}
+median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+ours=$(median <<<"${TIMES[${NAMES[0]}]}")
 echo
-echo "$N IPv4 /26 routes ($KIND, $HOPS gateway(s)) into an empty main table, $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| %-45s | %8s | %10s | %16s |\n' method seconds routes/s "time vs ours"
-printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..47})" "----------" "------------" "------------------"
-for i in "${!NAMES[@]}"; do
-    s=${SECONDS_TAKEN[$i]}
-    printf '| %-45s | %8s | %10s | %16s |\n' "${NAMES[$i]}" "$s" \
+echo "$N IPv4 /26 routes ($KIND, $HOPS gateway(s)) into an empty main table, $(uname -r), $(nproc) cores, $ROUNDS rounds, load $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+printf '| %-45s | %8s | %10s | %12s | %-23s |\n' method "median s" routes/s "time vs ours" "each round (s)"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..47})" "----------" "------------" "--------------" "-------------------------"
+for name in "${NAMES[@]}"; do
+    s=$(median <<<"${TIMES[$name]}")
+    printf '| %-45s | %8s | %10s | %12s | %-23s |\n' "$name" "$s" \
         "$(awk -v n="$N" -v s="$s" 'BEGIN {printf "%.0f", n / s}')" \
-        "$(awk -v o="$ours" -v s="$s" 'BEGIN {printf "%.2fx", s / o}')"
+        "$(awk -v o="$ours" -v s="$s" 'BEGIN {printf "%.2fx", s / o}')" \
+        "${TIMES[$name]% }"
 done

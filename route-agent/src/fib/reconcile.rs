@@ -87,6 +87,14 @@ struct Change {
     route: Route,
 }
 
+/// What one request writes ([`Fib::reconcile`]).
+enum Staged<'a> {
+    /// Install this destination with this shape.
+    New(IpNetwork, RouteShape),
+    /// Delete this route of ours.
+    Delete(&'a KernelRoute),
+}
+
 enum Route {
     /// `desired[index]`, installed with this shape.
     Desired(usize, RouteShape),
@@ -431,21 +439,34 @@ impl Fib {
             }
         }
 
-        let requests = send_order(&changes).into_iter().filter_map(|i| {
-            let change = changes.get(i)?;
-            let (kind, flags) = match change.op {
+        // What each request writes, gathered in send order first: the
+        // spread order jumps through `changes` and `desired`, and doing
+        // that inside the encoding loop cost a cache miss or two per route
+        // (most of the encoder's time in `perf`); this loop only loads, so
+        // the misses overlap.
+        let staged: Vec<(usize, RouteOp, Staged<'_>)> = send_order(&changes)
+            .into_iter()
+            .filter_map(|i| {
+                let change = changes.get(i)?;
+                let what = match &change.route {
+                    Route::Desired(index, shape) => Staged::New(desired.get(*index)?.dst, *shape),
+                    Route::Kernel(route) => Staged::Delete(route),
+                };
+                Some((i, change.op, what))
+            })
+            .collect();
+        let requests = staged.iter().map(|(i, op, what)| {
+            let (kind, flags) = match op {
                 RouteOp::Add | RouteOp::Replace => {
                     (messages::NEW_ROUTE, NLM_F_CREATE | NLM_F_REPLACE)
                 }
                 RouteOp::Delete => (messages::DEL_ROUTE, 0),
             };
-            let write = move |tx: &mut Vec<u8>| match &change.route {
-                Route::Desired(index, shape) => {
-                    messages::emit_new_route(tx, &desired[*index].dst, shape, protocol);
-                }
-                Route::Kernel(route) => messages::emit_del_route(tx, route, protocol),
+            let write = move |tx: &mut Vec<u8>| match what {
+                Staged::New(dst, shape) => messages::emit_new_route(tx, dst, shape, protocol),
+                Staged::Delete(route) => messages::emit_del_route(tx, route, protocol),
             };
-            Some((kind, flags, i, write))
+            (kind, flags, *i, write)
         });
         let failures = self.netlink.execute_with(requests)?;
 
