@@ -141,6 +141,11 @@ if command -v bird >/dev/null && command -v birdc >/dev/null; then
 else
     echo "  bird not installed (apt-get install bird2): BIRD row skipped" >&2
 fi
+# A namespace deleted shortly before (this script's last run or another
+# benchmark's) is torn down by the kernel in the background, under the RTNL
+# lock every method here needs: with 100,000 routes in it that takes
+# seconds. Let it finish first (SETTLE seconds).
+sleep "${SETTLE:-5}"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Rounds interleave the methods, so a burst of other load on the machine
 # falls on all of them; the table shows each method's median.
