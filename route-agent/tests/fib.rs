@@ -355,6 +355,41 @@ fn ipv6_routes_install_and_a_rerun_leaves_them_alone() {
 }
 
 #[test]
+fn with_nexthop_objects_ipv6_routes_go_through_objects_too_and_a_rerun_leaves_them_alone() {
+    let ns = Netns::node_with_carrier("v6nh");
+    ns.ip("addr add fd00:66::5/64 dev veth0 nodad");
+    let mut plan = plan();
+    plan.push(route("fd00:244:2::/122", direct("fd00:66::6", "veth0")));
+    plan.push(route(
+        "fd00:244:3::/122",
+        RouteKind::Underlay {
+            via: "fd00:66::7".parse().expect("ip"),
+            dev: "veth0".into(),
+        },
+    ));
+    let done = ns.reconcile_nexthops(&plan, true);
+    assert_eq!(done.errors, vec![]);
+    assert_eq!(done.stats, stats(5, 0, 0, 0));
+    let shown = ns.ip(&format!("-6 route show proto {DEFAULT_PROTOCOL}"));
+    for (dst, via) in [
+        ("fd00:244:2::/122", "fd00:66::6"),
+        ("fd00:244:3::/122", "fd00:66::7"),
+    ] {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with(&format!("{dst} nhid ")) && l.contains(via)),
+            "{dst} through an object via {via}:\n{shown}"
+        );
+    }
+    let get = ns.ip("-6 route get fd00:244:3::9");
+    assert!(get.contains("via fd00:66::7 dev veth0"), "{get}");
+    let again = ns.reconcile_nexthops(&plan, true);
+    assert_eq!(again.stats, stats(0, 0, 0, 5));
+    assert_eq!((again.nexthops_created, again.nexthops_deleted), (0, 0));
+}
+
+#[test]
 fn refusal_of_the_last_request_of_a_batch_closes_the_batch() {
     let ns = Netns::node("last");
     // Sent in prefix order: the unreachable route is the batch's last
