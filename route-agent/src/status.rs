@@ -411,6 +411,12 @@ pub fn render(doc: &StatusDoc) -> String {
         let _ = write!(out, " ({})", kinds.join(", "));
     }
     let _ = writeln!(out, ", {sync}, {} rejected", fib.rejected_total());
+    if fib.nexthop_objects {
+        let _ = writeln!(
+            out,
+            "  gateway routes through kernel nexthop objects (`ip route` shows nhid)"
+        );
+    }
     for (reason, n) in fib.rejected.iter().filter(|(_, n)| **n > 0) {
         let _ = writeln!(out, "  rejected {reason}: {n}");
     }
@@ -564,11 +570,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  rejected outside-pools: 3\n"));
+        assert!(!text.contains("nexthop objects"), "{text}");
         assert!(text.contains("Tunnel: none\n"));
         assert!(
             text.contains(
                 "\n  blackhole 10.244.1.0/26\n  10.244.2.0/26 via 10.0.0.6 dev eth0 onlink\n"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn says_when_gateway_routes_go_through_nexthop_objects() {
+        let mut d = doc();
+        d.fib.nexthop_objects = true;
+        let text = render(&d);
+        assert!(
+            text.contains(", 3 rejected\n  gateway routes through kernel nexthop objects (`ip route` shows nhid)\n"),
             "{text}"
         );
     }

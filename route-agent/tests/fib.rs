@@ -583,6 +583,8 @@ fn by_default_objects_come_above_1000_gateway_routes_and_go_below_500_with_no_fl
         let routes = ns.our_routes();
         assert_eq!(routes.len(), count as usize);
         let through = routes.iter().filter(|r| r.contains(" nhid ")).count();
+        // The pass reports the form it chose (for metrics and status).
+        assert_eq!(done.nexthop_objects, through > 0);
         (done.stats, through)
     };
     // Up to 1,000: Calico's shapes.

@@ -291,6 +291,9 @@ pub struct FibDoc {
     pub started: bool,
     /// True when the newest plan is applied with no route failing.
     pub in_sync: bool,
+    /// Whether gateway routes go through kernel nexthop objects.
+    #[serde(default)]
+    pub nexthop_objects: bool,
     /// Installed routes by kind (every kind present).
     pub installed_by_kind: BTreeMap<String, u64>,
     /// The routes of our protocol as last applied.
@@ -328,6 +331,7 @@ impl FibDoc {
         FibDoc {
             started: fib.started,
             in_sync: fib.in_sync,
+            nexthop_objects: fib.nexthop_objects,
             installed_by_kind: by_kind,
             installed: fib.installed.iter().map(KernelRouteDoc::from).collect(),
             rejected: rejected

@@ -213,6 +213,16 @@ pub fn render(status: &Status, peers: &[PeerSnapshot], tunnel: Option<&TunnelCou
     );
     m.sample("route_agent_fib_in_sync", &[], u8::from(fib.in_sync));
     m.family(
+        "route_agent_fib_nexthop_objects",
+        "gauge",
+        "1 when gateway routes go through kernel nexthop objects (nexthop-objects: auto takes them for tables of over 1,000 gateway routes).",
+    );
+    m.sample(
+        "route_agent_fib_nexthop_objects",
+        &[],
+        u8::from(fib.nexthop_objects),
+    );
+    m.family(
         "route_agent_fib_reconciles_total",
         "counter",
         "Reconcile passes run (kernel dump, diff, apply).",
@@ -419,6 +429,7 @@ mod tests {
             r#"route_agent_routes_installed{kind="direct"} 0"#,
             r#"route_agent_routes_installed{kind="tunnel"} 1"#,
             "route_agent_fib_in_sync 1",
+            "route_agent_fib_nexthop_objects 0",
             "route_agent_netlink_batches_total 7",
             "route_agent_netlink_errors_total 2",
             "route_agent_fib_reconciles_total 5",

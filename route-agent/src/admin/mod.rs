@@ -38,6 +38,7 @@
 //! | `route_agent_routes_installed` | gauge | `kind` (blackhole, direct, tunnel, underlay) | kernel routes of our protocol |
 //! | `route_agent_fib_started` | gauge | | 1 once the first plan was applied |
 //! | `route_agent_fib_in_sync` | gauge | | 1 when the newest plan is applied without failures |
+//! | `route_agent_fib_nexthop_objects` | gauge | | 1 when gateway routes go through kernel nexthop objects |
 //! | `route_agent_fib_reconciles_total` | counter | | reconcile passes |
 //! | `route_agent_fib_route_changes_total` | counter | `op` (add, replace, delete) | kernel routes changed |
 //! | `route_agent_fib_last_reconcile_timestamp_seconds` | gauge | | end of the last reconcile (absent before the first) |

@@ -107,6 +107,7 @@ fn apply(fib: &mut Fib, desired: &[DesiredRoute], state: &AgentState) {
                     .cloned()
                     .collect();
                 f.in_sync = done.errors.is_empty();
+                f.nexthop_objects = done.nexthop_objects;
                 f.added += done.stats.added as u64;
                 f.replaced += done.stats.replaced as u64;
                 f.deleted += done.stats.deleted as u64;

@@ -64,6 +64,10 @@ pub struct FibStatus {
     pub started: bool,
     /// True when the newest plan is applied with no route failing.
     pub in_sync: bool,
+    /// Whether the last pass put gateway routes through kernel nexthop
+    /// objects (`nexthop-objects`: with `auto`, tables of over 1,000
+    /// gateway routes).
+    pub nexthop_objects: bool,
     /// The routes of our protocol as last applied: the plan minus the
     /// routes the kernel refused.
     pub installed: Vec<DesiredRoute>,

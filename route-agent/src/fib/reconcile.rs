@@ -60,6 +60,9 @@ pub struct Reconciled {
     pub nexthops_created: usize,
     /// Nexthop objects of ours removed because no route uses them.
     pub nexthops_deleted: usize,
+    /// Whether this pass put gateway routes through nexthop objects (the
+    /// [`NexthopMode`]'s choice, on a kernel that has them).
+    pub nexthop_objects: bool,
 }
 
 /// The routes of one protocol in the main table of the current network
@@ -327,7 +330,10 @@ impl Fib {
         wanted.dedup_by_key(|&mut i| desired[i].dst);
         let mut rest = installed.as_slice();
 
-        let mut out = Reconciled::default();
+        let mut out = Reconciled {
+            nexthop_objects: use_nexthops,
+            ..Reconciled::default()
+        };
         let mut changes = Vec::new();
         let mut deletes = Vec::new();
         for &index in &wanted {
