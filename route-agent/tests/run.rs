@@ -194,6 +194,68 @@ fn two_agents_on_one_subnet_route_each_others_blocks_directly_restore_deleted_ro
     assert_eq!(b.routes(), want_b, "B's routes outlive its agent");
 }
 
+#[test]
+fn a_nexthop_object_of_ours_deleted_by_hand_is_back_with_its_route_within_a_second() {
+    require_root();
+    let (mut a, mut b, va, _) = pair("n", 9);
+    let objects = "nexthop-objects: true\n";
+    a.start(&(config("node-a", "10.96.9.1/24", "10.244.1.0/26", "10.96.9.2") + objects));
+    b.start(&(config("node-b", "10.96.9.2/24", "10.244.2.0/26", "10.96.9.1") + objects));
+    // `B nhid N via NH dev D onlink`, the id left out.
+    let shape = |routes: Vec<String>| -> Vec<String> {
+        routes
+            .into_iter()
+            .map(|r| {
+                let words: Vec<&str> = r.split(' ').collect();
+                match words.as_slice() {
+                    [dst, "nhid", _, rest @ ..] => format!("{dst} nhid * {}", rest.join(" ")),
+                    _ => r,
+                }
+            })
+            .collect()
+    };
+    let want = vec![
+        format!("10.244.2.0/26 nhid * via 10.96.9.2 dev {va} onlink"),
+        "blackhole 10.244.1.0/26".to_owned(),
+    ];
+    let wait = |since: Instant| loop {
+        let got = shape(a.routes());
+        if got == want || since.elapsed() > Duration::from_secs(30) {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        wait(Instant::now()),
+        want,
+        "node A's routes; log:\n{}",
+        a.log()
+    );
+
+    // Deleting the object takes the route along without a route
+    // notification; the object's own notification brings both back.
+    let shown = ip(&["-n", &a.ns, "nexthop", "show", "proto", "98"]);
+    let id = shown
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no object of ours: {shown}"))
+        .to_owned();
+    ip(&["-n", &a.ns, "nexthop", "del", "id", &id]);
+    let deleted_at = Instant::now();
+    assert_eq!(
+        wait(deleted_at),
+        want,
+        "the route was not restored; log:\n{}",
+        a.log()
+    );
+    assert!(
+        deleted_at.elapsed() < Duration::from_secs(1),
+        "restored after {:?}",
+        deleted_at.elapsed()
+    );
+    b.kill();
+}
+
 impl Node {
     /// SIGTERM to the agent and its exit status (`None`: still running
     /// after 10 s, then killed).

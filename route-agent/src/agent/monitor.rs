@@ -1,8 +1,11 @@
-//! Kernel notifications (`ip monitor route link address`).
+//! Kernel notifications (`ip monitor route link address nexthop`).
 //!
 //! - A route change may be someone removing or altering a route of ours:
 //!   the FIB thread re-applies the plan (a diff, so the notifications our
 //!   own changes cause end in a dump that changes nothing).
+//! - So may a nexthop object change: deleting an object removes the routes
+//!   through it with no route notification at all (only the object's own
+//!   `RTM_DELNEXTHOP`), and with `nexthop-objects` ours go through them.
 //! - A link or IPv4 address change may move the node address, its prefix
 //!   or the underlay MTU, or remove the tunnel device: the agent's loop
 //!   looks again and re-plans when something it uses changed.
@@ -29,11 +32,13 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_DELADDR: u16 = 21;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
+const RTM_NEWNEXTHOP: u16 = 104;
+const RTM_DELNEXTHOP: u16 = 105;
 
 /// What one datagram of notifications touched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Touched {
-    /// A route was added, changed or removed.
+    /// A route or a nexthop object was added, changed or removed.
     pub routes: bool,
     /// A link or an address was.
     pub node: bool,
@@ -56,7 +61,9 @@ pub fn classify(datagram: &[u8], ours: u32) -> Touched {
             .map_or(0, |p| u32::from_ne_bytes([p[0], p[1], p[2], p[3]]));
         let by_us = ours != 0 && pid == ours;
         match kind {
-            RTM_NEWROUTE | RTM_DELROUTE if !by_us => touched.routes = true,
+            RTM_NEWROUTE | RTM_DELROUTE | RTM_NEWNEXTHOP | RTM_DELNEXTHOP if !by_us => {
+                touched.routes = true;
+            }
             RTM_NEWLINK..=RTM_DELADDR => touched.node = true,
             _ => {}
         }
@@ -78,6 +85,9 @@ pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>, fib_port: Arc<Atom
                     0,
                     ROUTE_GROUPS | LINK_GROUP | IPV4_ADDR_GROUP,
                 ))?;
+                // Group 32 is past the bind mask. A kernel without
+                // nexthop objects has no such group and nothing to watch.
+                let _ = s.add_membership(libc::RTNLGRP_NEXTHOP);
                 Ok(s)
             });
         let socket = match socket {
@@ -145,6 +155,15 @@ mod tests {
         assert!(classify(&from_port(RTM_DELROUTE, 20, 0), 4242).routes);
         // Before the FIB socket exists (0), nothing is ours.
         assert!(classify(&from_port(RTM_NEWROUTE, 20, 4242), 0).routes);
+    }
+
+    #[test]
+    fn nexthop_object_changes_count_as_route_changes_unless_ours() {
+        // Deleting an object removes the routes through it silently.
+        let theirs = from_port(RTM_DELNEXTHOP, 8, 0);
+        assert!(classify(&theirs, 77).routes);
+        let ours = from_port(RTM_NEWNEXTHOP, 8, 77);
+        assert!(!classify(&ours, 77).routes);
     }
 
     #[test]
