@@ -175,18 +175,7 @@ fn two_agents_on_one_subnet_route_each_others_blocks_directly_restore_deleted_ro
     let ours = want_a[0].split(" via ").next().unwrap().to_owned();
     ip(&["-n", &a.ns, "route", "del", &ours]);
     let deleted_at = Instant::now();
-    let back = a.wait_routes(&want_a);
-    assert_eq!(
-        back,
-        want_a,
-        "the deleted route was not restored; log:\n{}",
-        a.log()
-    );
-    assert!(
-        deleted_at.elapsed() < Duration::from_secs(1),
-        "restored after {:?}",
-        deleted_at.elapsed()
-    );
+    assert_restored_within_a_second(&a, &a.wait_routes(&want_a), &want_a, deleted_at);
 
     // SIGKILL: nothing is cleaned up, the kernel keeps forwarding.
     b.kill();
@@ -242,18 +231,29 @@ fn a_nexthop_object_of_ours_deleted_by_hand_is_back_with_its_route_within_a_seco
         .to_owned();
     ip(&["-n", &a.ns, "nexthop", "del", "id", &id]);
     let deleted_at = Instant::now();
+    assert_restored_within_a_second(&a, &wait(deleted_at), &want, deleted_at);
+    b.kill();
+}
+
+/// After a route of ours was deleted by hand at `deleted_at`: the routes
+/// are `want` again, back within a second.
+fn assert_restored_within_a_second(
+    node: &Node,
+    got: &[String],
+    want: &[String],
+    deleted_at: Instant,
+) {
     assert_eq!(
-        wait(deleted_at),
+        got,
         want,
-        "the route was not restored; log:\n{}",
-        a.log()
+        "the deleted route was not restored; log:\n{}",
+        node.log()
     );
     assert!(
         deleted_at.elapsed() < Duration::from_secs(1),
         "restored after {:?}",
         deleted_at.elapsed()
     );
-    b.kill();
 }
 
 impl Node {
