@@ -71,7 +71,13 @@ pub fn spawn(
 
 /// One reconcile pass, logged and recorded in the shared state.
 fn apply(fib: &mut Fib, desired: &[DesiredRoute], state: &AgentState) {
+    let started = std::time::Instant::now();
     let result = fib.reconcile(desired);
+    tracing::debug!(
+        routes = desired.len(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "reconcile pass"
+    );
     let batches = fib.batches_sent();
     match &result {
         Ok(done) => {

@@ -45,6 +45,10 @@ use tunnel::TunnelSetup;
 /// How often the whole plan is re-applied regardless of changes.
 pub const RESYNC: Duration = Duration::from_secs(30);
 
+/// How long a burst of link or address changes gets to settle before the
+/// agent reads the node again.
+const NODE_SETTLE: Duration = Duration::from_millis(50);
+
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -380,6 +384,12 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
     }
 
     let mut resync = tokio::time::interval(RESYNC);
+    // When to look at the node again after a link or address change: a
+    // moment later, so a burst of changes settles, but without holding up
+    // the route stream meanwhile (it used to be a 50 ms sleep right here,
+    // and the monitor's lost-notification signal, common while thousands
+    // of our own routes go in, stalled convergence by as much).
+    let mut node_check: Option<tokio::time::Instant> = None;
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -404,7 +414,9 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
                     synced = true;
                 }
                 if synced {
-                    let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+                    let plan = planner.desired(&state);
+                    tracing::debug!(routes = plan.len(), "route changes planned");
+                    let _ = fib.send(FibWork::Plan(plan));
                 }
             }
             _ = tokio::time::sleep_until(hold_until), if !synced => {
@@ -412,9 +424,11 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
                 synced = true;
                 let _ = fib.send(FibWork::Plan(planner.desired(&state)));
             }
-            () = node_changed.notified() => {
-                // Let a burst of link/address changes settle first.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            () = node_changed.notified(), if node_check.is_none() => {
+                node_check = Some(tokio::time::Instant::now() + NODE_SETTLE);
+            }
+            () = tokio::time::sleep_until(node_check.unwrap_or(hold_until)), if node_check.is_some() => {
+                node_check = None;
                 match NodeView::read(&config) {
                     Ok(now) if now != node => {
                         tracing::info!(address = %now.address, underlay = %now.underlay, mtu = now.mtu, "node address, interface or MTU changed: re-planning");

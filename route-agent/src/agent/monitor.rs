@@ -85,6 +85,10 @@ pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>, fib_port: Arc<Atom
                     0,
                     ROUTE_GROUPS | LINK_GROUP | IPV4_ADDR_GROUP,
                 ))?;
+                // Room for a burst of notifications: our own installs
+                // come here too (the kernel caps this at net.core.rmem_max;
+                // an overflow costs a resync, not a lost change).
+                s.set_rx_buf_sz(4 * 1024 * 1024)?;
                 // Group 32 is past the bind mask. A kernel without
                 // nexthop objects has no such group and nothing to watch.
                 let _ = s.add_membership(libc::RTNLGRP_NEXTHOP);
