@@ -140,23 +140,34 @@ fn config(name: &str, address: &str, block: &str, peer: &str) -> String {
     )
 }
 
+/// The configs of node A (10.96.n.1, block 10.244.1.0/26) and node B
+/// (10.96.n.2, block 10.244.2.0/26) of [`pair`]`(_, n)`, each the other's
+/// mesh peer.
+fn pair_configs(n: u8) -> (String, String) {
+    (
+        config(
+            "node-a",
+            &format!("10.96.{n}.1/24"),
+            "10.244.1.0/26",
+            &format!("10.96.{n}.2"),
+        ),
+        config(
+            "node-b",
+            &format!("10.96.{n}.2/24"),
+            "10.244.2.0/26",
+            &format!("10.96.{n}.1"),
+        ),
+    )
+}
+
 #[test]
 fn two_agents_on_one_subnet_route_each_others_blocks_directly_restore_deleted_routes_and_keep_them_after_sigkill()
  {
     require_root();
     let (mut a, mut b, va, vb) = pair("d", 0);
-    a.start(&config(
-        "node-a",
-        "10.96.0.1/24",
-        "10.244.1.0/26",
-        "10.96.0.2",
-    ));
-    b.start(&config(
-        "node-b",
-        "10.96.0.2/24",
-        "10.244.2.0/26",
-        "10.96.0.1",
-    ));
+    let (config_a, config_b) = pair_configs(0);
+    a.start(&config_a);
+    b.start(&config_b);
 
     let want_a = vec![
         "10.244.2.0/26 via 10.96.0.2 dev VA onlink".replace("VA", &va),
@@ -188,8 +199,9 @@ fn a_nexthop_object_of_ours_deleted_by_hand_is_back_with_its_route_within_a_seco
     require_root();
     let (mut a, mut b, va, _) = pair("n", 9);
     let objects = "nexthop-objects: true\n";
-    a.start(&(config("node-a", "10.96.9.1/24", "10.244.1.0/26", "10.96.9.2") + objects));
-    b.start(&(config("node-b", "10.96.9.2/24", "10.244.2.0/26", "10.96.9.1") + objects));
+    let (config_a, config_b) = pair_configs(9);
+    a.start(&(config_a + objects));
+    b.start(&(config_b + objects));
     // `B nhid N via NH dev D onlink`, the id left out.
     let shape = |routes: Vec<String>| -> Vec<String> {
         routes
@@ -360,14 +372,9 @@ fn pair(tag: &str, n: u8) -> (Node, Node, String, String) {
 fn sighup_adds_a_block_and_a_peer_without_resetting_the_established_session() {
     require_root();
     let (mut a, mut b, _, vb) = pair("h", 1);
-    let config_a = config("node-a", "10.96.1.1/24", "10.244.1.0/26", "10.96.1.2");
+    let (config_a, config_b) = pair_configs(1);
     a.start(&config_a);
-    b.start(&config(
-        "node-b",
-        "10.96.1.2/24",
-        "10.244.2.0/26",
-        "10.96.1.1",
-    ));
+    b.start(&config_b);
     assert!(
         b.wait_peer_state("10.96.1.1", "Established"),
         "B never established with A; log:\n{}",
@@ -432,18 +439,9 @@ fn a_change_of_the_underlay_mtu_re_plans_the_tunnel_routes_and_the_tunnel() {
     // IPIP always: the peer's block goes through tunl0 although it shares
     // our subnet, with the tunnel MTU = underlay MTU − 20.
     let always = |c: String| c.replace("ipip-mode: cross-subnet", "ipip-mode: always");
-    a.start(&always(config(
-        "node-a",
-        "10.96.2.1/24",
-        "10.244.1.0/26",
-        "10.96.2.2",
-    )));
-    b.start(&always(config(
-        "node-b",
-        "10.96.2.2/24",
-        "10.244.2.0/26",
-        "10.96.2.1",
-    )));
+    let (config_a, config_b) = pair_configs(2);
+    a.start(&always(config_a));
+    b.start(&always(config_b));
     let want = |mtu: u32| {
         vec![
             format!("10.244.2.0/26 via 10.96.2.2 dev tunl0 onlink mtu {mtu}"),
@@ -532,12 +530,7 @@ fn a_first_start_with_graceful_restart_installs_routes_without_waiting_for_a_pee
         "10.244.1.0/26",
         "10.96.3.2, 10.96.3.9",
     )));
-    b.start(&gr(config(
-        "node-b",
-        "10.96.3.2/24",
-        "10.244.2.0/26",
-        "10.96.3.1",
-    )));
+    b.start(&gr(pair_configs(3).1));
     let want = vec![
         "10.244.2.0/26 via 10.96.3.2 dev VA onlink".replace("VA", &va),
         "blackhole 10.244.1.0/26".to_owned(),
@@ -753,16 +746,9 @@ fn dual_stack_ipv6_blocks_off_the_ipv6_subnet_go_via_the_underlay_route_to_the_n
 fn with_persist_routes_off_a_clean_stop_removes_our_routes_and_nothing_else() {
     require_root();
     let (mut a, mut b, va, _) = pair("p", 7);
-    a.start(&format!(
-        "{}persist-routes: false\n",
-        config("node-a", "10.96.7.1/24", "10.244.1.0/26", "10.96.7.2")
-    ));
-    b.start(&config(
-        "node-b",
-        "10.96.7.2/24",
-        "10.244.2.0/26",
-        "10.96.7.1",
-    ));
+    let (config_a, config_b) = pair_configs(7);
+    a.start(&format!("{config_a}persist-routes: false\n"));
+    b.start(&config_b);
     // A route of another protocol that must survive.
     ip(&[
         "-n",
@@ -793,16 +779,9 @@ fn with_persist_routes_off_a_clean_stop_removes_our_routes_and_nothing_else() {
 fn json_logs_are_one_object_per_line_with_time_level_and_fields() {
     require_root();
     let (mut a, mut b, va, _) = pair("j", 8);
-    a.start_with_logs(
-        &config("node-a", "10.96.8.1/24", "10.244.1.0/26", "10.96.8.2"),
-        "json",
-    );
-    b.start(&config(
-        "node-b",
-        "10.96.8.2/24",
-        "10.244.2.0/26",
-        "10.96.8.1",
-    ));
+    let (config_a, config_b) = pair_configs(8);
+    a.start_with_logs(&config_a, "json");
+    b.start(&config_b);
     let want = vec![
         format!("10.244.2.0/26 via 10.96.8.2 dev {va} onlink"),
         "blackhole 10.244.1.0/26".to_owned(),
