@@ -532,21 +532,14 @@ fn tcp_transfer_without_offloads_arrives_intact() {
     assert_counts_wire_packets(&mut lab, bytes, 1480);
 }
 
-#[test]
-fn super_packets_are_cut_to_a_smaller_underlay_mtu_and_df_pings_still_get_frag_needed() {
-    // tunl0 keeps MTU 1500 and the pods' MSS is 1460, but the underlay
-    // takes only 1400-byte outer datagrams: TCP super-packets from the TUN
-    // device are segmented to 1380-byte inner packets instead of being
-    // refused as too big.
-    let mut lab = Lab::new(1400);
-    let bytes = transfer_10_mb(&lab);
-    assert_counts_wire_packets(&mut lab, bytes, 1380);
-    // A plain (non-GSO) datagram with DF that does not fit still gets a
-    // fragmentation-needed carrying the inner MTU.
+/// Pings pod-b from pod-a with DF and `size` bytes of payload, too big for
+/// the tunnel: the pings fail and the pod is told the tunnel's inner MTU
+/// `mtu` (ICMP fragmentation-needed).
+fn assert_df_ping_gets_frag_needed(lab: &Lab, size: &str, mtu: u32) {
     let out = lab.exec(
         "pod-a",
         &[
-            "ping", "-M", "do", "-s", "1400", "-c", "2", "-i", "0.3", "-W", "1", POD_B,
+            "ping", "-M", "do", "-s", size, "-c", "2", "-i", "0.3", "-W", "1", POD_B,
         ],
     );
     let text = format!(
@@ -559,9 +552,23 @@ fn super_packets_are_cut_to_a_smaller_underlay_mtu_and_df_pings_still_get_frag_n
         "too-big DF ping went through: {text}"
     );
     assert!(
-        text.contains("mtu = 1380") || text.contains("mtu=1380"),
-        "no fragmentation-needed with MTU 1380 reached the pod: {text}"
+        text.contains(&format!("mtu = {mtu}")) || text.contains(&format!("mtu={mtu}")),
+        "no fragmentation-needed with MTU {mtu} reached the pod: {text}"
     );
+}
+
+#[test]
+fn super_packets_are_cut_to_a_smaller_underlay_mtu_and_df_pings_still_get_frag_needed() {
+    // tunl0 keeps MTU 1500 and the pods' MSS is 1460, but the underlay
+    // takes only 1400-byte outer datagrams: TCP super-packets from the TUN
+    // device are segmented to 1380-byte inner packets instead of being
+    // refused as too big.
+    let mut lab = Lab::new(1400);
+    let bytes = transfer_10_mb(&lab);
+    assert_counts_wire_packets(&mut lab, bytes, 1380);
+    // A plain (non-GSO) datagram with DF that does not fit still gets a
+    // fragmentation-needed carrying the inner MTU.
+    assert_df_ping_gets_frag_needed(&lab, "1400", 1380);
 }
 
 #[test]
@@ -618,25 +625,7 @@ fn too_big_df_packet_gets_fragmentation_needed_with_tunnel_mtu() {
     // 1472 + 28 = a 1500-byte inner datagram with DF; with the outer header
     // it is 1520, over the 1500 underlay MTU: the tunnel answers with the
     // inner MTU 1480.
-    let out = lab.exec(
-        "pod-a",
-        &[
-            "ping", "-M", "do", "-s", "1472", "-c", "2", "-i", "0.3", "-W", "1", POD_B,
-        ],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success(),
-        "too-big DF ping went through: {text}"
-    );
-    assert!(
-        text.contains("mtu = 1480") || text.contains("mtu=1480"),
-        "no fragmentation-needed with MTU 1480 reached the pod: {text}"
-    );
+    assert_df_ping_gets_frag_needed(&lab, "1472", 1480);
     let c = lab.tunnels[0].counters();
     assert!(c["icmp_frag_needed"] >= 1, "{c:?}");
     // A datagram that fits passes with DF.
