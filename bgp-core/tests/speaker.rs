@@ -14,6 +14,7 @@ use bgp_core::speaker::{
     GracefulRestart, ListenConfig, LocalRoute, PeerConfig, RouteChange, RouteStream, Speaker,
     SpeakerConfig,
 };
+use bgp_core::wire::Notification;
 
 async fn next_matching(
     stream: &mut RouteStream,
@@ -47,6 +48,21 @@ async fn wait_established(s: &Speaker) {
         "sessions did not establish: {:?}",
         s.peers().await
     );
+}
+
+/// The NOTIFICATION `s`'s first peer last sent or received, once there is
+/// one (10 s at most).
+async fn last_notification(s: &Speaker) -> Notification {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(n) = s.peers().await[0].last_notification.clone() {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("no NOTIFICATION within 10 s")
 }
 
 fn via(next_hop: &str) -> LocalRoute {
@@ -159,16 +175,7 @@ async fn shutdown_sends_cease_with_the_shutdown_communication() {
     wait_established(&a).await;
     wait_established(&b).await;
     a.shutdown("node drain").await;
-    let n = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(n) = b.peers().await[0].last_notification.clone() {
-                return n;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let n = last_notification(&b).await;
     assert_eq!((n.code, n.subcode), (6, 2));
     assert_eq!(n.shutdown_communication(), Some("node drain"));
 }
@@ -228,16 +235,7 @@ async fn max_prefix_cease_with_restart_after_brings_the_session_back() {
 
     a.announce("10.244.4.0/26".parse().unwrap(), via("192.0.2.10"));
     a.announce("10.244.4.64/26".parse().unwrap(), via("192.0.2.10"));
-    let n = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(n) = b.peers().await[0].last_notification.clone() {
-                return n;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("B never ceased");
+    let n = last_notification(&b).await;
     assert_eq!(
         (n.code, n.subcode),
         (6, 1),
