@@ -113,6 +113,54 @@ fn decode_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("netlink decode: {e}"))
 }
 
+/// Sends `request` (a whole dump request, sequence number `seq`) and hands
+/// each reply of that sequence to `each` (its `nlmsg_type`, then the whole
+/// message, header included) until `NLMSG_DONE`.
+///
+/// # Errors
+/// The socket's, a malformed reply's, or the kernel's refusal (its errno).
+fn read_dump(
+    sock: &Socket,
+    request: &[u8],
+    seq: u32,
+    mut each: impl FnMut(u16, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    sock.send_to(request, &SocketAddr::new(0, 0), 0)?;
+    loop {
+        let (data, _) = sock.recv_from_full()?;
+        let mut offset = 0;
+        while let Some(rest) = data.get(offset..).filter(|r| r.len() >= 16) {
+            // struct nlmsghdr: length, type, flags, sequence, port.
+            let field = |at: usize| rest.get(at..at + 4).and_then(|b| b.try_into().ok());
+            let len = field(0).map_or(0, |b| u32::from_ne_bytes(b) as usize);
+            let kind = rest
+                .get(4..6)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u16::from_ne_bytes);
+            let Some(msg) = rest.get(..len).filter(|_| len >= 16) else {
+                return Err(decode_error(format!("netlink message length {len}")));
+            };
+            if field(8).map(u32::from_ne_bytes) == Some(seq) {
+                match kind {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        let errno = msg.get(16..20).and_then(|b| b.try_into().ok());
+                        return match errno.map_or(0, i32::from_ne_bytes).abs() {
+                            0 => Ok(()),
+                            errno => Err(io::Error::from_raw_os_error(errno)),
+                        };
+                    }
+                    _ => each(kind, msg)?,
+                }
+            }
+            // Netlink messages are 4-byte aligned.
+            offset = offset.saturating_add(len.saturating_add(3) & !3);
+        }
+    }
+}
+
 /// Every IPv4 route in every table (`RTM_GETROUTE` dump).
 pub fn dump_routes(sock: &Socket, seq: u32) -> io::Result<Vec<RouteMessage>> {
     let mut req = RouteMessage::default();
@@ -123,32 +171,16 @@ pub fn dump_routes(sock: &Socket, seq: u32) -> io::Result<Vec<RouteMessage>> {
     msg.finalize();
     let mut buf = vec![0; msg.buffer_len()];
     msg.serialize(&mut buf);
-    sock.send_to(&buf, &SocketAddr::new(0, 0), 0)?;
     let mut routes = Vec::new();
-    loop {
-        let (data, _) = sock.recv_from_full()?;
-        let mut offset = 0;
-        while let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) {
-            let msg =
-                NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest).map_err(decode_error)?;
-            let len = usize::try_from(msg.header.length).unwrap_or(0);
-            if len == 0 {
-                break;
-            }
-            match msg.payload {
-                NetlinkPayload::Done(_) => return Ok(routes),
-                NetlinkPayload::Error(e) => return Err(e.to_io()),
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
-                    if msg.header.sequence_number == seq =>
-                {
-                    routes.push(r)
-                }
-                _ => {}
-            }
-            // Netlink messages are 4-byte aligned.
-            offset = offset.saturating_add(len.saturating_add(3) & !3);
+    read_dump(sock, &buf, seq, |_, bytes| {
+        let msg =
+            NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(decode_error)?;
+        if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) = msg.payload {
+            routes.push(r);
         }
-    }
+        Ok(())
+    })?;
+    Ok(routes)
 }
 
 /// `RTM_NEWNEXTHOP`, `RTM_GETNEXTHOP` and the `NHA_*` attributes read
@@ -173,45 +205,22 @@ pub fn dump_nexthops(sock: &Socket, seq: u32) -> io::Result<Nexthops> {
     req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     req.extend_from_slice(&seq.to_ne_bytes());
     req.extend_from_slice(&[0; 4 + NHMSG_LEN]);
-    sock.send_to(&req, &SocketAddr::new(0, 0), 0)?;
     let mut nexthops = Nexthops::new();
-    loop {
-        let (data, _) = sock.recv_from_full()?;
-        let mut offset = 0;
-        while let Some(rest) = data.get(offset..).filter(|r| r.len() >= 16) {
-            let field = |at: usize| rest.get(at..at + 4).and_then(|b| b.try_into().ok());
-            let len = field(0).map_or(0, |b| u32::from_ne_bytes(b) as usize);
-            let kind = rest
-                .get(4..6)
-                .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
-            let msg_seq = field(8).map_or(0, u32::from_ne_bytes);
-            let Some(msg) = rest.get(..len).filter(|_| len >= 16) else {
-                return Err(decode_error(format!("netlink message length {len}")));
-            };
-            if msg_seq == seq {
-                match kind {
-                    // NLMSG_DONE
-                    3 => return Ok(nexthops),
-                    // NLMSG_ERROR: no nexthop support is no objects.
-                    2 => {
-                        let errno = msg.get(16..20).and_then(|b| b.try_into().ok());
-                        let errno = errno.map_or(0, i32::from_ne_bytes).abs();
-                        if errno == 0 || errno == libc::EOPNOTSUPP || errno == libc::EINVAL {
-                            return Ok(nexthops);
-                        }
-                        return Err(io::Error::from_raw_os_error(errno));
-                    }
-                    RTM_NEWNEXTHOP => {
-                        if let Some((id, nh)) = parse_nexthop(msg.get(16..).unwrap_or_default()) {
-                            nexthops.insert(id, nh);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            // Netlink messages are 4-byte aligned.
-            offset = offset.saturating_add(len.saturating_add(3) & !3);
+    let read = read_dump(sock, &req, seq, |kind, msg| {
+        if kind == RTM_NEWNEXTHOP
+            && let Some((id, nh)) = parse_nexthop(msg.get(16..).unwrap_or_default())
+        {
+            nexthops.insert(id, nh);
         }
+        Ok(())
+    });
+    match read {
+        // No nexthop support is no objects.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => {
+            Ok(Nexthops::new())
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(nexthops),
     }
 }
 
