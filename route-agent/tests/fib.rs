@@ -429,11 +429,14 @@ fn second_route_appended_under_our_key_is_deleted_and_ours_kept() {
 impl Netns {
     /// One reconcile pass with nexthop objects on or off.
     fn reconcile_nexthops(&self, plan: &[DesiredRoute], on: bool) -> Reconciled {
-        self.run(|| {
-            let mut fib = Fib::open_default().expect("netlink socket");
-            fib.set_nexthop_objects(on);
-            fib.reconcile(plan).expect("reconcile")
-        })
+        self.reconcile_mode(
+            plan,
+            if on {
+                NexthopMode::On
+            } else {
+                NexthopMode::Off
+            },
+        )
     }
 
     /// One reconcile pass in nexthop mode `mode`.

@@ -131,16 +131,6 @@ impl Fib {
         self.nexthop_mode = mode;
     }
 
-    /// [`Fib::set_nexthop_mode`] with [`NexthopMode::On`] or
-    /// [`NexthopMode::Off`].
-    pub fn set_nexthop_objects(&mut self, on: bool) {
-        self.set_nexthop_mode(if on {
-            NexthopMode::On
-        } else {
-            NexthopMode::Off
-        });
-    }
-
     /// Every nexthop object in the namespace; empty when the kernel has
     /// none to show or no support for them.
     fn nexthops(&mut self) -> (Vec<KernelNexthop>, bool) {
