@@ -9,7 +9,9 @@
 #           on a kernel without the ipip module
 #   ipip    our userspace IPIP (target/release/ipip-tunnel on both nodes, TUN
 #           device tunl0 with MTU underlay − 20 = 1480, routes
-#           `PODNET via OTHER_NODE dev tunl0 onlink`)
+#           `PODNET via OTHER_NODE dev tunl0 onlink`; bulk TCP leaves through
+#           the GRO device tunl0-gro, see ipip/src/userspace/gro.rs; the
+#           report prints each node's egress path)
 #
 #   bash bench/ipip.sh            (root; iperf3, ping, python3, cargo)
 #
@@ -31,10 +33,13 @@
 #   IPIP_BENCH_TIME  iperf3 seconds (default 5)
 #   IPIP_PERF=1      also `perf record -g` both ipip-tunnel processes during
 #                    the ipip iperf3 run and print the top symbols
+#   IPIP_PERF_ALL=1  with IPIP_PERF=1, record every CPU (kernel work done in
+#                    softirq and by iperf3 included), not only the tunnels
 #   IPIP_PERF_KEEP=F with IPIP_PERF=1, keep the perf.data as file F
 #   IPIP_NO_BUILD=1  do not run cargo build (use the existing binary)
 #   IPIP_TUNNEL_FLAGS extra ipip-tunnel flags, e.g. --no-offload to measure
-#                    without TUN offloads (one packet per read and write)
+#                    without TUN offloads (one packet per read and write), or
+#                    --no-gro-egress to send every datagram on the raw socket
 #
 # Everything the script creates (namespaces, ipip-tunnel and iperf3
 # processes, its temp dir) is removed on every exit path (trap on EXIT,
@@ -215,7 +220,9 @@ measure() {
 	done
 	local perf_pid=
 	if [ "$path" = ipip ] && [ "${IPIP_PERF:-0}" = 1 ]; then
-		perf record -q -g -o "$WORK/perf.data" -p "$TUN_A,$TUN_B" -- sleep $((SECS > 2 ? SECS - 1 : 1)) \
+		local target=(-p "$TUN_A,$TUN_B")
+		[ "${IPIP_PERF_ALL:-0}" = 1 ] && target=(-a)
+		perf record -q -g -o "$WORK/perf.data" "${target[@]}" -- sleep $((SECS > 2 ? SECS - 1 : 1)) \
 			>/dev/null 2>&1 &
 		perf_pid=$!
 		PIDS+=($perf_pid)
@@ -235,6 +242,7 @@ summarize_tunnels() {
 	done
 	sleep 0.2
 	for side in a b; do
+		echo "ipip-tunnel node-$side: $(grep -m1 '^ready' "$WORK/tunnel-$side.log" | sed 's/.*\(egress=\)/\1/')"
 		echo "ipip-tunnel node-$side counters (nonzero): $(awk '/^ready/{next} /^--/{exit} $2 != 0 {printf "%s=%s ", $1, $2}' "$WORK/tunnel-$side.log")"
 	done
 	# Losses the tunnel cannot count: the TUN queue overflowing before

@@ -60,21 +60,64 @@ pub fn open_tun_offload(name: &str) -> io::Result<File> {
     Ok(file)
 }
 
+/// Opens (creating it) the TAP device `name` with IFF_NAPI: each write
+/// takes one Ethernet frame, which the kernel receives through the
+/// device's NAPI context and so through GRO. (A TAP device, not TUN:
+/// only TAP builds the packet in a page fragment, which is cheaper to
+/// allocate and which GRO merges as a fragment rather than as a chain.)
+pub fn open_tap_napi(name: &str) -> io::Result<File> {
+    // <linux/if_tun.h>; not in the libc crate.
+    const IFF_NAPI: libc::c_int = 0x0010;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    tun_set_iff(&file, name, libc::IFF_TAP | libc::IFF_NO_PI | IFF_NAPI)?;
+    Ok(file)
+}
+
+/// The hardware (MAC) address of the interface `name` (`ip link show`).
+pub fn hw_addr(name: &str) -> io::Result<[u8; 6]> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    let mut req = ifreq(name)?;
+    // SAFETY: SIOCGIFHWADDR fills the `sockaddr` of one `struct ifreq`
+    // that `req` points to; the fd is an open AF_INET socket.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFHWADDR succeeded, so the union holds the address.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, d) in mac.iter_mut().zip(data) {
+        *m = d as u8;
+    }
+    Ok(mac)
+}
+
 fn open_tun_flags(name: &str, extra: libc::c_int) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open("/dev/net/tun")?;
+    tun_set_iff(&file, name, libc::IFF_TUN | libc::IFF_NO_PI | extra)?;
+    Ok(file)
+}
+
+/// TUNSETIFF: attaches the open /dev/net/tun `file` to the device `name`
+/// (created if missing) with `flags`.
+fn tun_set_iff(file: &File, name: &str, flags: libc::c_int) -> io::Result<()> {
     let mut req = ifreq(name)?;
-    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | extra) as libc::c_short;
+    req.ifr_ifru.ifru_flags = flags as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a live,
     // initialised `ifreq` and the fd is the open /dev/net/tun file.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(file)
+    Ok(())
 }
 
 /// Moves the calling thread into a new, empty network namespace

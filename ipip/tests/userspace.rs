@@ -210,9 +210,13 @@ impl Lab {
             ("node-a", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
             // Strict reverse-path filtering, as on many hosts: decapsulated
             // packets must arrive on the device their source routes through.
+            // On node-a it is the default for new devices (tunl0 gets it)
+            // rather than forced on all of them, so node-a can use GRO
+            // egress; node-b forces it host-wide, where the data plane
+            // must fall back to the raw socket.
             (
                 "node-a",
-                &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
+                &["sysctl", "-qw", "net.ipv4.conf.default.rp_filter=1"],
             ),
             (
                 "node-b",
@@ -376,6 +380,14 @@ fn pods_ping_each_other_through_userspace_tunnels() {
         "node-b counters: {b:?}"
     );
     assert_eq!(a["drop_unknown_peer"], 0, "{a:?}");
+    // Pings are not bulk: they leave on the raw socket, without waiting
+    // for the GRO device's NAPI thread.
+    assert!(
+        lab.tunnels[0]
+            .log_text()
+            .contains("egress=gro via tunl0-gro")
+    );
+    assert_eq!(a["tx_gro"], 0, "node-a counters: {a:?}");
 }
 
 const RECEIVER: &str = r#"
@@ -465,6 +477,52 @@ fn tcp_transfer_of_10_mb_between_pods_arrives_intact() {
     assert_counts_wire_packets(&mut lab, bytes, 1480);
 }
 
+/// Node-a (rp_filter 0 host-wide) sends bulk TCP through its GRO device:
+/// the kernel merges the segments and forwards them whole, through the
+/// router (which merges nothing itself) to node-b, which reads merged
+/// datagrams. Node-b, with strict rp_filter host-wide, cannot use GRO
+/// egress and says why.
+#[test]
+fn bulk_tcp_leaves_through_the_gro_device_and_arrives_merged_and_intact() {
+    let mut lab = Lab::new(1500);
+    let a_log = lab.tunnels[0].log_text();
+    assert!(a_log.contains("egress=gro via tunl0-gro"), "{a_log}");
+    let b_log = lab.tunnels[1].log_text();
+    assert!(
+        b_log.contains(
+            "egress=raw socket (GRO egress unavailable: net.ipv4.conf.all.rp_filter is 1"
+        ),
+        "{b_log}"
+    );
+    let link = lab.exec("node-a", &["ip", "-d", "link", "show", "tunl0-gro"]);
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(
+        link.contains("tun type tap") && link.contains("UP"),
+        "{link}"
+    );
+    let bytes = transfer_10_mb(&lab);
+    let a = lab.tunnels[0].counters();
+    let b = lab.tunnels[1].counters();
+    // Nearly every data segment went through the GRO device (the rest:
+    // the handshake, and ACK-only packets).
+    assert!(a["tx_gro"] >= bytes / 1440, "node-a counters: {a:?}");
+    assert!(b["rx_merged"] > 0, "node-b counters: {b:?}");
+    assert_eq!(b["tx_gro"], 0, "node-b counters: {b:?}");
+    assert_eq!(b["drop_bad_outer"], 0, "node-b counters: {b:?}");
+}
+
+#[test]
+fn without_gro_egress_every_datagram_leaves_on_the_raw_socket() {
+    let mut lab = Lab::with_flags(1500, &["--no-gro-egress"]);
+    let log = lab.tunnels[0].log_text();
+    assert!(log.contains("egress=raw socket (GRO egress off)"), "{log}");
+    let bytes = transfer_10_mb(&lab);
+    assert_counts_wire_packets(&mut lab, bytes, 1480);
+    assert_eq!(lab.tunnels[0].counters()["tx_gro"], 0);
+    let link = lab.exec("node-a", &["ip", "link", "show", "tunl0-gro"]);
+    assert!(!link.status.success(), "no GRO device without GRO egress");
+}
+
 /// A transfer across an underlay whose router merges node-a's segments
 /// before forwarding them, as GRO on a NIC does; checks the bytes and that
 /// node-b saw merged datagrams.
@@ -475,9 +533,13 @@ fn tcp_transfer_of_10_mb_between_pods_arrives_intact() {
 /// receives through NAPI with GRO on, for packets a socket sent, and only
 /// merges what queued up before its poll: so the router's port facing
 /// node-a gets GRO and a NAPI thread of its own, and forwards the merged
-/// datagrams to node-b whole.
+/// datagrams to node-b whole. Node-a sends segment by segment
+/// (`--no-gro-egress`): merged by its own GRO device, they would arrive
+/// merged whatever the router did.
 fn transfer_over_a_merging_underlay(flags: &[&str]) {
-    let mut lab = Lab::with_flags(1500, flags);
+    let mut flags = flags.to_vec();
+    flags.push("--no-gro-egress");
+    let mut lab = Lab::with_flags(1500, &flags);
     lab.must(
         "router",
         &[

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Every check `vm/init` runs; each must report PASS.
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 8] = [
     "kernel-setup-adopts-fallback-tunl0",
     "kernel-setup-creates-tunl0",
     "userspace-start",
@@ -36,6 +36,7 @@ const CHECKS: [&str; 7] = [
     "ping-userspace-to-kernel",
     "tcp-kernel-to-userspace",
     "tcp-userspace-to-kernel",
+    "gro-egress-to-kernel",
 ];
 
 /// Bytes each TCP check moves through the userspace end (vm/init's file).

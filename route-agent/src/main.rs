@@ -59,6 +59,10 @@ enum Command {
         /// and write).
         #[arg(long)]
         no_offload: bool,
+        /// Send every outer packet on the raw socket, not bulk TCP through
+        /// the GRO device (`tunl0-gro`).
+        #[arg(long)]
+        no_gro_egress: bool,
         /// Log format: `human` or `json`.
         #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
         log_format: String,
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
             underlay_mtu,
             allow,
             no_offload,
+            no_gro_egress,
             log_format,
         } => tunnel(
             ipip::userspace::Config {
@@ -200,6 +205,7 @@ fn main() -> ExitCode {
                 mtu: underlay_mtu,
                 extra_peers: allow,
                 offload: !no_offload,
+                gro_egress: !no_gro_egress,
             },
             &log_format,
         ),

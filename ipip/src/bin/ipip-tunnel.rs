@@ -2,7 +2,7 @@
 //! keeps forwarding while route-agent restarts.
 //!
 //! ```text
-//! ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload]
+//! ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]
 //! ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]
 //! ```
 //!
@@ -11,6 +11,9 @@
 //! the underlay (one per inner datagram), however the TUN device batched
 //! them. `--no-offload` opens the TUN device without offloads (one plain
 //! packet per read and write: slower, for comparison and old kernels).
+//! `--no-gro-egress` sends every outer datagram on the raw socket instead
+//! of passing bulk TCP through the GRO device (`tunl0-gro`, see
+//! [`ipip::userspace::gro`]); the `ready` line says which path is in use.
 //! The environment variable `IPIP_SPIN_US` sets how long the forwarding
 //! thread keeps polling after traffic before it sleeps (default 50; 0
 //! turns spinning off).
@@ -27,7 +30,7 @@ use ipip::kernel::{KernelError, TunnelConfig, ensure_tunnel};
 use ipip::userspace::{Config, Dataplane};
 
 const USAGE: &str =
-    "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload]
+    "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]
        ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]";
 
 fn parse_kernel_args(mut args: impl Iterator<Item = String>) -> Result<TunnelConfig, String> {
@@ -107,6 +110,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
     let mut mtu = 1500u16;
     let mut extra_peers = Vec::new();
     let mut offload = true;
+    let mut gro_egress = true;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -127,6 +131,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
                 extra_peers.push(v.parse().map_err(|e| format!("--allow {v}: {e}"))?);
             }
             "--no-offload" => offload = false,
+            "--no-gro-egress" => gro_egress = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -138,14 +143,18 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
         mtu,
         extra_peers,
         offload,
+        gro_egress,
     })
 }
 
 async fn run(config: Config) -> Result<(), String> {
     let mut dp = Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
     println!(
-        "ready device={} local={} offload={}",
-        config.device, config.local, config.offload
+        "ready device={} local={} offload={} egress={}",
+        config.device,
+        config.local,
+        config.offload,
+        dp.egress()
     );
     dp.run_until_signal(|counters| println!("{counters}--"))
         .await

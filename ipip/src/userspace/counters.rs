@@ -76,6 +76,9 @@ pub struct Counters {
     /// reassembling fragments. Each is still counted in `rx_packets` as
     /// the wire packets it stands for.
     pub rx_merged: AtomicU64,
+    /// Outer datagrams sent through the GRO device (bulk TCP; the rest went
+    /// on the raw socket). Also counted in `tx_packets`.
+    pub tx_gro: AtomicU64,
     /// Routes in the tunnel table after the last refresh.
     pub routes: AtomicU64,
     /// Errors the raw socket reported on receive that the data plane rode
@@ -111,6 +114,7 @@ impl fmt::Display for Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         writeln!(f, "tx_packets {}", get(&self.tx_packets))?;
         writeln!(f, "tx_bytes {}", get(&self.tx_bytes))?;
+        writeln!(f, "tx_gro {}", get(&self.tx_gro))?;
         writeln!(f, "rx_packets {}", get(&self.rx_packets))?;
         writeln!(f, "rx_bytes {}", get(&self.rx_bytes))?;
         writeln!(f, "rx_merged {}", get(&self.rx_merged))?;
@@ -145,6 +149,6 @@ mod tests {
         assert!(text.contains("drop_unknown_peer 2\n"), "{text}");
         assert!(text.contains("tx_bytes 1500\n"), "{text}");
         assert!(text.contains("drop_no_route 0\n"), "{text}");
-        assert_eq!(text.lines().count(), 8 + DropReason::ALL.len());
+        assert_eq!(text.lines().count(), 9 + DropReason::ALL.len());
     }
 }

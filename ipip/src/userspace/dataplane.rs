@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::counters::Counters;
 use super::egress::Egress;
+use super::gro::GroDevice;
 use super::ingress::Ingress;
 use super::park::Forwarder;
 use super::routes::{RouteLearner, SharedTable};
@@ -46,6 +47,30 @@ pub struct Config {
     /// coalesced into super-packets before they are written. Off: one
     /// plain packet per read and write.
     pub offload: bool,
+    /// With offloads, send the segments of TCP super-packets through a
+    /// GRO device (`tunl0-gro`, see [`super::gro`]) so the kernel forwards
+    /// each super-packet whole instead of segment by segment. Falls back to
+    /// the raw socket, with the reason in [`Dataplane::egress`], when the
+    /// host cannot take it.
+    pub gro_egress: bool,
+}
+
+/// How outer datagrams leave the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EgressPath {
+    /// Bulk TCP through the named GRO device, the rest on the raw socket.
+    Gro(String),
+    /// Everything on the raw socket, for the reason given.
+    Raw(String),
+}
+
+impl std::fmt::Display for EgressPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EgressPath::Gro(device) => write!(f, "gro via {device}"),
+            EgressPath::Raw(why) => write!(f, "raw socket ({why})"),
+        }
+    }
 }
 
 /// Why the data plane could not start or stopped.
@@ -91,6 +116,7 @@ pub enum Error {
 /// it).
 pub struct Dataplane {
     counters: Arc<Counters>,
+    egress: EgressPath,
     stop: Arc<AtomicBool>,
     done: mpsc::UnboundedReceiver<io::Result<()>>,
 }
@@ -167,6 +193,23 @@ impl Dataplane {
             .and_then(|l| l.spawn(table.clone(), counters.clone()))
             .map_err(Error::Netlink)?;
 
+        let (gro, egress) = if !config.offload {
+            (None, EgressPath::Raw("offloads off".into()))
+        } else if !config.gro_egress {
+            (None, EgressPath::Raw("GRO egress off".into()))
+        } else {
+            match GroDevice::open(&config.device) {
+                Ok(d) => {
+                    let path = EgressPath::Gro(d.name().to_string());
+                    (Some(d), path)
+                }
+                Err(e) => (
+                    None,
+                    EgressPath::Raw(format!("GRO egress unavailable: {e}")),
+                ),
+            }
+        };
+
         let tun = Arc::new(tun);
         let sock = Arc::new(sock);
         let stop = Arc::new(AtomicBool::new(false));
@@ -185,6 +228,7 @@ impl Dataplane {
                 config.offload,
                 counters.clone(),
                 stop.clone(),
+                gro,
             ),
             ingress: Ingress::new(
                 tun.clone(),
@@ -202,9 +246,16 @@ impl Dataplane {
         spawn_loop("ipip-forward", &tx, move || forwarder.run())?;
         Ok(Dataplane {
             counters,
+            egress,
             stop,
             done,
         })
+    }
+
+    /// How outer datagrams leave: through the GRO device, or on the raw
+    /// socket alone and why.
+    pub fn egress(&self) -> &EgressPath {
+        &self.egress
     }
 
     /// The live counters.

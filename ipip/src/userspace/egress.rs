@@ -1,5 +1,6 @@
 //! Egress: TUN → (segmentation of super-packets) → longest-prefix lookup →
-//! encapsulation → raw socket, many datagrams per `sendmmsg`.
+//! encapsulation → the GRO device (`gro.rs`) for bulk TCP, the raw socket
+//! (many datagrams per `sendmmsg`) for everything else.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -8,12 +9,13 @@ use std::ops::Range;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
 use super::counters::{Counters, DropReason};
 use super::dataplane::BATCH;
+use super::gro::GroDevice;
 use super::table::TunnelTable;
 use crate::offload::{self, VNET_HDR_LEN, VnetHdr};
 use crate::packet::{
@@ -26,6 +28,15 @@ use crate::sys;
 const SEND_BATCH: usize = 256;
 /// Bytes of outer datagrams collected before a `sendmmsg` at most.
 const SEND_BYTES: usize = 512 * 1024;
+/// After a super-packet to some destination, how long that destination's
+/// TCP segments with payload keep taking the GRO path. A flow's small
+/// segments must not overtake its big ones still queued for GRO (the
+/// receiver would see reordering); a flow that has gone quiet gets the
+/// raw socket's lower latency back.
+const GRO_STICKY: Duration = Duration::from_millis(1);
+/// Longest wait for room in the GRO device's queue before a datagram is
+/// counted as dropped.
+const GRO_WAIT: Duration = Duration::from_millis(100);
 
 /// What one queued datagram counts for once it is sent.
 #[derive(Clone, Copy, Debug)]
@@ -38,11 +49,13 @@ enum Count {
     Icmp,
 }
 
-/// Outer datagrams waiting for one `sendmmsg`: their bytes back to back
-/// in `arena`.
+/// Outer datagrams waiting to be sent: their bytes back to back in
+/// `arena`; `msgs` go on the raw socket (one `sendmmsg`), `gro` to the GRO
+/// device, each list in the order read.
 struct Batch {
     arena: Vec<u8>,
     msgs: Vec<(Range<usize>, Ipv4Addr, Count)>,
+    gro: Vec<(Range<usize>, Count)>,
     segs: Vec<Range<usize>>,
     scratch: Vec<u8>,
 }
@@ -52,6 +65,7 @@ impl Batch {
         Batch {
             arena: Vec::new(),
             msgs: Vec::new(),
+            gro: Vec::new(),
             segs: Vec::new(),
             scratch: Vec::new(),
         }
@@ -61,6 +75,7 @@ impl Batch {
         Batch {
             arena: Vec::with_capacity(SEND_BYTES + 70_000),
             msgs: Vec::with_capacity(SEND_BATCH),
+            gro: Vec::with_capacity(SEND_BATCH),
             segs: Vec::new(),
             scratch: Vec::with_capacity(70_000),
         }
@@ -68,6 +83,10 @@ impl Batch {
 
     fn full(&self) -> bool {
         self.msgs.len() >= SEND_BATCH || self.arena.len() >= SEND_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.msgs.is_empty() && self.gro.is_empty()
     }
 
     fn push(&mut self, bytes: &[u8], dst: Ipv4Addr, count: Count) {
@@ -88,6 +107,9 @@ pub(super) struct Egress {
     buf: Vec<u8>,
     batch: Batch,
     id: u16,
+    gro: Option<GroDevice>,
+    /// Destinations (tunnel peers) that got a super-packet lately, and when.
+    recent_bulk: Vec<(Ipv4Addr, Instant)>,
 }
 
 impl Egress {
@@ -98,6 +120,7 @@ impl Egress {
         offload: bool,
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
+        gro: Option<GroDevice>,
     ) -> Egress {
         Egress {
             tun,
@@ -109,6 +132,8 @@ impl Egress {
             buf: vec![0u8; VNET_HDR_LEN + 65_535],
             batch: Batch::new(),
             id: 0,
+            gro,
+            recent_bulk: Vec::new(),
         }
     }
 
@@ -130,7 +155,7 @@ impl Egress {
             self.buf = buf;
             self.batch = batch;
         }
-        if !self.batch.msgs.is_empty() {
+        if !self.batch.is_empty() {
             self.flush()?;
         }
         Ok(reads > 0)
@@ -164,6 +189,7 @@ impl Egress {
             counters.count_drop(DropReason::NoRoute);
             return;
         };
+        let via_gro = self.gro.is_some() && self.bulk(packet, &vnet, remote);
         if vnet.is_gso() {
             // Cut to the tunnel: a super-packet is never "too big".
             let max_inner = usize::from(self.tunnel.mtu).saturating_sub(OUTER_HEADER_LEN);
@@ -189,6 +215,7 @@ impl Egress {
                     continue;
                 };
                 match encapsulate_in_place(bytes, remote, &self.tunnel, self.id) {
+                    Ok(()) if via_gro => batch.gro.push((outer, Count::Packet(seg.len()))),
                     Ok(()) => batch.msgs.push((outer, remote, Count::Packet(seg.len()))),
                     Err(_) => counters.count_drop(DropReason::BadInner),
                 }
@@ -209,6 +236,12 @@ impl Egress {
         let mut out = std::mem::take(&mut batch.scratch);
         match encapsulate(packet, remote, &self.tunnel, self.id, &mut out) {
             Err(_) => counters.count_drop(DropReason::BadInner),
+            Ok(Encapsulated::Packet) if via_gro => {
+                let start = batch.arena.len();
+                batch.arena.extend_from_slice(&out);
+                let range = start..batch.arena.len();
+                batch.gro.push((range, Count::Packet(inner_len)));
+            }
             Ok(Encapsulated::Packet) => batch.push(&out, remote, Count::Packet(inner_len)),
             Ok(Encapsulated::Fragments(ranges)) => {
                 for (i, r) in ranges.into_iter().enumerate() {
@@ -233,10 +266,49 @@ impl Egress {
         batch.scratch = out;
     }
 
-    /// Sends everything queued, with as few `sendmmsg` calls as the socket
-    /// buffer allows; counts what went and what the kernel refused. Fails
-    /// only if waiting for room fails.
+    /// Whether a packet to `remote` takes the GRO path: a super-packet
+    /// does (and marks `remote` as busy with bulk), and so does a TCP
+    /// segment with payload to a peer that got a super-packet within
+    /// [`GRO_STICKY`]. The rest (ICMP, pure ACKs, quiet flows) goes on the
+    /// raw socket: GRO has nothing to merge there, and the NAPI thread's
+    /// wake-up would only add latency.
+    fn bulk(&mut self, packet: &[u8], vnet: &VnetHdr, remote: Ipv4Addr) -> bool {
+        let now = Instant::now();
+        self.recent_bulk
+            .retain(|(_, at)| now.duration_since(*at) < GRO_STICKY);
+        if vnet.is_gso() {
+            match self
+                .recent_bulk
+                .iter_mut()
+                .find(|(peer, _)| *peer == remote)
+            {
+                Some(entry) => entry.1 = now,
+                None => self.recent_bulk.push((remote, now)),
+            }
+            return true;
+        }
+        offload::carries_tcp_data(packet)
+            && self.recent_bulk.iter().any(|(peer, _)| *peer == remote)
+    }
+
+    /// Sends everything queued: the GRO path's datagrams one write each, the
+    /// rest with as few `sendmmsg` calls as the socket buffer allows;
+    /// counts what went and what the kernel refused. Fails only if waiting
+    /// for room fails.
     fn flush(&mut self) -> io::Result<()> {
+        if let Some(gro) = &self.gro {
+            for (range, count) in &self.batch.gro {
+                let bytes = self.batch.arena.get(range.clone()).unwrap_or_default();
+                match gro.send(bytes, GRO_WAIT) {
+                    Ok(()) => {
+                        count_sent(&self.counters, *count);
+                        Counters::add(&self.counters.tx_gro, 1);
+                    }
+                    Err(_) => self.counters.count_drop(DropReason::SendFailed),
+                }
+            }
+        }
+        self.batch.gro.clear();
         let batch = &mut self.batch;
         let mut done = 0usize;
         while done < batch.msgs.len() && !self.stop.load(Ordering::Relaxed) {

@@ -11,8 +11,10 @@
 //!   too-big datagram with DF gets an ICMP fragmentation-needed, sent back
 //!   to its source from the node address. With offloads (the default) one
 //!   read may return a TCP super-packet of up to 64 KB, which
-//!   [`crate::offload::segment`] cuts to the tunnel MTU first; the outer
-//!   datagrams go out many per `sendmmsg`.
+//!   [`crate::offload::segment`] cuts to the tunnel MTU first. Those
+//!   segments go into a second TUN device whose input runs through GRO
+//!   ([`gro`]): the kernel merges them back into one IPIP super-packet
+//!   and forwards it whole. The rest goes out many per `sendmmsg`.
 //! - Ingress: raw socket (many datagrams per `recvmmsg`) → peer check
 //!   (route gateways plus configured extras; Calico drops IPIP from
 //!   non-cluster hosts, so do we) → [`crate::packet::decapsulate`] →
@@ -27,10 +29,11 @@
 pub mod counters;
 mod dataplane;
 mod egress;
+pub mod gro;
 mod ingress;
 mod park;
 pub mod routes;
 pub mod table;
 
 pub use counters::{Counters, DropReason};
-pub use dataplane::{BATCH, Config, Dataplane, Error, TUN_TX_QUEUE_LEN};
+pub use dataplane::{BATCH, Config, Dataplane, EgressPath, Error, TUN_TX_QUEUE_LEN};

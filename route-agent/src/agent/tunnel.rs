@@ -255,7 +255,13 @@ fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
 pub async fn run_userspace(config: ipip::userspace::Config) -> Result<(), String> {
     let mut dataplane =
         ipip::userspace::Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
-    tracing::info!(device = %config.device, local = %config.local, offload = config.offload, "userspace tunnel forwarding");
+    tracing::info!(device = %config.device, local = %config.local, offload = config.offload, egress = %dataplane.egress(), "userspace tunnel forwarding");
+    if let ipip::userspace::EgressPath::Raw(why) = dataplane.egress()
+        && config.offload
+        && config.gro_egress
+    {
+        tracing::warn!(reason = %why, "bulk TCP leaves segment by segment on the raw socket");
+    }
     dataplane
         .run_until_signal(|counters| eprintln!("{counters}"))
         .await
