@@ -253,6 +253,12 @@ summarize_tunnels() {
 		echo "kernel drops in ${ns##*-}: tunl0 tx_dropped=$(nsx "$ns" cat /sys/class/net/tunl0/statistics/tx_dropped)" \
 			"raw socket drops=$(nsx "$ns" awk 'NR > 1 {d += $NF} END {print d + 0}' /proc/net/raw)"
 	done
+	# How much the kernel batched: packets (super-packets, with offloads)
+	# the TUN device handed node-a's tunnel, and what node-a's GRO device
+	# passed on after merging (when GRO egress is on).
+	echo "node-a: tunl0 handed out $(nsx "$NA" cat /sys/class/net/tunl0/statistics/tx_packets) packets;" \
+		"tunl0-gro took in $(nsx "$NA" cat /sys/class/net/tunl0-gro/statistics/rx_packets 2>/dev/null || echo 0)," \
+		"eth0 sent $(nsx "$NA" cat /sys/class/net/eth0/statistics/tx_packets)"
 }
 
 PATHS=(direct vxlan ipip)

@@ -296,17 +296,23 @@ impl Egress {
     /// counts what went and what the kernel refused. Fails only if waiting
     /// for room fails.
     fn flush(&mut self) -> io::Result<()> {
-        if let Some(gro) = &self.gro {
-            for (range, count) in &self.batch.gro {
-                let bytes = self.batch.arena.get(range.clone()).unwrap_or_default();
-                match gro.send(bytes, GRO_WAIT) {
-                    Ok(()) => {
-                        count_sent(&self.counters, *count);
-                        Counters::add(&self.counters.tx_gro, 1);
+        if let Some(gro) = &mut self.gro {
+            let batch = &self.batch;
+            let frames: Vec<&[u8]> = batch
+                .gro
+                .iter()
+                .map(|(r, _)| batch.arena.get(r.clone()).unwrap_or_default())
+                .collect();
+            let counters = &self.counters;
+            gro.send_all(&frames, GRO_WAIT, |i, r| match r {
+                Ok(()) => {
+                    if let Some((_, count)) = batch.gro.get(i) {
+                        count_sent(counters, *count);
                     }
-                    Err(_) => self.counters.count_drop(DropReason::SendFailed),
+                    Counters::add(&counters.tx_gro, 1);
                 }
-            }
+                Err(_) => counters.count_drop(DropReason::SendFailed),
+            });
         }
         self.batch.gro.clear();
         let batch = &mut self.batch;
