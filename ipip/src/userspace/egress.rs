@@ -190,6 +190,17 @@ impl Egress {
             return;
         };
         let via_gro = self.gro.is_some() && self.bulk(packet, &vnet, remote);
+        // The kernel forwards what the GRO device takes in, which costs the
+        // outer header one hop of TTL: start one higher, so both paths put
+        // the same TTL on the wire.
+        let tunnel = if via_gro {
+            Tunnel {
+                ttl: self.tunnel.ttl.saturating_add(1),
+                ..self.tunnel
+            }
+        } else {
+            self.tunnel
+        };
         if vnet.is_gso() {
             // Cut to the tunnel: a super-packet is never "too big".
             let max_inner = usize::from(self.tunnel.mtu).saturating_sub(OUTER_HEADER_LEN);
@@ -214,7 +225,7 @@ impl Egress {
                 let Some(bytes) = batch.arena.get_mut(outer.clone()) else {
                     continue;
                 };
-                match encapsulate_in_place(bytes, remote, &self.tunnel, self.id) {
+                match encapsulate_in_place(bytes, remote, &tunnel, self.id) {
                     Ok(()) if via_gro => batch.gro.push((outer, Count::Packet(seg.len()))),
                     Ok(()) => batch.msgs.push((outer, remote, Count::Packet(seg.len()))),
                     Err(_) => counters.count_drop(DropReason::BadInner),
@@ -234,7 +245,7 @@ impl Egress {
         let inner_len = header.total_len();
         self.id = self.id.wrapping_add(1);
         let mut out = std::mem::take(&mut batch.scratch);
-        match encapsulate(packet, remote, &self.tunnel, self.id, &mut out) {
+        match encapsulate(packet, remote, &tunnel, self.id, &mut out) {
             Err(_) => counters.count_drop(DropReason::BadInner),
             Ok(Encapsulated::Packet) if via_gro => {
                 let start = batch.arena.len();

@@ -44,7 +44,7 @@ use crate::sys;
 /// span the writes of one super-packet on a loaded machine, short enough
 /// not to matter to a flow that stops mid-packet (its last segment
 /// carries PSH and is flushed at once).
-pub const FLUSH_TIMEOUT_NS: u32 = 200_000;
+pub const FLUSH_TIMEOUT_NS: u32 = 100_000;
 
 /// The GRO device's name for the tunnel device `device`: `tunl0` →
 /// `tunl0-gro`, cut to fit the 15-byte limit.
