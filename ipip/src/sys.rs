@@ -363,7 +363,7 @@ pub fn poll(
 }
 
 /// An io_uring instance for writing many frames to one descriptor with one
-/// system call (`io_uring_enter`) instead of one `writev` each.
+/// system call (`io_uring_enter`) instead of one `write` each.
 pub struct WriteRing {
     ring: io_uring::IoUring,
 }
@@ -377,45 +377,32 @@ impl WriteRing {
         })
     }
 
-    /// Writes `head` followed by each of `frames` (one write, one packet
-    /// each) to `fd`, as many per call as the ring holds, and waits for
-    /// them all. Returns each write's result: bytes written or `-errno`.
+    /// Writes each of `frames` (one write, one packet each) to `fd`, as
+    /// many per call as the ring holds, and waits for them all. Returns
+    /// each write's result: bytes written or `-errno`.
     pub fn write_all(
         &mut self,
         fd: std::os::fd::BorrowedFd<'_>,
-        head: &[u8],
         frames: &[&[u8]],
     ) -> io::Result<Vec<i32>> {
         let mut results = vec![0i32; frames.len()];
-        let cap = self.ring.params().sq_entries() as usize;
+        let cap = usize::try_from(self.ring.params().sq_entries())
+            .unwrap_or(1)
+            .max(1);
         let raw = io_uring::types::Fd(fd.as_raw_fd());
-        let mut iovecs: Vec<[libc::iovec; 2]> = Vec::with_capacity(cap.min(frames.len()));
-        for (chunk_index, chunk) in frames.chunks(cap.max(1)).enumerate() {
-            iovecs.clear();
-            for frame in chunk {
-                iovecs.push([
-                    libc::iovec {
-                        iov_base: head.as_ptr().cast_mut().cast(),
-                        iov_len: head.len(),
-                    },
-                    libc::iovec {
-                        iov_base: frame.as_ptr().cast_mut().cast(),
-                        iov_len: frame.len(),
-                    },
-                ]);
-            }
+        for (chunk_index, chunk) in frames.chunks(cap).enumerate() {
             {
                 let mut sq = self.ring.submission();
-                for (i, iov) in iovecs.iter().enumerate() {
-                    let entry = io_uring::opcode::Writev::new(raw, iov.as_ptr(), 2)
+                for (i, frame) in chunk.iter().enumerate() {
+                    let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+                    let entry = io_uring::opcode::Write::new(raw, frame.as_ptr(), len)
                         .build()
                         .user_data(i as u64);
-                    // SAFETY: each entry points at two iovecs in
-                    // `iovecs`, which point at `head` and one frame;
-                    // all of them outlive the submit-and-wait below, which
-                    // returns only once every entry has completed, and
-                    // nothing touches them meanwhile. The queue has room:
-                    // a chunk is at most its capacity and was drained.
+                    // SAFETY: each entry points at one frame of `frames`,
+                    // which outlives the submit-and-wait below; that returns
+                    // only once every entry has completed, and the kernel
+                    // only reads the frames. The queue has room: a chunk is
+                    // at most its capacity and was drained by the last one.
                     unsafe { sq.push(&entry) }
                         .map_err(|_| io::Error::other("submission queue full"))?;
                 }
@@ -429,7 +416,9 @@ impl WriteRing {
                 }
                 for cqe in self.ring.completion() {
                     let i = usize::try_from(cqe.user_data()).unwrap_or(usize::MAX);
-                    if let Some(r) = results.get_mut(chunk_index * cap + i) {
+                    if let Some(r) =
+                        results.get_mut(chunk_index.saturating_mul(cap).saturating_add(i))
+                    {
                         *r = cqe.result();
                     }
                     done += 1;
@@ -447,7 +436,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
-    fn a_write_ring_writes_head_and_frame_per_entry_in_order_across_chunks() {
+    fn a_write_ring_writes_every_frame_in_order_across_chunks() {
         let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
             .is_ok_and(|v| v.trim() != "0");
         if disabled {
@@ -458,13 +447,11 @@ mod tests {
         let mut ring = WriteRing::new(2).expect("io_uring is enabled here");
         let (mut rx, tx) = std::io::pipe().expect("pipe");
         let frames: [&[u8]; 5] = [b"a", b"bb", b"ccc", b"dddd", b"e"];
-        let results = ring
-            .write_all(tx.as_fd(), b"H:", &frames)
-            .expect("write_all");
-        assert_eq!(results, vec![3, 4, 5, 6, 3]);
+        let results = ring.write_all(tx.as_fd(), &frames).expect("write_all");
+        assert_eq!(results, vec![1, 2, 3, 4, 1]);
         drop(tx);
         let mut got = String::new();
         rx.read_to_string(&mut got).expect("read");
-        assert_eq!(got, "H:aH:bbH:cccH:ddddH:e");
+        assert_eq!(got, "abbcccdddde");
     }
 }

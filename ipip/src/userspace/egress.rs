@@ -15,7 +15,7 @@ use socket2::Socket;
 
 use super::counters::{Counters, DropReason};
 use super::dataplane::BATCH;
-use super::gro::GroDevice;
+use super::gro::{ETH_HLEN, GroDevice};
 use super::table::TunnelTable;
 use crate::offload::{self, VNET_HDR_LEN, VnetHdr};
 use crate::packet::{
@@ -201,6 +201,14 @@ impl Egress {
         } else {
             self.tunnel
         };
+        // A frame for the GRO device starts with its Ethernet header: room
+        // for it in front of the outer header, so each frame is one buffer.
+        let eth = self
+            .gro
+            .as_ref()
+            .filter(|_| via_gro)
+            .map(|g| *g.eth_header());
+        let headroom = OUTER_HEADER_LEN + if eth.is_some() { ETH_HLEN } else { 0 };
         if vnet.is_gso() {
             // Cut to the tunnel: a super-packet is never "too big".
             let max_inner = usize::from(self.tunnel.mtu).saturating_sub(OUTER_HEADER_LEN);
@@ -210,7 +218,7 @@ impl Egress {
                 packet,
                 &vnet,
                 max_inner,
-                OUTER_HEADER_LEN,
+                headroom,
                 &mut batch.arena,
                 &mut batch.segs,
             );
@@ -226,7 +234,15 @@ impl Egress {
                     continue;
                 };
                 match encapsulate_in_place(bytes, remote, &tunnel, self.id) {
-                    Ok(()) if via_gro => batch.gro.push((outer, Count::Packet(seg.len()))),
+                    Ok(()) if eth.is_some() => {
+                        let frame = outer.start.saturating_sub(ETH_HLEN)..outer.end;
+                        if let (Some(eth), Some(head)) =
+                            (eth, batch.arena.get_mut(frame.start..outer.start))
+                        {
+                            head.copy_from_slice(&eth);
+                        }
+                        batch.gro.push((frame, Count::Packet(seg.len())));
+                    }
                     Ok(()) => batch.msgs.push((outer, remote, Count::Packet(seg.len()))),
                     Err(_) => counters.count_drop(DropReason::BadInner),
                 }
@@ -247,8 +263,9 @@ impl Egress {
         let mut out = std::mem::take(&mut batch.scratch);
         match encapsulate(packet, remote, &tunnel, self.id, &mut out) {
             Err(_) => counters.count_drop(DropReason::BadInner),
-            Ok(Encapsulated::Packet) if via_gro => {
+            Ok(Encapsulated::Packet) if eth.is_some() => {
                 let start = batch.arena.len();
+                batch.arena.extend_from_slice(&eth.unwrap_or_default());
                 batch.arena.extend_from_slice(&out);
                 let range = start..batch.arena.len();
                 batch.gro.push((range, Count::Packet(inner_len)));

@@ -84,7 +84,8 @@ pub(super) struct GroDevice {
     ring: Option<sys::WriteRing>,
 }
 
-const ETH_HLEN: usize = 14;
+/// Bytes of Ethernet header in front of every frame written to the device.
+pub const ETH_HLEN: usize = 14;
 
 fn setup(what: impl Into<String>) -> impl FnOnce(io::Error) -> GroError {
     let what = what.into();
@@ -149,32 +150,38 @@ impl GroDevice {
         })
     }
 
+    /// The Ethernet header that goes in front of every datagram written
+    /// to the device.
+    pub(super) fn eth_header(&self) -> &[u8; ETH_HLEN] {
+        &self.eth
+    }
+
     /// The device's name.
     pub(super) fn name(&self) -> &str {
         &self.name
     }
 
-    /// Sends each of `datagrams`, as [`GroDevice::send`] does, with one
-    /// system call for many where it can; calls `done` with each one's
-    /// index and result, in order.
+    /// Sends each of `frames` (Ethernet header and outer datagram), as
+    /// [`GroDevice::send`] does, with one system call for many where it
+    /// can; calls `done` with each one's index and result, in order.
     pub(super) fn send_all(
         &mut self,
-        datagrams: &[&[u8]],
+        frames: &[&[u8]],
         wait: Duration,
         mut done: impl FnMut(usize, io::Result<()>),
     ) {
         let results = match &mut self.ring {
-            Some(ring) => ring.write_all(self.file.as_fd(), &self.eth, datagrams),
+            Some(ring) => ring.write_all(self.file.as_fd(), frames),
             None => Err(io::Error::from(io::ErrorKind::Unsupported)),
         };
         match results {
             Ok(results) => {
-                for (i, (r, d)) in results.into_iter().zip(datagrams).enumerate() {
+                for (i, (r, f)) in results.into_iter().zip(frames).enumerate() {
                     // A full queue (EAGAIN) is waited out as `send` does.
                     let r = if r >= 0 {
                         Ok(())
                     } else if -r == libc::EAGAIN {
-                        self.send(d, wait)
+                        self.send(f, wait)
                     } else {
                         Err(io::Error::from_raw_os_error(-r))
                     };
@@ -182,20 +189,19 @@ impl GroDevice {
                 }
             }
             Err(_) => {
-                for (i, d) in datagrams.iter().enumerate() {
-                    done(i, self.send(d, wait));
+                for (i, f) in frames.iter().enumerate() {
+                    done(i, self.send(f, wait));
                 }
             }
         }
     }
 
-    /// Sends one outer datagram: the kernel takes it in as if it arrived
-    /// on the device and forwards it. Waits (up to `wait`) while the
-    /// device's queue is full.
-    pub(super) fn send(&self, datagram: &[u8], wait: Duration) -> io::Result<()> {
+    /// Sends one frame (Ethernet header, outer datagram): the kernel takes
+    /// it in as if it arrived on the device and forwards it. Waits (up to
+    /// `wait`) while the device's queue is full.
+    pub(super) fn send(&self, frame: &[u8], wait: Duration) -> io::Result<()> {
         loop {
-            let frame = [io::IoSlice::new(&self.eth), io::IoSlice::new(datagram)];
-            match (&self.file).write_vectored(&frame) {
+            match (&self.file).write(frame) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
