@@ -293,6 +293,12 @@ pub struct TunnelConfig {
     /// The tunnel's own /32 (Calico's `ipv4IPIPTunnelAddr`).
     #[serde(default, deserialize_with = "text::ipv4")]
     pub address: Option<Ipv4Addr>,
+    /// Userspace backend: bulk TCP leaves through the GRO device
+    /// (`tunl0-gro`, see `ipip::userspace::gro`). `false`: every outer
+    /// packet goes on the raw socket, for hosts whose FORWARD chain would
+    /// drop what the GRO device forwards.
+    #[serde(default = "default_true")]
+    pub gro_egress: bool,
 }
 
 impl Default for TunnelConfig {
@@ -302,6 +308,7 @@ impl Default for TunnelConfig {
             device: default_device(),
             mtu: 0,
             address: None,
+            gro_egress: true,
         }
     }
 }

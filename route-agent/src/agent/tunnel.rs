@@ -56,6 +56,8 @@ pub struct TunnelSetup {
     /// The userspace process's log format (`human` or `json`, as the
     /// agent's).
     pub log_format: String,
+    /// Whether the userspace process sends bulk TCP through its GRO device.
+    pub gro_egress: bool,
 }
 
 /// Why the tunnel could not be set up.
@@ -124,6 +126,7 @@ impl TunnelSetup {
             local,
             allow,
             log_format: "human".to_owned(),
+            gro_egress: config.tunnel.gro_egress,
         })
     }
 
@@ -214,6 +217,19 @@ fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
     Ok(())
 }
 
+/// The `route-agent tunnel` arguments that depend on the configuration
+/// beyond device, addresses, MTU and log format.
+fn userspace_extra_args(setup: &TunnelSetup) -> Vec<String> {
+    let mut args = Vec::new();
+    for a in &setup.allow {
+        args.extend(["--allow".to_owned(), a.to_string()]);
+    }
+    if !setup.gro_egress {
+        args.push("--no-gro-egress".to_owned());
+    }
+    args
+}
+
 fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
     use std::os::unix::process::CommandExt;
     let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("route-agent"));
@@ -224,9 +240,7 @@ fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
         .args(["--local", &setup.local.to_string()])
         .args(["--underlay-mtu", &setup.underlay_mtu.to_string()])
         .args(["--log-format", &setup.log_format]);
-    for a in &setup.allow {
-        command.args(["--allow", &a.to_string()]);
-    }
+    command.args(userspace_extra_args(setup));
     // Its own process group: a Ctrl-C or a signal to the agent's group
     // does not stop forwarding. Its log goes where the agent's goes.
     command
@@ -266,4 +280,32 @@ pub async fn run_userspace(config: ipip::userspace::Config) -> Result<(), String
         .run_until_signal(|counters| eprintln!("{counters}"))
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(gro_egress: bool) -> TunnelSetup {
+        TunnelSetup {
+            backend: TunnelBackend::Userspace,
+            device: "tunl0".into(),
+            address: Ipv4Addr::new(10, 244, 1, 1),
+            mtu: 1480,
+            underlay_mtu: 1500,
+            local: Ipv4Addr::new(10, 0, 0, 1),
+            allow: vec![Ipv4Addr::new(10, 0, 0, 2)],
+            log_format: "human".into(),
+            gro_egress,
+        }
+    }
+
+    #[test]
+    fn the_userspace_tunnel_gets_no_gro_egress_only_when_configured_off() {
+        assert_eq!(userspace_extra_args(&setup(true)), ["--allow", "10.0.0.2"]);
+        assert_eq!(
+            userspace_extra_args(&setup(false)),
+            ["--allow", "10.0.0.2", "--no-gro-egress"]
+        );
+    }
 }

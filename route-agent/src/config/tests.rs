@@ -99,6 +99,7 @@ fn defaults_follow_calico_and_document_the_admin_port() {
             device: "tunl0".into(),
             mtu: 0,
             address: None,
+            gro_egress: true,
         }
     );
     assert!(c.mesh.peers.is_empty() && c.peers.is_empty());
@@ -538,6 +539,14 @@ fn tunnel_mtu_zero_means_underlay_minus_20() {
             .effective_mtu(1500),
         1400
     );
+}
+
+#[test]
+fn tunnel_gro_egress_is_on_by_default_and_can_be_turned_off() {
+    assert!(ok(BASE).tunnel.gro_egress);
+    assert!(!ok(&with("tunnel: {gro-egress: false}\n")).tunnel.gro_egress);
+    let (line, _, message, _, _) = parse_error(&with("tunnel: {gro-egress: maybe}\n"));
+    assert!(line.is_some(), "{message}");
 }
 
 #[test]
