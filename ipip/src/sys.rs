@@ -68,13 +68,7 @@ pub fn open_tun_offload(name: &str) -> io::Result<File> {
 pub fn open_tap_napi(name: &str) -> io::Result<File> {
     // <linux/if_tun.h>; not in the libc crate.
     const IFF_NAPI: libc::c_int = 0x0010;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open("/dev/net/tun")?;
-    tun_set_iff(&file, name, libc::IFF_TAP | libc::IFF_NO_PI | IFF_NAPI)?;
-    Ok(file)
+    open_tun_device(name, libc::IFF_TAP | libc::IFF_NO_PI | IFF_NAPI)
 }
 
 /// The hardware (MAC) address of the interface `name` (`ip link show`).
@@ -97,18 +91,17 @@ pub fn hw_addr(name: &str) -> io::Result<[u8; 6]> {
 }
 
 fn open_tun_flags(name: &str, extra: libc::c_int) -> io::Result<File> {
+    open_tun_device(name, libc::IFF_TUN | libc::IFF_NO_PI | extra)
+}
+
+/// Opens /dev/net/tun, non-blocking, and attaches it (TUNSETIFF) to the
+/// device `name`, created if missing, with `flags`.
+fn open_tun_device(name: &str, flags: libc::c_int) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open("/dev/net/tun")?;
-    tun_set_iff(&file, name, libc::IFF_TUN | libc::IFF_NO_PI | extra)?;
-    Ok(file)
-}
-
-/// TUNSETIFF: attaches the open /dev/net/tun `file` to the device `name`
-/// (created if missing) with `flags`.
-fn tun_set_iff(file: &File, name: &str, flags: libc::c_int) -> io::Result<()> {
     let mut req = ifreq(name)?;
     req.ifr_ifru.ifru_flags = flags as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `req` is a live,
@@ -117,7 +110,7 @@ fn tun_set_iff(file: &File, name: &str, flags: libc::c_int) -> io::Result<()> {
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(file)
 }
 
 /// Moves the calling thread into a new, empty network namespace
