@@ -760,6 +760,76 @@ fn underlay_carries_protocol_4_with_node_addresses_outside_and_pod_addresses_ins
     assert_eq!(seen, want, "unexpected packets on the underlay");
 }
 
+/// Prints, for IPIP datagrams from argv[2] arriving on argv[1], the first
+/// that carries ICMP and the first longer than one wire packet that
+/// carries TCP: kind, outer TTL, outer length. (A packet socket on the
+/// receiving veth sees a merged datagram whole.)
+const CAPTURE_TTL: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((sys.argv[1], 0)); s.settimeout(30)
+src = socket.inet_aton(sys.argv[2])
+print("capturing", flush=True)
+want = {1: "icmp", 6: "tcp"}
+while want:
+    frame = s.recv(1 << 17)
+    ip = frame[14:]
+    if frame[12:14] != b"\x08\x00" or ip[9] != 4 or ip[12:16] != src:
+        continue
+    inner = ip[(ip[0] & 15) * 4:]
+    length = int.from_bytes(ip[2:4], "big")
+    kind = want.get(inner[9])
+    if kind == "icmp" or (kind == "tcp" and length > 1500):
+        print(kind, "ttl", ip[8], "merged", length > 1500, flush=True)
+        del want[inner[9]]
+"#;
+
+/// Bulk TCP leaves node-a merged through the GRO device, pings on the raw
+/// socket; on the wire both carry the same outer TTL, as a kernel tunl0's
+/// datagrams would (the GRO path starts one higher: the kernel forwards
+/// it).
+#[test]
+fn bulk_datagrams_leave_merged_with_the_same_outer_ttl_as_pings() {
+    use std::io::BufRead;
+    let lab = Lab::new(1500);
+    let mut capture = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("router"),
+            "python3",
+            "-c",
+            CAPTURE_TTL,
+            "to-a",
+            NODE_A,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn capture");
+    let mut stdout = std::io::BufReader::new(capture.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("capture output");
+    assert_eq!(line.trim(), "capturing", "capture did not start");
+    lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
+    transfer_10_mb(&lab);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        line.clear();
+        stdout.read_line(&mut line).expect("capture output");
+        seen.push(line.trim().to_string());
+    }
+    let _ = capture.kill();
+    let output = capture.wait_with_output().expect("capture exit");
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["icmp ttl 64 merged False", "tcp ttl 64 merged True"],
+        "capture stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn deleting_the_tunnel_route_stops_forwarding_and_counts_no_route() {
     let mut lab = Lab::new(1500);
