@@ -26,6 +26,12 @@
 //!   super-packet is rebuilt even when the writer is slower than the
 //!   thread. Packets GRO does not merge (ICMP, pure ACKs) pass at once.
 //!
+//! Frames are written many per `io_uring_enter` (`sys::WriteRing`), one
+//! `write` each where io_uring is off. A super-packet may still leave in
+//! pieces: with `CONFIG_HZ` below 1000 a NAPI poll that uses its whole
+//! budget (64 frames) flushes everything GRO holds (1.6 pieces per
+//! super-packet in `bench/ipip.sh`).
+//!
 //! The host-wide `net.ipv4.conf.all.rp_filter` wins over the device's own
 //! setting; when it is not 0 the kernel would drop every outer datagram
 //! from the device, so the data plane stays on the raw socket instead.
