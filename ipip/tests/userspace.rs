@@ -718,40 +718,57 @@ while seen < 2:
         seen += 1
 "#;
 
+/// A packet capture (one of the scripts above) running in the router
+/// namespace, started and ready.
+struct Capture {
+    child: Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Capture {
+    /// Starts `script` with `args` in the router and waits until it
+    /// captures.
+    fn start(lab: &Lab, script: &str, args: &[&str]) -> Capture {
+        use std::io::BufRead;
+        let ns = lab.ns("router");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-c", script])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn capture");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("capture output");
+        assert_eq!(line.trim(), "capturing", "capture did not start");
+        Capture { child, stdout }
+    }
+
+    /// The next `n` lines it prints, sorted, then stops it.
+    fn lines(mut self, n: usize) -> Vec<String> {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let mut line = String::new();
+            self.stdout.read_line(&mut line).expect("capture output");
+            seen.push(line.trim().to_string());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        seen.sort();
+        seen
+    }
+}
+
 #[test]
 fn underlay_carries_protocol_4_with_node_addresses_outside_and_pod_addresses_inside() {
-    use std::io::BufRead;
     let lab = Lab::new(1500);
-    let mut capture = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("router"),
-            "python3",
-            "-c",
-            CAPTURE,
-            "to-b",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn capture");
-    let mut stdout = std::io::BufReader::new(capture.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("capture output");
-    assert_eq!(line.trim(), "capturing", "capture did not start");
+    let capture = Capture::start(&lab, CAPTURE, &["to-b"]);
     lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
     // The echo request and its reply, in whatever order the capture saw
     // them.
-    let mut seen = Vec::new();
-    for _ in 0..2 {
-        line.clear();
-        stdout.read_line(&mut line).expect("capture output");
-        seen.push(line.trim().to_string());
-    }
-    let _ = capture.kill();
-    let _ = capture.wait();
-    seen.sort();
+    let seen = capture.lines(2);
     let mut want = vec![
         format!("outer {NODE_A}>{NODE_B} inner {POD_A}>{POD_B} inner_proto 1"),
         format!("outer {NODE_B}>{NODE_A} inner {POD_B}>{POD_A} inner_proto 1"),
@@ -790,43 +807,13 @@ while want:
 /// it).
 #[test]
 fn bulk_datagrams_leave_merged_with_the_same_outer_ttl_as_pings() {
-    use std::io::BufRead;
     let lab = Lab::new(1500);
-    let mut capture = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("router"),
-            "python3",
-            "-c",
-            CAPTURE_TTL,
-            "to-a",
-            NODE_A,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn capture");
-    let mut stdout = std::io::BufReader::new(capture.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("capture output");
-    assert_eq!(line.trim(), "capturing", "capture did not start");
+    let capture = Capture::start(&lab, CAPTURE_TTL, &["to-a", NODE_A]);
     lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
     transfer_10_mb(&lab);
-    let mut seen = Vec::new();
-    for _ in 0..2 {
-        line.clear();
-        stdout.read_line(&mut line).expect("capture output");
-        seen.push(line.trim().to_string());
-    }
-    let _ = capture.kill();
-    let output = capture.wait_with_output().expect("capture exit");
-    seen.sort();
     assert_eq!(
-        seen,
-        ["icmp ttl 64 merged False", "tcp ttl 64 merged True"],
-        "capture stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
+        capture.lines(2),
+        ["icmp ttl 64 merged False", "tcp ttl 64 merged True"]
     );
 }
 
