@@ -355,10 +355,17 @@ pub fn poll(
     Ok(polls.iter().map(|p| p.revents != 0).collect())
 }
 
-/// An io_uring instance for writing many frames to one descriptor with one
-/// system call (`io_uring_enter`) instead of one `write` each.
+/// What [`WriteRing::write_all`] reports for a frame it did not write.
+pub const NOT_WRITTEN: i32 = -libc::ECANCELED;
+
+/// An io_uring instance for writing many frames to one non-blocking
+/// descriptor with one system call (`io_uring_enter`) instead of one
+/// `write` each.
 pub struct WriteRing {
     ring: io_uring::IoUring,
+    /// `io_uring_enter` failed: entries may sit unsubmitted in the queue,
+    /// pointing at frames long gone, so the ring submits nothing more.
+    broken: bool,
 }
 
 impl WriteRing {
@@ -367,18 +374,28 @@ impl WriteRing {
     pub fn new(entries: u32) -> io::Result<WriteRing> {
         Ok(WriteRing {
             ring: io_uring::IoUring::new(entries)?,
+            broken: false,
         })
+    }
+
+    /// Whether a call failed; a broken ring writes nothing.
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// Writes each of `frames` (one write, one packet each) to `fd`, as
     /// many per call as the ring holds, and waits for them all. Returns
-    /// each write's result: bytes written or `-errno`.
-    pub fn write_all(
-        &mut self,
-        fd: std::os::fd::BorrowedFd<'_>,
-        frames: &[&[u8]],
-    ) -> io::Result<Vec<i32>> {
-        let mut results = vec![0i32; frames.len()];
+    /// each write's result: bytes written, `-errno`, or [`NOT_WRITTEN`]
+    /// for frames it never submitted because the ring broke (or was
+    /// already broken); the caller writes those itself.
+    ///
+    /// `fd` must be non-blocking: each write then completes (or fails with
+    /// `EAGAIN`) while `io_uring_enter` runs, so none is left in flight.
+    pub fn write_all(&mut self, fd: std::os::fd::BorrowedFd<'_>, frames: &[&[u8]]) -> Vec<i32> {
+        let mut results = vec![NOT_WRITTEN; frames.len()];
+        if self.broken {
+            return results;
+        }
         let cap = usize::try_from(self.ring.params().sq_entries())
             .unwrap_or(1)
             .max(1);
@@ -392,33 +409,39 @@ impl WriteRing {
                         .build()
                         .user_data(i as u64);
                     // SAFETY: each entry points at one frame of `frames`,
-                    // which outlives the submit-and-wait below; that returns
-                    // only once every entry has completed, and the kernel
-                    // only reads the frames. The queue has room: a chunk is
-                    // at most its capacity and was drained by the last one.
-                    unsafe { sq.push(&entry) }
-                        .map_err(|_| io::Error::other("submission queue full"))?;
+                    // which outlives every submission of it: entries are
+                    // submitted only below, within this call, where the
+                    // writes on a non-blocking descriptor complete before
+                    // io_uring_enter returns; after a failure the ring is
+                    // broken and never submits again. The kernel only
+                    // reads the frames.
+                    if unsafe { sq.push(&entry) }.is_err() {
+                        self.broken = true;
+                        return results;
+                    }
                 }
             }
             let mut done = 0usize;
             while done < chunk.len() {
-                match self.ring.submit_and_wait(chunk.len() - done) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
+                let r = self.ring.submit_and_wait(chunk.len() - done);
                 for cqe in self.ring.completion() {
                     let i = usize::try_from(cqe.user_data()).unwrap_or(usize::MAX);
-                    if let Some(r) =
-                        results.get_mut(chunk_index.saturating_mul(cap).saturating_add(i))
-                    {
-                        *r = cqe.result();
+                    let at = chunk_index.saturating_mul(cap).saturating_add(i);
+                    if let Some(slot) = results.get_mut(at) {
+                        *slot = cqe.result();
                     }
                     done += 1;
                 }
+                match r {
+                    Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                        self.broken = true;
+                        return results;
+                    }
+                    _ => {}
+                }
             }
         }
-        Ok(results)
+        results
     }
 }
 
@@ -440,7 +463,7 @@ mod tests {
         let mut ring = WriteRing::new(2).expect("io_uring is enabled here");
         let (mut rx, tx) = std::io::pipe().expect("pipe");
         let frames: [&[u8]; 5] = [b"a", b"bb", b"ccc", b"dddd", b"e"];
-        let results = ring.write_all(tx.as_fd(), &frames).expect("write_all");
+        let results = ring.write_all(tx.as_fd(), &frames);
         assert_eq!(results, vec![1, 2, 3, 4, 1]);
         drop(tx);
         let mut got = String::new();

@@ -89,6 +89,14 @@ impl Batch {
         self.msgs.is_empty() && self.gro.is_empty()
     }
 
+    /// Queues `eth` + `bytes` as one frame for the GRO device.
+    fn push_frame(&mut self, eth: &[u8; ETH_HLEN], bytes: &[u8], count: Count) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(eth);
+        self.arena.extend_from_slice(bytes);
+        self.gro.push((start..self.arena.len(), count));
+    }
+
     fn push(&mut self, bytes: &[u8], dst: Ipv4Addr, count: Count) {
         let start = self.arena.len();
         self.arena.extend_from_slice(bytes);
@@ -203,11 +211,10 @@ impl Egress {
         };
         // A frame for the GRO device starts with its Ethernet header: room
         // for it in front of the outer header, so each frame is one buffer.
-        let eth = self
-            .gro
-            .as_ref()
-            .filter(|_| via_gro)
-            .map(|g| *g.eth_header());
+        let eth = match &self.gro {
+            Some(g) if via_gro => Some(*g.eth_header()),
+            _ => None,
+        };
         let headroom = OUTER_HEADER_LEN + if eth.is_some() { ETH_HLEN } else { 0 };
         if vnet.is_gso() {
             // Cut to the tunnel: a super-packet is never "too big".
@@ -233,18 +240,17 @@ impl Egress {
                 let Some(bytes) = batch.arena.get_mut(outer.clone()) else {
                     continue;
                 };
-                match encapsulate_in_place(bytes, remote, &tunnel, self.id) {
-                    Ok(()) if eth.is_some() => {
+                let count = Count::Packet(seg.len());
+                match (encapsulate_in_place(bytes, remote, &tunnel, self.id), eth) {
+                    (Ok(()), Some(eth)) => {
                         let frame = outer.start.saturating_sub(ETH_HLEN)..outer.end;
-                        if let (Some(eth), Some(head)) =
-                            (eth, batch.arena.get_mut(frame.start..outer.start))
-                        {
+                        if let Some(head) = batch.arena.get_mut(frame.start..outer.start) {
                             head.copy_from_slice(&eth);
                         }
-                        batch.gro.push((frame, Count::Packet(seg.len())));
+                        batch.gro.push((frame, count));
                     }
-                    Ok(()) => batch.msgs.push((outer, remote, Count::Packet(seg.len()))),
-                    Err(_) => counters.count_drop(DropReason::BadInner),
+                    (Ok(()), None) => batch.msgs.push((outer, remote, count)),
+                    (Err(_), _) => counters.count_drop(DropReason::BadInner),
                 }
             }
             return;
@@ -263,14 +269,10 @@ impl Egress {
         let mut out = std::mem::take(&mut batch.scratch);
         match encapsulate(packet, remote, &tunnel, self.id, &mut out) {
             Err(_) => counters.count_drop(DropReason::BadInner),
-            Ok(Encapsulated::Packet) if eth.is_some() => {
-                let start = batch.arena.len();
-                batch.arena.extend_from_slice(&eth.unwrap_or_default());
-                batch.arena.extend_from_slice(&out);
-                let range = start..batch.arena.len();
-                batch.gro.push((range, Count::Packet(inner_len)));
-            }
-            Ok(Encapsulated::Packet) => batch.push(&out, remote, Count::Packet(inner_len)),
+            Ok(Encapsulated::Packet) => match &eth {
+                Some(eth) => batch.push_frame(eth, &out, Count::Packet(inner_len)),
+                None => batch.push(&out, remote, Count::Packet(inner_len)),
+            },
             Ok(Encapsulated::Fragments(ranges)) => {
                 for (i, r) in ranges.into_iter().enumerate() {
                     let count = if i == 0 {

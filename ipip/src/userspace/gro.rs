@@ -86,7 +86,8 @@ pub(super) struct GroDevice {
     /// address (so the kernel takes the frame as its own to route), type
     /// IPv4.
     eth: [u8; ETH_HLEN],
-    /// Many writes per system call where io_uring works.
+    /// Many writes per system call where io_uring works; dropped (one
+    /// `write` per frame from then on) if it breaks.
     ring: Option<sys::WriteRing>,
 }
 
@@ -178,34 +179,29 @@ impl GroDevice {
     ) {
         let results = match &mut self.ring {
             Some(ring) => ring.write_all(self.file.as_fd(), frames),
-            None => Err(io::Error::from(io::ErrorKind::Unsupported)),
+            None => vec![sys::NOT_WRITTEN; frames.len()],
         };
-        match results {
-            Ok(results) => {
-                for (i, (r, f)) in results.into_iter().zip(frames).enumerate() {
-                    // A full queue (EAGAIN) is waited out as `send` does.
-                    let r = if r >= 0 {
-                        Ok(())
-                    } else if -r == libc::EAGAIN {
-                        self.send(f, wait)
-                    } else {
-                        Err(io::Error::from_raw_os_error(-r))
-                    };
-                    done(i, r);
-                }
-            }
-            Err(_) => {
-                for (i, f) in frames.iter().enumerate() {
-                    done(i, self.send(f, wait));
-                }
-            }
+        if self.ring.as_ref().is_some_and(sys::WriteRing::is_broken) {
+            self.ring = None;
+        }
+        for (i, (r, f)) in results.into_iter().zip(frames).enumerate() {
+            // Frames the ring did not write, and a full queue (EAGAIN),
+            // go through `send`, which waits for room.
+            let r = if r >= 0 {
+                Ok(())
+            } else if r == sys::NOT_WRITTEN || -r == libc::EAGAIN {
+                self.send(f, wait)
+            } else {
+                Err(io::Error::from_raw_os_error(-r))
+            };
+            done(i, r);
         }
     }
 
     /// Sends one frame (Ethernet header, outer datagram): the kernel takes
     /// it in as if it arrived on the device and forwards it. Waits (up to
     /// `wait`) while the device's queue is full.
-    pub(super) fn send(&self, frame: &[u8], wait: Duration) -> io::Result<()> {
+    fn send(&self, frame: &[u8], wait: Duration) -> io::Result<()> {
         loop {
             match (&self.file).write(frame) {
                 Ok(_) => return Ok(()),
