@@ -34,6 +34,12 @@
 #   IPIP_BENCH_PATHS the paths to run, in order (default "direct vxlan ipip";
 #                    the ratios need all three, A/B runs of the tunnel need
 #                    only ipip)
+#   IPIP_BENCH_CC    TCP congestion control for every iperf3 run (`iperf3
+#                    -C`), e.g. cubic; default: the machine's
+#                    net.ipv4.tcp_congestion_control. It moves the ratio a
+#                    lot (BBR paces in TCP itself without the fq qdisc, which
+#                    costs the kernel paths more than ours), so the report
+#                    prints the one iperf3 used
 #   IPIP_PERF=1      also `perf record -g` both ipip-tunnel processes during
 #                    the ipip iperf3 run and print the top symbols
 #   IPIP_PERF_ALL=1  with IPIP_PERF=1, record every CPU (kernel work done in
@@ -69,6 +75,12 @@ for tool in ip iperf3 ping python3 cargo; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || die "IPIP_BENCH_TIME must be a positive integer"
+CC_ARGS=()
+if [ -n "${IPIP_BENCH_CC:-}" ]; then
+	grep -qw -- "$IPIP_BENCH_CC" /proc/sys/net/ipv4/tcp_available_congestion_control ||
+		die "IPIP_BENCH_CC=$IPIP_BENCH_CC is not one of: $(cat /proc/sys/net/ipv4/tcp_available_congestion_control)"
+	CC_ARGS=(-C "$IPIP_BENCH_CC")
+fi
 if [ "${IPIP_PERF:-0}" = 1 ]; then
 	command -v perf >/dev/null || die "IPIP_PERF=1 needs perf"
 fi
@@ -230,7 +242,7 @@ measure() {
 		perf_pid=$!
 		PIDS+=($perf_pid)
 	fi
-	nsx "$PA" iperf3 -c "$POD_B" -t "$SECS" -J >"$WORK/$path.json" ||
+	nsx "$PA" iperf3 -c "$POD_B" -t "$SECS" -J "${CC_ARGS[@]}" >"$WORK/$path.json" ||
 		die "$path: iperf3 failed: $(head -c 400 "$WORK/$path.json")"
 	if [ -n "$perf_pid" ]; then
 		wait "$perf_pid" || true
@@ -305,10 +317,13 @@ for p in paths:
     res[p] = dict(
         gbps=end["sum_received"]["bits_per_second"] / 1e9,
         retr=end.get("sum_sent", {}).get("retransmits", 0),
+        cc=end.get("sender_tcp_congestion", "?"),
         n=len(rtts), avg=statistics.mean(rtts), p50=statistics.median(rtts),
         p99=pct(0.99), mn=rtts[0], mx=rtts[-1])
 d = res.get("direct")
-print(f"iperf3 -t {secs} (1 stream), ping -c 200 -i 0.01; latency = ping RTT pod-a -> pod-b")
+ccs = sorted({r["cc"] for r in res.values()})
+print(f"iperf3 -t {secs} (1 stream, TCP congestion control {', '.join(ccs)}), ping -c 200 -i 0.01; "
+      "latency = ping RTT pod-a -> pod-b")
 print()
 print("| path | throughput Gbit/s | TCP retransmits | ping avg µs | p50 µs | p99 µs | min/max µs | added avg vs direct µs |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
