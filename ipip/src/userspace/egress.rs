@@ -298,10 +298,12 @@ impl Egress {
 
     /// Whether a packet to `remote` takes the GRO path: a super-packet
     /// does (and marks `remote` as busy with bulk), and so does a TCP
-    /// segment with payload to a peer that got a super-packet within
-    /// [`GRO_STICKY`]. The rest (ICMP, pure ACKs, quiet flows) goes on the
-    /// raw socket: GRO has nothing to merge there, and the NAPI thread's
-    /// wake-up would only add latency.
+    /// segment with payload that fits the tunnel, to a peer that got a
+    /// super-packet within [`GRO_STICKY`]. The rest (ICMP, pure ACKs,
+    /// quiet flows) goes on the raw socket: GRO has nothing to merge
+    /// there, and the NAPI thread's wake-up would only add latency. So do
+    /// packets too big for the tunnel: their fragments or ICMP answer go
+    /// on the raw socket, with the raw path's outer TTL.
     fn bulk(&mut self, packet: &[u8], vnet: &VnetHdr, remote: Ipv4Addr) -> bool {
         let now = Instant::now();
         self.recent_bulk
@@ -317,7 +319,8 @@ impl Egress {
             }
             return true;
         }
-        offload::carries_tcp_data(packet)
+        let fits = packet.len().saturating_add(OUTER_HEADER_LEN) <= usize::from(self.tunnel.mtu);
+        fits && offload::carries_tcp_data(packet)
             && self.recent_bulk.iter().any(|(peer, _)| *peer == remote)
     }
 

@@ -12,7 +12,7 @@
 //!   to its source from the node address. With offloads (the default) one
 //!   read may return a TCP super-packet of up to 64 KB, which
 //!   [`crate::offload::segment`] cuts to the tunnel MTU first. Those
-//!   segments go into a second TUN device whose input runs through GRO
+//!   segments go into a TAP device whose input runs through GRO
 //!   ([`gro`]): the kernel merges them back into one IPIP super-packet
 //!   and forwards it whole. The rest goes out many per `sendmmsg`.
 //! - Ingress: raw socket (many datagrams per `recvmmsg`) → peer check
