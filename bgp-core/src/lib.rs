@@ -32,6 +32,7 @@
 //! ```
 
 pub mod driver;
+pub mod engine;
 pub mod fuzzing;
 pub mod policy;
 pub mod rib;

@@ -6,25 +6,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bgp_core::driver::{PeerCommand, PeerEvent, Transport, UpdateSource, run_peer};
+use bgp_core::engine::Signal;
 use bgp_core::session::{Session, SessionConfig, SessionEvent, State};
-use bgp_core::wire::{Family, Update};
+use bgp_core::wire::{DecodeContext, Family, Message, Update};
+use bytes::Bytes;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
+/// Encoded UPDATEs waiting to be sent.
 #[derive(Default)]
 struct Queue {
-    items: Mutex<Vec<Update>>,
-    notify: Notify,
+    items: Mutex<Vec<Bytes>>,
+    signal: Signal,
 }
 
 impl UpdateSource for Queue {
-    fn take(&self, max: usize) -> Vec<Update> {
+    fn take(&self, max: usize, out: &mut Vec<Bytes>) -> bool {
         let mut items = self.items.lock().unwrap();
         let n = items.len().min(max);
-        items.drain(..n).collect()
+        out.extend(items.drain(..n));
+        !items.is_empty()
     }
-    fn notify(&self) -> &Notify {
-        &self.notify
+    fn signal(&self) -> &Signal {
+        &self.signal
     }
 }
 
@@ -124,12 +128,10 @@ async fn sessions_establish_over_tcp_and_carry_updates() {
     let (mut a, mut b, _) = pair((None, None), (None, None)).await;
     wait_for(&mut a, established).await;
     wait_for(&mut b, established).await;
-    b.queue
-        .items
-        .lock()
-        .unwrap()
-        .push(Update::end_of_rib_marker(Family::Ipv6Unicast));
-    b.queue.notify.notify_one();
+    let eor = Message::Update(Update::end_of_rib_marker(Family::Ipv6Unicast));
+    let bytes = eor.to_bytes(&DecodeContext::ibgp()).unwrap();
+    b.queue.items.lock().unwrap().push(Bytes::from(bytes));
+    b.queue.signal.raise();
     let ev = wait_for(&mut a, |e| matches!(e, SessionEvent::Update(_))).await;
     let SessionEvent::Update(u) = ev else {
         unreachable!()

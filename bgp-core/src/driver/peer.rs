@@ -1,50 +1,21 @@
 //! The tokio task that runs one [`Session`] over real TCP connections.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::engine::{PeerOutbox, Signal, Transport};
 use crate::session::{ConnId, Session, SessionEvent, State};
-use crate::wire::{Notification, RouteRefresh, Update};
+use crate::wire::{Notification, RouteRefresh};
 
 use super::sys;
-
-/// How the session's TCP connections are made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transport {
-    /// The peer's address and port (179 by default).
-    pub remote: SocketAddr,
-    /// Source address for our connections (BIRD `local`, Calico's node IP).
-    pub local: Option<IpAddr>,
-    /// TCP-MD5 key (RFC 2385; BIRD `password`).
-    pub md5_key: Option<String>,
-    /// GTSM: the peer is at most this many hops away (RFC 5082; BIRD
-    /// `ttl security on; multihop N`).
-    pub ttl_security: Option<u8>,
-    /// Give up a connection attempt after this long.
-    pub connect_timeout: Duration,
-}
-
-impl Transport {
-    /// A transport to `remote` with no options.
-    pub fn new(remote: SocketAddr) -> Transport {
-        Transport {
-            remote,
-            local: None,
-            md5_key: None,
-            ttl_security: None,
-            connect_timeout: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Tells a peer task what to do.
 #[derive(Debug)]
@@ -68,14 +39,26 @@ pub enum PeerCommand {
     ClearRestartState,
 }
 
-/// Where a peer task takes its outgoing UPDATEs from. The owner keeps the
-/// Adj-RIB-Out; the task pulls batches only when the connection has room,
-/// so a slow peer holds back nobody else and nothing queues without bound.
+/// Where a peer task takes its outgoing UPDATEs from, already encoded.
+/// The owner keeps the Adj-RIB-Out; the task pulls batches only when the
+/// connection has room, so a slow peer holds back nobody else and nothing
+/// queues without bound.
 pub trait UpdateSource: Send + Sync + 'static {
-    /// Up to `max` UPDATEs to send next; empty when nothing waits.
-    fn take(&self, max: usize) -> Vec<Update>;
-    /// Signalled whenever [`take`](UpdateSource::take) may return something.
-    fn notify(&self) -> &Notify;
+    /// Appends about `max` encoded UPDATEs to send next to `out`; returns
+    /// whether more are waiting.
+    fn take(&self, max: usize, out: &mut Vec<Bytes>) -> bool;
+    /// Raised whenever [`take`](UpdateSource::take) may return something.
+    fn signal(&self) -> &Signal;
+}
+
+impl UpdateSource for PeerOutbox {
+    fn take(&self, max: usize, out: &mut Vec<Bytes>) -> bool {
+        PeerOutbox::take(self, max, out)
+    }
+
+    fn signal(&self) -> &Signal {
+        PeerOutbox::signal(self)
+    }
 }
 
 /// What a peer task reports to its owner.
@@ -94,7 +77,9 @@ pub struct PeerEvent<K> {
 /// session: enough to keep the socket busy, small enough to bound memory.
 const LOW_WATER: usize = 32;
 /// Messages handed to a connection's writer ahead of the socket.
-const WRITER_QUEUE: usize = 16;
+const WRITER_QUEUE: usize = 64;
+/// Bytes of waiting messages a writer joins into one write.
+const COALESCE: usize = 64 * 1024;
 
 struct Conn {
     read: OwnedReadHalf,
@@ -133,8 +118,27 @@ fn open_conn(stream: TcpStream, transport: &Transport) -> io::Result<Conn> {
     let (read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
     tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if write.write_all(&bytes).await.is_err() {
+        // Messages waiting together go out in one write: a reflector sends
+        // thousands of small UPDATEs, and a syscall each would cost more
+        // than everything else it does for them.
+        let mut buf = Vec::with_capacity(COALESCE);
+        while let Some(first) = rx.recv().await {
+            let written = match rx.try_recv() {
+                Err(_) => write.write_all(&first).await,
+                Ok(next) => {
+                    buf.clear();
+                    buf.extend_from_slice(&first);
+                    buf.extend_from_slice(&next);
+                    while buf.len() < COALESCE {
+                        match rx.try_recv() {
+                            Ok(more) => buf.extend_from_slice(&more),
+                            Err(_) => break,
+                        }
+                    }
+                    write.write_all(&buf).await
+                }
+            };
+            if written.is_err() {
                 return;
             }
         }
@@ -176,6 +180,7 @@ pub async fn run_peer<K: Clone + Send + 'static>(
     let mut buf_out = Vec::with_capacity(64 * 1024);
     let mut buf_in = Vec::with_capacity(64 * 1024);
     let mut exiting = false;
+    let mut batch = Vec::with_capacity(LOW_WATER);
 
     loop {
         // Events first: they may close connections the transmits are for.
@@ -324,17 +329,17 @@ pub async fn run_peer<K: Clone + Send + 'static>(
                     }
                 }
             },
-            _ = updates.notify().notified(), if want_updates => {
-                let batch = updates.take(LOW_WATER);
-                let more = batch.len() == LOW_WATER;
+            () = updates.signal().wait(), if want_updates => {
+                batch.clear();
+                let more = updates.take(LOW_WATER, &mut batch);
                 let t = now();
-                for u in &batch {
-                    if let Err(e) = session.send_update(t, u) {
+                for bytes in batch.drain(..) {
+                    if let Err(e) = session.send_encoded(t, bytes) {
                         tracing::warn!(peer = %transport.remote, "cannot send an UPDATE: {e}");
                     }
                 }
                 if more {
-                    updates.notify().notify_one();
+                    updates.signal().raise();
                 }
             }
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {

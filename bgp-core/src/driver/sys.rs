@@ -47,11 +47,28 @@ fn setsockopt<T>(
     }
 }
 
-/// Sets (or with an empty key, removes) the TCP-MD5 key used with `peer`
-/// on `socket`: on a listener it applies to connections from `peer`, on a
-/// connecting socket to its connection (RFC 2385; `ip tcp_metrics` shows
-/// nothing of it, `ss -i` does not either; BIRD's `password`).
-pub fn set_tcp_md5(socket: &impl AsRawFd, peer: SocketAddr, key: &[u8]) -> io::Result<()> {
+/// `TCP_MD5SIG_EXT` from linux/tcp.h (Linux 4.13): `tcp_md5sig` with flags.
+const TCP_MD5SIG_EXT: libc::c_int = 32;
+/// `TCP_MD5SIG_FLAG_PREFIX`: the key applies to `prefixlen` bits of `addr`.
+const TCP_MD5SIG_FLAG_PREFIX: u8 = 1;
+
+/// Sets (or with an empty key, removes) the TCP-MD5 key a listener uses
+/// with every peer whose address is in `peer`/`prefix_len` (a dynamic
+/// neighbour range; the kernel picks the longest matching key).
+pub fn set_tcp_md5_prefix(
+    socket: &impl AsRawFd,
+    peer: std::net::IpAddr,
+    prefix_len: u8,
+    key: &[u8],
+) -> io::Result<()> {
+    let mut sig = md5sig(SocketAddr::new(peer, 0), key)?;
+    sig.flags = TCP_MD5SIG_FLAG_PREFIX;
+    sig.prefixlen = prefix_len;
+    setsockopt(socket, libc::IPPROTO_TCP, TCP_MD5SIG_EXT, &sig)
+}
+
+/// A `tcp_md5sig` for `peer` with `key`.
+fn md5sig(peer: SocketAddr, key: &[u8]) -> io::Result<TcpMd5Sig> {
     if key.len() > MD5_MAX_KEY_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -60,7 +77,6 @@ pub fn set_tcp_md5(socket: &impl AsRawFd, peer: SocketAddr, key: &[u8]) -> io::R
     }
     // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
     let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
-    let peer = SocketAddr::new(peer.ip(), 0);
     let raw = socket2::SockAddr::from(peer);
     let raw_len = usize::try_from(raw.len())
         .unwrap_or(0)
@@ -75,7 +91,18 @@ pub fn set_tcp_md5(socket: &impl AsRawFd, peer: SocketAddr, key: &[u8]) -> io::R
         );
     }
     sig.keylen = u16::try_from(key.len()).unwrap_or(0);
-    sig.key[..key.len()].copy_from_slice(key);
+    if let Some(dst) = sig.key.get_mut(..key.len()) {
+        dst.copy_from_slice(key);
+    }
+    Ok(sig)
+}
+
+/// Sets (or with an empty key, removes) the TCP-MD5 key used with `peer`
+/// on `socket`: on a listener it applies to connections from `peer`, on a
+/// connecting socket to its connection (RFC 2385; `ip tcp_metrics` shows
+/// nothing of it, `ss -i` does not either; BIRD's `password`).
+pub fn set_tcp_md5(socket: &impl AsRawFd, peer: SocketAddr, key: &[u8]) -> io::Result<()> {
+    let sig = md5sig(SocketAddr::new(peer.ip(), 0), key)?;
     setsockopt(socket, libc::IPPROTO_TCP, TCP_MD5SIG, &sig)
 }
 

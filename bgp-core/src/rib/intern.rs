@@ -20,6 +20,11 @@ pub(crate) struct AttrId(NonZeroU32);
 impl AttrId {
     /// An id never handed out, for probes that compare other fields.
     pub(crate) const DUMMY: AttrId = AttrId(NonZeroU32::MAX);
+
+    /// A number for ordering: sets interned earlier come first.
+    pub(crate) fn index(self) -> u32 {
+        self.0.get()
+    }
 }
 
 #[derive(Debug)]
@@ -97,17 +102,20 @@ impl AttrCache {
         }
     }
 
-    /// One route fewer uses `id`; the set is dropped with its last route.
+    /// One route fewer uses `id`; the set is dropped with its last route
+    /// (then `true`: the id may be handed out again for another set).
     #[inline]
-    pub(crate) fn release(&mut self, id: AttrId) {
+    pub(crate) fn release(&mut self, id: AttrId) -> bool {
         let index = id.0.get() - 1;
         let Some(s) = self.slots.get_mut(index as usize) else {
-            return;
+            return false;
         };
         s.refs = s.refs.saturating_sub(1);
         if s.refs == 0 {
             self.drop_slot(index);
+            return true;
         }
+        false
     }
 
     /// Drops `id` if no route took it after [`Self::intern`].

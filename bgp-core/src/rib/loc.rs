@@ -450,6 +450,19 @@ impl Rib {
         self.attrs.len()
     }
 
+    /// What a peer described by `to` (registered or not: an update group's
+    /// template) is sent for `path`; see [`Rib::export`].
+    pub(crate) fn export_as(
+        &self,
+        to: &PeerInfo,
+        family: Family,
+        path: &Path,
+        ctx: &ExportContext,
+    ) -> Option<PathAttrs> {
+        let from = self.peer(path.peer)?;
+        export::export(&self.config, from, to, family, &path.attrs, ctx)
+    }
+
     /// What to send `to` for `path`, the best path to a `family` prefix:
     /// `None` if it must not be sent (see [`ExportContext`] and the rules
     /// in `export.rs`).

@@ -38,10 +38,10 @@
 mod attrs;
 mod decision;
 mod export;
-mod intern;
+pub(crate) mod intern;
 mod loc;
 mod store;
-mod table;
+pub(crate) mod table;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

@@ -359,4 +359,33 @@ impl<V> PrefixMap<V> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (IpNetwork, &V)> + '_ {
         self.v4.iter().chain(self.v6.iter())
     }
+
+    /// Sets `net` to `value`, returning what it held.
+    pub(crate) fn insert(&mut self, net: &IpNetwork, value: V) -> Option<V> {
+        match NetKey::of(net) {
+            NetKey::V4(a, l) => insert_in(&mut self.v4, a, l, value),
+            NetKey::V6(a, l) => insert_in(&mut self.v6, a, l, value),
+        }
+    }
+
+    /// Removes `net`, returning what it held.
+    pub(crate) fn remove(&mut self, net: &IpNetwork) -> Option<V> {
+        match NetKey::of(net) {
+            NetKey::V4(a, l) => self.v4.remove(a, l),
+            NetKey::V6(a, l) => self.v6.remove(a, l),
+        }
+    }
+}
+
+/// [`PrefixMap::insert`] for one family; `None` also for a length the
+/// family cannot have (the key was built from a valid network).
+fn insert_in<K: AddrKey, V>(table: &mut LenTables<K, V>, addr: K, len: u8, value: V) -> Option<V> {
+    match table.entry(addr, len)? {
+        Entry::Occupied(mut o) => return Some(o.insert(value)),
+        Entry::Vacant(v) => {
+            v.insert(value);
+        }
+    }
+    table.added();
+    None
 }

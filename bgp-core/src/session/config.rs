@@ -42,6 +42,9 @@ pub struct SessionConfig {
     pub hold_time: u16,
     /// Refuse a peer proposing a non-zero hold time below this.
     pub min_hold_time: u16,
+    /// Keepalive interval in seconds; `None`: a third of the negotiated
+    /// hold time (never more than that, see [`super::Negotiated::keepalive`]).
+    pub keepalive_time: Option<u16>,
     /// First connect-retry interval; doubles on each failure up to
     /// `connect_retry_max`, with RFC 4271 §10 jitter (0.75-1.0).
     pub connect_retry: Duration,
@@ -87,6 +90,7 @@ impl SessionConfig {
             peer_as,
             hold_time: 90,
             min_hold_time: 3,
+            keepalive_time: None,
             connect_retry: Duration::from_secs(5),
             connect_retry_max: Duration::from_secs(120),
             delay_open: None,

@@ -459,6 +459,19 @@ impl Session {
         self.send_established(now, &Message::Update(update.clone()))
     }
 
+    /// Queues an UPDATE that is already encoded, for the session's send
+    /// context (an update group encodes once for many sessions). The
+    /// caller vouches that `message` is one whole UPDATE built for this
+    /// session's negotiated context (4-octet AS, ADD-PATH, size limit).
+    pub fn send_encoded(&mut self, now: Instant, message: Bytes) -> Result<(), SendError> {
+        let id = self
+            .established()
+            .map(|c| c.id)
+            .ok_or(SendError::NotEstablished)?;
+        self.queue(now, id, message);
+        Ok(())
+    }
+
     /// Queues a ROUTE-REFRESH on the established connection.
     pub fn send_route_refresh(
         &mut self,

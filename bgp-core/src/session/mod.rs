@@ -16,7 +16,7 @@
 mod config;
 mod fsm;
 mod negotiate;
-mod timers;
+pub(crate) mod timers;
 
 pub use config::{GracefulRestartConfig, SessionConfig};
 pub use fsm::{ConnId, DownReason, SendError, Session, SessionEvent, State};

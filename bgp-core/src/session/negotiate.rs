@@ -28,6 +28,9 @@ pub struct Negotiated {
     pub peer_id: Ipv4Addr,
     /// Hold time in use: the smaller of the two proposals (0 = none).
     pub hold_time: u16,
+    /// Our configured keepalive interval in seconds, if any (see
+    /// [`Negotiated::keepalive`]).
+    pub keepalive_time: Option<u16>,
     /// Families both sides enabled.
     pub families: Vec<Family>,
     /// Context for decoding what the peer sends.
@@ -43,9 +46,13 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
-    /// The keepalive interval: a third of the hold time (RFC 4271 §10).
+    /// The keepalive interval: the configured one, or a third of the hold
+    /// time (RFC 4271 §10), and never more than that third so the peer's
+    /// hold timer cannot run out; none with a hold time of 0.
     pub fn keepalive(&self) -> Option<Duration> {
-        (self.hold_time > 0).then(|| Duration::from_secs(u64::from(self.hold_time / 3).max(1)))
+        let third = self.hold_time / 3;
+        let secs = self.keepalive_time.map_or(third, |k| k.min(third));
+        (self.hold_time > 0).then(|| Duration::from_secs(u64::from(secs).max(1)))
     }
 }
 
@@ -156,6 +163,7 @@ pub fn negotiate(config: &SessionConfig, ours: &Open, theirs: &Open) -> Negotiat
         peer_as: theirs.asn(),
         peer_id: theirs.bgp_id,
         hold_time: ours.hold_time.min(theirs.hold_time),
+        keepalive_time: config.keepalive_time,
         families,
         rx: DecodeContext {
             add_path: rx_add_path,

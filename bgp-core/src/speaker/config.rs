@@ -104,6 +104,10 @@ pub struct PeerConfig {
     /// Hold time override.
     #[serde(default)]
     pub hold_time: Option<u16>,
+    /// Keepalive interval override in seconds (default: a third of the
+    /// negotiated hold time, never more).
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
     /// Accept ADD-PATH path identifiers from this neighbour (RFC 7911).
     #[serde(default)]
     pub add_path_receive: bool,
@@ -132,6 +136,7 @@ impl PeerConfig {
             import: None,
             export: None,
             hold_time: None,
+            keepalive_time: None,
             add_path_receive: false,
             ipv4: true,
             ipv6: true,
@@ -164,6 +169,10 @@ pub struct SpeakerConfig {
     /// Proposed hold time (90 s).
     #[serde(default = "default_hold_time")]
     pub hold_time: u16,
+    /// Keepalive interval in seconds (default: a third of the negotiated
+    /// hold time, never more).
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
     /// First connect-retry interval in seconds (Calico: 5), doubling to 120.
     #[serde(default = "default_connect_retry")]
     pub connect_retry: u64,
@@ -181,6 +190,10 @@ pub struct SpeakerConfig {
     /// Neighbours.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// Address ranges sessions are accepted from without listing each
+    /// neighbour (a route reflector's clients).
+    #[serde(default)]
+    pub dynamic_neighbors: Vec<NeighborRange>,
 }
 
 impl SpeakerConfig {
@@ -191,11 +204,126 @@ impl SpeakerConfig {
             router_id,
             listen: None,
             hold_time: default_hold_time(),
+            keepalive_time: None,
             connect_retry: default_connect_retry(),
             graceful_restart: None,
             cluster_id: None,
             forward_unknown_from_ebgp: false,
             peers: Vec::new(),
+            dynamic_neighbors: Vec::new(),
+        }
+    }
+}
+
+fn default_range_limit() -> u32 {
+    1000
+}
+
+/// Neighbours accepted from an address range (BIRD's `neighbor range`,
+/// FRR's `bgp listen range`, GoBGP's dynamic neighbours): any address in
+/// `prefix` may connect, up to `limit` at once, and becomes a passive
+/// neighbour with these settings. It shows in status like a configured one
+/// and is forgotten when its session ends (after graceful restart, if it
+/// negotiated it).
+///
+/// ```
+/// use bgp_core::speaker::SpeakerConfig;
+///
+/// let config: SpeakerConfig = serde_json::from_str(r#"{
+///     "local-as": 64512, "router-id": "10.0.0.1", "cluster-id": "10.0.0.1",
+///     "dynamic-neighbors": [{"prefix": "10.0.0.0/16", "asn": 64512,
+///                            "route-reflector-client": true}]
+/// }"#).unwrap();
+/// assert_eq!(config.dynamic_neighbors[0].limit, 1000);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NeighborRange {
+    /// Addresses accepted.
+    pub prefix: ipnetwork::IpNetwork,
+    /// Their AS number; equal to ours for iBGP.
+    pub asn: u32,
+    /// The most neighbours from this range at once (1,000).
+    #[serde(default = "default_range_limit")]
+    pub limit: u32,
+    /// They are our route-reflector clients (RFC 4456).
+    #[serde(default)]
+    pub route_reflector_client: bool,
+    /// Set ourselves as next hop on routes sent to them (iBGP).
+    #[serde(default)]
+    pub next_hop_self: bool,
+    /// TCP-MD5 password for the whole range (RFC 2385).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// GTSM hop limit (RFC 5082).
+    #[serde(default)]
+    pub ttl_security: Option<u8>,
+    /// Limit on prefixes accepted from each.
+    #[serde(default)]
+    pub max_prefixes: Option<MaxPrefix>,
+    /// Import filter.
+    #[serde(default)]
+    pub import: Option<PrefixFilter>,
+    /// Export filter.
+    #[serde(default)]
+    pub export: Option<PrefixFilter>,
+    /// Hold time override.
+    #[serde(default)]
+    pub hold_time: Option<u16>,
+    /// Keepalive interval override in seconds.
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
+    /// Accept ADD-PATH path identifiers (RFC 7911).
+    #[serde(default)]
+    pub add_path_receive: bool,
+    /// Exchange IPv4 unicast.
+    #[serde(default = "default_true")]
+    pub ipv4: bool,
+    /// Exchange IPv6 unicast.
+    #[serde(default = "default_true")]
+    pub ipv6: bool,
+}
+
+impl NeighborRange {
+    /// A range of neighbours in `asn` with defaults for everything else.
+    pub fn new(prefix: ipnetwork::IpNetwork, asn: u32) -> NeighborRange {
+        NeighborRange {
+            prefix,
+            asn,
+            limit: default_range_limit(),
+            route_reflector_client: false,
+            next_hop_self: false,
+            password: None,
+            ttl_security: None,
+            max_prefixes: None,
+            import: None,
+            export: None,
+            hold_time: None,
+            keepalive_time: None,
+            add_path_receive: false,
+            ipv4: true,
+            ipv6: true,
+        }
+    }
+
+    /// The configuration of the neighbour at `address` in this range:
+    /// passive (it connects to us).
+    pub fn peer(&self, address: IpAddr) -> PeerConfig {
+        PeerConfig {
+            passive: true,
+            password: self.password.clone(),
+            ttl_security: self.ttl_security,
+            route_reflector_client: self.route_reflector_client,
+            next_hop_self: self.next_hop_self,
+            max_prefixes: self.max_prefixes,
+            import: self.import.clone(),
+            export: self.export.clone(),
+            hold_time: self.hold_time,
+            keepalive_time: self.keepalive_time,
+            add_path_receive: self.add_path_receive,
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            ..PeerConfig::new(address, self.asn)
         }
     }
 }

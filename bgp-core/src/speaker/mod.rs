@@ -23,8 +23,6 @@
 //! ```
 
 mod config;
-mod core;
-mod outbox;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -33,8 +31,8 @@ use std::time::Duration;
 use ipnetwork::IpNetwork;
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::{GracefulRestart, ListenConfig, PeerConfig, SpeakerConfig};
-pub use outbox::{OutAttrs, Outbox};
+pub use crate::engine::OutAttrs;
+pub use config::{GracefulRestart, ListenConfig, NeighborRange, PeerConfig, SpeakerConfig};
 
 use crate::rib::PathAttrs;
 use crate::session::State;
@@ -151,6 +149,8 @@ pub struct PeerSnapshot {
     pub asn: u32,
     /// iBGP or eBGP.
     pub ibgp: bool,
+    /// Accepted from a neighbour range rather than configured.
+    pub dynamic: bool,
     /// Session state.
     pub state: State,
     /// How long it has been established.
@@ -223,7 +223,7 @@ impl Speaker {
     /// Starts the speaker: binds the listener (if configured), starts every
     /// peer, and returns the handle and the best-route stream.
     pub async fn start(config: SpeakerConfig) -> Result<(Speaker, RouteStream), SpeakerError> {
-        let (commands, listen_addr, rx) = core::spawn(config).await?;
+        let (commands, listen_addr, rx) = crate::driver::speaker::spawn(config).await?;
         let stream = RouteStream {
             rx,
             buffered: Default::default(),
