@@ -23,23 +23,26 @@
 //! listener accepts are matched to a peer by [`Engine::handle_inbound`],
 //! which also creates dynamic neighbours (BIRD's `neighbor range`).
 
+mod action;
 mod dynamic;
 mod export;
+mod import;
 mod peer;
 mod signal;
 
+pub use action::{Action, Control, PeerSetup, Transport};
 pub use export::{ExportHub, LOG_LIMIT, OutAttrs, PeerOutbox};
 pub use signal::{Signal, Wait};
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
 
-use crate::policy::{MaxPrefixTracker, MaxPrefixVerdict, Policy};
-use crate::rib::{BestChange, ExportContext, NextHop, PathAttrs, PeerId, PeerInfo, Rib, RibConfig};
+use crate::policy::{MaxPrefixTracker, Policy};
+use crate::rib::{BestChange, ExportContext, NextHop, PeerId, PeerInfo, Rib, RibConfig};
 use crate::session::timers::Deadlines;
 use crate::session::{
     DownReason, GracefulRestartConfig, Negotiated, Session, SessionConfig, SessionEvent, State,
@@ -48,81 +51,10 @@ use crate::speaker::{
     BestRoute, LocalRoute, PeerConfig, PeerSnapshot, RouteChange, SpeakerConfig, SpeakerError,
 };
 use crate::wire::iana::notify;
-use crate::wire::{AsPath, Family, Notification, Origin, Prefix, UpdateDecode};
+use crate::wire::{Family, Notification};
 use dynamic::Ranges;
 use export::group::{GroupKey, MemberInfo};
 use peer::Peer;
-
-/// How a peer's TCP connections are made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transport {
-    /// The peer's address and port (179 by default).
-    pub remote: SocketAddr,
-    /// Source address for our connections (BIRD `local`, Calico's node IP).
-    pub local: Option<IpAddr>,
-    /// TCP-MD5 key (RFC 2385; BIRD `password`).
-    pub md5_key: Option<String>,
-    /// GTSM: the peer is at most this many hops away (RFC 5082; BIRD
-    /// `ttl security on; multihop N`).
-    pub ttl_security: Option<u8>,
-    /// Give up a connection attempt after this long.
-    pub connect_timeout: Duration,
-}
-
-impl Transport {
-    /// A transport to `remote` with no options.
-    pub fn new(remote: SocketAddr) -> Transport {
-        Transport {
-            remote,
-            local: None,
-            md5_key: None,
-            ttl_security: None,
-            connect_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Everything a driver needs to run one peer.
-#[derive(Debug)]
-pub struct PeerSetup {
-    /// The engine's handle for the peer (tag its events with it).
-    pub id: PeerId,
-    /// The neighbour's address.
-    pub address: IpAddr,
-    /// Its session, not yet started.
-    pub session: Session,
-    /// How to connect.
-    pub transport: Transport,
-    /// Where its UPDATEs come from.
-    pub outbox: Arc<PeerOutbox>,
-}
-
-/// What a peer task is told to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// ManualStart.
-    Start,
-    /// ManualStop with this NOTIFICATION; the task stays, Idle.
-    Stop(Notification),
-    /// Send this NOTIFICATION, close, and end the task.
-    Shutdown(Notification),
-    /// End the task now without a NOTIFICATION (graceful restart: peers
-    /// keep our routes, RFC 4724 §4.2).
-    Abandon,
-    /// Clear the Restart State bit in the OPENs sent from now on (RFC 4724
-    /// §3: only the first OPEN after a restart sets it).
-    ClearRestartState,
-}
-
-/// An output for the driver.
-#[derive(Debug)]
-pub enum Action {
-    /// Start a task for this peer, then send it [`Control::Start`] when
-    /// told.
-    Spawn(Box<PeerSetup>),
-    /// Tell a peer's task something.
-    Control(PeerId, Control),
-}
 
 /// The engine's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +166,13 @@ impl Engine {
         self.by_address.get(&canonical(address)).copied()
     }
 
+    /// Sets the most bytes of encoded UPDATEs an update group keeps for
+    /// peers that have not taken them yet ([`LOG_LIMIT`] by default); peers
+    /// further behind catch up from the group's table instead.
+    pub fn set_log_limit(&mut self, bytes: usize) {
+        self.hub.set_limit(bytes);
+    }
+
     /// Update groups as (members, prefixes) pairs.
     pub fn update_groups(&self) -> Vec<(usize, usize)> {
         self.hub.groups()
@@ -243,7 +182,7 @@ impl Engine {
 
     /// Originates `prefix` (replacing an earlier announcement of it).
     pub fn announce(&mut self, prefix: IpNetwork, route: &LocalRoute) {
-        let attrs = local_attrs(family_of(&prefix), route);
+        let attrs = import::local_attrs(family_of(&prefix), route);
         self.rib.announce_local(prefix, attrs, &mut self.changes);
         self.propagate();
     }
@@ -634,114 +573,6 @@ impl Engine {
         self.hub.join(&self.rib, member, key, &families);
     }
 
-    fn update(&mut self, now: Instant, id: PeerId, decoded: UpdateDecode) {
-        let local_as = self.config.local_as;
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        let address = peer.address;
-        let ebgp = peer.ebgp(local_as);
-        let u = &decoded.update;
-        for f in &decoded.faults {
-            tracing::warn!(peer = %address, code = f.code, problem = ?f.problem, action = ?f.action, "malformed attribute");
-        }
-        let withdrawn: Vec<Prefix> = u.withdrawals().copied().collect();
-        self.rib.withdraw(id, &withdrawn, &mut self.changes);
-        let announced: Vec<Prefix> = u.announced().copied().collect();
-        peer.received = peer.received.saturating_add(announced.len() as u64);
-        if decoded.is_treat_as_withdraw() {
-            // RFC 7606 §2: every prefix of the UPDATE is withdrawn; the
-            // session stays up.
-            self.rib.withdraw(id, &announced, &mut self.changes);
-        } else {
-            for family in [Family::Ipv4Unicast, Family::Ipv6Unicast] {
-                let (accepted, rejected): (Vec<Prefix>, Vec<Prefix>) =
-                    if peer.policy.import.is_none() && !ebgp {
-                        // No filter on iBGP accepts everything (RFC 8212
-                        // only blocks eBGP): skip the per-prefix test.
-                        let fam = announced
-                            .iter()
-                            .filter(|p| p.family() == family)
-                            .copied()
-                            .collect();
-                        (fam, Vec::new())
-                    } else {
-                        announced
-                            .iter()
-                            .filter(|p| p.family() == family)
-                            .partition(|p| peer.policy.import_allows(ebgp, &p.network))
-                    };
-                // A route the filter rejects replaces (withdraws) what the
-                // peer sent for it before (RFC 4271 §3.1).
-                self.rib.withdraw(id, &rejected, &mut self.changes);
-                if accepted.is_empty() {
-                    continue;
-                }
-                match PathAttrs::from_update(u, family) {
-                    Some(attrs) => {
-                        if let Err(reason) =
-                            self.rib
-                                .update(id, &accepted, Arc::new(attrs), &mut self.changes)
-                        {
-                            tracing::info!(peer = %address, %reason, "routes not accepted");
-                        }
-                    }
-                    None => {
-                        self.rib.withdraw(id, &accepted, &mut self.changes);
-                    }
-                }
-            }
-        }
-        if let Some((afi, safi)) = u.end_of_rib()
-            && let Some(family) = Family::from_afi_safi(afi, safi)
-        {
-            if peer.stale.contains(&family) {
-                self.rib.sweep_stale(id, family, &mut self.changes);
-                peer.stale.retain(|f| *f != family);
-                if peer.stale.is_empty() {
-                    self.timers.stop(Timer::Stale(id));
-                }
-            }
-            self.propagate();
-            self.routes.push_back(vec![RouteChange::EndOfRib {
-                peer: address,
-                family,
-            }]);
-            return;
-        }
-        // Maximum prefixes (RFC 4486): checked on what the RIB holds.
-        let mut cease = None;
-        let mut restart_after = None;
-        for (t, family) in peer
-            .max_prefix
-            .iter_mut()
-            .zip([Family::Ipv4Unicast, Family::Ipv6Unicast])
-        {
-            match t.check(self.rib.received(id, family)) {
-                MaxPrefixVerdict::Ok => {}
-                MaxPrefixVerdict::Warn { count, limit } => {
-                    tracing::warn!(peer = %address, count, limit, ?family, "maximum prefixes reached");
-                }
-                MaxPrefixVerdict::Cease(n) => {
-                    cease = Some(n);
-                    restart_after = restart_after.or(t.config().restart_after);
-                }
-            }
-        }
-        if let Some(n) = cease {
-            peer.last_error = Some("maximum number of prefixes reached".into());
-            self.actions
-                .push_back(Action::Control(id, Control::Stop(n)));
-            if let Some(secs) = restart_after {
-                tracing::warn!(peer = %address, secs, "maximum prefixes: session closed, restarting it later");
-                self.timers.set(
-                    Timer::Restart(id),
-                    now + Duration::from_secs(u64::from(secs)),
-                );
-            }
-        }
-    }
-
     fn down(&mut self, now: Instant, id: PeerId, reason: DownReason) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
@@ -820,30 +651,4 @@ fn describe(reason: &DownReason) -> (String, Option<Notification>) {
 
 fn is_link_local(a: &Ipv6Addr) -> bool {
     a.segments().first().is_some_and(|s| s & 0xffc0 == 0xfe80)
-}
-
-/// The attributes of a route we originate. An unspecified next hop means
-/// "ourselves": export replaces it with the session's address.
-fn local_attrs(family: Family, route: &LocalRoute) -> PathAttrs {
-    let next_hop = match (route.next_hop, family) {
-        (Some(IpAddr::V4(a)), _) => NextHop::V4(a),
-        (Some(IpAddr::V6(a)), _) => NextHop::V6 {
-            global: a,
-            link_local: None,
-        },
-        (None, Family::Ipv4Unicast) => NextHop::V4(Ipv4Addr::UNSPECIFIED),
-        (None, Family::Ipv6Unicast) => NextHop::V6 {
-            global: Ipv6Addr::UNSPECIFIED,
-            link_local: None,
-        },
-    };
-    let mut attrs = PathAttrs::new(
-        route.origin.unwrap_or(Origin::Igp),
-        AsPath::default(),
-        next_hop,
-    );
-    attrs.med = route.med;
-    attrs.local_pref = route.local_pref;
-    attrs.communities = route.communities.clone();
-    attrs
 }

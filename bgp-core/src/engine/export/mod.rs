@@ -144,6 +144,8 @@ struct Slot {
 #[derive(Debug)]
 struct Hub {
     local_as: u32,
+    /// [`LOG_LIMIT`] unless changed.
+    limit: usize,
     groups: Vec<Option<GroupSlot>>,
     peers: HashMap<PeerId, Slot>,
 }
@@ -169,10 +171,16 @@ impl ExportHub {
         Arc::new(ExportHub {
             hub: Mutex::new(Hub {
                 local_as,
+                limit: LOG_LIMIT,
                 groups: Vec::new(),
                 peers: HashMap::new(),
             }),
         })
+    }
+
+    /// Sets the most bytes a group's log holds (see [`LOG_LIMIT`]).
+    pub(crate) fn set_limit(&self, bytes: usize) {
+        self.lock().limit = bytes;
     }
 
     fn lock(&self) -> MutexGuard<'_, Hub> {
@@ -320,6 +328,7 @@ impl ExportHub {
         let mut wake: Vec<Arc<Signal>> = Vec::new();
         {
             let mut hub = self.lock();
+            let limit = hub.limit;
             let Hub { groups, peers, .. } = &mut *hub;
             for (gi, gs) in groups.iter_mut().enumerate() {
                 let Some(gs) = gs.as_mut() else { continue };
@@ -339,7 +348,7 @@ impl ExportHub {
                         waiting: members,
                     });
                 }
-                while gs.bytes > LOG_LIMIT {
+                while gs.bytes > limit {
                     let base = gs.base;
                     let mut forced = 0;
                     for slot in peers.values_mut() {

@@ -1,0 +1,752 @@
+//! The speaker engine without I/O, on a virtual clock: graceful restart,
+//! maximum-prefix restarts, End-of-RIB, reflection through update groups
+//! and dynamic neighbours. Session events are fed in as a peer task would
+//! report them; what peers are sent is read from their outboxes and
+//! decoded, and checked against a per-peer Adj-RIB-Out computed from
+//! scratch (the rules of `rib/export.rs`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bgp_core::engine::{Action, Control, Engine, PeerOutbox};
+use bgp_core::policy::{MaxPrefix, MaxPrefixAction};
+use bgp_core::rib::{AdjRibOut, ExportContext, PathAttrs, PeerId};
+use bgp_core::session::{DownReason, Negotiated, PeerGracefulRestart, SessionEvent, State};
+use bgp_core::speaker::{LocalRoute, NeighborRange, PeerConfig, RouteChange, SpeakerConfig};
+use bgp_core::wire::{
+    AsPath, AttrValue, DecodeContext, Family, Message, Origin, PathAttribute, Prefix, Update,
+    UpdateDecode,
+};
+use bytes::Bytes;
+use ipnetwork::IpNetwork;
+use proptest::prelude::*;
+
+const AS: u32 = 64512;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn net(s: &str) -> IpNetwork {
+    s.parse().unwrap()
+}
+
+/// The address of peer `n` (10.0.0.n), also its router ID.
+fn peer_ip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, n)
+}
+
+/// Our address on every session.
+const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+/// An engine and everything it has output so far.
+struct Harness {
+    engine: Engine,
+    now: Instant,
+    outboxes: HashMap<PeerId, Arc<PeerOutbox>>,
+    controls: Vec<(PeerId, Control)>,
+    routes: Vec<RouteChange>,
+    /// What each peer holds from us, decoded from what it was sent.
+    held: HashMap<PeerId, BTreeMap<IpNetwork, PathAttrs>>,
+    end_of_rib: HashMap<PeerId, Vec<Family>>,
+    /// Messages taken from outboxes, for sharing checks.
+    taken: HashMap<PeerId, Vec<Bytes>>,
+}
+
+impl Harness {
+    fn new(config: SpeakerConfig) -> Harness {
+        let mut h = Harness {
+            engine: Engine::new(config).unwrap(),
+            now: Instant::now(),
+            outboxes: HashMap::new(),
+            controls: Vec::new(),
+            routes: Vec::new(),
+            held: HashMap::new(),
+            end_of_rib: HashMap::new(),
+            taken: HashMap::new(),
+        };
+        h.pump();
+        h
+    }
+
+    fn pump(&mut self) {
+        while let Some(a) = self.engine.poll_action() {
+            match a {
+                Action::Spawn(setup) => {
+                    self.outboxes.insert(setup.id, setup.outbox);
+                }
+                Action::Control(id, c) => self.controls.push((id, c)),
+            }
+        }
+        while let Some(batch) = self.engine.poll_routes() {
+            self.routes.extend(batch);
+        }
+    }
+
+    fn event(&mut self, id: PeerId, event: SessionEvent) {
+        let local = Some(SocketAddr::new(IpAddr::V4(LOCAL), 179));
+        self.engine.handle_event(self.now, id, local, event);
+        self.pump();
+    }
+
+    /// Brings peer `id` (router ID `router_id`) to Established.
+    fn establish(&mut self, id: PeerId, router_id: Ipv4Addr, gr: Option<PeerGracefulRestart>) {
+        self.event(
+            id,
+            SessionEvent::StateChanged {
+                from: State::OpenConfirm,
+                to: State::Established,
+            },
+        );
+        let negotiated = Negotiated {
+            peer_as: AS,
+            peer_id: router_id,
+            hold_time: 90,
+            keepalive_time: None,
+            families: vec![Family::Ipv4Unicast],
+            rx: DecodeContext::ibgp(),
+            tx: DecodeContext::ibgp(),
+            route_refresh: true,
+            enhanced_route_refresh: false,
+            peer_graceful_restart: gr,
+        };
+        self.event(id, SessionEvent::Established(Box::new(negotiated)));
+    }
+
+    fn update(&mut self, id: PeerId, update: Update) {
+        self.event(
+            id,
+            SessionEvent::Update(UpdateDecode {
+                update,
+                faults: Vec::new(),
+            }),
+        );
+    }
+
+    /// Peer `id` announces `prefixes` with next hop `nh` (and, for a
+    /// non-client's reflected route, `originator`).
+    fn announce(&mut self, id: PeerId, prefixes: &[&str], nh: Ipv4Addr) {
+        self.update(id, announcement(prefixes, nh, None));
+    }
+
+    fn withdraw(&mut self, id: PeerId, prefixes: &[&str]) {
+        self.update(
+            id,
+            Update {
+                withdrawn: prefixes.iter().map(|p| Prefix::new(net(p))).collect(),
+                ..Update::default()
+            },
+        );
+    }
+
+    fn down(&mut self, id: PeerId, reason: DownReason) {
+        self.event(
+            id,
+            SessionEvent::StateChanged {
+                from: State::Established,
+                to: State::Idle,
+            },
+        );
+        self.event(id, SessionEvent::Down(reason));
+        self.held.remove(&id);
+        self.end_of_rib.remove(&id);
+    }
+
+    /// Moves the clock by `d`, firing the engine's deadlines on the way.
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(t) = self.engine.poll_timeout().filter(|t| *t <= until) {
+            self.now = t.max(self.now);
+            self.engine.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = until;
+    }
+
+    /// Takes everything waiting in `id`'s outbox and applies it to what
+    /// the peer holds.
+    fn drain(&mut self, id: PeerId) -> &BTreeMap<IpNetwork, PathAttrs> {
+        let outbox = self.outboxes[&id].clone();
+        let mut msgs = Vec::new();
+        while outbox.take(32, &mut msgs) {}
+        let held = self.held.entry(id).or_default();
+        for m in &msgs {
+            let Message::Update(u) = Message::decode(m, &DecodeContext::ibgp()).unwrap().message
+            else {
+                panic!("not an UPDATE");
+            };
+            if let Some((afi, safi)) = u.end_of_rib() {
+                let family = Family::from_afi_safi(afi, safi).unwrap();
+                self.end_of_rib.entry(id).or_default().push(family);
+                continue;
+            }
+            for w in u.withdrawals() {
+                held.remove(&w.network);
+            }
+            let announced: Vec<Prefix> = u.announced().copied().collect();
+            if !announced.is_empty() {
+                let attrs = PathAttrs::from_update(&u, Family::Ipv4Unicast).unwrap();
+                for p in announced {
+                    held.insert(p.network, attrs.clone());
+                }
+            }
+        }
+        self.taken.entry(id).or_default().extend(msgs);
+        &self.held[&id]
+    }
+
+    /// What `id` must hold now: a per-peer Adj-RIB-Out synced from the RIB.
+    fn expected(&self, id: PeerId) -> BTreeMap<IpNetwork, PathAttrs> {
+        let ctx = ExportContext {
+            local_next_hop_v4: Some(LOCAL),
+            ..ExportContext::default()
+        };
+        let mut out = AdjRibOut::new(id, ctx);
+        let mut changes = Vec::new();
+        out.sync(self.engine.rib(), |_| true, &mut changes);
+        out.iter().map(|(n, a)| (n, (*a).clone())).collect()
+    }
+
+    fn best(&self, prefix: &str) -> Option<RouteChange> {
+        self.routes
+            .iter()
+            .rev()
+            .find(|c| c.prefix() == Some(net(prefix)))
+            .cloned()
+    }
+}
+
+fn announcement(prefixes: &[&str], nh: Ipv4Addr, originator: Option<Ipv4Addr>) -> Update {
+    let mut attributes = vec![
+        PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+        PathAttribute::new(AttrValue::AsPath(AsPath::default())),
+        PathAttribute::new(AttrValue::NextHop(nh)),
+        PathAttribute::new(AttrValue::LocalPref(100)),
+    ];
+    if let Some(o) = originator {
+        attributes.push(PathAttribute::new(AttrValue::OriginatorId(o)));
+        attributes.push(PathAttribute::new(AttrValue::ClusterList(vec![ip(
+            "10.9.9.9",
+        )])));
+    }
+    Update {
+        withdrawn: Vec::new(),
+        attributes,
+        nlri: prefixes.iter().map(|p| Prefix::new(net(p))).collect(),
+    }
+}
+
+fn config(peers: &[(u8, bool)]) -> SpeakerConfig {
+    let mut c = SpeakerConfig::new(AS, LOCAL);
+    for &(n, client) in peers {
+        let mut p = PeerConfig::new(IpAddr::V4(peer_ip(n)), AS);
+        p.route_reflector_client = client;
+        c.peers.push(p);
+    }
+    c
+}
+
+fn gr(restart: u64) -> PeerGracefulRestart {
+    PeerGracefulRestart {
+        restart_time: Duration::from_secs(restart),
+        restarting: false,
+        families: vec![(Family::Ipv4Unicast, true)],
+    }
+}
+
+fn is_best(c: Option<RouteChange>, stale: bool) -> bool {
+    matches!(c, Some(RouteChange::Best(b)) if b.stale == stale)
+}
+
+// ---- graceful restart, End-of-RIB, max-prefix: virtual clock ----
+
+#[test]
+fn graceful_restart_keeps_routes_stale_until_the_restart_time_runs_out() {
+    let mut h = Harness::new(config(&[(2, false)]));
+    h.establish(PeerId(0), peer_ip(2), Some(gr(120)));
+    h.announce(PeerId(0), &["10.244.1.0/26"], peer_ip(2));
+    assert!(is_best(h.best("10.244.1.0/26"), false));
+
+    h.down(PeerId(0), DownReason::ConnectionClosed);
+    assert!(is_best(h.best("10.244.1.0/26"), true), "route kept, stale");
+    assert_eq!(
+        h.engine.poll_timeout(),
+        Some(h.now + Duration::from_secs(120))
+    );
+
+    h.advance(Duration::from_secs(119));
+    assert!(
+        is_best(h.best("10.244.1.0/26"), true),
+        "still there at 119 s"
+    );
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.best("10.244.1.0/26"),
+        Some(RouteChange::Withdrawn(net("10.244.1.0/26")))
+    );
+    assert_eq!(h.engine.poll_timeout(), None);
+}
+
+#[test]
+fn end_of_rib_after_a_restart_removes_only_the_routes_not_refreshed() {
+    let mut h = Harness::new(config(&[(2, false)]));
+    h.establish(PeerId(0), peer_ip(2), Some(gr(120)));
+    h.announce(PeerId(0), &["10.244.1.0/26", "10.244.2.0/26"], peer_ip(2));
+    h.down(PeerId(0), DownReason::ConnectionClosed);
+    h.advance(Duration::from_secs(30));
+
+    h.establish(PeerId(0), peer_ip(2), Some(gr(120)));
+    h.announce(PeerId(0), &["10.244.1.0/26"], peer_ip(2));
+    assert!(is_best(h.best("10.244.1.0/26"), false), "refreshed");
+    assert!(is_best(h.best("10.244.2.0/26"), true), "still stale");
+    h.update(PeerId(0), Update::end_of_rib_marker(Family::Ipv4Unicast));
+    assert_eq!(
+        h.best("10.244.2.0/26"),
+        Some(RouteChange::Withdrawn(net("10.244.2.0/26")))
+    );
+    assert!(is_best(h.best("10.244.1.0/26"), false));
+    assert!(h.routes.contains(&RouteChange::EndOfRib {
+        peer: IpAddr::V4(peer_ip(2)),
+        family: Family::Ipv4Unicast
+    }));
+    assert_eq!(h.engine.poll_timeout(), None, "restart timer stopped");
+}
+
+#[test]
+fn session_down_without_graceful_restart_withdraws_at_once() {
+    let mut h = Harness::new(config(&[(2, false)]));
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.announce(PeerId(0), &["10.244.1.0/26"], peer_ip(2));
+    h.down(PeerId(0), DownReason::ConnectionClosed);
+    assert_eq!(
+        h.best("10.244.1.0/26"),
+        Some(RouteChange::Withdrawn(net("10.244.1.0/26")))
+    );
+}
+
+#[test]
+fn graceful_restart_does_not_apply_after_a_notification_received() {
+    let mut h = Harness::new(config(&[(2, false)]));
+    h.establish(PeerId(0), peer_ip(2), Some(gr(120)));
+    h.announce(PeerId(0), &["10.244.1.0/26"], peer_ip(2));
+    let cease = bgp_core::wire::Notification::admin_shutdown("bye");
+    h.down(PeerId(0), DownReason::NotificationReceived(cease));
+    assert_eq!(
+        h.best("10.244.1.0/26"),
+        Some(RouteChange::Withdrawn(net("10.244.1.0/26")))
+    );
+}
+
+#[test]
+fn max_prefix_cease_stops_the_session_and_starts_it_after_restart_after() {
+    let mut c = config(&[(2, false)]);
+    let mut limit = MaxPrefix::new(2, MaxPrefixAction::Cease);
+    limit.restart_after = Some(30);
+    c.peers[0].max_prefixes = Some(limit);
+    let mut h = Harness::new(c);
+    h.controls.clear();
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.announce(
+        PeerId(0),
+        &["10.244.1.0/26", "10.244.2.0/26", "10.244.3.0/26"],
+        peer_ip(2),
+    );
+    assert!(
+        matches!(h.controls.as_slice(), [(PeerId(0), Control::Stop(n))] if n.code == 6 && n.subcode == 1)
+    );
+    h.controls.clear();
+    h.down(
+        PeerId(0),
+        DownReason::NotificationSent(bgp_core::wire::Notification::max_prefixes_reached(
+            Family::Ipv4Unicast,
+            2,
+        )),
+    );
+    h.advance(Duration::from_secs(29));
+    assert!(h.controls.is_empty(), "not restarted before 30 s");
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.controls, vec![(PeerId(0), Control::Start)]);
+}
+
+#[test]
+fn max_prefix_without_restart_after_stays_down() {
+    let mut c = config(&[(2, false)]);
+    c.peers[0].max_prefixes = Some(MaxPrefix::new(1, MaxPrefixAction::Cease));
+    let mut h = Harness::new(c);
+    h.controls.clear();
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.announce(PeerId(0), &["10.244.1.0/26", "10.244.2.0/26"], peer_ip(2));
+    assert_eq!(h.controls.len(), 1);
+    assert_eq!(h.engine.poll_timeout(), None);
+}
+
+#[test]
+fn a_new_session_gets_the_table_then_end_of_rib() {
+    let mut h = Harness::new(config(&[(2, false), (3, false)]));
+    h.engine
+        .announce(net("10.244.9.0/26"), &LocalRoute::default());
+    h.pump();
+    h.establish(PeerId(0), peer_ip(2), None);
+    let held = h.drain(PeerId(0)).clone();
+    assert_eq!(
+        held.keys().copied().collect::<Vec<_>>(),
+        vec![net("10.244.9.0/26")]
+    );
+    assert_eq!(
+        held[&net("10.244.9.0/26")].next_hop,
+        bgp_core::rib::NextHop::V4(LOCAL),
+        "our own route with our address as next hop"
+    );
+    assert_eq!(h.end_of_rib[&PeerId(0)], vec![Family::Ipv4Unicast]);
+}
+
+// ---- reflection through update groups ----
+
+#[test]
+fn reflected_routes_reach_every_other_client_and_not_their_source() {
+    let mut h = Harness::new(config(&[(2, true), (3, true), (4, true)]));
+    for (i, n) in [(0, 2), (1, 3), (2, 4)] {
+        h.establish(PeerId(i), peer_ip(n), None);
+    }
+    h.announce(PeerId(0), &["10.244.2.0/26"], peer_ip(2));
+    h.announce(PeerId(1), &["10.244.3.0/26"], peer_ip(3));
+    h.announce(PeerId(2), &["10.244.4.0/26"], peer_ip(4));
+    for id in [PeerId(0), PeerId(1), PeerId(2)] {
+        let held = h.drain(id).clone();
+        assert_eq!(held, h.expected(id), "peer {id:?}");
+        assert_eq!(held.len(), 2, "the two other clients' blocks");
+    }
+    let from_2 = &h.drain(PeerId(1)).clone()[&net("10.244.2.0/26")];
+    assert_eq!(from_2.originator_id, Some(peer_ip(2)));
+    assert_eq!(
+        from_2.cluster_list,
+        vec![LOCAL],
+        "our router ID as cluster ID"
+    );
+    assert_eq!(from_2.next_hop, bgp_core::rib::NextHop::V4(peer_ip(2)));
+    assert_eq!(h.engine.update_groups(), vec![(3, 3)], "one group of three");
+
+    h.withdraw(PeerId(0), &["10.244.2.0/26"]);
+    assert!(!h.drain(PeerId(1)).contains_key(&net("10.244.2.0/26")));
+    assert!(!h.drain(PeerId(2)).contains_key(&net("10.244.2.0/26")));
+}
+
+#[test]
+fn one_encoded_update_is_shared_by_every_receiving_client() {
+    let peers: Vec<(u8, bool)> = (2..12).map(|n| (n, true)).collect();
+    let mut h = Harness::new(config(&peers));
+    for (i, (n, _)) in peers.iter().enumerate() {
+        h.establish(PeerId(i as u32), peer_ip(*n), None);
+        h.drain(PeerId(i as u32));
+    }
+    h.taken.clear();
+    h.announce(PeerId(0), &["10.244.2.0/26", "10.244.2.64/26"], peer_ip(2));
+    let first: Vec<Bytes> = (1..10)
+        .map(|i| {
+            h.drain(PeerId(i));
+            let t = &h.taken[&PeerId(i)];
+            assert_eq!(t.len(), 1, "one UPDATE with both prefixes");
+            t[0].clone()
+        })
+        .collect();
+    assert!(
+        first.windows(2).all(|w| w[0].as_ptr() == w[1].as_ptr()),
+        "the same bytes, not copies"
+    );
+    h.drain(PeerId(0));
+    assert!(
+        h.taken.get(&PeerId(0)).is_none_or(Vec::is_empty),
+        "nothing back to the source"
+    );
+}
+
+#[test]
+fn a_client_gets_a_withdrawal_when_the_best_path_becomes_its_own() {
+    // Client 3 held 10.244.7.0/26 from client 2; then client 3 announces
+    // the same block and its own path wins (lower router ID): it must stop
+    // holding client 2's route from us.
+    let mut h = Harness::new(config(&[(3, true), (2, true), (4, true)]));
+    h.establish(PeerId(0), peer_ip(3), None);
+    h.establish(PeerId(1), ip("10.0.0.200"), None);
+    h.establish(PeerId(2), peer_ip(4), None);
+    h.announce(PeerId(1), &["10.244.7.0/26"], ip("10.0.0.200"));
+    assert!(h.drain(PeerId(0)).contains_key(&net("10.244.7.0/26")));
+    h.announce(PeerId(0), &["10.244.7.0/26"], peer_ip(3));
+    for id in [PeerId(0), PeerId(1), PeerId(2)] {
+        let held = h.drain(id).clone();
+        assert_eq!(held, h.expected(id), "peer {id:?}");
+    }
+    assert!(!h.held[&PeerId(0)].contains_key(&net("10.244.7.0/26")));
+    assert_eq!(
+        h.held[&PeerId(2)][&net("10.244.7.0/26")].next_hop,
+        bgp_core::rib::NextHop::V4(peer_ip(3))
+    );
+}
+
+#[test]
+fn a_lone_peer_is_not_sent_its_own_routes_and_a_second_peer_gets_them() {
+    let mut h = Harness::new(config(&[(2, true), (3, true)]));
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.announce(PeerId(0), &["10.244.2.0/26"], peer_ip(2));
+    assert!(h.drain(PeerId(0)).is_empty());
+    assert_eq!(
+        h.engine.update_groups(),
+        vec![(1, 0)],
+        "not stored for nobody"
+    );
+    h.establish(PeerId(1), peer_ip(3), None);
+    let held = h.drain(PeerId(1)).clone();
+    assert_eq!(held, h.expected(PeerId(1)));
+    assert!(held.contains_key(&net("10.244.2.0/26")));
+}
+
+#[test]
+fn route_refresh_resends_the_table() {
+    let mut h = Harness::new(config(&[(2, true), (3, true)]));
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.establish(PeerId(1), peer_ip(3), None);
+    h.announce(PeerId(0), &["10.244.2.0/26"], peer_ip(2));
+    h.drain(PeerId(1));
+    h.held.remove(&PeerId(1));
+    h.event(
+        PeerId(1),
+        SessionEvent::RouteRefresh(bgp_core::wire::RouteRefresh::request(1, 1)),
+    );
+    let held = h.drain(PeerId(1)).clone();
+    assert_eq!(held, h.expected(PeerId(1)));
+    assert_eq!(h.held[&PeerId(1)].len(), 1);
+}
+
+// ---- dynamic neighbours ----
+
+fn ranges(limit: u32) -> SpeakerConfig {
+    let mut c = SpeakerConfig::new(AS, LOCAL);
+    let mut r = NeighborRange::new(net("10.0.0.0/24"), AS);
+    r.limit = limit;
+    r.route_reflector_client = true;
+    c.dynamic_neighbors.push(r);
+    c
+}
+
+#[test]
+fn a_connection_from_a_range_becomes_a_passive_dynamic_neighbour() {
+    let mut h = Harness::new(ranges(10));
+    let id = h
+        .engine
+        .handle_inbound(h.now, IpAddr::V4(peer_ip(7)))
+        .expect("accepted");
+    let spawn = h.engine.poll_action();
+    let Some(Action::Spawn(setup)) = spawn else {
+        panic!("expected a spawn, got {spawn:?}")
+    };
+    assert_eq!(setup.address, IpAddr::V4(peer_ip(7)));
+    assert!(setup.session.config().passive);
+    h.outboxes.insert(id, setup.outbox);
+    h.pump();
+    let peers = h.engine.peers(h.now);
+    assert_eq!(peers.len(), 1);
+    assert!(peers[0].dynamic);
+    // The same address again is the same neighbour.
+    assert_eq!(
+        h.engine.handle_inbound(h.now, IpAddr::V4(peer_ip(7))),
+        Some(id)
+    );
+}
+
+#[test]
+fn connections_outside_every_range_are_refused() {
+    let mut h = Harness::new(ranges(10));
+    assert_eq!(
+        h.engine.handle_inbound(h.now, IpAddr::V4(ip("10.0.1.7"))),
+        None
+    );
+    assert!(h.engine.poll_action().is_none());
+}
+
+#[test]
+fn a_full_range_refuses_more_until_a_neighbour_goes() {
+    let mut h = Harness::new(ranges(2));
+    let a = h
+        .engine
+        .handle_inbound(h.now, IpAddr::V4(peer_ip(7)))
+        .unwrap();
+    h.engine
+        .handle_inbound(h.now, IpAddr::V4(peer_ip(8)))
+        .unwrap();
+    h.pump();
+    assert_eq!(h.engine.handle_inbound(h.now, IpAddr::V4(peer_ip(9))), None);
+    h.establish(a, peer_ip(7), None);
+    h.announce(a, &["10.244.7.0/26"], peer_ip(7));
+    h.down(a, DownReason::ConnectionClosed);
+    assert_eq!(
+        h.best("10.244.7.0/26"),
+        Some(RouteChange::Withdrawn(net("10.244.7.0/26")))
+    );
+    assert!(h.controls.contains(&(a, Control::Abandon)), "its task ends");
+    assert_eq!(h.engine.peers(h.now).len(), 1, "forgotten");
+    assert!(
+        h.engine
+            .handle_inbound(h.now, IpAddr::V4(peer_ip(9)))
+            .is_some()
+    );
+}
+
+#[test]
+fn a_dynamic_neighbour_with_graceful_restart_is_kept_until_its_restart_time() {
+    let mut h = Harness::new(ranges(10));
+    let a = h
+        .engine
+        .handle_inbound(h.now, IpAddr::V4(peer_ip(7)))
+        .unwrap();
+    h.pump();
+    h.establish(a, peer_ip(7), Some(gr(60)));
+    h.announce(a, &["10.244.7.0/26"], peer_ip(7));
+    h.down(a, DownReason::ConnectionClosed);
+    assert!(is_best(h.best("10.244.7.0/26"), true));
+    assert_eq!(h.engine.peers(h.now).len(), 1);
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.engine.peers(h.now).len(), 0);
+    assert_eq!(
+        h.best("10.244.7.0/26"),
+        Some(RouteChange::Withdrawn(net("10.244.7.0/26")))
+    );
+}
+
+// ---- update groups against per-peer Adj-RIBs-Out ----
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Peer announces block `b` with its own next hop (or, `alt`, another).
+    Announce {
+        peer: usize,
+        block: u8,
+        alt: bool,
+    },
+    Withdraw {
+        peer: usize,
+        block: u8,
+    },
+    Local {
+        block: u8,
+        on: bool,
+    },
+    Flap {
+        peer: usize,
+    },
+    Refresh {
+        peer: usize,
+    },
+    /// The peer's task takes what waits for it.
+    Drain {
+        peer: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..5usize, 0..6u8, any::<bool>()).prop_map(|(peer, block, alt)| Op::Announce { peer, block, alt }),
+        2 => (0..5usize, 0..6u8).prop_map(|(peer, block)| Op::Withdraw { peer, block }),
+        1 => (0..6u8, any::<bool>()).prop_map(|(block, on)| Op::Local { block, on }),
+        1 => (0..5usize).prop_map(|peer| Op::Flap { peer }),
+        1 => (0..5usize).prop_map(|peer| Op::Refresh { peer }),
+        2 => (0..5usize).prop_map(|peer| Op::Drain { peer }),
+    ]
+}
+
+/// Applies `op` to a harness over `peers`.
+fn apply(h: &mut Harness, peers: &[(u8, bool)], op: Op) {
+    let block = |b: u8| format!("10.244.{b}.0/26");
+    match op {
+        Op::Announce {
+            peer,
+            block: b,
+            alt,
+        } => {
+            let nh = if alt {
+                Ipv4Addr::new(10, 1, 0, b)
+            } else {
+                peer_ip(peers[peer].0)
+            };
+            let prefix = block(b);
+            h.announce(PeerId(peer as u32), &[prefix.as_str()], nh);
+        }
+        Op::Withdraw { peer, block: b } => {
+            let prefix = block(b);
+            h.withdraw(PeerId(peer as u32), &[prefix.as_str()]);
+        }
+        Op::Local { block: b, on } => {
+            if on {
+                h.engine.announce(net(&block(b)), &LocalRoute::default());
+            } else {
+                h.engine.withdraw(net(&block(b)));
+            }
+            h.pump();
+        }
+        Op::Flap { peer } => {
+            let id = PeerId(peer as u32);
+            h.down(id, DownReason::ConnectionClosed);
+            h.establish(id, peer_ip(peers[peer].0), None);
+        }
+        Op::Refresh { peer } => {
+            h.event(
+                PeerId(peer as u32),
+                SessionEvent::RouteRefresh(bgp_core::wire::RouteRefresh::request(1, 1)),
+            );
+        }
+        Op::Drain { peer } => {
+            h.drain(PeerId(peer as u32));
+        }
+    }
+}
+
+/// Three clients, two non-clients (one group each, by key).
+const PEERS: [(u8, bool); 5] = [(2, true), (3, true), (4, true), (5, false), (6, false)];
+
+fn established(log_limit: Option<usize>) -> Harness {
+    let mut h = Harness::new(config(&PEERS));
+    if let Some(l) = log_limit {
+        h.engine.set_log_limit(l);
+    }
+    for (i, (n, _)) in PEERS.iter().enumerate() {
+        h.establish(PeerId(i as u32), peer_ip(*n), None);
+    }
+    h
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Whatever the sequence of announcements, withdrawals, local routes,
+    /// session flaps and refreshes, every peer holds exactly what a
+    /// per-peer Adj-RIB-Out synced from the Loc-RIB says it should.
+    #[test]
+    fn update_groups_give_every_peer_its_own_adj_rib_out(ops in prop::collection::vec(op(), 1..40)) {
+        let mut h = established(None);
+        for op in ops {
+            apply(&mut h, &PEERS, op);
+            for i in 0..PEERS.len() {
+                let id = PeerId(i as u32);
+                let held = h.drain(id).clone();
+                prop_assert_eq!(&held, &h.expected(id), "peer {}", i);
+            }
+        }
+    }
+
+    /// Peers that take what waits for them only now and then, with a log
+    /// so small that they keep falling behind and catching up from the
+    /// table, end up holding exactly their Adj-RIB-Out too.
+    #[test]
+    fn peers_that_fall_behind_catch_up_to_their_adj_rib_out(ops in prop::collection::vec(op(), 1..60)) {
+        let mut h = established(Some(200));
+        for op in ops {
+            apply(&mut h, &PEERS, op);
+        }
+        for i in 0..PEERS.len() {
+            let id = PeerId(i as u32);
+            let held = h.drain(id).clone();
+            prop_assert_eq!(&held, &h.expected(id), "peer {}", i);
+        }
+    }
+}
