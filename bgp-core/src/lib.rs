@@ -9,16 +9,27 @@
 //!   decodes to its routes plus an RFC 7606 [`wire::Verdict`], anything that
 //!   must reset the session becomes an error carrying the exact NOTIFICATION.
 //!   Nothing in this layer panics or allocates more than its input justifies.
+//! - [`session`]: one peer's RFC 4271 §8 state machine without I/O: inputs
+//!   are `handle_*(now, ...)` calls, outputs are polled (bytes to write,
+//!   events, the next deadline). It frames and decodes what arrives and
+//!   negotiates capabilities.
 //! - [`rib`]: the Loc-RIB. Paths from every peer with interned attributes,
 //!   the RFC 4271 §9.1 decision process keeping the best path first, route
 //!   reflection (RFC 4456), graceful-restart stale paths (RFC 4724), and
-//!   per-peer Adj-RIB-Out state turning best-path changes into what each
-//!   peer is sent.
+//!   the export rules.
 //! - [`policy`]: prefix filters with FRR prefix-list semantics, the RFC 8212
 //!   eBGP default (nothing without a policy), and maximum-prefix limits.
+//! - [`engine`]: the speaker's decisions without I/O: neighbours (configured
+//!   and dynamic), import into the RIB, graceful-restart and max-prefix
+//!   timers, and export through update groups whose encoded UPDATEs every
+//!   member shares. Same `handle_*` / `poll_*` shape as the session.
+//! - [`driver`]: the thin tokio layer: a task per peer runs its session over
+//!   TCP, the listener accepts connections, one task runs the engine.
+//! - [`speaker`]: the public API: [`speaker::Speaker`] starts all of it from a
+//!   [`speaker::SpeakerConfig`] and hands back a stream of best-route changes
+//!   (the configuration and event types the engine speaks live here too).
 //!
-//! Later layers (session state machine, RIB, policy, tokio driver and the
-//! public speaker API) build on these types.
+//! Decoding bytes needs only [`wire`]:
 //!
 //! ```
 //! use bgp_core::wire::{DecodeContext, Message};

@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::PeerInfo;
 use super::attrs::PathAttrs;
 use super::intern::AttrCache;
-use super::store::StoredPath;
+use super::path::StoredPath;
 use crate::wire::Origin;
 
 /// What the decision process needs besides the paths themselves.

@@ -40,6 +40,7 @@ mod decision;
 mod export;
 pub(crate) mod intern;
 mod loc;
+mod path;
 mod store;
 pub(crate) mod table;
 
