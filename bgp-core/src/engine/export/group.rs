@@ -56,11 +56,12 @@ impl GroupKey {
         if !self.families.contains(&family_of(prefix)) {
             return false;
         }
-        let policy = crate::policy::Policy {
-            import: None,
-            export: self.export.clone(),
-        };
-        policy.export_allows(!self.ibgp, prefix)
+        // RFC 8212 §3, as `Policy::export_allows`: no filter sends
+        // everything to iBGP and nothing to eBGP.
+        match &self.export {
+            Some(f) => f.accepts(prefix),
+            None => self.ibgp,
+        }
     }
 }
 
@@ -390,7 +391,19 @@ impl Group {
         let mut before: Vec<(IpNetwork, Option<Entry>)> = Vec::new();
         let mut seen: HashMap<IpNetwork, ()> = HashMap::new();
         let many = changes.len() > 1;
+        let lone = match (self.members.len(), self.members.values().next()) {
+            (1, Some(m)) => Some(m.peer),
+            _ => None,
+        };
         for c in changes {
+            // The lone member's own routes (a node's one session, a
+            // receiver's only peer) are never sent back: skip the export.
+            if lone.is_some() && c.new.as_ref().map(|p| p.peer) == lone {
+                self.partial = true;
+                if self.table.get(NetKey::of(&c.prefix)).is_none() {
+                    continue;
+                }
+            }
             let new = self.entry_for(rib, &c.prefix, c.new.as_ref());
             let new = new.filter(|e| {
                 let lone = self.lone_excluded(e);
