@@ -358,6 +358,7 @@ mod tests {
             address: address.parse().unwrap(),
             asn: 64512,
             ibgp: true,
+            dynamic: false,
             state,
             uptime: (state == State::Established).then(|| Duration::from_secs(42)),
             received: 3,

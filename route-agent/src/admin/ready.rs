@@ -45,6 +45,7 @@ mod tests {
             address: address.parse().unwrap(),
             asn: 64512,
             ibgp: true,
+            dynamic: false,
             state,
             uptime: None,
             received: 0,
