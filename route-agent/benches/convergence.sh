@@ -18,11 +18,15 @@
 #     (gateway routes, Calico's shapes);
 #   - BIRD 2 as the node: the same BGP session (graceful restart on,
 #     `gateway direct`) and its kernel protocol exporting to the main table.
-# Two cluster shapes, each ROUNDS times:
+# Three cluster shapes, each ROUNDS times:
 #   - "per node": N/2 next hops, so one UPDATE per simulated node (2
 #     prefixes each), as a reflector sends a Calico cluster's blocks;
 #   - "one next hop": the same N prefixes behind a single next hop, packed
-#     810 per UPDATE (a control: the same routes in 13 UPDATEs).
+#     810 per UPDATE (a control: the same routes in 13 UPDATEs);
+#   - "two reflectors": "per node" from two redundant reflectors at once
+#     (the second, 10.80.255.253, listens and the node connects to it), as
+#     a node peered with both of a cluster's reflectors sees them; timed
+#     from the first of the two sessions reaching Established.
 #
 # Usage, as root:  route-agent/benches/convergence.sh [N=10000] [ROUNDS=3]
 # (AGENT=/path/to/route-agent measures another build of the agent.)
@@ -44,6 +48,8 @@ PIDS=()
 
 NODE_IP=10.80.0.1
 RR_IP=10.80.255.254
+# The second reflector of the "two reflectors" shape, in the same namespace.
+RR2_IP=10.80.255.253
 # Simulated nodes 10.80.1.0 … 10.80.20.135 (5,000 addresses): neither the
 # node's nor the reflector's.
 FIRST_NH=10.80.1.0
@@ -67,6 +73,7 @@ fresh_pair() {
     ip -n "$node" link add eth0 type veth peer name eth0 netns "$rr"
     ip -n "$node" addr add $NODE_IP/16 dev eth0
     ip -n "$rr" addr add $RR_IP/16 dev eth0
+    ip -n "$rr" addr add $RR2_IP/16 dev eth0
     for ns in "$node" "$rr"; do
         ip -n "$ns" link set lo up
         ip -n "$ns" link set eth0 up
@@ -105,6 +112,52 @@ start_routegen() {
     PIDS+=($!)
 }
 
+# The second reflector (shape "two reflectors"): listens, the node connects.
+# Started before the node so its first connect succeeds.
+start_routegen2() {
+    local name=$1
+    : >"$WORK/$name.routegen2"
+    [[ $REFLECTORS == 2 ]] || return 0
+    ip netns exec "$PREFIX-$name-rr" "$ROUTEGEN" --listen $RR2_IP:179 --local-as 64512 \
+        --router-id $RR2_IP --count "$N" --next-hop $FIRST_NH --next-hops "$NEXT_HOPS" \
+        --start 10.128.0.0 --prefix-len 26 2>"$WORK/$name.routegen2" &
+    PIDS+=($!)
+    until grep -q 'listening' "$WORK/$name.routegen2"; do sleep 0.01; done
+}
+
+# The node's peers in route-agent's config.
+agent_peers() {
+    printf '  - address: %s\n    asn: 64512\n    passive: true\n' $RR_IP
+    if [[ $REFLECTORS == 2 ]]; then
+        printf '  - address: %s\n    asn: 64512\n' $RR2_IP
+    fi
+}
+
+# The node's BGP protocols in BIRD's config.
+bird_peers() {
+    cat <<BIRD
+protocol bgp reflector {
+    local $NODE_IP as 64512;
+    neighbor $RR_IP as 64512;
+    passive on;
+    direct;
+    graceful restart on;
+    ipv4 { import all; export none; gateway direct; };
+}
+BIRD
+    if [[ $REFLECTORS == 2 ]]; then
+        cat <<BIRD
+protocol bgp reflectortwo {
+    local $NODE_IP as 64512;
+    neighbor $RR2_IP as 64512;
+    direct;
+    graceful restart on;
+    ipv4 { import all; export none; gateway direct; };
+}
+BIRD
+    fi
+}
+
 # Waits (up to 60 s) for the listener to see all N, then sets RESULT to
 # "established_ns first_ns all_ns sent_ns". (No subshells anywhere: the
 # namespaces and processes a run makes must land in this shell's arrays,
@@ -121,8 +174,10 @@ finish() {
         [[ -f $WORK/$name.log ]] && tail -20 "$WORK/$name.log" >&2
         exit 1
     fi
-    local est sent first all
+    local est est2 sent first all
     est=$(sed -n 's/^routegen: established at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen")
+    est2=$(sed -n 's/^routegen: established at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen2" 2>/dev/null || true)
+    if [[ -n $est2 && $est2 -lt $est ]]; then est=$est2; fi
     sent=$(sed -n 's/^routegen: sent .* at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen")
     first=$(sed -n 's/^watch: first_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
     all=$(sed -n 's/^watch: .* all_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
@@ -144,15 +199,14 @@ pools:
   - cidr: 10.128.0.0/12
     ipip-mode: never
 peers:
-  - address: $RR_IP
-    asn: 64512
-    passive: true
+$(agent_peers)
 admin:
   listen: 127.0.0.1:9179
 nexthop-objects: $nexthops
 YAML
     start_watch "$name" 98
     local watch_pid=${PIDS[-1]}
+    start_routegen2 "$name"
     ip netns exec "$PREFIX-$name-node" env ROUTE_AGENT_LOG=info ${PERF_AGENT:+perf record -g -o "$PERF_AGENT"} "$AGENT" run \
         --config "$WORK/$name.yaml" --log-format json >"$WORK/$name.log" 2>&1 &
     local agent_pid=$!
@@ -175,17 +229,11 @@ log "$WORK/$name.log" all;
 timeformat log "%F %T.%6f";
 protocol device {}
 protocol kernel kernfib { ipv4 { export all; import none; }; }
-protocol bgp reflector {
-    local $NODE_IP as 64512;
-    neighbor $RR_IP as 64512;
-    passive on;
-    direct;
-    graceful restart on;
-    ipv4 { import all; export none; gateway direct; };
-}
+$(bird_peers)
 BIRD
     start_watch "$name" 12
     local watch_pid=${PIDS[-1]}
+    start_routegen2 "$name"
     ip netns exec "$PREFIX-$name-node" bird -c "$WORK/$name.conf" -s "$WORK/$name.ctl" -P "$WORK/bird.pid"
     start_routegen "$name"
     local rg_pid=${PIDS[-1]}
@@ -202,23 +250,26 @@ BIRD
 # seconds. Let it finish first (SETTLE seconds).
 sleep "${SETTLE:-5}"
 declare -a ROWS
-for shape in "per node" "one next hop"; do
+SHAPES=("per node" "one next hop" "two reflectors")
+for shape in "${SHAPES[@]}"; do
     NEXT_HOPS=$NODES
     [[ $shape == "one next hop" ]] && NEXT_HOPS=1
+    REFLECTORS=1
+    [[ $shape == "two reflectors" ]] && REFLECTORS=2
     for ((r = 1; r <= ROUNDS; r++)); do
-        run_agent "r$r-h$NEXT_HOPS"
+        run_agent "r$r-h$NEXT_HOPS-rr$REFLECTORS"
         read -r est first all sent <<<"$RESULT"
         ROWS+=("ours|$shape|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
-        run_agent "gw-r$r-h$NEXT_HOPS" false
+        run_agent "gw-r$r-h$NEXT_HOPS-rr$REFLECTORS" false
         read -r est first all sent <<<"$RESULT"
         ROWS+=("oursgw|$shape|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
-        run_bird "r$r-h$NEXT_HOPS"
+        run_bird "r$r-h$NEXT_HOPS-rr$REFLECTORS"
         read -r est first all sent <<<"$RESULT"
         ROWS+=("bird|$shape|$r|$(ms "$est" "$first")|$(ms "$est" "$all")|$(ms "$est" "$sent")")
     done
 done
 echo
-echo "$N /26 routes from one iBGP reflector, direct routes (next hops on the node's /16), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$N /26 routes from one iBGP reflector (two in the last shape), direct routes (next hops on the node's /16), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "times in ms from Established (generator's clock = node's clock)"
 printf '| %-36s | %-12s | %5s | %11s | %16s | %14s |\n' node "next hops" round "first route" "all $N routes" "generator done"
 printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..38})" -------------- ------- ------------- ------------------ ----------------
@@ -229,6 +280,7 @@ for row in "${ROWS[@]}"; do
     [[ $who == bird ]] && label="BIRD $(bird --version 2>&1 | awk '{print $3}') (BGP + kernel protocol)"
     hops=$NODES
     [[ $shape == "one next hop" ]] && hops=1
+    [[ $shape == "two reflectors" ]] && hops="$NODES x2 RR"
     printf '| %-36s | %-12s | %5s | %11s | %16s | %14s |\n' "$label" "$hops" "$r" "$first" "$all" "$sent"
 done
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -241,7 +293,7 @@ column() {
     done
 }
 echo
-for shape in "per node" "one next hop"; do
+for shape in "${SHAPES[@]}"; do
     ours=$(column ours "$shape" | median)
     oursgw=$(column oursgw "$shape" | median)
     bird=$(column bird "$shape" | median)
