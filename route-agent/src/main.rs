@@ -42,27 +42,9 @@ enum Command {
     /// routes through the device and runs until SIGTERM; SIGUSR1 prints
     /// its counters.
     Tunnel {
-        /// The TUN device, named like the kernel's fallback IPIP device.
-        #[arg(long, default_value = "tunl0")]
-        device: String,
-        /// This node's underlay address (the outer source).
-        #[arg(long)]
-        local: std::net::Ipv4Addr,
-        /// The underlay MTU: the largest outer packet.
-        #[arg(long, default_value_t = 1500)]
-        underlay_mtu: u16,
-        /// Accept IPIP from this address too (besides the gateways of
-        /// tunnel routes); repeatable.
-        #[arg(long)]
-        allow: Vec<std::net::Ipv4Addr>,
-        /// Open the TUN device without offloads (one plain packet per read
-        /// and write).
-        #[arg(long)]
-        no_offload: bool,
-        /// Send every outer packet on the raw socket, not bulk TCP through
-        /// the GRO device (`tunl0-gro`).
-        #[arg(long)]
-        no_gro_egress: bool,
+        /// The data plane's arguments, shared with `ipip-tunnel`.
+        #[command(flatten)]
+        args: ipip::cli::TunnelArgs,
         /// Log format: `human` or `json`.
         #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
         log_format: String,
@@ -190,24 +172,6 @@ fn main() -> ExitCode {
         Command::Demo => route_agent::demo::run(),
         Command::Status(args) => route_agent::status::run(&args),
         Command::Run { config, log_format } => run(&config, &log_format),
-        Command::Tunnel {
-            device,
-            local,
-            underlay_mtu,
-            allow,
-            no_offload,
-            no_gro_egress,
-            log_format,
-        } => tunnel(
-            ipip::userspace::Config {
-                device,
-                local,
-                mtu: underlay_mtu,
-                extra_peers: allow,
-                offload: !no_offload,
-                gro_egress: !no_gro_egress,
-            },
-            &log_format,
-        ),
+        Command::Tunnel { args, log_format } => tunnel(args.config(), &log_format),
     }
 }
