@@ -24,8 +24,10 @@
 pub mod admin;
 pub mod agent;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod fib;
 pub mod netinfo;
 pub mod planner;
+pub mod state;
 pub mod status;

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use route_agent::agent::AgentError;
 use route_agent::config::{Config, resolve_node_name};
+use route_agent::daemon::DaemonError;
 
 /// Announces this node's pod blocks over BGP and keeps the kernel's pod
 /// routes right (Calico's CrossSubnet rule).
@@ -135,13 +135,11 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
         ),
         log_format: log_format.to_owned(),
     };
-    match runtime.block_on(route_agent::agent::run(config, options)) {
+    match runtime.block_on(route_agent::daemon::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         // The node address the config names (or its autodetection) does
         // not fit this host: a config problem, reported like one.
-        Err(
-            e @ (AgentError::NoAddress | AgentError::AddressNotHere(_) | AgentError::Detect(_)),
-        ) => {
+        Err(DaemonError::Node(e)) if e.is_config_problem() => {
             eprintln!("{}: {e}", file.display());
             ExitCode::from(EXIT_CONFIG)
         }

@@ -8,7 +8,8 @@
 //! and tunnel device when links or addresses change; a full re-plan every
 //! [`RESYNC`] is the backstop for anything missed. [`tunnel`] sets up the
 //! IPIP device (kernel or userspace), [`reload`] applies a changed config
-//! on SIGHUP, [`state`] is what the admin API reads.
+//! on SIGHUP. The agent writes [`crate::state`], which the admin API reads;
+//! the agent does not start the admin API ([`crate::daemon`] starts both).
 //!
 //! On SIGTERM or SIGINT the kernel routes stay (Calico runs BIRD with
 //! `persist`); the sessions close for a graceful restart when it is
@@ -19,27 +20,31 @@
 
 pub mod fib_thread;
 pub mod monitor;
+pub mod node;
 pub mod reload;
-pub mod state;
 pub mod tunnel;
 
+/// The shared state lives in [`crate::state`]; this name keeps
+/// `super::state` working in `fib_thread.rs`.
+pub use crate::state;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bgp_core::speaker::{LocalRoute, RouteChange, Speaker, SpeakerError};
 use bgp_core::wire::Family;
-use ipnetwork::{IpNetwork, Ipv4Network};
+use ipnetwork::IpNetwork;
 
-use crate::config::{Config, DetectError, detect_address};
+use crate::config::Config;
 use crate::fib::Netlink;
-use crate::netinfo;
 use crate::netinfo::UnderlayRoutes;
 use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, Pool, Rejection, plan};
+use crate::state::{AgentState, TunnelInUse, TunnelStatus};
 use fib_thread::FibWork;
-use state::{AgentState, NodeStatus, TunnelInUse, TunnelStatus};
+use node::NodeView;
 use tunnel::TunnelSetup;
 
 /// How often the whole plan is re-applied regardless of changes.
@@ -52,78 +57,12 @@ const NODE_SETTLE: Duration = Duration::from_millis(50);
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// Netlink failed while reading the node's interfaces.
-    #[error("cannot read the node's interfaces over netlink: {0}")]
-    Netlink(#[from] std::io::Error),
-    /// The node address could not be found.
-    #[error("{0}")]
-    Detect(#[from] DetectError),
-    /// Neither `node.address` nor `node.autodetect` is set.
-    #[error("no node address: set node.address (e.g. 10.0.0.5/24) or node.autodetect")]
-    NoAddress,
-    /// The configured address is on no interface.
-    #[error(
-        "node address {0} is on no interface of this host — fix node.address or use node.autodetect"
-    )]
-    AddressNotHere(Ipv4Network),
-    /// The admin API could not listen.
-    #[error("{0}")]
-    Admin(#[from] crate::admin::AdminError),
+    /// The signal handlers (SIGTERM, SIGINT, SIGHUP) could not be set.
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
     /// The speaker did not start.
     #[error("BGP speaker: {0}")]
     Speaker(#[from] SpeakerError),
-}
-
-/// The kernel's source address towards `target` (a connected UDP socket
-/// sends nothing).
-fn source_towards(target: Ipv4Addr) -> Option<Ipv4Addr> {
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    socket.connect((target, 9)).ok()?;
-    match socket.local_addr().ok()? {
-        SocketAddr::V4(a) => Some(*a.ip()),
-        SocketAddr::V6(_) => None,
-    }
-}
-
-/// Finds the node address, its interface, that interface's MTU and the
-/// node's IPv6 address (configured, or the interface's first global one).
-fn node_address(config: &Config) -> Result<NodeView, AgentError> {
-    let mut netlink = Netlink::open()?;
-    let addrs = netinfo::addresses(&mut netlink)?;
-    let (underlay, net) = match (&config.node.address, &config.node.autodetect) {
-        (Some(net), _) => {
-            let dev = addrs
-                .iter()
-                .find(|a| a.address.ip() == IpAddr::V4(net.ip()))
-                .map(|a| a.interface.clone())
-                .ok_or(AgentError::AddressNotHere(*net))?;
-            (dev, *net)
-        }
-        (None, Some(method)) => detect_address(method, &addrs, source_towards)?,
-        (None, None) => return Err(AgentError::NoAddress),
-    };
-    let mtu = netinfo::interfaces(&mut netlink)?
-        .into_iter()
-        .find(|i| i.name == underlay)
-        .map_or(1500, |i| i.mtu);
-    let address_v6 = config.node.address_v6.or_else(|| {
-        addrs.iter().find_map(|a| match a.address {
-            // Link-local (fe80::/10) addresses cannot be next hops of
-            // routes on other links.
-            IpNetwork::V6(v6)
-                if a.interface == underlay && (v6.ip().segments()[0] & 0xffc0) != 0xfe80 =>
-            {
-                Some(v6)
-            }
-            _ => None,
-        })
-    });
-    Ok(NodeView {
-        underlay,
-        address: net,
-        mtu,
-        address_v6,
-    })
 }
 
 /// How we announce `block`: IPv4 blocks with ourselves as next hop (the
@@ -236,37 +175,6 @@ impl Planner {
     }
 }
 
-/// The node as the planner and the tunnel see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct NodeView {
-    underlay: String,
-    address: Ipv4Network,
-    mtu: u32,
-    address_v6: Option<ipnetwork::Ipv6Network>,
-}
-
-impl NodeView {
-    fn read(config: &Config) -> Result<NodeView, AgentError> {
-        node_address(config)
-    }
-
-    /// The planner's view of this node.
-    fn local_node(&self, config: &Config) -> LocalNode {
-        let mut node = config.local_node(self.address, &self.underlay, self.mtu);
-        node.ipv6 = self.address_v6;
-        node
-    }
-
-    fn status(&self, name: Option<String>) -> NodeStatus {
-        NodeStatus {
-            name,
-            address: Some(self.address),
-            underlay: self.underlay.clone(),
-            underlay_mtu: self.mtu,
-        }
-    }
-}
-
 /// The tunnel for this config and node, if any pool uses IPIP.
 fn tunnel_setup(config: &Config, node: &NodeView, options: &Options) -> Option<TunnelSetup> {
     let mut setup = TunnelSetup::from_config(config, node.address.ip(), node.mtu)?;
@@ -315,210 +223,252 @@ pub struct Options {
     pub log_format: String,
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError> {
-    let mut node = NodeView::read(&config)?;
-    tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
-    let mut speaker_config = config.to_speaker_config(node.address.ip());
-    let mut restarting = false;
-    if let Some(gr) = &mut speaker_config.graceful_restart {
-        // Routes of ours from an earlier run are still in the kernel: we
-        // are a restarting speaker that kept its forwarding state, so our
-        // OPENs carry the Restart State bit (RFC 4724 §4.1) and peers keep
-        // our routes until our End-of-RIB instead of flapping them.
-        gr.restarting = crate::fib::Fib::open(config.route_protocol)
-            .and_then(|mut f| f.installed())
-            .is_ok_and(|routes| !routes.is_empty());
-        restarting = gr.restarting;
-        if gr.restarting {
-            tracing::info!(
-                "routes of an earlier run are installed: restarting with graceful restart"
-            );
+/// A started agent: its speaker runs and its state can be served.
+pub struct Agent {
+    config: Config,
+    options: Options,
+    node: NodeView,
+    restarting: bool,
+    peers: BTreeSet<IpAddr>,
+    speaker: Speaker,
+    routes: bgp_core::speaker::RouteStream,
+    state: Arc<AgentState>,
+}
+
+impl Agent {
+    /// Starts the BGP speaker on `node` (read with [`NodeView::read`]) and
+    /// announces our blocks.
+    pub async fn start(
+        config: Config,
+        node: NodeView,
+        options: Options,
+    ) -> Result<Agent, AgentError> {
+        let mut speaker_config = config.to_speaker_config(node.address.ip());
+        let mut restarting = false;
+        if let Some(gr) = &mut speaker_config.graceful_restart {
+            // Routes of ours from an earlier run are still in the kernel: we
+            // are a restarting speaker that kept its forwarding state, so our
+            // OPENs carry the Restart State bit (RFC 4724 §4.1) and peers keep
+            // our routes until our End-of-RIB instead of flapping them.
+            gr.restarting = crate::fib::Fib::open(config.route_protocol)
+                .and_then(|mut f| f.installed())
+                .is_ok_and(|routes| !routes.is_empty());
+            restarting = gr.restarting;
+            if gr.restarting {
+                tracing::info!(
+                    "routes of an earlier run are installed: restarting with graceful restart"
+                );
+            }
         }
-    }
-    let peers: BTreeSet<IpAddr> = speaker_config.peers.iter().map(|p| p.address).collect();
-    // Bound before the speaker starts: a taken admin port fails the start
-    // before any session opens.
-    let admin_listener = crate::admin::bind(config.admin.listen).await?;
-    let (speaker, mut routes) = Speaker::start(speaker_config).await?;
-    for block in &config.blocks {
-        announce(&speaker, block, &node);
-    }
-    let state = Arc::new(AgentState::new(speaker.clone()));
-    state.update(|s| {
-        s.node = node.status(options.node_name.clone());
-        s.configured_peers = peers.iter().copied().collect();
-    });
-    let admin = tokio::spawn(crate::admin::serve(admin_listener, state.clone()));
-    // The tunnel device must exist before routes through it are installed.
-    ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
-    let fib_port = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let fib = fib_thread::spawn(
-        config.route_protocol,
-        config.nexthop_objects,
-        state.clone(),
-        fib_port.clone(),
-    );
-    let node_changed = Arc::new(tokio::sync::Notify::new());
-    monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
-    let mut planner = Planner {
-        node: node.local_node(&config),
-        pools: config.pools(),
-        learned: BTreeMap::new(),
-        reported: HashSet::new(),
-        protocol: config.route_protocol,
-        netlink: None,
-    };
-
-    // Restarting with graceful restart, hold the first reconcile until
-    // every peer has sent its table (End-of-RIB) or the restart time is up
-    // (RFC 4724 §4.1's deferral): a restarted agent must not remove routes
-    // its peers are about to re-announce. A first start has nothing in the
-    // kernel to protect and installs routes as they come.
-    let mut waiting_for: BTreeSet<IpAddr> = if restarting { peers } else { BTreeSet::new() };
-    let hold_until = tokio::time::Instant::now()
-        + Duration::from_secs(u64::from(config.graceful_restart.restart_time));
-    let mut synced = waiting_for.is_empty();
-    if synced {
-        let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+        let peers: BTreeSet<IpAddr> = speaker_config.peers.iter().map(|p| p.address).collect();
+        let (speaker, routes) = Speaker::start(speaker_config).await?;
+        for block in &config.blocks {
+            announce(&speaker, block, &node);
+        }
+        let state = Arc::new(AgentState::new(speaker.clone()));
+        Ok(Agent {
+            config,
+            options,
+            node,
+            restarting,
+            peers,
+            speaker,
+            routes,
+            state,
+        })
     }
 
-    let mut resync = tokio::time::interval(RESYNC);
-    // When to look at the node again after a link or address change: a
-    // moment later, so a burst of changes settles, but without holding up
-    // the route stream meanwhile (it used to be a 50 ms sleep right here,
-    // and the monitor's lost-notification signal, common while thousands
-    // of our own routes go in, stalled convergence by as much).
-    let mut node_check: Option<tokio::time::Instant> = None;
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            batch = routes.recv_batch() => {
-                let Some(first) = batch else { return Ok(()) };
-                // Plan once per burst: take every batch already waiting (a
-                // table of one UPDATE per node arrives as thousands).
-                let mut next = Some(first);
-                while let Some(batch) = next {
-                    for change in &batch {
-                        planner.apply(change);
-                        if let RouteChange::EndOfRib { peer, family: Family::Ipv4Unicast } = change {
-                            waiting_for.remove(peer);
+    /// The state the agent writes, for the admin API.
+    pub fn state(&self) -> Arc<AgentState> {
+        self.state.clone()
+    }
+
+    /// Runs the agent until SIGTERM or SIGINT.
+    pub async fn run(self) -> Result<(), AgentError> {
+        let Agent {
+            mut config,
+            options,
+            mut node,
+            restarting,
+            peers,
+            speaker,
+            mut routes,
+            state,
+        } = self;
+        state.update(|s| {
+            s.node = node.status(options.node_name.clone());
+            s.configured_peers = peers.iter().copied().collect();
+        });
+        // The tunnel device must exist before routes through it are installed.
+        ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
+        let fib_port = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let fib = fib_thread::spawn(
+            config.route_protocol,
+            config.nexthop_objects,
+            state.clone(),
+            fib_port.clone(),
+        );
+        let node_changed = Arc::new(tokio::sync::Notify::new());
+        monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
+        let mut planner = Planner {
+            node: node.local_node(&config),
+            pools: config.pools(),
+            learned: BTreeMap::new(),
+            reported: HashSet::new(),
+            protocol: config.route_protocol,
+            netlink: None,
+        };
+
+        // Restarting with graceful restart, hold the first reconcile until
+        // every peer has sent its table (End-of-RIB) or the restart time is up
+        // (RFC 4724 §4.1's deferral): a restarted agent must not remove routes
+        // its peers are about to re-announce. A first start has nothing in the
+        // kernel to protect and installs routes as they come.
+        let mut waiting_for: BTreeSet<IpAddr> = if restarting { peers } else { BTreeSet::new() };
+        let hold_until = tokio::time::Instant::now()
+            + Duration::from_secs(u64::from(config.graceful_restart.restart_time));
+        let mut synced = waiting_for.is_empty();
+        if synced {
+            let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+        }
+
+        let mut resync = tokio::time::interval(RESYNC);
+        // When to look at the node again after a link or address change: a
+        // moment later, so a burst of changes settles, but without holding up
+        // the route stream meanwhile (it used to be a 50 ms sleep right here,
+        // and the monitor's lost-notification signal, common while thousands
+        // of our own routes go in, stalled convergence by as much).
+        let mut node_check: Option<tokio::time::Instant> = None;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
+        loop {
+            tokio::select! {
+                batch = routes.recv_batch() => {
+                    let Some(first) = batch else { return Ok(()) };
+                    // Plan once per burst: take every batch already waiting (a
+                    // table of one UPDATE per node arrives as thousands).
+                    let mut next = Some(first);
+                    while let Some(batch) = next {
+                        for change in &batch {
+                            planner.apply(change);
+                            if let RouteChange::EndOfRib { peer, family: Family::Ipv4Unicast } = change {
+                                waiting_for.remove(peer);
+                            }
                         }
+                        next = routes.try_recv_batch();
                     }
-                    next = routes.try_recv_batch();
+                    if !synced && waiting_for.is_empty() {
+                        tracing::info!("every peer sent End-of-RIB: routes in sync");
+                        synced = true;
+                    }
+                    if synced {
+                        let plan = planner.desired(&state);
+                        tracing::debug!(routes = plan.len(), "route changes planned");
+                        let _ = fib.send(FibWork::Plan(plan));
+                    }
                 }
-                if !synced && waiting_for.is_empty() {
-                    tracing::info!("every peer sent End-of-RIB: routes in sync");
+                _ = tokio::time::sleep_until(hold_until), if !synced => {
+                    tracing::info!(missing = ?waiting_for, "restart time passed without End-of-RIB from every peer");
                     synced = true;
-                }
-                if synced {
-                    let plan = planner.desired(&state);
-                    tracing::debug!(routes = plan.len(), "route changes planned");
-                    let _ = fib.send(FibWork::Plan(plan));
-                }
-            }
-            _ = tokio::time::sleep_until(hold_until), if !synced => {
-                tracing::info!(missing = ?waiting_for, "restart time passed without End-of-RIB from every peer");
-                synced = true;
-                let _ = fib.send(FibWork::Plan(planner.desired(&state)));
-            }
-            () = node_changed.notified(), if node_check.is_none() => {
-                node_check = Some(tokio::time::Instant::now() + NODE_SETTLE);
-            }
-            () = tokio::time::sleep_until(node_check.unwrap_or(hold_until)), if node_check.is_some() => {
-                node_check = None;
-                match NodeView::read(&config) {
-                    Ok(now) if now != node => {
-                        tracing::info!(address = %now.address, underlay = %now.underlay, mtu = now.mtu, "node address, interface or MTU changed: re-planning");
-                        if now.address.ip() != node.address.ip() {
-                            tracing::warn!(old = %node.address.ip(), new = %now.address.ip(), "BGP sessions keep using the old address until the agent restarts");
-                        }
-                        node = now;
-                        planner.node = node.local_node(&config);
-                        state.update(|s| s.node = node.status(options.node_name.clone()));
-                        if synced {
-                            let _ = fib.send(FibWork::Plan(planner.desired(&state)));
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("after a link or address change: {e}"),
-                }
-                // The tunnel device may have gone (or its MTU changed).
-                ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
-            }
-            _ = resync.tick(), if synced => {
-                let _ = fib.send(FibWork::Plan(planner.desired(&state)));
-            }
-            _ = hup.recv() => {
-                let Some(file) = &options.config_file else { continue };
-                let new = match Config::load(file) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!("SIGHUP: config not reloaded, the running one stays: {e}");
-                        continue;
-                    }
-                };
-                let change = reload::diff(&config, &new, node.address.ip());
-                apply_reload(&speaker, &change, &node).await;
-                if !change.needs_restart.is_empty() {
-                    tracing::warn!(keys = ?change.needs_restart, "SIGHUP: these settings take effect only after a restart");
-                }
-                config.peers = new.peers;
-                config.mesh = new.mesh;
-                config.blocks = new.blocks;
-                config.pools = new.pools;
-                config.persist_routes = new.persist_routes;
-                planner.pools = config.pools();
-                planner.node.blocks = config.blocks.clone();
-                let configured: Vec<IpAddr> = config
-                    .to_speaker_config(node.address.ip())
-                    .peers
-                    .iter()
-                    .map(|p| p.address)
-                    .collect();
-                // A removed peer's End-of-RIB is no longer awaited.
-                waiting_for.retain(|p| configured.contains(p));
-                state.update(|s| s.configured_peers = configured);
-                tracing::info!(?change, "SIGHUP: config reloaded");
-                if synced {
                     let _ = fib.send(FibWork::Plan(planner.desired(&state)));
                 }
+                () = node_changed.notified(), if node_check.is_none() => {
+                    node_check = Some(tokio::time::Instant::now() + NODE_SETTLE);
+                }
+                () = tokio::time::sleep_until(node_check.unwrap_or(hold_until)), if node_check.is_some() => {
+                    node_check = None;
+                    match NodeView::read(&config.node) {
+                        Ok(now) if now != node => {
+                            tracing::info!(address = %now.address, underlay = %now.underlay, mtu = now.mtu, "node address, interface or MTU changed: re-planning");
+                            if now.address.ip() != node.address.ip() {
+                                tracing::warn!(old = %node.address.ip(), new = %now.address.ip(), "BGP sessions keep using the old address until the agent restarts");
+                            }
+                            node = now;
+                            planner.node = node.local_node(&config);
+                            state.update(|s| s.node = node.status(options.node_name.clone()));
+                            if synced {
+                                let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("after a link or address change: {e}"),
+                    }
+                    // The tunnel device may have gone (or its MTU changed).
+                    ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
+                }
+                _ = resync.tick(), if synced => {
+                    let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+                }
+                _ = hup.recv() => {
+                    let Some(file) = &options.config_file else { continue };
+                    let new = match Config::load(file) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!("SIGHUP: config not reloaded, the running one stays: {e}");
+                            continue;
+                        }
+                    };
+                    let change = reload::diff(&config, &new, node.address.ip());
+                    apply_reload(&speaker, &change, &node).await;
+                    if !change.needs_restart.is_empty() {
+                        tracing::warn!(keys = ?change.needs_restart, "SIGHUP: these settings take effect only after a restart");
+                    }
+                    config.peers = new.peers;
+                    config.mesh = new.mesh;
+                    config.blocks = new.blocks;
+                    config.pools = new.pools;
+                    config.persist_routes = new.persist_routes;
+                    planner.pools = config.pools();
+                    planner.node.blocks = config.blocks.clone();
+                    let configured: Vec<IpAddr> = config
+                        .to_speaker_config(node.address.ip())
+                        .peers
+                        .iter()
+                        .map(|p| p.address)
+                        .collect();
+                    // A removed peer's End-of-RIB is no longer awaited.
+                    waiting_for.retain(|p| configured.contains(p));
+                    state.update(|s| s.configured_peers = configured);
+                    tracing::info!(?change, "SIGHUP: config reloaded");
+                    if synced {
+                        let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+                    }
+                }
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
             }
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
         }
-    }
-    // Routes persist: the kernel keeps forwarding while we are gone. With
-    // graceful restart that is exactly the state RFC 4724 preserves, so the
-    // sessions close without a NOTIFICATION and peers keep our routes for
-    // the restart time: a restart or upgrade flaps nothing anywhere. A
-    // node that never comes back is withdrawn when that time runs out.
-    if !config.persist_routes {
-        // persist-routes: false. Our routes go first, then Cease: nothing
-        // is forwarded for us any more, so peers must not keep our routes.
-        let (done, wait) = std::sync::mpsc::channel();
-        if fib.send(FibWork::Last(Vec::new(), done)).is_ok() {
-            let _ = tokio::task::spawn_blocking(move || wait.recv_timeout(Duration::from_secs(10)))
-                .await;
+        // Routes persist: the kernel keeps forwarding while we are gone. With
+        // graceful restart that is exactly the state RFC 4724 preserves, so the
+        // sessions close without a NOTIFICATION and peers keep our routes for
+        // the restart time: a restart or upgrade flaps nothing anywhere. A
+        // node that never comes back is withdrawn when that time runs out.
+        if !config.persist_routes {
+            // persist-routes: false. Our routes go first, then Cease: nothing
+            // is forwarded for us any more, so peers must not keep our routes.
+            let (done, wait) = std::sync::mpsc::channel();
+            if fib.send(FibWork::Last(Vec::new(), done)).is_ok() {
+                let _ =
+                    tokio::task::spawn_blocking(move || wait.recv_timeout(Duration::from_secs(10)))
+                        .await;
+            }
+            tracing::info!(
+                "stopping: our kernel routes removed (persist-routes: false), Cease to every peer"
+            );
+            speaker.shutdown("route-agent stopping").await;
+        } else if config.graceful_restart.enabled {
+            tracing::info!(
+                restart_time = config.graceful_restart.restart_time,
+                "stopping: sessions closed for a graceful restart, peers keep our routes until the restart time runs out"
+            );
+            speaker.shutdown_for_restart().await;
+        } else {
+            tracing::info!("stopping: Cease to every peer");
+            speaker.shutdown("route-agent stopping").await;
         }
-        tracing::info!(
-            "stopping: our kernel routes removed (persist-routes: false), Cease to every peer"
-        );
-        speaker.shutdown("route-agent stopping").await;
-    } else if config.graceful_restart.enabled {
-        tracing::info!(
-            restart_time = config.graceful_restart.restart_time,
-            "stopping: sessions closed for a graceful restart, peers keep our routes until the restart time runs out"
-        );
-        speaker.shutdown_for_restart().await;
-    } else {
-        tracing::info!("stopping: Cease to every peer");
-        speaker.shutdown("route-agent stopping").await;
+        Ok(())
     }
-    admin.abort();
-    Ok(())
 }
 
 /// Applies the peer and block changes of a reload to the speaker.

@@ -26,9 +26,9 @@ use ipip::kernel::{
     KernelError, Netlink, TunnelConfig, configure_device, ensure_tunnel, link_kind,
 };
 
-use super::state::TunnelInUse;
 use crate::config::{Config, TunnelBackend};
 use crate::planner::IpipMode;
+use crate::state::TunnelInUse;
 
 /// How long a freshly started userspace tunnel may take to create its
 /// device.
