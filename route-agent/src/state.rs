@@ -45,7 +45,7 @@ pub struct Status {
 }
 
 /// This node as the agent sees it now.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct NodeStatus {
     /// The node name.
@@ -106,7 +106,7 @@ pub enum TunnelInUse {
 }
 
 /// The tunnel as set up by the agent.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TunnelStatus {
     /// The backend in use.

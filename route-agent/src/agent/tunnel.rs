@@ -77,6 +77,9 @@ pub enum TunnelError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The set-up thread panicked (or was cancelled).
+    #[error("tunnel setup panicked: {0}")]
+    Panicked(#[source] tokio::task::JoinError),
     /// It started but its device did not appear.
     #[error(
         "the userspace tunnel did not create {device} within {START_TIMEOUT:?} (see its log lines above)"
