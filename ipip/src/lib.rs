@@ -5,8 +5,10 @@
 //!   needed" replies. No input can make it panic.
 //! - [`userspace`]: the data plane for kernels without the ipip module: a
 //!   TUN device named like the kernel's `tunl0` plus a raw IPPROTO_IPIP
-//!   socket, driven by the kernel's routes through that device (binary
-//!   `ipip-tunnel`).
+//!   socket, driven by the kernel's routes through that device. Two
+//!   front ends start it, with one argument definition ([`cli`], feature
+//!   `cli`, on by default): the binary `ipip-tunnel` and `route-agent
+//!   tunnel`.
 //! - [`kernel`]: the kernel backend: the kernel's own `tunl0` managed over
 //!   rtnetlink (exists, up, MTU, /32 address), with a typed error naming
 //!   the userspace fallback when the kernel has no ipip module.
@@ -14,7 +16,13 @@
 //!   segmentation of the kernel's super-packets (egress) and coalescing of
 //!   received segments into super-packets (ingress).
 //! - [`sys`]: the system calls under it, and the crate's only `unsafe`.
+//! - `cli`: the tunnel's command line (`ipip-tunnel`, `route-agent
+//!   tunnel`) and `ipip-tunnel kernel-setup`'s.
+//! - [`fuzzing`]: the fuzz targets' bodies, so the stable corpus replay
+//!   runs the same code as the nightly fuzzers.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod fuzzing;
 pub mod kernel;
 pub mod offload;

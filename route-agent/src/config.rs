@@ -184,17 +184,30 @@ struct AutodetectSpec {
     can_reach: Option<Ipv4Addr>,
 }
 
-impl TryFrom<AutodetectSpec> for Autodetect {
-    type Error = String;
+/// Why an `autodetect` map names no single method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AutodetectSpecError {
+    /// Neither `interface` nor `can-reach`.
+    #[error(
+        "autodetect needs exactly one method — write `{{interface: eth0}}` or `{{can-reach: 10.0.0.1}}`"
+    )]
+    NoMethod,
+    /// Both.
+    #[error(
+        "autodetect needs exactly one method, not both — write `{{interface: eth0}}` or `{{can-reach: 10.0.0.1}}`"
+    )]
+    BothMethods,
+}
 
-    fn try_from(s: AutodetectSpec) -> Result<Autodetect, String> {
+impl TryFrom<AutodetectSpec> for Autodetect {
+    type Error = AutodetectSpecError;
+
+    fn try_from(s: AutodetectSpec) -> Result<Autodetect, AutodetectSpecError> {
         match (s.interface, s.can_reach) {
             (Some(i), None) => Ok(Autodetect::Interface(i)),
             (None, Some(t)) => Ok(Autodetect::CanReach(t)),
-            _ => Err(
-                "autodetect needs exactly one method — write `{interface: eth0}` or `{can-reach: 10.0.0.1}`"
-                    .to_owned(),
-            ),
+            (None, None) => Err(AutodetectSpecError::NoMethod),
+            (Some(_), Some(_)) => Err(AutodetectSpecError::BothMethods),
         }
     }
 }

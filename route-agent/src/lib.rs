@@ -8,24 +8,37 @@
 //! - [`fib`]: the kernel side. Dumps the routes of our protocol, diffs
 //!   them against the plan and applies only the difference, many netlink
 //!   requests per send, errors matched back to routes by sequence number.
-//!
 //! - [`config`]: the daemon's YAML config, checked rule by rule, with
 //!   errors that name the file, the line and the fix; it builds the BGP
 //!   speaker's config and the planner's inputs.
-//!
+//! - [`agent`]: the daemon itself. Its decisions (graceful-restart hold,
+//!   node changes, reloads, when to plan) are a state machine without I/O
+//!   ([`agent::control`]); its loop only moves messages between the
+//!   speaker, the signals, the timers, the kernel monitor and the FIB
+//!   thread; it also sets up the IPIP tunnel.
+//! - [`state`]: what the agent shares with the admin API.
 //! - [`admin`]: the admin HTTP API (`/healthz`, `/readyz`, Prometheus
-//!   `/metrics`, JSON under `/api/v1/`) served from the agent's state.
+//!   `/metrics`, JSON under `/api/v1/`) served from that state.
+//! - [`daemon`]: `route-agent run`: the agent and, beside it, the admin
+//!   API (neither starts or imports the other).
 //! - [`status`]: `route-agent status`, the operator's view of a running
 //!   agent (peers table, kernel routes), read from the admin API.
+//! - [`demo`]: `route-agent demo` and the namespace clusters of the
+//!   end-to-end tests.
+//! - [`netinfo`]: the node's interfaces, addresses and IPv6 underlay
+//!   routes over netlink.
 //!
-//! The `route-agent` binary (`check-config` so far) builds on these; the
-//! rest of the daemon and its admin API are tracked in the route-agent issue.
+//! The `route-agent` binary's subcommands build on these: `run`,
+//! `check-config`, `status`, `demo` and `tunnel` (the userspace IPIP data
+//! plane, with the arguments of `ipip-tunnel`: [`ipip::cli`]).
 
 pub mod admin;
 pub mod agent;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod fib;
 pub mod netinfo;
 pub mod planner;
+pub mod state;
 pub mod status;

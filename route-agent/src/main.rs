@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use route_agent::agent::AgentError;
 use route_agent::config::{Config, resolve_node_name};
+use route_agent::daemon::DaemonError;
 
 /// Announces this node's pod blocks over BGP and keeps the kernel's pod
 /// routes right (Calico's CrossSubnet rule).
@@ -42,27 +42,9 @@ enum Command {
     /// routes through the device and runs until SIGTERM; SIGUSR1 prints
     /// its counters.
     Tunnel {
-        /// The TUN device, named like the kernel's fallback IPIP device.
-        #[arg(long, default_value = "tunl0")]
-        device: String,
-        /// This node's underlay address (the outer source).
-        #[arg(long)]
-        local: std::net::Ipv4Addr,
-        /// The underlay MTU: the largest outer packet.
-        #[arg(long, default_value_t = 1500)]
-        underlay_mtu: u16,
-        /// Accept IPIP from this address too (besides the gateways of
-        /// tunnel routes); repeatable.
-        #[arg(long)]
-        allow: Vec<std::net::Ipv4Addr>,
-        /// Open the TUN device without offloads (one plain packet per read
-        /// and write).
-        #[arg(long)]
-        no_offload: bool,
-        /// Send every outer packet on the raw socket, not bulk TCP through
-        /// the GRO device (`tunl0-gro`).
-        #[arg(long)]
-        no_gro_egress: bool,
+        /// The data plane's arguments, shared with `ipip-tunnel`.
+        #[command(flatten)]
+        args: ipip::cli::TunnelArgs,
         /// Log format: `human` or `json`.
         #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
         log_format: String,
@@ -153,13 +135,11 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
         ),
         log_format: log_format.to_owned(),
     };
-    match runtime.block_on(route_agent::agent::run(config, options)) {
+    match runtime.block_on(route_agent::daemon::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         // The node address the config names (or its autodetection) does
         // not fit this host: a config problem, reported like one.
-        Err(
-            e @ (AgentError::NoAddress | AgentError::AddressNotHere(_) | AgentError::Detect(_)),
-        ) => {
+        Err(DaemonError::Node(e)) if e.is_config_problem() => {
             eprintln!("{}: {e}", file.display());
             ExitCode::from(EXIT_CONFIG)
         }
@@ -190,24 +170,6 @@ fn main() -> ExitCode {
         Command::Demo => route_agent::demo::run(),
         Command::Status(args) => route_agent::status::run(&args),
         Command::Run { config, log_format } => run(&config, &log_format),
-        Command::Tunnel {
-            device,
-            local,
-            underlay_mtu,
-            allow,
-            no_offload,
-            no_gro_egress,
-            log_format,
-        } => tunnel(
-            ipip::userspace::Config {
-                device,
-                local,
-                mtu: underlay_mtu,
-                extra_peers: allow,
-                offload: !no_offload,
-                gro_egress: !no_gro_egress,
-            },
-            &log_format,
-        ),
+        Command::Tunnel { args, log_format } => tunnel(args.config(), &log_format),
     }
 }

@@ -44,28 +44,34 @@ pub struct StatusArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Nothing accepted the connection.
-    #[error("cannot reach the route-agent admin API at {addr}: {reason} — is route-agent running?")]
+    #[error(
+        "cannot reach the route-agent admin API at {addr}: {} — is route-agent running?",
+        Reason(source)
+    )]
     Connect {
         /// The address.
         addr: SocketAddr,
-        /// The OS error in words (`connection refused`).
-        reason: String,
+        /// The OS error (`connection refused`, a timeout).
+        source: std::io::Error,
     },
     /// The connection broke or timed out during the exchange.
-    #[error("the route-agent admin API at {addr} did not answer: {reason}")]
+    #[error(
+        "the route-agent admin API at {addr} did not answer: {}",
+        Reason(source)
+    )]
     Exchange {
         /// The address.
         addr: SocketAddr,
-        /// The OS error in words.
-        reason: String,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// What came back is not an HTTP answer we understand.
-    #[error("the route-agent admin API at {addr} sent a malformed answer: {what}")]
+    #[error("the route-agent admin API at {addr} sent a malformed answer: {problem}")]
     Malformed {
         /// The address.
         addr: SocketAddr,
         /// What was wrong.
-        what: String,
+        problem: Malformed,
     },
     /// The answer was not 200.
     #[error("the route-agent admin API at {addr} answered {path} with {code}: {body}")]
@@ -89,6 +95,70 @@ pub enum FetchError {
         /// The parse error.
         source: serde_json::Error,
     },
+}
+
+/// What is wrong with an answer that is not the HTTP/1 we expect; the
+/// text fields quote what arrived.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// The headers never end (no empty line).
+    #[error("no end of headers")]
+    NoEndOfHeaders,
+    /// The headers are not UTF-8.
+    #[error("headers are not UTF-8")]
+    HeadersNotUtf8,
+    /// The status line is not HTTP/1.x (another protocol on the port).
+    #[error("not HTTP/1: {status_line:?}")]
+    NotHttp1 {
+        /// The first line received.
+        status_line: String,
+    },
+    /// The status line has no status code.
+    #[error("bad status line {status_line:?}")]
+    BadStatusLine {
+        /// The first line received.
+        status_line: String,
+    },
+    /// A header line without a colon.
+    #[error("bad header {line:?}")]
+    BadHeader {
+        /// The line.
+        line: String,
+    },
+    /// Chunked transfer coding, which the admin API never sends.
+    #[error("chunked transfer coding is not supported")]
+    Chunked,
+    /// A `Content-Length` that is not a number.
+    #[error("bad content-length {value:?}")]
+    BadContentLength {
+        /// The header's value.
+        value: String,
+    },
+    /// Fewer body bytes than `Content-Length` says.
+    #[error("body cut short: {got} of {expected} bytes")]
+    CutShort {
+        /// Bytes received.
+        got: usize,
+        /// Bytes announced.
+        expected: usize,
+    },
+}
+
+/// An OS error as `route-agent status` says it: `connection refused`, `no
+/// answer within 5 s`, else the OS's words.
+struct Reason<'a>(&'a std::io::Error);
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::io::ErrorKind;
+        match self.0.kind() {
+            ErrorKind::ConnectionRefused => f.write_str("connection refused"),
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+                write!(f, "no answer within {} s", TIMEOUT.as_secs())
+            }
+            _ => self.0.fmt(f),
+        }
+    }
 }
 
 /// An HTTP answer.
@@ -117,17 +187,6 @@ impl HttpResponse {
     }
 }
 
-fn reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind;
-    match e.kind() {
-        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
-            format!("no answer within {} s", TIMEOUT.as_secs())
-        }
-        _ => e.to_string(),
-    }
-}
-
 /// Sends `METHOD path` to `addr` (HTTP/1.1, `Connection: close`) and reads
 /// the whole answer, each step bounded by `timeout`.
 pub fn request(
@@ -136,15 +195,9 @@ pub fn request(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpResponse, FetchError> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| FetchError::Connect {
-            addr,
-            reason: reason(&e),
-        })?;
-    let exchange = |e: std::io::Error| FetchError::Exchange {
-        addr,
-        reason: reason(&e),
-    };
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|source| FetchError::Connect { addr, source })?;
+    let exchange = |source: std::io::Error| FetchError::Exchange { addr, source };
     stream.set_read_timeout(Some(timeout)).map_err(exchange)?;
     stream.set_write_timeout(Some(timeout)).map_err(exchange)?;
     let head = format!(
@@ -156,36 +209,42 @@ pub fn request(
         .take(MAX_RESPONSE)
         .read_to_end(&mut raw)
         .map_err(exchange)?;
-    parse_response(&raw, method == "HEAD").map_err(|what| FetchError::Malformed { addr, what })
+    parse_response(&raw, method == "HEAD")
+        .map_err(|problem| FetchError::Malformed { addr, problem })
 }
 
 /// Splits an HTTP/1.x answer (read until the server closed) into status,
 /// headers and body. The answer to a `HEAD` has no body whatever its
 /// `Content-Length` says (RFC 9110 §9.3.2).
-fn parse_response(raw: &[u8], head_request: bool) -> Result<HttpResponse, String> {
+fn parse_response(raw: &[u8], head_request: bool) -> Result<HttpResponse, Malformed> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
+        .ok_or(Malformed::NoEndOfHeaders)?;
     let (head, rest) = raw.split_at(end);
     let mut body = rest.get(4..).unwrap_or_default().to_vec();
-    let head = std::str::from_utf8(head).map_err(|_| "headers are not UTF-8")?;
+    let head = std::str::from_utf8(head).map_err(|_| Malformed::HeadersNotUtf8)?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
     if !version.starts_with("HTTP/1.") {
-        return Err(format!("not HTTP/1: {status_line:?}"));
+        return Err(Malformed::NotHttp1 {
+            status_line: status_line.to_owned(),
+        });
     }
-    let code = parts
-        .next()
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let code =
+        parts
+            .next()
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| Malformed::BadStatusLine {
+                status_line: status_line.to_owned(),
+            })?;
     let mut headers = Vec::new();
     for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("bad header {line:?}"))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| Malformed::BadHeader {
+            line: line.to_owned(),
+        })?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
     let response = HttpResponse {
@@ -199,18 +258,21 @@ fn parse_response(raw: &[u8], head_request: bool) -> Result<HttpResponse, String
         .header("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
     {
-        return Err("chunked transfer coding is not supported".to_owned());
+        return Err(Malformed::Chunked);
     }
     if head_request {
         body.clear();
     } else if let Some(len) = response.header("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| format!("bad content-length {len:?}"))?;
-        if body.len() < len {
-            return Err(format!("body cut short: {} of {len} bytes", body.len()));
+        let expected: usize = len.parse().map_err(|_| Malformed::BadContentLength {
+            value: len.to_owned(),
+        })?;
+        if body.len() < expected {
+            return Err(Malformed::CutShort {
+                got: body.len(),
+                expected,
+            });
         }
-        body.truncate(len);
+        body.truncate(expected);
     }
     Ok(HttpResponse { body, ..response })
 }
@@ -608,6 +670,54 @@ mod tests {
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
         assert!(
             parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false).is_err()
+        );
+    }
+
+    #[test]
+    fn malformed_answers_say_what_was_wrong() {
+        assert!(matches!(
+            parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", false),
+            Err(Malformed::NotHttp1 { .. })
+        ));
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false),
+            Err(Malformed::CutShort {
+                got: 5,
+                expected: 9
+            })
+        );
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", false),
+            Err(Malformed::BadHeader {
+                line: "no colon".into()
+            })
+        );
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK", false),
+            Err(Malformed::NoEndOfHeaders)
+        );
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(parse_response(chunked, false), Err(Malformed::Chunked));
+    }
+
+    #[test]
+    fn os_errors_read_as_the_operator_expects() {
+        let addr: SocketAddr = "127.0.0.1:9179".parse().unwrap();
+        let refused = FetchError::Connect {
+            addr,
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "cannot reach the route-agent admin API at 127.0.0.1:9179: connection refused — is route-agent running?"
+        );
+        let slow = FetchError::Exchange {
+            addr,
+            source: std::io::ErrorKind::WouldBlock.into(),
+        };
+        assert_eq!(
+            slow.to_string(),
+            "the route-agent admin API at 127.0.0.1:9179 did not answer: no answer within 5 s"
         );
     }
 

@@ -16,8 +16,8 @@ use bgp_core::speaker::{
     ListenConfig, LocalRoute, PeerConfig, RouteStream, Speaker, SpeakerConfig,
 };
 use route_agent::admin::dto::{BestRouteDoc, FibWithNodeDoc, PeerDoc, PeerType, StatusDoc};
-use route_agent::agent::state::{AgentState, TunnelInUse};
 use route_agent::planner::{DesiredRoute, RejectReason, RouteKind};
+use route_agent::state::{AgentState, TunnelInUse};
 use route_agent::status::{self, FetchError, HttpResponse, StatusArgs};
 use tokio::task::JoinHandle;
 

@@ -2,15 +2,18 @@
 //! keeps forwarding while route-agent restarts.
 //!
 //! ```text
-//! ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]
+//! ipip-tunnel [--device tunl0] --local NODE_IP [--underlay-mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]
 //! ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]
 //! ```
 //!
-//! Runs until SIGTERM or SIGINT; prints its counters (`name value` lines)
-//! on SIGUSR1 and at exit. Packet counters count packets as they cross
-//! the underlay (one per inner datagram), however the TUN device batched
-//! them. `--no-offload` opens the TUN device without offloads (one plain
-//! packet per read and write: slower, for comparison and old kernels).
+//! The arguments are [`ipip::cli`]'s, the same `route-agent tunnel` takes
+//! (`--mtu` is another name of `--underlay-mtu`). Runs until SIGTERM or
+//! SIGINT; prints `ready device=… local=… offload=… egress=…` once
+//! forwarding, and its counters (`name value` lines, then `--`) on SIGUSR1
+//! and at exit. Packet counters count packets as they cross the underlay
+//! (one per inner datagram), however the TUN device batched them.
+//! `--no-offload` opens the TUN device without offloads (one plain packet
+//! per read and write: slower, for comparison and old kernels).
 //! `--no-gro-egress` sends every outer datagram on the raw socket instead
 //! of passing bulk TCP through the GRO device (`tunl0-gro`, see
 //! [`ipip::userspace::gro`]); the `ready` line says which path is in use.
@@ -21,65 +24,43 @@
 //! `kernel-setup` instead uses the kernel backend ([`ipip::kernel`]): it
 //! makes the kernel's IPIP device exist, be up, have its MTU and carry
 //! exactly the /32, prints the result and exits; it exits 3 on a kernel
-//! without ipip support (run the userspace data plane there).
+//! without ipip support (run the userspace data plane there). Bad
+//! arguments exit 2.
 
-use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
-use ipip::kernel::{KernelError, TunnelConfig, ensure_tunnel};
-use ipip::userspace::{Config, Dataplane};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
+use ipip::cli::{KernelSetupArgs, TunnelArgs};
+use ipip::kernel::{KernelError, ensure_tunnel};
+use ipip::userspace::{Config, Dataplane, Error};
 
-const USAGE: &str =
-    "usage: ipip-tunnel --device tunl0 --local NODE_IP [--mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]
-       ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]";
-
-fn parse_kernel_args(mut args: impl Iterator<Item = String>) -> Result<TunnelConfig, String> {
-    let mut device = ipip::kernel::DEFAULT_DEVICE.to_string();
-    let mut address = None;
-    let mut mtu = None;
-    let mut underlay_mtu = None;
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--device" => device = value()?,
-            "--address" => {
-                let v = value()?;
-                address = Some(
-                    v.parse::<Ipv4Addr>()
-                        .map_err(|e| format!("--address {v}: {e}"))?,
-                );
-            }
-            "--mtu" => {
-                let v = value()?;
-                mtu = Some(v.parse().map_err(|e| format!("--mtu {v}: {e}"))?);
-            }
-            "--underlay-mtu" => {
-                let v = value()?;
-                underlay_mtu = Some(v.parse().map_err(|e| format!("--underlay-mtu {v}: {e}"))?);
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(TunnelConfig {
-        device,
-        address: address.ok_or("--address TUNNEL_IP is required")?,
-        mtu,
-        underlay_mtu,
-    })
+/// The userspace IPIP data plane (RFC 2003) for kernels without the ipip
+/// module: a TUN device named like the kernel's tunl0 plus a raw IP
+/// protocol 4 socket, driven by the kernel's routes through the device.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ipip-tunnel",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    tunnel: Option<TunnelArgs>,
 }
 
-fn kernel_setup(args: impl Iterator<Item = String>) -> ExitCode {
-    let config = match parse_kernel_args(args) {
-        Ok(c) => c,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("ipip-tunnel kernel-setup: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Set up the kernel's IPIP device instead (exists, up, MTU, exactly
+    /// the /32) and exit; exit code 3 when the kernel has no ipip support.
+    KernelSetup(KernelSetupArgs),
+}
+
+fn kernel_setup(args: &KernelSetupArgs) -> ExitCode {
+    let config = args.config();
     match ensure_tunnel(&config) {
         Ok(state) => {
             println!(
@@ -104,51 +85,8 @@ fn kernel_setup(args: impl Iterator<Item = String>) -> ExitCode {
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
-    let mut device = "tunl0".to_string();
-    let mut local = None;
-    let mut mtu = 1500u16;
-    let mut extra_peers = Vec::new();
-    let mut offload = true;
-    let mut gro_egress = true;
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--device" => device = value()?,
-            "--local" => {
-                let v = value()?;
-                local = Some(
-                    v.parse::<Ipv4Addr>()
-                        .map_err(|e| format!("--local {v}: {e}"))?,
-                );
-            }
-            "--mtu" => {
-                let v = value()?;
-                mtu = v.parse().map_err(|e| format!("--mtu {v}: {e}"))?;
-            }
-            "--allow" => {
-                let v = value()?;
-                extra_peers.push(v.parse().map_err(|e| format!("--allow {v}: {e}"))?);
-            }
-            "--no-offload" => offload = false,
-            "--no-gro-egress" => gro_egress = false,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    let local = local.ok_or("--local NODE_IP is required")?;
-    Ok(Config {
-        device,
-        local,
-        mtu,
-        extra_peers,
-        offload,
-        gro_egress,
-    })
-}
-
-async fn run(config: Config) -> Result<(), String> {
-    let mut dp = Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
+async fn run(config: Config) -> Result<(), Error> {
+    let mut dp = Dataplane::start(config.clone())?;
     println!(
         "ready device={} local={} offload={} egress={}",
         config.device,
@@ -158,23 +96,21 @@ async fn run(config: Config) -> Result<(), String> {
     );
     dp.run_until_signal(|counters| println!("{counters}--"))
         .await
-        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some("kernel-setup") {
-        return kernel_setup(args.skip(1));
-    }
-    let config = match parse_args(args) {
-        Ok(c) => c,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("ipip-tunnel: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    let tunnel = match (cli.command, cli.tunnel) {
+        (Some(Command::KernelSetup(args)), _) => return kernel_setup(&args),
+        (None, Some(tunnel)) => tunnel,
+        // No arguments at all (clap leaves an optional group of
+        // arguments out without checking its required ones).
+        (None, None) => Cli::command()
+            .error(
+                ErrorKind::MissingRequiredArgument,
+                "--local NODE_IP is required (or run `ipip-tunnel kernel-setup`)",
+            )
+            .exit(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -186,7 +122,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(tunnel.config())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ipip-tunnel: {e}");

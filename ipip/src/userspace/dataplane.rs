@@ -12,21 +12,12 @@ use super::counters::Counters;
 use super::egress::Egress;
 use super::gro::GroDevice;
 use super::ingress::Ingress;
+use super::limits::TUN_TX_QUEUE_LEN;
 use super::park::Forwarder;
 use super::routes::{RouteLearner, SharedTable};
 use super::table::TunnelTable;
 use crate::packet::{DEFAULT_OUTER_TTL, OUTER_HEADER_LEN, Tunnel};
 use crate::sys;
-
-/// Outer datagrams received per `recvmmsg` (ingress), and reads from the
-/// TUN device per wake-up (egress), before yielding.
-pub const BATCH: usize = 128;
-
-/// Transmit queue of the TUN device: packets the kernel holds for the
-/// data plane to read. The kernel's default for TUN (500) overflowed
-/// under one TCP stream without offloads, and each drop is a TCP
-/// retransmit.
-pub const TUN_TX_QUEUE_LEN: u32 = 2000;
 
 /// What the data plane needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,13 +287,5 @@ impl Dataplane {
 impl Drop for Dataplane {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The tunnel table as it is now (the route learner swaps in new ones).
-pub(super) fn snapshot(table: &SharedTable) -> Arc<TunnelTable> {
-    match table.read() {
-        Ok(t) => t.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
     }
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use super::counters::{Counters, DropReason};
-use super::dataplane::BATCH;
 use super::gro::{ETH_HLEN, GroDevice};
+use super::limits::BATCH;
 use super::table::TunnelTable;
 use crate::offload::{self, VNET_HDR_LEN, VnetHdr};
 use crate::packet::{

@@ -42,6 +42,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::sys;
@@ -60,19 +61,78 @@ pub fn device_name(device: &str) -> String {
 }
 
 /// Why GRO egress could not be set up (the data plane then sends every
-/// datagram on the raw socket).
+/// datagram on the raw socket). Each variant names the step, so the
+/// message says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum GroError {
-    /// The host-wide reverse-path filter would drop the device's datagrams.
+    /// The host-wide reverse-path filter (its mode: 1 strict, 2 loose)
+    /// would drop the device's datagrams.
     #[error(
         "net.ipv4.conf.all.rp_filter is {0}: the kernel would drop outer datagrams that enter from the node's own address; set it to 0 to use GRO egress"
     )]
-    RpFilter(String),
-    /// A step of the set-up failed.
-    #[error("{what}: {source}")]
-    Setup {
-        /// What was being done, with the file or device.
-        what: String,
+    RpFilter(u32),
+    /// A sysctl or sysfs file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A sysctl or sysfs file holds something other than a number.
+    #[error("{path} does not hold a number")]
+    NotANumber {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A sysctl or sysfs knob could not be set.
+    #[error("writing {value} to {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The value written.
+        value: u32,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The TAP device could not be created.
+    #[error("creating TAP {device}: {source}")]
+    CreateTap {
+        /// The device name.
+        device: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The device's hardware address could not be read.
+    #[error("reading the address of {device}: {source}")]
+    HwAddr {
+        /// The device name.
+        device: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The device's interface index could not be read.
+    #[error("looking up {device}: {source}")]
+    Index {
+        /// The device name.
+        device: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `/sys` shows another network namespace's devices, so the device's
+    /// knobs cannot be set through it.
+    #[error("{sysfs} is not this namespace's {device}: mount sysfs in this network namespace")]
+    ForeignSysfs {
+        /// The device's sysfs directory.
+        sysfs: PathBuf,
+        /// The device name.
+        device: String,
+    },
+    /// The device could not be set up.
+    #[error("setting {device} up: {source}")]
+    LinkUp {
+        /// The device name.
+        device: String,
         /// The OS error.
         source: io::Error,
     },
@@ -94,13 +154,22 @@ pub(super) struct GroDevice {
 /// Bytes of Ethernet header in front of every frame written to the device.
 pub const ETH_HLEN: usize = 14;
 
-fn setup(what: impl Into<String>) -> impl FnOnce(io::Error) -> GroError {
-    let what = what.into();
-    move |source| GroError::Setup { what, source }
+fn read_knob(path: &Path) -> Result<u32, GroError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GroError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    text.trim().parse().map_err(|_| GroError::NotANumber {
+        path: path.to_owned(),
+    })
 }
 
-fn write_knob(path: &str, value: &str) -> Result<(), GroError> {
-    std::fs::write(path, value).map_err(setup(format!("writing {value} to {path}")))
+fn write_knob(path: &Path, value: u32) -> Result<(), GroError> {
+    std::fs::write(path, value.to_string()).map_err(|source| GroError::Write {
+        path: path.to_owned(),
+        value,
+        source,
+    })
 }
 
 impl GroDevice {
@@ -108,46 +177,48 @@ impl GroDevice {
     /// (see the module docs). The device lives as long as the returned
     /// value.
     pub(super) fn open(device: &str) -> Result<GroDevice, GroError> {
-        let all = "/proc/sys/net/ipv4/conf/all/rp_filter";
-        let rp = std::fs::read_to_string(all).map_err(setup(format!("reading {all}")))?;
-        if rp.trim() != "0" {
-            return Err(GroError::RpFilter(rp.trim().to_string()));
+        let rp_filter = read_knob(Path::new("/proc/sys/net/ipv4/conf/all/rp_filter"))?;
+        if rp_filter != 0 {
+            return Err(GroError::RpFilter(rp_filter));
         }
         let name = device_name(device);
-        let file = sys::open_tap_napi(&name).map_err(setup(format!("creating TAP {name}")))?;
-        let mac = sys::hw_addr(&name).map_err(setup(format!("reading the address of {name}")))?;
+        let on = |step: fn(String, io::Error) -> GroError| {
+            let name = name.clone();
+            move |source| step(name, source)
+        };
+        let file = sys::open_tap_napi(&name)
+            .map_err(on(|device, source| GroError::CreateTap { device, source }))?;
+        let mac = sys::hw_addr(&name)
+            .map_err(on(|device, source| GroError::HwAddr { device, source }))?;
         let mut eth = [0u8; ETH_HLEN];
         eth[..6].copy_from_slice(&mac);
         eth[6..12].copy_from_slice(&mac);
         eth[12..].copy_from_slice(&[0x08, 0x00]);
-        let conf = format!("/proc/sys/net/ipv4/conf/{name}");
-        write_knob(&format!("{conf}/forwarding"), "1")?;
-        write_knob(&format!("{conf}/accept_local"), "1")?;
-        write_knob(&format!("{conf}/rp_filter"), "0")?;
+        let conf = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{name}"));
+        write_knob(&conf.join("forwarding"), 1)?;
+        write_knob(&conf.join("accept_local"), 1)?;
+        write_knob(&conf.join("rp_filter"), 0)?;
         // Nothing is ever read from the device: keep the kernel from
         // queueing IPv6 router solicitations on it. (No IPv6: nothing to do.)
-        let v6 = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
-        if std::path::Path::new(&v6).exists() {
-            write_knob(&v6, "1")?;
+        let v6 = PathBuf::from(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"));
+        if v6.exists() {
+            write_knob(&v6, 1)?;
         }
         // sysfs shows the devices of the namespace it was mounted in; the
         // index check catches a /sys that belongs to another namespace.
-        let sysfs = format!("/sys/class/net/{name}");
-        let index = sys::if_index(&name).map_err(setup(format!("looking up {name}")))?;
-        let seen = std::fs::read_to_string(format!("{sysfs}/ifindex"))
-            .map_err(setup(format!("reading {sysfs}/ifindex")))?;
-        if seen.trim() != index.to_string() {
-            return Err(GroError::Setup {
-                what: format!("{sysfs} is not this namespace's {name}"),
-                source: io::Error::other("mount sysfs in this network namespace"),
+        let sysfs = PathBuf::from(format!("/sys/class/net/{name}"));
+        let index = sys::if_index(&name)
+            .map_err(on(|device, source| GroError::Index { device, source }))?;
+        if read_knob(&sysfs.join("ifindex"))? != index {
+            return Err(GroError::ForeignSysfs {
+                sysfs,
+                device: name,
             });
         }
-        write_knob(&format!("{sysfs}/threaded"), "1")?;
-        write_knob(
-            &format!("{sysfs}/gro_flush_timeout"),
-            &FLUSH_TIMEOUT_NS.to_string(),
-        )?;
-        sys::set_link_up(&name).map_err(setup(format!("setting {name} up")))?;
+        write_knob(&sysfs.join("threaded"), 1)?;
+        write_knob(&sysfs.join("gro_flush_timeout"), FLUSH_TIMEOUT_NS)?;
+        sys::set_link_up(&name)
+            .map_err(on(|device, source| GroError::LinkUp { device, source }))?;
         let ring = sys::WriteRing::new(256).ok();
         Ok(GroDevice {
             file,
@@ -228,5 +299,26 @@ mod tests {
         let long = device_name("averylongname15");
         assert_eq!(long, "averylongna-gro");
         assert!(long.len() < libc::IFNAMSIZ);
+    }
+
+    #[test]
+    fn knobs_read_as_numbers_and_the_rp_filter_error_names_the_fix() {
+        let dir = std::env::temp_dir().join(format!("ipip-gro-knob-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let knob = dir.join("rp_filter");
+        std::fs::write(&knob, "2\n").unwrap();
+        assert_eq!(read_knob(&knob).unwrap(), 2);
+        std::fs::write(&knob, "loose\n").unwrap();
+        assert!(matches!(read_knob(&knob), Err(GroError::NotANumber { .. })));
+        assert!(matches!(
+            read_knob(&dir.join("missing")),
+            Err(GroError::Read { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let text = GroError::RpFilter(1).to_string();
+        assert!(
+            text.starts_with("net.ipv4.conf.all.rp_filter is 1:") && text.contains("set it to 0"),
+            "{text}"
+        );
     }
 }

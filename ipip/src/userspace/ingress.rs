@@ -9,7 +9,7 @@ use std::sync::Arc;
 use socket2::Socket;
 
 use super::counters::{Counters, DropReason};
-use super::dataplane::BATCH;
+use super::limits::BATCH;
 use super::table::TunnelTable;
 use crate::offload::{self, VnetHdr};
 use crate::packet::{Ipv4Header, decapsulate};

@@ -31,9 +31,11 @@ mod dataplane;
 mod egress;
 pub mod gro;
 mod ingress;
+mod limits;
 mod park;
 pub mod routes;
 pub mod table;
 
 pub use counters::{Counters, DropReason};
-pub use dataplane::{BATCH, Config, Dataplane, EgressPath, Error, TUN_TX_QUEUE_LEN};
+pub use dataplane::{Config, Dataplane, EgressPath, Error};
+pub use limits::{BATCH, TUN_TX_QUEUE_LEN};

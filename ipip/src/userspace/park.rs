@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::dataplane::snapshot;
 use super::egress::Egress;
 use super::ingress::Ingress;
 use super::routes::SharedTable;
+use super::table::TunnelTable;
 use crate::sys;
 
 /// How long the thread keeps polling without blocking after its last
@@ -54,9 +54,7 @@ impl Forwarder {
             .map_or(SPIN, Duration::from_micros);
         let mut busy_until = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
-            // The route learner swaps whole tables; taking the current one
-            // is a read lock and a reference count.
-            let table = snapshot(&self.table);
+            let table = TunnelTable::current(&self.table);
             let sent = self.egress.step(&table)?;
             let received = self.ingress.step(&table);
             if sent || received {

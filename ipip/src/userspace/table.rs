@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::{Arc, RwLock};
 
 /// An IPv4 prefix, host bits cleared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,6 +121,16 @@ impl TunnelTable {
     /// True when the table holds no routes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The table in `shared` as it is now. The route learner swaps in
+    /// whole new tables, so taking the current one is a read lock and a
+    /// reference count; a poisoned lock still holds a complete table.
+    pub fn current(shared: &RwLock<Arc<TunnelTable>>) -> Arc<TunnelTable> {
+        match shared.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use bgp_core::wire::{AsPath, Origin, SegmentKind};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
-use crate::agent::state::{FibStatus, NodeStatus, Status, TunnelInUse, TunnelStatus};
 use crate::planner::{DesiredRoute, RejectReason, RouteKind};
+use crate::state::{FibStatus, NodeStatus, Status, TunnelInUse, TunnelStatus};
 
 /// iBGP or eBGP.
 ///

@@ -12,7 +12,7 @@ use bgp_core::session::State;
 use bgp_core::speaker::PeerSnapshot;
 
 use super::dto::{REJECT_REASONS, ROUTE_KINDS, backend_name, reject_reason_name, route_kind_name};
-use crate::agent::state::{Status, TunnelInUse};
+use crate::state::{Status, TunnelInUse};
 
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

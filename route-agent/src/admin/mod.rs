@@ -68,7 +68,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::agent::state::AgentState;
+use crate::state::AgentState;
 use dto::{BestRouteDoc, FibWithNodeDoc, PeerDoc, StatusDoc};
 
 /// Connections served at once; more wait in the listen backlog. The API is

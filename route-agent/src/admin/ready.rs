@@ -9,7 +9,7 @@
 use bgp_core::session::State;
 use bgp_core::speaker::PeerSnapshot;
 
-use crate::agent::state::Status;
+use crate::state::Status;
 
 /// The unmet conditions, one line each (`peer 10.0.0.6: Active`,
 /// `fib: not in sync`); empty when ready.

@@ -1,306 +1,74 @@
 //! The daemon: the BGP speaker's best routes → the planner → the kernel.
 //!
-//! One task owns the speaker and the learned routes ([`run`]); a plain
-//! thread owns the netlink socket and applies the newest plan
-//! ([`fib_thread`]: plans coalesce, only the latest is applied). The
-//! kernel's notifications ([`monitor`]) put back a route of ours that
-//! someone removes or alters, and re-read the node address, underlay MTU
-//! and tunnel device when links or addresses change; a full re-plan every
+//! Every decision is made by [`control`], a state machine without I/O:
+//! the graceful-restart hold until End-of-RIB, what a node change or a
+//! reload changes, when to plan. [`Agent::run`] is the loop around it and
+//! only moves messages: route batches from the speaker, signals, kernel
+//! notifications and timers go in; plans go to a plain thread that owns
+//! the FIB's netlink socket ([`fib_thread`]: plans coalesce, only the
+//! latest is applied), commands go to the speaker through a task of their
+//! own (the loop is the only reader of the speaker's bounded route stream,
+//! so it never waits for the speaker), node reads and tunnel set-ups are
+//! done and their results fed back. The kernel's notifications
+//! ([`monitor`]) put back a route of ours that someone removes or alters,
+//! and have the node address, underlay MTU and tunnel device read again
+//! when links or addresses change ([`node`]); a full re-plan every
 //! [`RESYNC`] is the backstop for anything missed. [`tunnel`] sets up the
-//! IPIP device (kernel or userspace), [`reload`] applies a changed config
-//! on SIGHUP, [`state`] is what the admin API reads.
+//! IPIP device (kernel or userspace), [`reload`] diffs a config re-read on
+//! SIGHUP. The agent writes [`crate::state`], which the admin API reads;
+//! the agent does not start the admin API ([`crate::daemon`] starts both).
 //!
 //! On SIGTERM or SIGINT the kernel routes stay (Calico runs BIRD with
 //! `persist`); the sessions close for a graceful restart when it is
-//! enabled (peers keep our routes meanwhile), with Cease otherwise. With graceful restart enabled, the
-//! first reconcile waits until every peer has sent End-of-RIB (or the
-//! restart time has passed), so a restarted agent does not remove routes
-//! its peers are about to re-announce.
+//! enabled (peers keep our routes meanwhile), with Cease otherwise. With
+//! graceful restart enabled, the first reconcile waits until every peer
+//! has sent End-of-RIB (or the restart time has passed), so a restarted
+//! agent does not remove routes its peers are about to re-announce.
 
+pub mod control;
 pub mod fib_thread;
 pub mod monitor;
+pub mod node;
 pub mod reload;
-pub mod state;
 pub mod tunnel;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+/// The shared state lives in [`crate::state`]; this name keeps
+/// `super::state` working in `fib_thread.rs`.
+pub use crate::state;
+
+pub use control::RESYNC;
+
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use bgp_core::speaker::{LocalRoute, RouteChange, Speaker, SpeakerError};
-use bgp_core::wire::Family;
-use ipnetwork::{IpNetwork, Ipv4Network};
+use bgp_core::speaker::{RouteStream, Speaker, SpeakerError};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
-use crate::config::{Config, DetectError, detect_address};
-use crate::fib::Netlink;
-use crate::netinfo;
-use crate::netinfo::UnderlayRoutes;
-use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, Pool, Rejection, plan};
+use crate::config::{Config, NodeConfig};
+use crate::state::AgentState;
+use control::{
+    Control, Event, Output, PeerChange, PeerResult, PlanCause, SpeakerCommand, Start, StatusChange,
+    TunnelOutcome,
+};
 use fib_thread::FibWork;
-use state::{AgentState, NodeStatus, TunnelInUse, TunnelStatus};
-use tunnel::TunnelSetup;
-
-/// How often the whole plan is re-applied regardless of changes.
-pub const RESYNC: Duration = Duration::from_secs(30);
-
-/// How long a burst of link or address changes gets to settle before the
-/// agent reads the node again.
-const NODE_SETTLE: Duration = Duration::from_millis(50);
+use node::{KernelUnderlay, NodeView};
+use tunnel::{TunnelError, TunnelSetup};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// Netlink failed while reading the node's interfaces.
-    #[error("cannot read the node's interfaces over netlink: {0}")]
-    Netlink(#[from] std::io::Error),
-    /// The node address could not be found.
-    #[error("{0}")]
-    Detect(#[from] DetectError),
-    /// Neither `node.address` nor `node.autodetect` is set.
-    #[error("no node address: set node.address (e.g. 10.0.0.5/24) or node.autodetect")]
-    NoAddress,
-    /// The configured address is on no interface.
-    #[error(
-        "node address {0} is on no interface of this host — fix node.address or use node.autodetect"
-    )]
-    AddressNotHere(Ipv4Network),
-    /// The admin API could not listen.
-    #[error("{0}")]
-    Admin(#[from] crate::admin::AdminError),
+    /// The signal handlers (SIGTERM, SIGINT, SIGHUP) could not be set.
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
     /// The speaker did not start.
     #[error("BGP speaker: {0}")]
     Speaker(#[from] SpeakerError),
-}
-
-/// The kernel's source address towards `target` (a connected UDP socket
-/// sends nothing).
-fn source_towards(target: Ipv4Addr) -> Option<Ipv4Addr> {
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    socket.connect((target, 9)).ok()?;
-    match socket.local_addr().ok()? {
-        SocketAddr::V4(a) => Some(*a.ip()),
-        SocketAddr::V6(_) => None,
-    }
-}
-
-/// Finds the node address, its interface, that interface's MTU and the
-/// node's IPv6 address (configured, or the interface's first global one).
-fn node_address(config: &Config) -> Result<NodeView, AgentError> {
-    let mut netlink = Netlink::open()?;
-    let addrs = netinfo::addresses(&mut netlink)?;
-    let (underlay, net) = match (&config.node.address, &config.node.autodetect) {
-        (Some(net), _) => {
-            let dev = addrs
-                .iter()
-                .find(|a| a.address.ip() == IpAddr::V4(net.ip()))
-                .map(|a| a.interface.clone())
-                .ok_or(AgentError::AddressNotHere(*net))?;
-            (dev, *net)
-        }
-        (None, Some(method)) => detect_address(method, &addrs, source_towards)?,
-        (None, None) => return Err(AgentError::NoAddress),
-    };
-    let mtu = netinfo::interfaces(&mut netlink)?
-        .into_iter()
-        .find(|i| i.name == underlay)
-        .map_or(1500, |i| i.mtu);
-    let address_v6 = config.node.address_v6.or_else(|| {
-        addrs.iter().find_map(|a| match a.address {
-            // Link-local (fe80::/10) addresses cannot be next hops of
-            // routes on other links.
-            IpNetwork::V6(v6)
-                if a.interface == underlay && (v6.ip().segments()[0] & 0xffc0) != 0xfe80 =>
-            {
-                Some(v6)
-            }
-            _ => None,
-        })
-    });
-    Ok(NodeView {
-        underlay,
-        address: net,
-        mtu,
-        address_v6,
-    })
-}
-
-/// How we announce `block`: IPv4 blocks with ourselves as next hop (the
-/// session's address); IPv6 blocks with the node's IPv6 address, and not
-/// at all without one (peers could not reach it).
-fn local_route(block: &IpNetwork, node: &NodeView) -> Option<LocalRoute> {
-    match block {
-        IpNetwork::V4(_) => Some(LocalRoute::default()),
-        IpNetwork::V6(_) => node.address_v6.map(|a| LocalRoute {
-            next_hop: Some(IpAddr::V6(a.ip())),
-            ..LocalRoute::default()
-        }),
-    }
-}
-
-/// Announces `block` as [`local_route`] says, or warns why not.
-fn announce(speaker: &Speaker, block: &IpNetwork, node: &NodeView) {
-    match local_route(block, node) {
-        Some(route) => speaker.announce(*block, route),
-        None => tracing::warn!(
-            %block,
-            "IPv6 block not announced: this node has no IPv6 address (set node.address-v6 or give the underlay interface one)"
-        ),
-    }
-}
-
-/// The planner's inputs and what was already reported.
-struct Planner {
-    node: LocalNode,
-    pools: Vec<Pool>,
-    learned: BTreeMap<IpNetwork, IpAddr>,
-    reported: HashSet<Rejection>,
-    /// Our route protocol (its routes never route our next hops).
-    protocol: u8,
-    /// For the underlay routes of IPv6 next hops off our subnet, opened
-    /// the first time one is needed.
-    netlink: Option<Netlink>,
-}
-
-impl Planner {
-    fn apply(&mut self, change: &RouteChange) {
-        match change {
-            RouteChange::Best(route) if route.peer.is_some() => {
-                self.learned.insert(route.prefix, route.next_hop);
-            }
-            // Our own blocks are planned from the config.
-            RouteChange::Best(route) => {
-                self.learned.remove(&route.prefix);
-            }
-            RouteChange::Withdrawn(prefix) => {
-                self.learned.remove(prefix);
-            }
-            RouteChange::EndOfRib { .. } => {}
-        }
-    }
-
-    /// The kernel routes to have now. Refused routes are logged once per
-    /// route and reason (a peer re-announcing one does not flood the log)
-    /// and counted in `state` while they stay refused.
-    fn desired(&mut self, state: &AgentState) -> Vec<DesiredRoute> {
-        let learned: Vec<LearnedRoute> = self
-            .learned
-            .iter()
-            .map(|(prefix, next_hop)| LearnedRoute {
-                prefix: *prefix,
-                next_hop: *next_hop,
-            })
-            .collect();
-        let underlay = self.underlay(&learned);
-        let p = plan(&self.node, &self.pools, &learned, &underlay);
-        let mut counts = BTreeMap::new();
-        for r in &p.rejected {
-            *counts.entry(r.reason).or_insert(0u64) += 1;
-            if self.reported.insert(*r) {
-                tracing::warn!(prefix = %r.route.prefix, next_hop = %r.route.next_hop, reason = ?r.reason, "learned route not installed");
-            }
-        }
-        // Forget what is no longer refused, so it is logged again if it
-        // comes back.
-        let now: HashSet<Rejection> = p.rejected.into_iter().collect();
-        self.reported.retain(|r| now.contains(r));
-        state.update(|s| s.rejected = counts);
-        p.routes.into_values().collect()
-    }
-
-    /// The underlay's IPv6 routes, read only when a learned IPv6 block has
-    /// its next hop off our IPv6 subnet (dual stack across subnets).
-    fn underlay(&mut self, learned: &[LearnedRoute]) -> UnderlayRoutes {
-        let Some(v6) = self.node.ipv6 else {
-            return UnderlayRoutes::default();
-        };
-        let needed = learned
-            .iter()
-            .any(|r| matches!(r.next_hop, IpAddr::V6(nh) if !v6.contains(nh)));
-        if !needed {
-            return UnderlayRoutes::default();
-        }
-        if self.netlink.is_none() {
-            self.netlink = Netlink::open()
-                .map_err(|e| tracing::warn!("cannot read the IPv6 underlay routes: {e}"))
-                .ok();
-        }
-        let Some(netlink) = self.netlink.as_mut() else {
-            return UnderlayRoutes::default();
-        };
-        UnderlayRoutes::read(netlink, self.protocol).unwrap_or_else(|e| {
-            tracing::warn!("cannot read the IPv6 underlay routes: {e}");
-            UnderlayRoutes::default()
-        })
-    }
-}
-
-/// The node as the planner and the tunnel see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct NodeView {
-    underlay: String,
-    address: Ipv4Network,
-    mtu: u32,
-    address_v6: Option<ipnetwork::Ipv6Network>,
-}
-
-impl NodeView {
-    fn read(config: &Config) -> Result<NodeView, AgentError> {
-        node_address(config)
-    }
-
-    /// The planner's view of this node.
-    fn local_node(&self, config: &Config) -> LocalNode {
-        let mut node = config.local_node(self.address, &self.underlay, self.mtu);
-        node.ipv6 = self.address_v6;
-        node
-    }
-
-    fn status(&self, name: Option<String>) -> NodeStatus {
-        NodeStatus {
-            name,
-            address: Some(self.address),
-            underlay: self.underlay.clone(),
-            underlay_mtu: self.mtu,
-        }
-    }
-}
-
-/// The tunnel for this config and node, if any pool uses IPIP.
-fn tunnel_setup(config: &Config, node: &NodeView, options: &Options) -> Option<TunnelSetup> {
-    let mut setup = TunnelSetup::from_config(config, node.address.ip(), node.mtu)?;
-    setup.log_format.clone_from(&options.log_format);
-    Some(setup)
-}
-
-/// Sets up the tunnel (blocking: a userspace tunnel may take a moment to
-/// create its device) and records the outcome.
-async fn ensure_tunnel(setup: Option<TunnelSetup>, state: &AgentState) {
-    let Some(setup) = setup else { return };
-    let device = setup.device.clone();
-    let outcome = tokio::task::spawn_blocking(move || tunnel::ensure(&setup)).await;
-    let status = match outcome {
-        Ok(Ok((backend, note))) => TunnelStatus {
-            backend,
-            device,
-            note,
-        },
-        Ok(Err(e)) => {
-            tracing::error!("{e}");
-            TunnelStatus {
-                backend: TunnelInUse::None,
-                device,
-                note: Some(e.to_string()),
-            }
-        }
-        Err(e) => TunnelStatus {
-            backend: TunnelInUse::None,
-            device,
-            note: Some(format!("tunnel setup panicked: {e}")),
-        },
-    };
-    state.update(|s| s.tunnel = status);
 }
 
 /// Where the running agent's config came from, for SIGHUP.
@@ -315,186 +83,171 @@ pub struct Options {
     pub log_format: String,
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError> {
-    let mut node = NodeView::read(&config)?;
-    tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
-    let mut speaker_config = config.to_speaker_config(node.address.ip());
-    let mut restarting = false;
-    if let Some(gr) = &mut speaker_config.graceful_restart {
-        // Routes of ours from an earlier run are still in the kernel: we
-        // are a restarting speaker that kept its forwarding state, so our
-        // OPENs carry the Restart State bit (RFC 4724 §4.1) and peers keep
-        // our routes until our End-of-RIB instead of flapping them.
-        gr.restarting = crate::fib::Fib::open(config.route_protocol)
-            .and_then(|mut f| f.installed())
-            .is_ok_and(|routes| !routes.is_empty());
-        restarting = gr.restarting;
-        if gr.restarting {
-            tracing::info!(
-                "routes of an earlier run are installed: restarting with graceful restart"
-            );
-        }
-    }
-    let peers: BTreeSet<IpAddr> = speaker_config.peers.iter().map(|p| p.address).collect();
-    // Bound before the speaker starts: a taken admin port fails the start
-    // before any session opens.
-    let admin_listener = crate::admin::bind(config.admin.listen).await?;
-    let (speaker, mut routes) = Speaker::start(speaker_config).await?;
-    for block in &config.blocks {
-        announce(&speaker, block, &node);
-    }
-    let state = Arc::new(AgentState::new(speaker.clone()));
-    state.update(|s| {
-        s.node = node.status(options.node_name.clone());
-        s.configured_peers = peers.iter().copied().collect();
-    });
-    let admin = tokio::spawn(crate::admin::serve(admin_listener, state.clone()));
-    // The tunnel device must exist before routes through it are installed.
-    ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
-    let fib_port = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let fib = fib_thread::spawn(
-        config.route_protocol,
-        config.nexthop_objects,
-        state.clone(),
-        fib_port.clone(),
-    );
-    let node_changed = Arc::new(tokio::sync::Notify::new());
-    monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
-    let mut planner = Planner {
-        node: node.local_node(&config),
-        pools: config.pools(),
-        learned: BTreeMap::new(),
-        reported: HashSet::new(),
-        protocol: config.route_protocol,
-        netlink: None,
-    };
+/// The signals the agent acts on.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
 
-    // Restarting with graceful restart, hold the first reconcile until
-    // every peer has sent its table (End-of-RIB) or the restart time is up
-    // (RFC 4724 §4.1's deferral): a restarted agent must not remove routes
-    // its peers are about to re-announce. A first start has nothing in the
-    // kernel to protect and installs routes as they come.
-    let mut waiting_for: BTreeSet<IpAddr> = if restarting { peers } else { BTreeSet::new() };
-    let hold_until = tokio::time::Instant::now()
-        + Duration::from_secs(u64::from(config.graceful_restart.restart_time));
-    let mut synced = waiting_for.is_empty();
-    if synced {
-        let _ = fib.send(FibWork::Plan(planner.desired(&state)));
+impl Signals {
+    fn install() -> Result<Signals, AgentError> {
+        let on = |kind| signal(kind).map_err(AgentError::Signals);
+        Ok(Signals {
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// A started agent: its speaker runs and its state can be served.
+pub struct Agent {
+    config: Config,
+    options: Options,
+    node: NodeView,
+    restarting: bool,
+    speaker: Speaker,
+    routes: RouteStream,
+    state: Arc<AgentState>,
+    signals: Signals,
+}
+
+impl Agent {
+    /// Starts the BGP speaker on `node` (read with [`NodeView::read`]).
+    /// Our blocks are announced once [`Agent::run`] runs.
+    pub async fn start(
+        config: Config,
+        node: NodeView,
+        options: Options,
+    ) -> Result<Agent, AgentError> {
+        let signals = Signals::install()?;
+        let mut speaker_config = config.to_speaker_config(node.address.ip());
+        let mut restarting = false;
+        if let Some(gr) = &mut speaker_config.graceful_restart {
+            // Routes of ours from an earlier run are still in the kernel: we
+            // are a restarting speaker that kept its forwarding state, so our
+            // OPENs carry the Restart State bit (RFC 4724 §4.1) and peers keep
+            // our routes until our End-of-RIB instead of flapping them.
+            gr.restarting = crate::fib::Fib::open(config.route_protocol)
+                .and_then(|mut f| f.installed())
+                .is_ok_and(|routes| !routes.is_empty());
+            restarting = gr.restarting;
+            if gr.restarting {
+                tracing::info!(
+                    "routes of an earlier run are installed: restarting with graceful restart"
+                );
+            }
+        }
+        let (speaker, routes) = Speaker::start(speaker_config).await?;
+        let state = Arc::new(AgentState::new(speaker.clone()));
+        Ok(Agent {
+            config,
+            options,
+            node,
+            restarting,
+            speaker,
+            routes,
+            state,
+            signals,
+        })
     }
 
-    let mut resync = tokio::time::interval(RESYNC);
-    // When to look at the node again after a link or address change: a
-    // moment later, so a burst of changes settles, but without holding up
-    // the route stream meanwhile (it used to be a 50 ms sleep right here,
-    // and the monitor's lost-notification signal, common while thousands
-    // of our own routes go in, stalled convergence by as much).
-    let mut node_check: Option<tokio::time::Instant> = None;
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            batch = routes.recv_batch() => {
-                let Some(first) = batch else { return Ok(()) };
-                // Plan once per burst: take every batch already waiting (a
-                // table of one UPDATE per node arrives as thousands).
-                let mut next = Some(first);
-                while let Some(batch) = next {
-                    for change in &batch {
-                        planner.apply(change);
-                        if let RouteChange::EndOfRib { peer, family: Family::Ipv4Unicast } = change {
-                            waiting_for.remove(peer);
-                        }
-                    }
-                    next = routes.try_recv_batch();
-                }
-                if !synced && waiting_for.is_empty() {
-                    tracing::info!("every peer sent End-of-RIB: routes in sync");
-                    synced = true;
-                }
-                if synced {
-                    let plan = planner.desired(&state);
-                    tracing::debug!(routes = plan.len(), "route changes planned");
-                    let _ = fib.send(FibWork::Plan(plan));
-                }
-            }
-            _ = tokio::time::sleep_until(hold_until), if !synced => {
-                tracing::info!(missing = ?waiting_for, "restart time passed without End-of-RIB from every peer");
-                synced = true;
-                let _ = fib.send(FibWork::Plan(planner.desired(&state)));
-            }
-            () = node_changed.notified(), if node_check.is_none() => {
-                node_check = Some(tokio::time::Instant::now() + NODE_SETTLE);
-            }
-            () = tokio::time::sleep_until(node_check.unwrap_or(hold_until)), if node_check.is_some() => {
-                node_check = None;
-                match NodeView::read(&config) {
-                    Ok(now) if now != node => {
-                        tracing::info!(address = %now.address, underlay = %now.underlay, mtu = now.mtu, "node address, interface or MTU changed: re-planning");
-                        if now.address.ip() != node.address.ip() {
-                            tracing::warn!(old = %node.address.ip(), new = %now.address.ip(), "BGP sessions keep using the old address until the agent restarts");
-                        }
-                        node = now;
-                        planner.node = node.local_node(&config);
-                        state.update(|s| s.node = node.status(options.node_name.clone()));
-                        if synced {
-                            let _ = fib.send(FibWork::Plan(planner.desired(&state)));
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("after a link or address change: {e}"),
-                }
-                // The tunnel device may have gone (or its MTU changed).
-                ensure_tunnel(tunnel_setup(&config, &node, &options), &state).await;
-            }
-            _ = resync.tick(), if synced => {
-                let _ = fib.send(FibWork::Plan(planner.desired(&state)));
-            }
-            _ = hup.recv() => {
-                let Some(file) = &options.config_file else { continue };
-                let new = match Config::load(file) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!("SIGHUP: config not reloaded, the running one stays: {e}");
-                        continue;
-                    }
-                };
-                let change = reload::diff(&config, &new, node.address.ip());
-                apply_reload(&speaker, &change, &node).await;
-                if !change.needs_restart.is_empty() {
-                    tracing::warn!(keys = ?change.needs_restart, "SIGHUP: these settings take effect only after a restart");
-                }
-                config.peers = new.peers;
-                config.mesh = new.mesh;
-                config.blocks = new.blocks;
-                config.pools = new.pools;
-                config.persist_routes = new.persist_routes;
-                planner.pools = config.pools();
-                planner.node.blocks = config.blocks.clone();
-                let configured: Vec<IpAddr> = config
-                    .to_speaker_config(node.address.ip())
-                    .peers
-                    .iter()
-                    .map(|p| p.address)
-                    .collect();
-                // A removed peer's End-of-RIB is no longer awaited.
-                waiting_for.retain(|p| configured.contains(p));
-                state.update(|s| s.configured_peers = configured);
-                tracing::info!(?change, "SIGHUP: config reloaded");
-                if synced {
-                    let _ = fib.send(FibWork::Plan(planner.desired(&state)));
-                }
-            }
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
+    /// The state the agent writes, for the admin API.
+    pub fn state(&self) -> Arc<AgentState> {
+        self.state.clone()
     }
-    // Routes persist: the kernel keeps forwarding while we are gone. With
-    // graceful restart that is exactly the state RFC 4724 preserves, so the
-    // sessions close without a NOTIFICATION and peers keep our routes for
-    // the restart time: a restart or upgrade flaps nothing anywhere. A
-    // node that never comes back is withdrawn when that time runs out.
+
+    /// Runs the agent until SIGTERM or SIGINT (or until the speaker
+    /// stops).
+    pub async fn run(self) -> Result<(), AgentError> {
+        let Agent {
+            config,
+            options,
+            node,
+            restarting,
+            speaker,
+            mut routes,
+            state,
+            mut signals,
+        } = self;
+        let fib_port = Arc::new(AtomicU32::new(0));
+        let fib = fib_thread::spawn(
+            config.route_protocol,
+            config.nexthop_objects,
+            state.clone(),
+            fib_port.clone(),
+        );
+        let node_changed = Arc::new(Notify::new());
+        monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (peer_results_tx, mut peer_results) = mpsc::unbounded_channel();
+        let executor = tokio::spawn(speaker_commands(
+            speaker.clone(),
+            commands_rx,
+            peer_results_tx,
+        ));
+        let (tunnel_tx, mut tunnels) = mpsc::unbounded_channel();
+        let mut io = Io {
+            state,
+            fib,
+            commands,
+            tunnel: tunnel_tx,
+            node: config.node.clone(),
+        };
+        let underlay = Box::new(KernelUnderlay::new(config.route_protocol));
+        let mut control = Control::new(
+            now(),
+            Start {
+                config,
+                node,
+                node_name: options.node_name.clone(),
+                log_format: options.log_format.clone(),
+                restarting,
+            },
+            underlay,
+        );
+        loop {
+            io.carry_out(&mut control);
+            let deadline = control.poll_timeout();
+            tokio::select! {
+                batch = routes.recv_batch() => {
+                    let Some(first) = batch else { return Ok(()) };
+                    // Plan once per burst: take every batch already waiting
+                    // (a table of one UPDATE per node arrives as thousands).
+                    let now = now();
+                    control.handle_routes(now, &first);
+                    while let Some(batch) = routes.try_recv_batch() {
+                        control.handle_routes(now, &batch);
+                    }
+                }
+                () = sleep_until(deadline) => control.handle_timeout(now()),
+                () = node_changed.notified() => control.handle_node_changed(now()),
+                Some(result) = peer_results.recv() => control.handle_peer_result(now(), result),
+                Some(outcome) = tunnels.recv() => control.handle_tunnel(now(), outcome),
+                _ = signals.hup.recv() => {
+                    if let Some(file) = &options.config_file {
+                        control.handle_reload(now(), Config::load(file));
+                    }
+                }
+                _ = signals.term.recv() => break,
+                _ = signals.int.recv() => break,
+            }
+        }
+        // Commands of a reload still queued do not matter any more: the
+        // speaker stops next.
+        executor.abort();
+        stop(control.config(), &io.fib, &speaker, &mut routes).await;
+        Ok(())
+    }
+}
+
+/// Stops: routes persist (the kernel keeps forwarding while we are gone).
+/// With graceful restart that is exactly the state RFC 4724 preserves, so
+/// the sessions close without a NOTIFICATION and peers keep our routes for
+/// the restart time: a restart or upgrade flaps nothing anywhere. A node
+/// that never comes back is withdrawn when that time runs out.
+async fn stop(config: &Config, fib: &Sender<FibWork>, speaker: &Speaker, routes: &mut RouteStream) {
     if !config.persist_routes {
         // persist-routes: false. Our routes go first, then Cease: nothing
         // is forwarded for us any more, so peers must not keep our routes.
@@ -506,37 +259,182 @@ pub async fn run(mut config: Config, options: Options) -> Result<(), AgentError>
         tracing::info!(
             "stopping: our kernel routes removed (persist-routes: false), Cease to every peer"
         );
-        speaker.shutdown("route-agent stopping").await;
+        draining(routes, speaker.shutdown("route-agent stopping")).await;
     } else if config.graceful_restart.enabled {
         tracing::info!(
             restart_time = config.graceful_restart.restart_time,
             "stopping: sessions closed for a graceful restart, peers keep our routes until the restart time runs out"
         );
-        speaker.shutdown_for_restart().await;
+        draining(routes, speaker.shutdown_for_restart()).await;
     } else {
         tracing::info!("stopping: Cease to every peer");
-        speaker.shutdown("route-agent stopping").await;
+        draining(routes, speaker.shutdown("route-agent stopping")).await;
     }
-    admin.abort();
-    Ok(())
 }
 
-/// Applies the peer and block changes of a reload to the speaker.
-async fn apply_reload(speaker: &Speaker, change: &reload::Reload, node: &NodeView) {
-    for address in &change.remove_peers {
-        if let Err(e) = speaker.remove_peer(*address).await {
-            tracing::warn!("SIGHUP: removing peer {address}: {e}");
+/// Waits for `done` (a request to the speaker) while reading and dropping
+/// the route stream, which the speaker may be blocked on: nobody else
+/// reads it once the loop has ended.
+async fn draining<F: Future>(routes: &mut RouteStream, done: F) -> F::Output {
+    tokio::pin!(done);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut done => return out,
+            batch = routes.recv_batch() => {
+                if batch.is_none() {
+                    return done.await;
+                }
+            }
         }
     }
-    for peer in &change.add_peers {
-        if let Err(e) = speaker.add_peer(peer.clone()).await {
-            tracing::warn!("SIGHUP: adding peer {}: {e}", peer.address);
+}
+
+/// The loop's clock, in the control step's terms (tokio's, so that a test
+/// with paused time moves it).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries the speaker's commands out in order, on a task of their own:
+/// `add_peer` and `remove_peer` wait for the speaker's answer, and the
+/// speaker may be waiting for the agent's loop to read its route stream.
+/// The answers go back to the loop.
+async fn speaker_commands(
+    speaker: Speaker,
+    mut commands: mpsc::UnboundedReceiver<SpeakerCommand>,
+    results: mpsc::UnboundedSender<PeerResult>,
+) {
+    while let Some(command) = commands.recv().await {
+        let result = match command {
+            SpeakerCommand::Announce(prefix, route) => {
+                speaker.announce(prefix, route);
+                continue;
+            }
+            SpeakerCommand::Withdraw(prefix) => {
+                speaker.withdraw(prefix);
+                continue;
+            }
+            SpeakerCommand::AddPeer(peer) => PeerResult {
+                peer: peer.address,
+                change: PeerChange::Add,
+                result: speaker.add_peer(*peer).await,
+            },
+            SpeakerCommand::RemovePeer(peer) => PeerResult {
+                peer,
+                change: PeerChange::Remove,
+                result: speaker.remove_peer(peer).await,
+            },
+        };
+        if results.send(result).is_err() {
+            return;
         }
     }
-    for block in &change.withdraw {
-        speaker.withdraw(*block);
+}
+
+/// Where the control step's outputs go.
+struct Io {
+    state: Arc<AgentState>,
+    fib: Sender<FibWork>,
+    commands: mpsc::UnboundedSender<SpeakerCommand>,
+    tunnel: mpsc::UnboundedSender<TunnelOutcome>,
+    /// How to find the node (a reload does not change it).
+    node: NodeConfig,
+}
+
+impl Io {
+    /// Carries out every output the control step has.
+    fn carry_out(&mut self, control: &mut Control) {
+        while let Some(output) = control.poll_output() {
+            match output {
+                Output::Plan(plan) => {
+                    let _ = self.fib.send(FibWork::Plan(plan));
+                }
+                Output::Speaker(command) => {
+                    let _ = self.commands.send(command);
+                }
+                // A few netlink dumps: quick enough to do in the loop.
+                Output::ReadNode => control.handle_node(now(), NodeView::read(&self.node)),
+                Output::EnsureTunnel(setup) => self.ensure_tunnel(setup),
+                Output::Status(change) => self.state.update(|s| match change {
+                    StatusChange::Node(node) => s.node = node,
+                    StatusChange::ConfiguredPeers(peers) => s.configured_peers = peers,
+                    StatusChange::Rejected(counts) => s.rejected = counts,
+                    StatusChange::Tunnel(tunnel) => s.tunnel = tunnel,
+                }),
+                Output::Event(event) => log(&event),
+            }
+        }
     }
-    for block in &change.announce {
-        announce(speaker, block, node);
+
+    /// Sets up the tunnel on a blocking thread (a userspace tunnel may
+    /// take seconds to create its device); the outcome goes back to the
+    /// loop.
+    fn ensure_tunnel(&self, setup: TunnelSetup) {
+        let done = self.tunnel.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::task::spawn_blocking(move || tunnel::ensure(&setup))
+                .await
+                .unwrap_or_else(|e| Err(TunnelError::Panicked(e)));
+            let _ = done.send(outcome);
+        });
+    }
+}
+
+/// Logs what the control step reports.
+fn log(event: &Event) {
+    match event {
+        Event::Planned { routes, cause } => match cause {
+            PlanCause::Changed => tracing::debug!(routes, "route changes planned"),
+            PlanCause::Resync => tracing::debug!(routes, "periodic re-plan"),
+        },
+        Event::InSync => tracing::info!("every peer sent End-of-RIB: routes in sync"),
+        Event::HoldExpired { missing } => tracing::info!(
+            ?missing,
+            "restart time passed without End-of-RIB from every peer"
+        ),
+        Event::Refused(r) => tracing::warn!(
+            prefix = %r.route.prefix,
+            next_hop = %r.route.next_hop,
+            reason = ?r.reason,
+            "learned route not installed"
+        ),
+        Event::Ipv6BlockNotAnnounced(block) => tracing::warn!(
+            %block,
+            "IPv6 block not announced: this node has no IPv6 address (set node.address-v6 or give the underlay interface one)"
+        ),
+        Event::NodeChanged { old, new } => {
+            tracing::info!(address = %new.address, underlay = %new.underlay, mtu = new.mtu, "node address, interface or MTU changed: re-planning");
+            if new.address.ip() != old.address.ip() {
+                tracing::warn!(old = %old.address.ip(), new = %new.address.ip(), "BGP sessions keep using the old address until the agent restarts");
+            }
+        }
+        Event::NodeUnreadable(e) => tracing::warn!("after a link or address change: {e}"),
+        Event::TunnelFailed(e) => tracing::error!("{e}"),
+        Event::ReloadRefused(e) => {
+            tracing::error!("SIGHUP: config not reloaded, the running one stays: {e}");
+        }
+        Event::NeedsRestart(keys) => tracing::warn!(
+            ?keys,
+            "SIGHUP: these settings take effect only after a restart"
+        ),
+        Event::Reloaded(change) => tracing::info!(?change, "SIGHUP: config reloaded"),
+        Event::PeerCommandFailed(PeerResult {
+            peer,
+            change,
+            result: Err(e),
+        }) => match change {
+            PeerChange::Remove => tracing::warn!("SIGHUP: removing peer {peer}: {e}"),
+            PeerChange::Add => tracing::warn!("SIGHUP: adding peer {peer}: {e}"),
+        },
+        Event::PeerCommandFailed(_) => {}
     }
 }

@@ -101,6 +101,17 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
     reload
 }
 
+/// Takes from `new` the keys a reload applies live (peers, mesh, blocks,
+/// pools, persist-routes) into `running`; the keys [`diff`] reports as
+/// needing a restart keep their running values.
+pub fn apply_live(running: &mut Config, new: Config) {
+    running.peers = new.peers;
+    running.mesh = new.mesh;
+    running.blocks = new.blocks;
+    running.pools = new.pools;
+    running.persist_routes = new.persist_routes;
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -172,6 +183,50 @@ mesh: {peers: [10.0.0.6, 10.0.0.7]}
             r.remove_peers.is_empty() && r.add_peers.is_empty(),
             "a change of blocks restarts no session"
         );
+    }
+
+    #[test]
+    fn every_key_is_either_applied_live_or_reported_as_needing_a_restart() {
+        let old = config(BASE);
+        let new = config(
+            "
+node: {address: 10.0.0.9/24}
+asn: 65000
+listen-port: 1179
+pools: [{cidr: 10.244.0.0/16, ipip-mode: always}]
+blocks: [10.244.1.64/26]
+tunnel: {device: tun9}
+mesh: {peers: [10.0.0.6, 10.0.0.8], password: s3cret}
+peers: [{address: 192.0.2.1, asn: 65001}]
+graceful-restart: {enabled: false}
+route-protocol: 99
+persist-routes: false
+nexthop-objects: true
+admin: {listen: 127.0.0.1:9999}
+",
+        );
+        let mut applied = old.clone();
+        apply_live(&mut applied, new.clone());
+        let after = diff(&applied, &new, NODE);
+        assert!(
+            after.announce.is_empty() && after.withdraw.is_empty() && !after.pools_changed,
+            "{after:?}"
+        );
+        assert_eq!((&applied.peers, &applied.mesh), (&new.peers, &new.mesh));
+        assert_eq!(applied.persist_routes, new.persist_routes);
+        assert_eq!(after.needs_restart, diff(&old, &new, NODE).needs_restart);
+        assert_eq!(after.needs_restart.len(), 8, "{after:?}");
+        // With the restart keys taken as well, nothing is left over: a new
+        // key of the config must go in one list or the other.
+        applied.asn = new.asn;
+        applied.node = new.node.clone();
+        applied.listen_port = new.listen_port;
+        applied.route_protocol = new.route_protocol;
+        applied.nexthop_objects = new.nexthop_objects;
+        applied.tunnel = new.tunnel.clone();
+        applied.admin = new.admin.clone();
+        applied.graceful_restart = new.graceful_restart.clone();
+        assert_eq!(applied, new);
     }
 
     #[test]

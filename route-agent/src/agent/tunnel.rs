@@ -26,9 +26,9 @@ use ipip::kernel::{
     KernelError, Netlink, TunnelConfig, configure_device, ensure_tunnel, link_kind,
 };
 
-use super::state::TunnelInUse;
 use crate::config::{Config, TunnelBackend};
 use crate::planner::IpipMode;
+use crate::state::TunnelInUse;
 
 /// How long a freshly started userspace tunnel may take to create its
 /// device.
@@ -77,6 +77,9 @@ pub enum TunnelError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The set-up thread panicked (or was cancelled).
+    #[error("tunnel setup panicked: {0}")]
+    Panicked(#[source] tokio::task::JoinError),
     /// It started but its device did not appear.
     #[error(
         "the userspace tunnel did not create {device} within {START_TIMEOUT:?} (see its log lines above)"
@@ -155,25 +158,42 @@ pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), Tunn
         }
         TunnelBackend::Auto => match ensure_tunnel(&setup.kernel_config()) {
             Ok(_) => Ok((TunnelInUse::Kernel, None)),
-            Err(e @ KernelError::NoIpipSupport { .. }) => {
-                // The error's first clause says what failed; its advice
-                // (load the module or use userspace) is what we do next.
+            Err(KernelError::NoIpipSupport { device, source }) => {
+                // What failed, from the error's fields; its advice (load
+                // the module or use userspace) is what we do next.
                 let note = format!(
-                    "{}: using the userspace data plane",
-                    e.to_string().split(';').next().unwrap_or_default()
+                    "this kernel has no IPIP support (creating {device} of type ipip failed: {source}): using the userspace data plane"
                 );
                 tracing::warn!(device = %setup.device, "{note}");
                 userspace(setup)?;
                 Ok((TunnelInUse::Userspace, Some(note)))
             }
-            // Our userspace tunnel from an earlier run is still forwarding.
-            Err(KernelError::NotIpip { kind, .. }) if kind == "tun" => {
-                userspace(setup)?;
-                Ok((TunnelInUse::Userspace, None))
+            // Our userspace tunnel from an earlier run is still forwarding
+            // (the device is there, as a TUN device).
+            Err(e @ KernelError::NotIpip { .. }) => {
+                if is_tun(&setup.device)? {
+                    userspace(setup)?;
+                    Ok((TunnelInUse::Userspace, None))
+                } else {
+                    Err(e.into())
+                }
             }
             Err(e) => Err(e.into()),
         },
     }
+}
+
+fn open_netlink() -> Result<Netlink, KernelError> {
+    Netlink::open().map_err(|source| KernelError::Netlink {
+        command: "socket(NETLINK_ROUTE)".into(),
+        source,
+    })
+}
+
+/// True when `device` exists as a TUN device (asked of the kernel, not
+/// read from an error's text).
+fn is_tun(device: &str) -> Result<bool, KernelError> {
+    tun_exists(&mut open_netlink()?, device)
 }
 
 /// True when `device` exists as a TUN device.
@@ -184,10 +204,7 @@ fn tun_exists(nl: &mut Netlink, device: &str) -> Result<bool, KernelError> {
 /// Starts `route-agent tunnel` unless one runs already, then sets the
 /// device's MTU and address as the kernel backend would.
 fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
-    let mut nl = Netlink::open().map_err(|source| KernelError::Netlink {
-        command: "socket(NETLINK_ROUTE)".into(),
-        source,
-    })?;
+    let mut nl = open_netlink()?;
     if tun_exists(&mut nl, &setup.device)? {
         tracing::info!(device = %setup.device, "userspace tunnel already running");
     } else {
@@ -217,6 +234,26 @@ fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
     Ok(())
 }
 
+/// Every `route-agent tunnel` argument for `setup` ([`ipip::cli::TunnelArgs`]
+/// and the log format).
+fn userspace_args(setup: &TunnelSetup) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--device",
+        &setup.device,
+        "--local",
+        &setup.local.to_string(),
+        "--underlay-mtu",
+        &setup.underlay_mtu.to_string(),
+        "--log-format",
+        &setup.log_format,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    args.extend(userspace_extra_args(setup));
+    args
+}
+
 /// The `route-agent tunnel` arguments that depend on the configuration
 /// beyond device, addresses, MTU and log format.
 fn userspace_extra_args(setup: &TunnelSetup) -> Vec<String> {
@@ -234,13 +271,7 @@ fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
     use std::os::unix::process::CommandExt;
     let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("route-agent"));
     let mut command = std::process::Command::new(&program);
-    command
-        .arg("tunnel")
-        .args(["--device", &setup.device])
-        .args(["--local", &setup.local.to_string()])
-        .args(["--underlay-mtu", &setup.underlay_mtu.to_string()])
-        .args(["--log-format", &setup.log_format]);
-    command.args(userspace_extra_args(setup));
+    command.arg("tunnel").args(userspace_args(setup));
     // Its own process group: a Ctrl-C or a signal to the agent's group
     // does not stop forwarding. Its log goes where the agent's goes.
     command
@@ -266,9 +297,8 @@ fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
 
 /// `route-agent tunnel`: runs the userspace data plane until SIGTERM or
 /// SIGINT; SIGUSR1 prints the counters (also printed at exit).
-pub async fn run_userspace(config: ipip::userspace::Config) -> Result<(), String> {
-    let mut dataplane =
-        ipip::userspace::Dataplane::start(config.clone()).map_err(|e| e.to_string())?;
+pub async fn run_userspace(config: ipip::userspace::Config) -> Result<(), ipip::userspace::Error> {
+    let mut dataplane = ipip::userspace::Dataplane::start(config.clone())?;
     tracing::info!(device = %config.device, local = %config.local, offload = config.offload, egress = %dataplane.egress(), "userspace tunnel forwarding");
     if let ipip::userspace::EgressPath::Raw(why) = dataplane.egress()
         && config.offload
@@ -279,7 +309,6 @@ pub async fn run_userspace(config: ipip::userspace::Config) -> Result<(), String
     dataplane
         .run_until_signal(|counters| eprintln!("{counters}"))
         .await
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -306,6 +335,36 @@ mod tests {
         assert_eq!(
             userspace_extra_args(&setup(false)),
             ["--allow", "10.0.0.2", "--no-gro-egress"]
+        );
+    }
+
+    /// `route-agent tunnel` as `main.rs` defines it: the shared
+    /// [`ipip::cli::TunnelArgs`] and the log format.
+    #[derive(clap::Parser)]
+    struct TunnelCommand {
+        #[command(flatten)]
+        args: ipip::cli::TunnelArgs,
+        #[arg(long)]
+        log_format: String,
+    }
+
+    #[test]
+    fn the_command_line_the_agent_starts_parses_as_the_shared_tunnel_arguments() {
+        use clap::Parser;
+        let setup = setup(false);
+        let argv = std::iter::once("tunnel".to_owned()).chain(userspace_args(&setup));
+        let parsed = TunnelCommand::try_parse_from(argv).unwrap();
+        assert_eq!(parsed.log_format, "human");
+        assert_eq!(
+            parsed.args.config(),
+            ipip::userspace::Config {
+                device: "tunl0".into(),
+                local: setup.local,
+                mtu: 1500,
+                extra_peers: setup.allow.clone(),
+                offload: true,
+                gro_egress: false,
+            }
         );
     }
 }

@@ -31,13 +31,31 @@ use ipnetwork::Ipv4Network;
 /// A command that failed while building or running the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// `ip ...` (or another tool) failed.
+    /// `ip ...` (or another tool) ran and failed.
     #[error("`{command}` failed: {stderr}")]
     Command {
         /// The command line.
         command: String,
-        /// What it printed on stderr (or the OS error).
+        /// What it printed on stderr.
         stderr: String,
+    },
+    /// A program could not be started.
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A node's address (10.0.SUBNET.HOST/24) is not an address.
+    #[error("10.0.{subnet}.{host}/24 is not a node address: {source}")]
+    Address {
+        /// The subnet's third octet.
+        subnet: u8,
+        /// The host's last octet.
+        host: u8,
+        /// Why.
+        source: ipnetwork::IpNetworkError,
     },
     /// A file in the cluster's directory.
     #[error("{path}: {source}")]
@@ -47,6 +65,18 @@ pub enum ClusterError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A pod block of the demo is not a CIDR.
+    #[error("pod block {block} is not a CIDR: {source}")]
+    Block {
+        /// The block as written.
+        block: &'static str,
+        /// Why.
+        source: ipnetwork::IpNetworkError,
+    },
+    /// The running executable (started as each node's agent) cannot be
+    /// found.
+    #[error("cannot find this executable to start the agents: {0}")]
+    NoExecutable(std::io::Error),
     /// No node of that name.
     #[error("no node named {0}")]
     NoNode(String),
@@ -87,9 +117,9 @@ pub fn run(program: &str, args: &[&str]) -> Result<Output, ClusterError> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| ClusterError::Command {
+        .map_err(|source| ClusterError::Spawn {
             command: command(),
-            stderr: e.to_string(),
+            source,
         })?;
     if !out.status.success() {
         return Err(ClusterError::Command {
@@ -251,12 +281,14 @@ impl Cluster {
             &bridge,
             "up",
         ])?;
-        let address = Ipv4Network::new(Ipv4Addr::new(10, 0, subnet, host), 24).map_err(|e| {
-            ClusterError::Command {
-                command: format!("address 10.0.{subnet}.{host}/24"),
-                stderr: e.to_string(),
-            }
-        })?;
+        let address =
+            Ipv4Network::new(Ipv4Addr::new(10, 0, subnet, host), 24).map_err(|source| {
+                ClusterError::Address {
+                    subnet,
+                    host,
+                    source,
+                }
+            })?;
         ip(&["-n", ns, "addr", "add", &address.to_string(), "dev", "eth0"])?;
         ip(&["-n", ns, "link", "set", "eth0", "up"])?;
         ip(&[
@@ -401,9 +433,9 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| ClusterError::Command {
+            .map_err(|source| ClusterError::Spawn {
                 command: format!("ip netns exec {} {} run", node.ns, agent.display()),
-                stderr: e.to_string(),
+                source,
             })?;
         node.agent = Some(child);
         Ok(())

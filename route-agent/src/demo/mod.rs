@@ -50,10 +50,9 @@ fn build(cluster: &mut Cluster, agent: &Path) -> Result<(), ClusterError> {
     for (name, subnet, host, block) in NODES {
         println!("  {name}: namespace, 10.0.{subnet}.{host}/24, pod in {block}");
         cluster.add_node(name, subnet, host)?;
-        let block = block.parse().map_err(|e| ClusterError::Command {
-            command: format!("block {block}"),
-            stderr: format!("{e}"),
-        })?;
+        let block = block
+            .parse()
+            .map_err(|source| ClusterError::Block { block, source })?;
         cluster.add_pod(name, block)?;
     }
     let addresses: Vec<String> = cluster
@@ -79,10 +78,7 @@ fn body(
     cluster: &Mutex<Option<Cluster>>,
     stop: &AtomicBool,
 ) -> Result<bool, ClusterError> {
-    let agent = std::env::current_exe().map_err(|e| ClusterError::Command {
-        command: "current_exe".into(),
-        stderr: e.to_string(),
-    })?;
+    let agent = std::env::current_exe().map_err(ClusterError::NoExecutable)?;
     println!("route-agent demo: building a three-node cluster in network namespaces");
     {
         let mut guard = cluster.lock().unwrap_or_else(PoisonError::into_inner);

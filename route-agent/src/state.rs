@@ -1,9 +1,12 @@
 //! What a running agent shares with its admin API (`/readyz`, `/metrics`,
 //! `/api/v1/*`) and so with `route-agent status`.
 //!
-//! The agent's loops write it; readers take a snapshot ([`AgentState::snapshot`])
-//! and never hold the lock across an await. Peers and the Loc-RIB are not
-//! copied here: they are asked from the speaker ([`AgentState::speaker`]).
+//! A module of its own so that neither side imports the other: the agent
+//! ([`crate::agent`]) writes it, the admin API ([`crate::admin`]) reads
+//! it, and [`crate::daemon`] starts both. The agent's loops write it;
+//! readers take a snapshot ([`AgentState::snapshot`]) and never hold the
+//! lock across an await. Peers and the Loc-RIB are not copied here: they
+//! are asked from the speaker ([`AgentState::speaker`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -42,7 +45,7 @@ pub struct Status {
 }
 
 /// This node as the agent sees it now.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct NodeStatus {
     /// The node name.
@@ -98,12 +101,12 @@ pub enum TunnelInUse {
     None,
     /// The kernel's tunl0 (ipip module).
     Kernel,
-    /// Our userspace data plane (`ipip-tunnel` process).
+    /// Our userspace data plane (a `route-agent tunnel` process).
     Userspace,
 }
 
 /// The tunnel as set up by the agent.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TunnelStatus {
     /// The backend in use.

@@ -1,0 +1,202 @@
+//! The userspace tunnel's command line, defined once for every front end:
+//! `ipip-tunnel` (this crate's binary, which the namespace tests, the VM
+//! test and `bench/ipip.sh` run) and `route-agent tunnel` (which the agent
+//! starts), so both take the same flags with the same meaning and
+//! defaults. Behind the `cli` feature (on by default) because it brings in
+//! clap.
+//!
+//! ```
+//! use clap::Parser;
+//! use ipip::cli::TunnelArgs;
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     tunnel: TunnelArgs,
+//! }
+//!
+//! let cli = Cli::parse_from(["tunnel", "--local", "10.0.0.5", "--mtu", "9000"]);
+//! let config = cli.tunnel.config();
+//! assert_eq!((config.device.as_str(), config.mtu), ("tunl0", 9000));
+//! assert!(config.offload && config.gro_egress);
+//! ```
+
+use std::net::Ipv4Addr;
+
+use crate::kernel::{DEFAULT_DEVICE, TunnelConfig};
+use crate::userspace::Config;
+
+/// The userspace data plane's arguments: `[--device tunl0] --local NODE_IP
+/// [--underlay-mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]`.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct TunnelArgs {
+    /// The TUN device, named like the kernel's fallback IPIP device.
+    #[arg(long, default_value = DEFAULT_DEVICE)]
+    pub device: String,
+    /// This node's underlay address (the outer source).
+    #[arg(long)]
+    pub local: Ipv4Addr,
+    /// The underlay MTU: the largest outer packet (`--mtu` is the same
+    /// flag, as `ipip-tunnel` first spelled it).
+    #[arg(long, visible_alias = "mtu", default_value_t = 1500)]
+    pub underlay_mtu: u16,
+    /// Accept IPIP from this address too (besides the gateways of tunnel
+    /// routes); repeatable.
+    #[arg(long)]
+    pub allow: Vec<Ipv4Addr>,
+    /// Open the TUN device without offloads (one plain packet per read
+    /// and write: slower, for comparison and old kernels).
+    #[arg(long)]
+    pub no_offload: bool,
+    /// Send every outer packet on the raw socket, not bulk TCP through
+    /// the GRO device (`tunl0-gro`).
+    #[arg(long)]
+    pub no_gro_egress: bool,
+}
+
+impl TunnelArgs {
+    /// The data plane's configuration.
+    pub fn config(&self) -> Config {
+        Config {
+            device: self.device.clone(),
+            local: self.local,
+            mtu: self.underlay_mtu,
+            extra_peers: self.allow.clone(),
+            offload: !self.no_offload,
+            gro_egress: !self.no_gro_egress,
+        }
+    }
+}
+
+/// `kernel-setup`'s arguments: `--address TUNNEL_IP [--device tunl0]
+/// [--mtu N] [--underlay-mtu N]`, the kernel backend's
+/// [`TunnelConfig`].
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct KernelSetupArgs {
+    /// The tunnel address, assigned to the device as a /32.
+    #[arg(long)]
+    pub address: Ipv4Addr,
+    /// The kernel's IPIP device.
+    #[arg(long, default_value = DEFAULT_DEVICE)]
+    pub device: String,
+    /// The device MTU [default: underlay MTU − 20].
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// The underlay MTU [default: the smallest MTU of the other up,
+    /// non-loopback interfaces].
+    #[arg(long)]
+    pub underlay_mtu: Option<u32>,
+}
+
+impl KernelSetupArgs {
+    /// The kernel backend's configuration.
+    pub fn config(&self) -> TunnelConfig {
+        TunnelConfig {
+            device: self.device.clone(),
+            address: self.address,
+            mtu: self.mtu,
+            underlay_mtu: self.underlay_mtu,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Tunnel {
+        #[command(flatten)]
+        args: TunnelArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct Kernel {
+        #[command(flatten)]
+        args: KernelSetupArgs,
+    }
+
+    fn tunnel(args: &[&str]) -> Result<Config, clap::Error> {
+        Tunnel::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .map(|t| t.args.config())
+    }
+
+    #[test]
+    fn defaults_are_tunl0_1500_offloads_and_gro_egress_on() {
+        assert_eq!(
+            tunnel(&["--local", "10.0.0.5"]).unwrap(),
+            Config {
+                device: "tunl0".into(),
+                local: Ipv4Addr::new(10, 0, 0, 5),
+                mtu: 1500,
+                extra_peers: vec![],
+                offload: true,
+                gro_egress: true,
+            }
+        );
+    }
+
+    #[test]
+    fn mtu_and_underlay_mtu_are_one_flag_and_allow_repeats() {
+        let a = tunnel(&["--local", "10.0.0.5", "--mtu", "9000"]).unwrap();
+        let b = tunnel(&["--local", "10.0.0.5", "--underlay-mtu", "9000"]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.mtu, 9000);
+        let c = tunnel(&[
+            "--device",
+            "tun9",
+            "--local",
+            "10.0.0.5",
+            "--allow",
+            "10.0.0.6",
+            "--allow",
+            "10.0.0.7",
+            "--no-offload",
+            "--no-gro-egress",
+        ])
+        .unwrap();
+        assert_eq!(c.device, "tun9");
+        assert_eq!(c.extra_peers.len(), 2);
+        assert!(!c.offload && !c.gro_egress);
+    }
+
+    #[test]
+    fn refuses_a_missing_local_and_an_mtu_that_is_not_a_number() {
+        assert_eq!(
+            tunnel(&[]).unwrap_err().kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            tunnel(&["--local", "10.0.0.5", "--mtu", "jumbo"])
+                .unwrap_err()
+                .kind(),
+            clap::error::ErrorKind::ValueValidation
+        );
+    }
+
+    #[test]
+    fn kernel_setup_needs_an_address_and_derives_the_rest() {
+        let k = Kernel::try_parse_from(["k", "--address", "10.244.1.1"]).unwrap();
+        assert_eq!(
+            k.args.config(),
+            TunnelConfig::new(Ipv4Addr::new(10, 244, 1, 1))
+        );
+        let k = Kernel::try_parse_from([
+            "k",
+            "--address",
+            "10.244.1.1",
+            "--mtu",
+            "1400",
+            "--underlay-mtu",
+            "1500",
+        ])
+        .unwrap();
+        assert_eq!(
+            (k.args.config().mtu, k.args.config().underlay_mtu),
+            (Some(1400), Some(1500))
+        );
+        assert!(Kernel::try_parse_from(["k"]).is_err());
+    }
+}
