@@ -35,7 +35,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use bgp_core::policy::{Action, PrefixFilter, PrefixRule};
-use bgp_core::speaker::{GracefulRestart, ListenConfig, PeerConfig, SpeakerConfig};
+use bgp_core::speaker::{GracefulRestart, ListenConfig, NeighborRange, PeerConfig, SpeakerConfig};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -50,6 +50,11 @@ pub const DEFAULT_ASN: u32 = 64512;
 pub const DEFAULT_BGP_PORT: u16 = 179;
 /// RFC 4724 restart time used by BIRD and Calico.
 pub const DEFAULT_RESTART_TIME: u16 = 120;
+/// Hold time proposed on every session (GoBGP's and kube-router's 90 s;
+/// BIRD proposes 240).
+pub const DEFAULT_HOLD_TIME: u16 = 90;
+/// Clients a route reflector accepts from one range at once.
+pub const DEFAULT_CLIENT_LIMIT: u32 = 1000;
 /// The kernel route protocol the agent owns unless configured otherwise
 /// (`crate::fib::DEFAULT_PROTOCOL`).
 pub const DEFAULT_ROUTE_PROTOCOL: u8 = crate::fib::DEFAULT_PROTOCOL;
@@ -87,6 +92,18 @@ pub struct Config {
     /// Explicit neighbours (route reflectors, ToRs, ...).
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// This node as a route reflector (Calico's `routeReflectorClusterID`):
+    /// its cluster ID and the address ranges its clients connect from.
+    #[serde(default)]
+    pub route_reflector: Option<RouteReflectorConfig>,
+    /// Hold time proposed on every session, in seconds (0, or 3 and up;
+    /// RFC 4271 §4.2). A peer's own `hold-time` overrides it.
+    #[serde(default = "default_hold_time")]
+    pub hold_time: u16,
+    /// Keepalive interval in seconds (default: a third of the negotiated
+    /// hold time, never more). A peer's own `keepalive-time` overrides it.
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
     /// Graceful restart.
     #[serde(default)]
     pub graceful_restart: GracefulRestartConfig,
@@ -120,6 +137,12 @@ fn default_asn() -> u32 {
 }
 fn default_bgp_port() -> u16 {
     DEFAULT_BGP_PORT
+}
+fn default_hold_time() -> u16 {
+    DEFAULT_HOLD_TIME
+}
+fn default_client_limit() -> u32 {
+    DEFAULT_CLIENT_LIMIT
 }
 fn default_route_protocol() -> u8 {
     DEFAULT_ROUTE_PROTOCOL
@@ -342,6 +365,35 @@ impl TunnelConfig {
     }
 }
 
+/// This node reflects routes (RFC 4456) for its clients: the nodes that
+/// connect from `clients` (dynamic neighbours, so a reflector does not list
+/// every node) and explicit `peers` marked `route-reflector-client`.
+/// Reflectors that back each other up share one `cluster-id`; every client
+/// peers with all of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RouteReflectorConfig {
+    /// The cluster ID (RFC 4456 §7), the same on redundant reflectors.
+    pub cluster_id: Ipv4Addr,
+    /// Address ranges clients connect from (iBGP, our AS).
+    #[serde(default)]
+    pub clients: Vec<ClientRange>,
+}
+
+/// Clients accepted from an address range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ClientRange {
+    /// The addresses clients connect from (the nodes' subnet, say).
+    pub prefix: IpNetwork,
+    /// The most clients from this range at once.
+    #[serde(default = "default_client_limit")]
+    pub limit: u32,
+    /// TCP-MD5 password for the whole range (RFC 2385).
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
 /// The node-to-node mesh: iBGP to every other node.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -499,9 +551,26 @@ impl Config {
             port: self.listen_port,
         });
         speaker.graceful_restart = self.graceful_restart();
+        speaker.hold_time = self.hold_time;
+        speaker.keepalive_time = self.keepalive_time;
         speaker.peers = self.peers_unguarded(node_ipv4);
         for peer in &mut speaker.peers {
             self.guard_import(peer);
+        }
+        if let Some(rr) = &self.route_reflector {
+            speaker.cluster_id = Some(rr.cluster_id);
+            speaker.dynamic_neighbors = rr
+                .clients
+                .iter()
+                .map(|c| {
+                    let mut range = NeighborRange::new(c.prefix, self.asn);
+                    range.limit = c.limit;
+                    range.route_reflector_client = true;
+                    range.password.clone_from(&c.password);
+                    range.import = Some(PrefixFilter::new(self.guard_rules(), Action::Accept));
+                    range
+                })
+                .collect();
         }
         speaker
     }
@@ -536,6 +605,20 @@ impl Config {
     /// The rules go in front of the peer's own. An eBGP peer without an
     /// import policy keeps none: RFC 8212 already refuses everything.
     pub fn guard_import(&self, peer: &mut PeerConfig) {
+        let rules = self.guard_rules();
+        let filter = match peer.import.take() {
+            Some(own) => {
+                PrefixFilter::new(rules.into_iter().chain(own.rules).collect(), own.default)
+            }
+            None if peer.asn == self.asn => PrefixFilter::new(rules, Action::Accept),
+            None => return,
+        };
+        peer.import = Some(filter);
+    }
+
+    /// The rules of [`Config::guard_import`]: our blocks, what is inside
+    /// them, what covers them, and default routes, all refused.
+    pub fn guard_rules(&self) -> Vec<PrefixRule> {
         let mut rules = Vec::new();
         for block in &self.blocks {
             let max = if block.is_ipv4() { 32 } else { 128 };
@@ -558,14 +641,7 @@ impl Config {
                 rules.push(PrefixRule::exact(d, Action::Reject));
             }
         }
-        let filter = match peer.import.take() {
-            Some(own) => {
-                PrefixFilter::new(rules.into_iter().chain(own.rules).collect(), own.default)
-            }
-            None if peer.asn == self.asn => PrefixFilter::new(rules, Action::Accept),
-            None => return,
-        };
-        peer.import = Some(filter);
+        rules
     }
 
     /// What the planner needs, once the address, underlay interface and

@@ -78,7 +78,13 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
         .copied()
         .collect();
     reload.pools_changed = old.pools != new.pools;
-    let restart_keys: [(&'static str, bool); 8] = [
+    let restart_keys: [(&'static str, bool); 11] = [
+        (
+            "route-reflector",
+            old.route_reflector != new.route_reflector,
+        ),
+        ("hold-time", old.hold_time != new.hold_time),
+        ("keepalive-time", old.keepalive_time != new.keepalive_time),
         ("asn", old.asn != new.asn),
         ("node", old.node != new.node),
         ("listen-port", old.listen_port != new.listen_port),

@@ -257,6 +257,39 @@ pub enum Problem {
         /// The source address given.
         local: IpAddr,
     },
+    /// A hold time of 1 or 2 seconds.
+    #[error(
+        "hold-time {0} is not allowed: RFC 4271 §4.2 accepts 0 (no keepalives) or at least 3 s — use 90 (the default) or 240 (BIRD's)"
+    )]
+    BadHoldTime(u16),
+    /// A keepalive interval that is not below the hold time.
+    #[error(
+        "keepalive-time {keepalive} is not below hold-time {hold}: the peer would hold us down between keepalives — leave keepalive-time out (a third of the hold time) or make it smaller"
+    )]
+    KeepaliveNotBelowHold {
+        /// The keepalive time.
+        keepalive: u16,
+        /// The hold time.
+        hold: u16,
+    },
+    /// A reflector client range with room for nobody.
+    #[error(
+        "route-reflector.clients: {0} has limit 0 — no client could connect; give the most clients to accept at once (default 1000)"
+    )]
+    ClientLimitZero(IpNetwork),
+    /// A reflector client range that is not a network address.
+    #[error("route-reflector.clients: `{value}` has host bits set — did you mean `{network}`?")]
+    ClientRangeNotNetwork {
+        /// As written.
+        value: IpNetwork,
+        /// With the host bits cleared.
+        network: IpNetwork,
+    },
+    /// Cluster ID 0.0.0.0.
+    #[error(
+        "route-reflector.cluster-id 0.0.0.0 is not a usable cluster ID — use an IPv4 address the reflectors of one cluster share, e.g. the first reflector's address"
+    )]
+    ZeroClusterId,
     /// Restart time outside RFC 4724's 12-bit field.
     #[error(
         "graceful-restart.restart-time {0} is outside 1–4095 s (a 12-bit field, RFC 4724 §3) — use 120, BIRD's and Calico's default"

@@ -934,3 +934,88 @@ fn every_peer_refuses_routes_into_or_covering_our_blocks_and_default_routes_at_i
         None
     );
 }
+
+// ---- route reflector and timers ----
+
+#[test]
+fn route_reflector_takes_clients_from_ranges_with_the_import_guards() {
+    let c = ok(&with(
+        "route-reflector:\n  cluster-id: 10.0.0.100\n  clients:\n    - prefix: 10.0.0.0/16\n      limit: 5000\nhold-time: 30\nkeepalive-time: 5\n",
+    ));
+    let s = c.to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    assert_eq!(s.cluster_id, Some(Ipv4Addr::new(10, 0, 0, 100)));
+    assert_eq!((s.hold_time, s.keepalive_time), (30, Some(5)));
+    let [range] = s.dynamic_neighbors.as_slice() else {
+        panic!("one range expected: {:?}", s.dynamic_neighbors)
+    };
+    assert_eq!(range.prefix, net("10.0.0.0/16"));
+    assert_eq!((range.asn, range.limit), (64512, 5000));
+    assert!(range.route_reflector_client);
+    let guard = range.import.as_ref().expect("the hijack guards");
+    assert!(
+        !guard.accepts(&net("10.244.1.0/26")),
+        "our own block refused"
+    );
+    assert!(!guard.accepts(&net("0.0.0.0/0")), "default route refused");
+    assert!(
+        guard.accepts(&net("10.244.2.0/26")),
+        "another node's block accepted"
+    );
+}
+
+#[test]
+fn defaults_are_no_reflector_and_a_hold_time_of_90() {
+    let c = ok(BASE);
+    assert_eq!(c.route_reflector, None);
+    let s = c.to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    assert_eq!(
+        (s.hold_time, s.keepalive_time, s.cluster_id),
+        (90, None, None)
+    );
+    assert!(s.dynamic_neighbors.is_empty());
+}
+
+#[test]
+fn hold_time_of_one_or_two_seconds_is_refused() {
+    assert_eq!(
+        problems(&with("hold-time: 2\n")),
+        vec![Problem::BadHoldTime(2)]
+    );
+    ok(&with("hold-time: 0\n"));
+    ok(&with("hold-time: 3\n"));
+}
+
+#[test]
+fn keepalive_must_be_below_the_hold_time() {
+    assert_eq!(
+        problems(&with("hold-time: 30\nkeepalive-time: 30\n")),
+        vec![Problem::KeepaliveNotBelowHold {
+            keepalive: 30,
+            hold: 30
+        }]
+    );
+}
+
+#[test]
+fn reflector_settings_that_cannot_work_are_named() {
+    let p = problems(&with(
+        "route-reflector:\n  cluster-id: 0.0.0.0\n  clients:\n    - {prefix: 10.0.0.1/16, limit: 0}\n",
+    ));
+    assert_eq!(
+        p,
+        vec![
+            Problem::ZeroClusterId,
+            Problem::ClientRangeNotNetwork {
+                value: net("10.0.0.1/16"),
+                network: net("10.0.0.0/16"),
+            },
+            Problem::ClientLimitZero(net("10.0.0.1/16")),
+        ]
+    );
+    let shown = ConfigError::Invalid {
+        file: FILE.into(),
+        problems: p,
+    }
+    .to_string();
+    assert!(shown.contains("did you mean `10.0.0.0/16`"), "{shown}");
+}

@@ -217,6 +217,7 @@ pub(super) fn problems(c: &Config) -> Vec<Problem> {
     pools_and_blocks(c, &mut out);
     tunnel(c, &mut out);
     peers(c, &mut out);
+    timers_and_reflector(c, &mut out);
     let gr = &c.graceful_restart;
     if gr.enabled && !(1..=4095).contains(&gr.restart_time) {
         out.push(Problem::BadRestartTime(gr.restart_time));
@@ -316,6 +317,44 @@ fn tunnel(c: &Config, out: &mut Vec<Problem>) {
         })
     {
         out.push(Problem::TunnelAddressOutsidePools(a));
+    }
+}
+
+fn timers_and_reflector(c: &Config, out: &mut Vec<Problem>) {
+    if matches!(c.hold_time, 1 | 2) {
+        out.push(Problem::BadHoldTime(c.hold_time));
+    }
+    if let Some(k) = c.keepalive_time
+        && c.hold_time > 0
+        && k >= c.hold_time
+    {
+        out.push(Problem::KeepaliveNotBelowHold {
+            keepalive: k,
+            hold: c.hold_time,
+        });
+    }
+    let Some(rr) = &c.route_reflector else {
+        return;
+    };
+    if rr.cluster_id.is_unspecified() {
+        out.push(Problem::ZeroClusterId);
+    }
+    for (i, range) in rr.clients.iter().enumerate() {
+        let network = network_of(&range.prefix);
+        if network != range.prefix {
+            out.push(Problem::ClientRangeNotNetwork {
+                value: range.prefix,
+                network,
+            });
+        }
+        if range.limit == 0 {
+            out.push(Problem::ClientLimitZero(range.prefix));
+        }
+        if bad_password(&range.password) {
+            out.push(Problem::BadPassword {
+                what: format!("route-reflector.clients[{i}] ({})", range.prefix),
+            });
+        }
     }
 }
 
