@@ -9,11 +9,11 @@
 //! `route-agent demo`); BIRD comes from the interop tests' helpers. Needs
 //! root.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use podroute_tests::bird::Bird;
-use podroute_tests::{Netns, Scratch, require_root};
+use podroute_tests::{Netns, RouteMonitor, Scratch, require_root};
 use route_agent::demo::cluster::{Cluster, routes};
 use route_agent::demo::node_config;
 
@@ -121,44 +121,6 @@ fn wait_log(c: &Cluster, name: &str, needle: &str, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
-}
-
-/// `ip monitor route` in a namespace, writing to a file.
-struct Monitor {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Monitor {
-    fn start(ns: &str, file: std::path::PathBuf) -> Monitor {
-        let out = std::fs::File::create(&file).unwrap();
-        let child = Command::new("ip")
-            .args(["-n", ns, "monitor", "route"])
-            .stdout(out)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Monitor { child, file }
-    }
-
-    /// Stops it and returns the lines about routes of the agents' protocol.
-    fn stop(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.file)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&format!("proto {PROTO}")))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -316,9 +278,9 @@ fn killing_or_stopping_an_agent_keeps_its_routes_and_tunnel_and_its_restart_chan
         .collect();
 
     // Watch every node's routes from here on.
-    let monitors: Vec<Monitor> = names
+    let monitors: Vec<RouteMonitor> = names
         .iter()
-        .map(|n| Monitor::start(&ns(&c, n), c.dir().join(format!("{n}.monitor"))))
+        .map(|n| RouteMonitor::start(&ns(&c, n), c.dir().join(format!("{n}.monitor"))))
         .collect();
     // A continuous ping from A's pod to C's pod, through both tunnels.
     let (pod_a, _) = pod(&c, "node-a");
@@ -374,7 +336,7 @@ fn killing_or_stopping_an_agent_keeps_its_routes_and_tunnel_and_its_restart_chan
         "the ping through C lost packets:\n{summary}"
     );
     for (n, m) in names.iter().zip(monitors) {
-        let churn = m.stop();
+        let churn = m.stop(PROTO);
         assert!(
             churn.is_empty(),
             "{n}: routes changed during C's restart:\n{}",

@@ -446,3 +446,44 @@ impl Drop for SpeakerProc {
         self.kill();
     }
 }
+
+/// `ip monitor route` in a namespace, writing to a file: what changed in
+/// the kernel's routes while it ran (route churn). Killed on drop.
+#[derive(Debug)]
+pub struct RouteMonitor {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+}
+
+impl RouteMonitor {
+    /// Starts `ip -n NS monitor route` writing to `file`.
+    pub fn start(ns: &str, file: std::path::PathBuf) -> RouteMonitor {
+        let out = std::fs::File::create(&file).expect("monitor output file");
+        let child = std::process::Command::new("ip")
+            .args(["-n", ns, "monitor", "route"])
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ip monitor route");
+        RouteMonitor { child, file }
+    }
+
+    /// Stops it and returns the lines about routes of protocol `proto`.
+    pub fn stop(mut self, proto: u8) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("proto {proto}")))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
