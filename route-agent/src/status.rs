@@ -398,7 +398,11 @@ fn peer_row(p: &PeerDoc) -> Vec<String> {
     vec![
         p.address.to_string(),
         p.asn.to_string(),
-        p.peer_type.to_string(),
+        if p.dynamic {
+            format!("{}, dynamic", p.peer_type)
+        } else {
+            p.peer_type.to_string()
+        },
         p.state.clone(),
         p.uptime_seconds
             .map_or_else(|| "-".to_owned(), format_uptime),
@@ -544,6 +548,7 @@ mod tests {
                     address: "10.0.0.6".parse().unwrap(),
                     asn: 64512,
                     peer_type: PeerType::Ibgp,
+                    dynamic: false,
                     state: "Established".into(),
                     uptime_seconds: Some(3723),
                     prefixes_received: 1,
@@ -556,6 +561,7 @@ mod tests {
                     address: "10.0.0.7".parse().unwrap(),
                     asn: 64513,
                     peer_type: PeerType::Ebgp,
+                    dynamic: false,
                     state: "Active".into(),
                     uptime_seconds: None,
                     prefixes_received: 0,

@@ -448,6 +448,7 @@ async fn metrics_are_valid_exposition_with_session_route_and_fib_values() {
                 ("peer", "127.0.0.2"),
                 ("asn", "64512"),
                 ("type", "ibgp"),
+                ("dynamic", "false"),
                 ("state", "established")
             ]
         ) == Some(1.0)

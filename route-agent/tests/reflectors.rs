@@ -236,6 +236,38 @@ fn two_reflectors_of_one_cluster_serve_every_client_and_one_dying_loses_nothing(
             c.log(rr)
         );
     }
+    // They show in the reflector's status like configured peers, marked
+    // dynamic.
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &c.node("rr-2").unwrap().ns,
+            AGENT,
+            "status",
+            "--json",
+        ])
+        .output()
+        .expect("route-agent status");
+    let doc: route_agent::admin::dto::StatusDoc = serde_json::from_slice(&status.stdout)
+        .unwrap_or_else(|e| {
+            panic!(
+                "status --json: {e}: {}",
+                String::from_utf8_lossy(&status.stdout)
+            )
+        });
+    let clients: Vec<String> = doc
+        .peers
+        .iter()
+        .filter(|p| p.dynamic && p.is_established())
+        .map(|p| p.address.to_string())
+        .collect();
+    assert_eq!(
+        clients,
+        ["10.0.1.10", "10.0.1.11", "10.0.2.10"],
+        "{:#?}",
+        doc.peers
+    );
     let (matrix, all) = c.ping_matrix(3);
     assert!(all, "pod-to-pod pings through the reflectors:\n{matrix}");
 

@@ -50,6 +50,10 @@ pub struct PeerDoc {
     /// iBGP or eBGP.
     #[serde(rename = "type")]
     pub peer_type: PeerType,
+    /// Accepted from a route-reflector client range rather than
+    /// configured; forgotten when its session ends.
+    #[serde(default)]
+    pub dynamic: bool,
     /// Session state as RFC 4271 names it (`Established`, `Active`, …).
     pub state: String,
     /// Seconds since the session came up; `null` when it is not up.
@@ -77,6 +81,7 @@ impl PeerDoc {
             } else {
                 PeerType::Ebgp
             },
+            dynamic: p.dynamic,
             state: p.state.to_string(),
             uptime_seconds: p.uptime.map(|d| d.as_secs()),
             prefixes_received: p.received,

@@ -130,7 +130,7 @@ pub fn render(status: &Status, peers: &[PeerSnapshot], tunnel: Option<&TunnelCou
     m.family(
         "route_agent_bgp_peer_info",
         "gauge",
-        "Always 1 per peer; its AS, type and session state are labels.",
+        "Always 1 per peer; its AS, type (ibgp, ebgp), whether it is a dynamic neighbour (a route-reflector client accepted from a range) and session state are labels.",
     );
     for (p, address) in peers.iter().zip(&addresses) {
         let asn = p.asn.to_string();
@@ -145,6 +145,7 @@ pub fn render(status: &Status, peers: &[PeerSnapshot], tunnel: Option<&TunnelCou
                 ("peer", address),
                 ("asn", &asn),
                 ("type", kind),
+                ("dynamic", if p.dynamic { "true" } else { "false" }),
                 ("state", state),
             ],
             1,
@@ -391,7 +392,7 @@ mod tests {
             r#"route_agent_bgp_prefixes_received{peer="10.0.0.6"} 3"#,
             r#"route_agent_bgp_prefixes_accepted{peer="10.0.0.6"} 2"#,
             r#"route_agent_bgp_prefixes_advertised{peer="10.0.0.6"} 1"#,
-            r#"route_agent_bgp_peer_info{peer="10.0.0.6",asn="64512",type="ibgp",state="established"} 1"#,
+            r#"route_agent_bgp_peer_info{peer="10.0.0.6",asn="64512",type="ibgp",dynamic="false",state="established"} 1"#,
             r#"route_agent_routes_rejected{reason="default-route"} 0"#,
             r#"route_agent_routes_installed{kind="underlay"} 0"#,
             "route_agent_ready 0",
