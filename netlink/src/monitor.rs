@@ -103,21 +103,23 @@ impl Monitor {
         }
     }
 
-    /// The next datagram if one is queued, without waiting.
+    /// Discards every datagram already queued, without waiting: after
+    /// [`Monitor::recv`], what makes a burst of changes cost one look.
     ///
     /// # Errors
-    /// As [`Monitor::recv`].
-    pub fn try_recv(&mut self) -> io::Result<Option<Received<'_>>> {
+    /// When the socket fails other than by losing notifications.
+    pub fn drain(&mut self) -> io::Result<()> {
         self.socket.set_non_blocking(true)?;
-        let got = receive(&self.socket, &mut self.buf);
+        let drained = loop {
+            match receive(&self.socket, &mut self.buf) {
+                Ok(_) => {}
+                Err(e) if is_overrun(&e) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
         self.socket.set_non_blocking(false)?;
-        match got {
-            Ok(socket::Received::Whole) => Ok(Some(Received::Messages(Messages::new(&self.buf)))),
-            Ok(socket::Received::Cut { .. }) => Ok(Some(Received::Overrun)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) if is_overrun(&e) => Ok(Some(Received::Overrun)),
-            Err(e) => Err(e),
-        }
+        drained
     }
 }
 
