@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipip::kernel::{
-    KernelError, Netlink, TunnelConfig, configure_device, ensure_tunnel, link_kind,
+    Handle, InfoKind, KernelError, TunnelConfig, configure_device, ensure_tunnel, link_kind,
 };
 
 use super::state::TunnelInUse;
@@ -167,7 +167,10 @@ pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), Tunn
                 Ok((TunnelInUse::Userspace, Some(note)))
             }
             // Our userspace tunnel from an earlier run is still forwarding.
-            Err(KernelError::NotIpip { kind, .. }) if kind == "tun" => {
+            Err(KernelError::NotIpip {
+                kind: Some(InfoKind::Tun),
+                ..
+            }) => {
                 userspace(setup)?;
                 Ok((TunnelInUse::Userspace, None))
             }
@@ -177,17 +180,16 @@ pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), Tunn
 }
 
 /// True when `device` exists as a TUN device.
-fn tun_exists(nl: &mut Netlink, device: &str) -> Result<bool, KernelError> {
-    Ok(nl.link_get(device)?.is_some_and(|l| link_kind(&l) == "tun"))
+fn tun_exists(nl: &mut Handle, device: &str) -> Result<bool, KernelError> {
+    Ok(nl
+        .link_get(device)?
+        .is_some_and(|l| link_kind(&l) == Some(InfoKind::Tun)))
 }
 
 /// Starts `route-agent tunnel` unless one runs already, then sets the
 /// device's MTU and address as the kernel backend would.
 fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
-    let mut nl = Netlink::open().map_err(|source| KernelError::Netlink {
-        command: "socket(NETLINK_ROUTE)".into(),
-        source,
-    })?;
+    let mut nl = Handle::open()?;
     if tun_exists(&mut nl, &setup.device)? {
         tracing::info!(device = %setup.device, "userspace tunnel already running");
     } else {
