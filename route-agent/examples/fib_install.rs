@@ -290,7 +290,7 @@ fn unix_ns() -> u128 {
 }
 
 /// Waits until the main table holds `count` IPv4 routes of `protocol`,
-/// counted from `RTM_NEWROUTE`/`RTM_DELROUTE` notifications.
+/// counted from the kernel's new-route and delete-route notifications.
 fn watch(count: usize, protocol: u8) -> io::Result<()> {
     let mut monitor = Monitor::open(&[Group::Ipv4Route])?;
     // As large as net.core.rmem_max allows: an install sends a burst.

@@ -4,8 +4,8 @@
 //! main-table routes with our protocol, diff them against the desired set,
 //! and send only the difference in batches:
 //!
-//! - a destination we want and the kernel lacks: `RTM_NEWROUTE`
-//!   (`NLM_F_CREATE | NLM_F_REPLACE`), counted as added;
+//! - a destination we want and the kernel lacks: a new-route request
+//!   (`ip route replace`, `NLM_F_CREATE | NLM_F_REPLACE`), counted as added;
 //! - a destination whose route differs (another gateway, device, flag or
 //!   MTU, or a route type we never write): the same request, which replaces
 //!   it in place, counted as replaced;
