@@ -8,19 +8,20 @@
 //! [`KernelError::NoIpipSupport`], which names the userspace fallback
 //! (`ipip-tunnel`, [`crate::userspace`]).
 //!
-//! [`Netlink`] is a thin handle whose verbs mirror `ip link` / `ip addr`;
-//! each names the equivalent command.
+//! [`Handle`] is a thin handle over the netlink crate's rtnetlink control
+//! handle ([`netlink::Control`]) whose verbs mirror `ip link` / `ip addr`;
+//! each names the equivalent command, and its errors say which command
+//! failed ([`IpCommand`]) and the kernel's errno.
 
-use std::io;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
-};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use netlink::link::{self, LinkFlags, LinkMessage};
+use netlink::{Control, Errno};
+
+/// The kind of a link (`ip -d link show`): netlink-packet-route's enum,
+/// `None` for a link without one.
+pub use netlink::link::InfoKind;
 
 /// The kernel's fallback IPIP device in every namespace.
 pub const DEFAULT_DEVICE: &str = "tunl0";
@@ -43,17 +44,21 @@ pub enum KernelError {
     NoIpipSupport {
         /// The device we tried to create.
         device: String,
-        /// What the kernel said (usually EOPNOTSUPP).
-        source: io::Error,
+        /// What the kernel said (`EOPNOTSUPP`).
+        source: netlink::Error,
     },
     /// A device of that name exists but is not an IPIP tunnel (for example the
     /// userspace data plane's TUN device).
-    #[error("{device} exists but is a {kind} device, not ipip; delete it or pick another name")]
+    #[error(
+        "{device} exists but is a {} device, not ipip; delete it or pick another name",
+        link::kind_name(.kind)
+    )]
     NotIpip {
         /// The device name.
         device: String,
-        /// Its kind as the kernel reports it ("tun", "none" for no kind...).
-        kind: String,
+        /// Its kind as the kernel reports it (`Some(InfoKind::Tun)` for a
+        /// TUN device, `None` for a device without one).
+        kind: Option<InfoKind>,
     },
     /// The configured MTU does not fit the device.
     #[error("MTU {mtu} for {device} is out of range (the kernel refused it: {source})")]
@@ -62,17 +67,91 @@ pub enum KernelError {
         device: String,
         /// The MTU we asked for.
         mtu: u32,
-        /// What the kernel said (EINVAL).
-        source: io::Error,
+        /// What the kernel said (`EINVAL`).
+        source: netlink::Error,
     },
     /// Anything else the kernel refused, with the `ip` command it stands for.
     #[error("`{command}` failed: {source}")]
     Netlink {
         /// The equivalent `ip` command.
-        command: String,
+        command: IpCommand,
         /// The kernel's error.
-        source: io::Error,
+        source: netlink::Error,
     },
+}
+
+/// The `ip` command a [`Handle`] verb stands for, to name a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpCommand {
+    /// Opening the netlink connection.
+    Open,
+    /// `ip link show dev DEVICE`.
+    LinkShow {
+        /// The device.
+        device: String,
+    },
+    /// `ip link show`.
+    LinkShowAll,
+    /// `ip link add DEVICE type ipip`.
+    LinkAddIpip {
+        /// The device.
+        device: String,
+    },
+    /// `ip link set dev DEVICE mtu MTU up`.
+    LinkSetMtuUp {
+        /// The device.
+        device: String,
+        /// The MTU.
+        mtu: u32,
+    },
+    /// `ip -4 addr show dev DEVICE`.
+    AddrShow {
+        /// The device.
+        device: String,
+    },
+    /// `ip addr add ADDRESS/LEN dev DEVICE`.
+    AddrAdd {
+        /// The device.
+        device: String,
+        /// The address.
+        address: Ipv4Addr,
+        /// Its prefix length.
+        len: u8,
+    },
+    /// `ip addr del ADDRESS/LEN dev DEVICE`.
+    AddrDel {
+        /// The device.
+        device: String,
+        /// The address.
+        address: Ipv4Addr,
+        /// Its prefix length.
+        len: u8,
+    },
+}
+
+impl fmt::Display for IpCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Open => write!(f, "socket(NETLINK_ROUTE)"),
+            Self::LinkShow { device } => write!(f, "ip link show dev {device}"),
+            Self::LinkShowAll => write!(f, "ip link show"),
+            Self::LinkAddIpip { device } => write!(f, "ip link add {device} type ipip"),
+            Self::LinkSetMtuUp { device, mtu } => {
+                write!(f, "ip link set dev {device} mtu {mtu} up")
+            }
+            Self::AddrShow { device } => write!(f, "ip -4 addr show dev {device}"),
+            Self::AddrAdd {
+                device,
+                address,
+                len,
+            } => write!(f, "ip addr add {address}/{len} dev {device}"),
+            Self::AddrDel {
+                device,
+                address,
+                len,
+            } => write!(f, "ip addr del {address}/{len} dev {device}"),
+        }
+    }
 }
 
 /// What [`ensure_tunnel`] makes true.
@@ -123,24 +202,23 @@ pub struct TunnelState {
 /// ip addr add A/32 dev tunl0           # and `ip addr del` every other IPv4 address
 /// ```
 pub fn ensure_tunnel(config: &TunnelConfig) -> Result<TunnelState, KernelError> {
-    let mut nl = Netlink::open().map_err(|source| KernelError::Netlink {
-        command: "socket(NETLINK_ROUTE)".into(),
-        source,
-    })?;
+    let mut nl = Handle::open()?;
     let dev = &config.device;
     let (link, created) = match nl.link_get(dev)? {
         Some(link) => (link, false),
         None => {
             nl.link_add_ipip(dev)?;
             let link = nl.link_get(dev)?.ok_or_else(|| KernelError::Netlink {
-                command: format!("ip link show dev {dev}"),
-                source: io::Error::from_raw_os_error(libc::ENODEV),
+                command: IpCommand::LinkShow {
+                    device: dev.clone(),
+                },
+                source: netlink::Error::Kernel(Errno::NoDevice),
             })?;
             (link, true)
         }
     };
     let kind = link_kind(&link);
-    if kind != "ipip" {
+    if kind != Some(InfoKind::IpIp) {
         return Err(KernelError::NotIpip {
             device: dev.clone(),
             kind,
@@ -176,7 +254,7 @@ pub fn ensure_tunnel(config: &TunnelConfig) -> Result<TunnelState, KernelError> 
 /// ip addr add ADDRESS/32 dev NAME     # and `ip addr del` every other one
 /// ```
 pub fn configure_device(
-    nl: &mut Netlink,
+    nl: &mut Handle,
     name: &str,
     index: u32,
     mtu: u32,
@@ -185,7 +263,7 @@ pub fn configure_device(
     nl.link_set_mtu_up(name, index, mtu)?;
     let mut removed = Vec::new();
     let mut present = false;
-    for (addr, len) in nl.addr_list(index)? {
+    for (addr, len) in nl.addr_list(name, index)? {
         if addr == address && len == 32 {
             present = true;
         } else {
@@ -199,25 +277,10 @@ pub fn configure_device(
     Ok(removed)
 }
 
-/// The kind of a link (`ip -d link show`: "ipip", "tun", "veth"), or "none".
-pub fn link_kind(link: &LinkMessage) -> String {
-    link.attributes
-        .iter()
-        .find_map(|a| match a {
-            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-                LinkInfo::Kind(k) => Some(k.to_string()),
-                _ => None,
-            }),
-            _ => None,
-        })
-        .unwrap_or_else(|| "none".into())
-}
-
-fn link_mtu(link: &LinkMessage) -> Option<u32> {
-    link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::Mtu(m) => Some(*m),
-        _ => None,
-    })
+/// The kind of a link (`ip -d link show`: ipip, tun, veth); `None` for a
+/// link without one.
+pub fn link_kind(link: &LinkMessage) -> Option<InfoKind> {
+    link::kind(link)
 }
 
 /// Calico's underlay MTU: the smallest MTU among the up, non-loopback
@@ -228,205 +291,127 @@ pub fn underlay_mtu(links: &[LinkMessage], skip: u32) -> u32 {
         .filter(|l| l.header.index != skip)
         .filter(|l| l.header.flags.contains(LinkFlags::Up))
         .filter(|l| !l.header.flags.contains(LinkFlags::Loopback))
-        .filter(|l| link_kind(l) != "ipip")
-        .filter_map(link_mtu)
+        .filter(|l| link_kind(l) != Some(InfoKind::IpIp))
+        .filter_map(link::mtu)
         .min()
         .unwrap_or(FALLBACK_UNDERLAY_MTU)
 }
 
-/// A route netlink socket with request/ack plumbing; verbs mirror `ip`.
-pub struct Netlink {
-    sock: Socket,
-    seq: u32,
+/// The kernel's links and addresses, over rtnetlink; verbs mirror `ip`.
+#[derive(Debug)]
+pub struct Handle {
+    control: Control,
 }
 
-impl Netlink {
-    /// Opens a NETLINK_ROUTE socket in the current namespace.
-    pub fn open() -> io::Result<Netlink> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind_auto()?;
-        sock.set_ext_ack(true).ok();
-        Ok(Netlink { sock, seq: 0 })
-    }
-
-    /// Sends one request and collects the replies until the ack (or the end
-    /// of a dump). A kernel error comes back as an `io::Error` with its errno.
-    fn request(
-        &mut self,
-        message: RouteNetlinkMessage,
-        flags: u16,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let mut msg = NetlinkMessage::from(message);
-        msg.header.flags = NLM_F_REQUEST | flags;
-        msg.header.sequence_number = seq;
-        msg.finalize();
-        let mut buf = vec![0; msg.buffer_len()];
-        msg.serialize(&mut buf);
-        self.sock.send_to(&buf, &SocketAddr::new(0, 0), 0)?;
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
-        let mut replies = Vec::new();
-        loop {
-            let (data, _) = self.sock.recv_from_full()?;
-            let mut offset = 0;
-            while let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let len = usize::try_from(msg.header.length).unwrap_or(0);
-                if len == 0 {
-                    break;
-                }
-                // Netlink messages are 4-byte aligned.
-                offset = offset.saturating_add(len.saturating_add(3) & !3);
-                if msg.header.sequence_number != seq {
-                    continue;
-                }
-                match msg.payload {
-                    NetlinkPayload::Done(_) => return Ok(replies),
-                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
-                    // An ack ends a plain request; only Done ends a dump.
-                    NetlinkPayload::Error(_) if !dump => return Ok(replies),
-                    NetlinkPayload::InnerMessage(m) => {
-                        replies.push(m);
-                        if !dump && flags & NLM_F_ACK == 0 {
-                            return Ok(replies);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+impl Handle {
+    /// Opens a connection in the current network namespace.
+    ///
+    /// # Errors
+    /// [`KernelError::Netlink`] when the connection cannot be made.
+    pub fn open() -> Result<Handle, KernelError> {
+        let control = Control::open().map_err(|source| KernelError::Netlink {
+            command: IpCommand::Open,
+            source,
+        })?;
+        Ok(Handle { control })
     }
 
     /// `ip link show dev NAME`; `None` if there is no such device.
+    ///
+    /// # Errors
+    /// Any other refusal, naming the command.
     pub fn link_get(&mut self, name: &str) -> Result<Option<LinkMessage>, KernelError> {
-        let mut req = LinkMessage::default();
-        req.attributes.push(LinkAttribute::IfName(name.into()));
-        match self.request(RouteNetlinkMessage::GetLink(req), 0) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
-            })),
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
-            Err(source) => Err(KernelError::Netlink {
-                command: format!("ip link show dev {name}"),
+        self.control
+            .link(name)
+            .map_err(|source| KernelError::Netlink {
+                command: IpCommand::LinkShow {
+                    device: name.into(),
+                },
                 source,
-            }),
-        }
+            })
     }
 
     /// `ip link show`: every link in the namespace.
+    ///
+    /// # Errors
+    /// When the dump fails, naming the command.
     pub fn link_dump(&mut self) -> Result<Vec<LinkMessage>, KernelError> {
-        let replies = self
-            .request(
-                RouteNetlinkMessage::GetLink(LinkMessage::default()),
-                NLM_F_DUMP,
-            )
-            .map_err(|source| KernelError::Netlink {
-                command: "ip link show".into(),
-                source,
-            })?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
-            })
-            .collect())
+        self.control.links().map_err(|source| KernelError::Netlink {
+            command: IpCommand::LinkShowAll,
+            source,
+        })
     }
 
     /// `ip link add NAME type ipip`: no local, no remote, like the fallback
-    /// device. EOPNOTSUPP (the kernel found no "ipip" link kind, even after
-    /// trying to load the module) becomes [`KernelError::NoIpipSupport`].
+    /// device.
+    ///
+    /// # Errors
+    /// `EOPNOTSUPP` (the kernel found no "ipip" link kind, even after trying
+    /// to load the module) is [`KernelError::NoIpipSupport`].
     pub fn link_add_ipip(&mut self, name: &str) -> Result<(), KernelError> {
-        let mut req = LinkMessage::default();
-        req.attributes.push(LinkAttribute::IfName(name.into()));
-        req.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::IpIp,
-            )]));
-        match self.request(
-            RouteNetlinkMessage::NewLink(req),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Ok(_) => Ok(()),
-            Err(source) if source.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+        match self.control.add_ipip(name) {
+            Ok(()) => Ok(()),
+            Err(source) if source.errno() == Some(Errno::NotSupported) => {
                 Err(KernelError::NoIpipSupport {
                     device: name.into(),
                     source,
                 })
             }
             Err(source) => Err(KernelError::Netlink {
-                command: format!("ip link add {name} type ipip"),
+                command: IpCommand::LinkAddIpip {
+                    device: name.into(),
+                },
                 source,
             }),
         }
     }
 
     /// `ip link set dev NAME mtu MTU up`.
+    ///
+    /// # Errors
+    /// `EINVAL` is [`KernelError::BadMtu`].
     pub fn link_set_mtu_up(&mut self, name: &str, index: u32, mtu: u32) -> Result<(), KernelError> {
-        let mut req = LinkMessage::default();
-        req.header.index = index;
-        req.header.flags = LinkFlags::Up;
-        req.header.change_mask = LinkFlags::Up;
-        req.attributes.push(LinkAttribute::Mtu(mtu));
-        match self.request(RouteNetlinkMessage::SetLink(req), NLM_F_ACK) {
-            Ok(_) => Ok(()),
-            Err(source) if source.raw_os_error() == Some(libc::EINVAL) => {
-                Err(KernelError::BadMtu {
+        match self.control.set_mtu_up(index, mtu) {
+            Ok(()) => Ok(()),
+            Err(source) if source.errno() == Some(Errno::Invalid) => Err(KernelError::BadMtu {
+                device: name.into(),
+                mtu,
+                source,
+            }),
+            Err(source) => Err(KernelError::Netlink {
+                command: IpCommand::LinkSetMtuUp {
                     device: name.into(),
                     mtu,
-                    source,
-                })
-            }
-            Err(source) => Err(KernelError::Netlink {
-                command: format!("ip link set dev {name} mtu {mtu} up"),
+                },
                 source,
             }),
         }
     }
 
-    /// `ip -4 addr show dev INDEX`: (address, prefix length) pairs.
-    pub fn addr_list(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, u8)>, KernelError> {
-        let mut req = AddressMessage::default();
-        req.header.family = AddressFamily::Inet;
-        let replies = self
-            .request(RouteNetlinkMessage::GetAddress(req), NLM_F_DUMP)
+    /// `ip -4 addr show dev NAME` (index `index`): (address, prefix length)
+    /// pairs.
+    ///
+    /// # Errors
+    /// When the dump fails, naming the command.
+    pub fn addr_list(
+        &mut self,
+        name: &str,
+        index: u32,
+    ) -> Result<Vec<(Ipv4Addr, u8)>, KernelError> {
+        self.control
+            .ipv4_addresses(index)
             .map_err(|source| KernelError::Netlink {
-                command: "ip -4 addr show".into(),
+                command: IpCommand::AddrShow {
+                    device: name.into(),
+                },
                 source,
-            })?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => Some(a),
-                _ => None,
             })
-            .filter_map(|a| {
-                let len = a.header.prefix_len;
-                a.attributes.into_iter().find_map(|attr| match attr {
-                    AddressAttribute::Local(IpAddr::V4(v4)) => Some((v4, len)),
-                    _ => None,
-                })
-            })
-            .collect())
-    }
-
-    fn addr_message(index: u32, addr: Ipv4Addr, len: u8) -> AddressMessage {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = len;
-        msg.header.index = index;
-        msg.header.scope = AddressScope::Universe;
-        msg.attributes
-            .push(AddressAttribute::Local(IpAddr::V4(addr)));
-        msg.attributes
-            .push(AddressAttribute::Address(IpAddr::V4(addr)));
-        msg
     }
 
     /// `ip addr add ADDR/LEN dev NAME`.
+    ///
+    /// # Errors
+    /// Any refusal, naming the command.
     pub fn addr_add(
         &mut self,
         name: &str,
@@ -434,19 +419,22 @@ impl Netlink {
         addr: Ipv4Addr,
         len: u8,
     ) -> Result<(), KernelError> {
-        let req = Self::addr_message(index, addr, len);
-        self.request(
-            RouteNetlinkMessage::NewAddress(req),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .map(drop)
-        .map_err(|source| KernelError::Netlink {
-            command: format!("ip addr add {addr}/{len} dev {name}"),
-            source,
-        })
+        self.control
+            .add_address(index, IpAddr::V4(addr), len)
+            .map_err(|source| KernelError::Netlink {
+                command: IpCommand::AddrAdd {
+                    device: name.into(),
+                    address: addr,
+                    len,
+                },
+                source,
+            })
     }
 
     /// `ip addr del ADDR/LEN dev NAME`.
+    ///
+    /// # Errors
+    /// Any refusal, naming the command.
     pub fn addr_del(
         &mut self,
         name: &str,
@@ -454,11 +442,14 @@ impl Netlink {
         addr: Ipv4Addr,
         len: u8,
     ) -> Result<(), KernelError> {
-        let req = Self::addr_message(index, addr, len);
-        self.request(RouteNetlinkMessage::DelAddress(req), NLM_F_ACK)
-            .map(drop)
+        self.control
+            .del_address(index, addr, len)
             .map_err(|source| KernelError::Netlink {
-                command: format!("ip addr del {addr}/{len} dev {name}"),
+                command: IpCommand::AddrDel {
+                    device: name.into(),
+                    address: addr,
+                    len,
+                },
                 source,
             })
     }
@@ -467,6 +458,7 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink::link::{LinkAttribute, LinkInfo};
 
     fn link(index: u32, flags: LinkFlags, mtu: u32, kind: Option<InfoKind>) -> LinkMessage {
         let mut l = LinkMessage::default();
@@ -497,7 +489,7 @@ mod tests {
     fn no_ipip_support_names_the_userspace_fallback() {
         let e = KernelError::NoIpipSupport {
             device: "tunl0".into(),
-            source: io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+            source: netlink::Error::Kernel(Errno::NotSupported),
         };
         let text = e.to_string();
         assert!(text.contains("no IPIP support"), "{text}");
@@ -508,8 +500,43 @@ mod tests {
     fn link_kind_reads_link_info() {
         assert_eq!(
             link_kind(&link(1, LinkFlags::Up, 1480, Some(InfoKind::IpIp))),
-            "ipip"
+            Some(InfoKind::IpIp)
         );
-        assert_eq!(link_kind(&link(1, LinkFlags::Up, 1500, None)), "none");
+        assert_eq!(link_kind(&link(1, LinkFlags::Up, 1500, None)), None);
+    }
+
+    #[test]
+    fn not_ipip_names_the_kind_as_ip_does() {
+        let e = KernelError::NotIpip {
+            device: "tunl0".into(),
+            kind: Some(InfoKind::Tun),
+        };
+        assert_eq!(
+            e.to_string(),
+            "tunl0 exists but is a tun device, not ipip; delete it or pick another name"
+        );
+        let e = KernelError::NotIpip {
+            device: "tunl0".into(),
+            kind: None,
+        };
+        assert!(e.to_string().contains("is a none device"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_command_is_named_as_ip_would_run_it() {
+        let e = KernelError::Netlink {
+            command: IpCommand::AddrAdd {
+                device: "tunl0".into(),
+                address: Ipv4Addr::new(10, 244, 1, 1),
+                len: 32,
+            },
+            source: netlink::Error::Kernel(Errno::Exists),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("`ip addr add 10.244.1.1/32 dev tunl0` failed: "),
+            "{text}"
+        );
+        assert!(text.contains("EEXIST"), "{text}");
     }
 }

@@ -10,7 +10,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use ipip::kernel::{KernelError, TunnelConfig, ensure_tunnel};
+use ipip::kernel::{InfoKind, KernelError, TunnelConfig, ensure_tunnel};
 
 /// Runs `f` on a thread that is alone in a fresh network namespace.
 fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -48,9 +48,14 @@ fn existing_tun_named_tunl0_is_not_mistaken_for_ipip() {
         ensure_tunnel(&TunnelConfig::new(TUNNEL_ADDR))
     });
     match result {
-        Err(KernelError::NotIpip { device, kind }) => {
+        Err(e @ KernelError::NotIpip { .. }) => {
+            let text = e.to_string();
+            let KernelError::NotIpip { device, kind } = e else {
+                unreachable!()
+            };
             assert_eq!(device, "tunl0");
-            assert_eq!(kind, "tun");
+            assert_eq!(kind, Some(InfoKind::Tun));
+            assert!(text.contains("is a tun device"), "{text}");
         }
         other => panic!("expected NotIpip for a TUN tunl0, got {other:?}"),
     }

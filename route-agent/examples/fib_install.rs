@@ -34,12 +34,11 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipnetwork::{IpNetwork, Ipv4Network};
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE, NetlinkMessage, NetlinkPayload};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::route::{RouteAttribute, RouteType};
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use netlink::consts::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink::route::{self, KernelRoute, MAIN_TABLE, Route};
+use netlink::{Group, MessageType, Monitor, Received};
 use route_agent::fib::{
-    AckMode, DEFAULT_PROTOCOL, Fib, KernelRoute, Netlink, NexthopMode, RouteShape, messages,
+    AckMode, DEFAULT_PROTOCOL, Fib, Netlink, NexthopMode, RouteShape, shape_of,
 };
 use route_agent::planner::{DesiredRoute, RouteKind};
 
@@ -208,8 +207,9 @@ fn install(plan: &[DesiredRoute], ack: AckMode) -> io::Result<()> {
 /// in the reconciler's spread (bit-reversed) order, and either with the
 /// gateway in every route or through nexthop object `nhid` (which the
 /// caller created: `ip nexthop add id NHID via 10.66.0.6 dev veth0
-/// onlink`). Both go through [`Netlink::execute`], so only the order and
-/// the route form differ.
+/// onlink`). Both go through [`Netlink::execute`] (the requests written
+/// as the reconciler writes them, here inside the timed part), so only the
+/// order and the route form differ.
 fn raw(plan: &[DesiredRoute], spread: bool, nhid: Option<u32>) -> io::Result<()> {
     let mut fib = Fib::open_default()?;
     let links = fib.links()?;
@@ -225,33 +225,26 @@ fn raw(plan: &[DesiredRoute], spread: bool, nhid: Option<u32>) -> io::Result<()>
             .filter(|&i| i < plan.len())
             .collect();
     }
-    let shape = RouteShape::of(&plan[0].kind, &links).map_err(io::Error::other)?;
-    let requests: Vec<_> = order
-        .into_iter()
-        .map(|i| {
-            let dst = &plan[i].dst;
-            let message = match nhid {
-                None => messages::new_route(dst, &shape, DEFAULT_PROTOCOL),
-                Some(id) => {
-                    // `ip route replace B nhid ID proto 98`: no gateway or
-                    // device of its own.
-                    let mut m = messages::new_route(dst, &RouteShape::Blackhole, DEFAULT_PROTOCOL);
-                    m.header.kind = RouteType::Unicast;
-                    m.attributes.push(RouteAttribute::NhId(id));
-                    m
-                }
-            };
-            (
-                RouteNetlinkMessage::NewRoute(message),
-                NLM_F_CREATE | NLM_F_REPLACE,
-                i,
-            )
-        })
-        .collect();
+    let shape = match nhid {
+        None => shape_of(&plan[0].kind, &links).map_err(io::Error::other)?,
+        // `ip route replace B nhid ID proto 98`: no gateway or device of
+        // its own.
+        Some(id) => RouteShape::Nexthop { id, mtu: None },
+    };
     let mut netlink = Netlink::open()?;
     let cpu = cpu_seconds();
     let start = Instant::now();
-    let failures = netlink.execute(requests)?;
+    let failures = netlink.execute(order.into_iter().map(|i| {
+        let dst = plan[i].dst;
+        let write =
+            move |tx: &mut Vec<u8>| route::emit_new_route(tx, &dst, &shape, DEFAULT_PROTOCOL);
+        (
+            MessageType::NEW_ROUTE,
+            NLM_F_CREATE | NLM_F_REPLACE,
+            i,
+            write,
+        )
+    }))?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;
     if let Some((i, errno)) = failures.first() {
@@ -297,15 +290,11 @@ fn unix_ns() -> u128 {
 }
 
 /// Waits until the main table holds `count` IPv4 routes of `protocol`,
-/// counted from `RTM_NEWROUTE`/`RTM_DELROUTE` notifications.
+/// counted from the kernel's new-route and delete-route notifications.
 fn watch(count: usize, protocol: u8) -> io::Result<()> {
-    /// `RTNLGRP_IPV4_ROUTE`.
-    const IPV4_ROUTE_GROUP: u32 = 7;
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind(&SocketAddr::new(0, 0))?;
-    socket.add_membership(IPV4_ROUTE_GROUP)?;
+    let mut monitor = Monitor::open(&[Group::Ipv4Route])?;
     // As large as net.core.rmem_max allows: an install sends a burst.
-    socket.set_rx_buf_sz(64 << 20)?;
+    monitor.set_receive_buffer(64 << 20)?;
     let mut seen: HashSet<IpNetwork> = HashSet::new();
     // Routes already there (none in the benchmark, but a count must not
     // depend on it).
@@ -320,39 +309,32 @@ fn watch(count: usize, protocol: u8) -> io::Result<()> {
     io::stdout().flush()?;
     let mut first_ns = None;
     let mut resyncs = 0;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     while seen.len() < count {
-        buf.clear();
-        match socket.recv(&mut buf, 0) {
-            Ok(_) => {
-                let mut offset = 0;
-                while let Some(rest) = buf.get(offset..).filter(|r| r.len() >= 16) {
-                    let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                    let len = message.header.length as usize;
-                    if len < 16 {
-                        return Err(io::Error::other("netlink message too short"));
-                    }
-                    offset += len.next_multiple_of(4);
-                    match message.payload {
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => {
-                            if let Some(r) = KernelRoute::parse(&m, protocol, messages::MAIN_TABLE)
-                                && r.dst.is_ipv4()
-                            {
-                                seen.insert(r.dst);
-                            }
+        match monitor.recv()? {
+            Received::Messages(mut messages) => {
+                for (header, body) in messages.by_ref() {
+                    let ours = |r: &Route| r.protocol == protocol && r.table == MAIN_TABLE;
+                    let Some(route) = Route::parse(body).filter(ours) else {
+                        continue;
+                    };
+                    let Some(r) = KernelRoute::from_route(&route) else {
+                        continue;
+                    };
+                    match header.kind {
+                        MessageType::NEW_ROUTE if r.dst.is_ipv4() => {
+                            seen.insert(r.dst);
                         }
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m)) => {
-                            if let Some(r) = KernelRoute::parse(&m, protocol, messages::MAIN_TABLE)
-                            {
-                                seen.remove(&r.dst);
-                            }
+                        MessageType::DEL_ROUTE => {
+                            seen.remove(&r.dst);
                         }
                         _ => {}
                     }
                 }
+                if messages.malformed() {
+                    return Err(io::Error::other("malformed netlink notification"));
+                }
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+            Received::Overrun => {
                 // Notifications were dropped: the table itself is the
                 // truth. Routes in it now are in, whatever was lost.
                 resyncs += 1;
@@ -363,7 +345,6 @@ fn watch(count: usize, protocol: u8) -> io::Result<()> {
                     .map(|r| r.dst)
                     .collect();
             }
-            Err(e) => return Err(e),
         }
         if first_ns.is_none() && !seen.is_empty() {
             first_ns = Some(unix_ns());

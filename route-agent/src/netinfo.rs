@@ -1,16 +1,17 @@
 //! What the agent reads about this node's interfaces from the kernel:
 //! addresses (for autodetection and the underlay) and MTUs (`ip -o addr`,
-//! `ip link`), over the same netlink socket type as the FIB.
+//! `ip link`), over the same netlink socket type as the FIB (dumps of
+//! the netlink crate: links and addresses as netlink-packet-route's
+//! messages, routes through its route codec).
 
 use std::io;
 
 use ipnetwork::IpNetwork;
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink::link::{self, Links};
+use netlink::route::{FAMILY_ANY, FAMILY_V6, MAIN_TABLE, RouteType};
 
 use crate::config::InterfaceAddress;
-use crate::fib::{Links, Netlink};
+use crate::fib::Netlink;
 
 /// One interface: name, index and MTU.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,58 +25,36 @@ pub struct Interface {
 }
 
 /// Every interface (`ip link show`).
+///
+/// # Errors
+/// When the link dump fails.
 pub fn interfaces(netlink: &mut Netlink) -> io::Result<Vec<Interface>> {
-    let messages = netlink.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
-    Ok(messages
+    Ok(netlink
+        .links()?
         .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewLink(link) => {
-                let name = link.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                })?;
-                let mtu = link
-                    .attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        LinkAttribute::Mtu(m) => Some(*m),
-                        _ => None,
-                    })
-                    .unwrap_or(1500);
-                Some(Interface {
-                    name,
-                    index: link.header.index,
-                    mtu,
-                })
-            }
-            _ => None,
+        .filter_map(|l| {
+            Some(Interface {
+                name: link::name(l)?.to_owned(),
+                index: l.header.index,
+                mtu: link::mtu(l).unwrap_or(1500),
+            })
         })
         .collect())
 }
 
 /// Every interface address with its prefix length (`ip -o addr`).
+///
+/// # Errors
+/// When the link or address dump fails.
 pub fn addresses(netlink: &mut Netlink) -> io::Result<Vec<InterfaceAddress>> {
     let names = Links::from_pairs(interfaces(netlink)?.into_iter().map(|i| (i.name, i.index)));
-    let messages = netlink.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
-    Ok(messages
+    Ok(netlink
+        .addresses(FAMILY_ANY)?
         .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewAddress(a) => {
-                let ip = a.attributes.iter().find_map(|attr| match attr {
-                    AddressAttribute::Local(ip) => Some(*ip),
-                    _ => None,
-                });
-                let ip = ip.or_else(|| {
-                    a.attributes.iter().find_map(|attr| match attr {
-                        AddressAttribute::Address(ip) => Some(*ip),
-                        _ => None,
-                    })
-                })?;
-                let address = IpNetwork::new(ip, a.header.prefix_len).ok()?;
-                let interface = names.name(a.header.index)?.to_owned();
-                Some(InterfaceAddress { interface, address })
-            }
-            _ => None,
+        .filter_map(|a| {
+            let address = IpNetwork::new(link::address(a)?, a.header.prefix_len).ok()?;
+            let interface = names.name(a.header.index)?.to_owned();
+            Some(InterfaceAddress { interface, address })
         })
         .collect())
 }
@@ -108,42 +87,33 @@ impl UnderlayRoutes {
 
     /// Dumps the main table's IPv6 unicast routes of every protocol but
     /// `ours` (our own routes must not route our next hops).
+    ///
+    /// # Errors
+    /// When the link or route dump fails.
     pub fn read(netlink: &mut Netlink, ours: u8) -> io::Result<Self> {
-        use netlink_packet_route::AddressFamily;
-        use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
         let names = Links::from_pairs(interfaces(netlink)?.into_iter().map(|i| (i.name, i.index)));
-        let mut request = RouteMessage::default();
-        request.header.address_family = AddressFamily::Inet6;
-        let messages = netlink.dump(RouteNetlinkMessage::GetRoute(request))?;
-        let routes = messages
+        let routes = netlink
+            .routes(FAMILY_V6)?
             .iter()
-            .filter_map(|m| {
-                let RouteNetlinkMessage::NewRoute(r) = m else {
-                    return None;
+            .filter(|r| {
+                r.family == FAMILY_V6
+                    && r.kind == RouteType::UNICAST
+                    && r.protocol != ours
+                    && r.table == MAIN_TABLE
+            })
+            .filter_map(|r| {
+                let dst = match r.dst {
+                    Some(std::net::IpAddr::V6(d)) => d,
+                    _ => std::net::Ipv6Addr::UNSPECIFIED,
                 };
-                let h = &r.header;
-                if h.address_family != AddressFamily::Inet6
-                    || h.kind != RouteType::Unicast
-                    || u8::from(h.protocol) == ours
-                    || crate::fib::messages::route_table(r)
-                        != u32::from(crate::fib::messages::MAIN_TABLE)
-                {
-                    return None;
-                }
-                let mut dst = std::net::Ipv6Addr::UNSPECIFIED;
-                let (mut gateway, mut oif) = (None, None);
-                for a in &r.attributes {
-                    match a {
-                        RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
-                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
-                        RouteAttribute::Oif(i) => oif = Some(*i),
-                        _ => {}
-                    }
-                }
+                let gateway = match r.gateway {
+                    Some(std::net::IpAddr::V6(g)) => Some(g),
+                    _ => None,
+                };
                 Some(UnderlayRoute {
-                    dst: ipnetwork::Ipv6Network::new(dst, h.destination_prefix_length).ok()?,
+                    dst: ipnetwork::Ipv6Network::new(dst, r.dst_len).ok()?,
                     gateway,
-                    dev: names.name(oif?)?.to_owned(),
+                    dev: names.name(r.oif?)?.to_owned(),
                 })
             })
             .collect();

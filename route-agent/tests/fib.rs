@@ -11,7 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use route_agent::fib::{
-    AckMode, DEFAULT_PROTOCOL, Fib, NexthopMode, ReconcileStats, Reconciled, RouteErrno, RouteOp,
+    AckMode, DEFAULT_PROTOCOL, Errno, FailedRoute, Fib, NexthopMode, ReconcileStats, Reconciled,
+    RouteOp,
 };
 use route_agent::planner::{DesiredRoute, RouteKind};
 
@@ -245,9 +246,10 @@ fn missing_device_is_a_typed_error_and_the_rest_of_the_batch_installs() {
         panic!("one error expected: {:?}", done.errors);
     };
     assert_eq!(error.op, RouteOp::Add);
-    assert_eq!(error.errno, RouteErrno::NoDevice);
+    assert_eq!(error.errno, Errno::NoDevice);
+    assert_eq!(error.route, FailedRoute::Planned(plan[1].clone()));
     assert_eq!(
-        error.route,
+        error.route.to_string(),
         "10.244.4.0/26 via 10.66.0.6 dev nosuch0 onlink"
     );
     assert!(error.to_string().contains("ENODEV"), "{error}");
@@ -279,8 +281,9 @@ fn kernel_refusal_is_matched_to_its_route(ack: AckMode) {
     let [error] = &done.errors[..] else {
         panic!("one error expected: {:?}", done.errors);
     };
-    assert_eq!(error.errno, RouteErrno::NetworkUnreachable);
-    assert_eq!(error.route, unreachable.to_string());
+    assert_eq!(error.errno, Errno::NetworkUnreachable);
+    assert_eq!(error.route, FailedRoute::Planned(unreachable.clone()));
+    assert_eq!(error.route.to_string(), unreachable.to_string());
     assert_eq!(done.stats.added, 303);
     assert_eq!(ns.our_routes().len(), 303);
 }
@@ -311,8 +314,12 @@ fn routes_of_other_protocols_are_never_touched() {
     let [error] = &done.errors[..] else {
         panic!("one error expected: {:?}", done.errors);
     };
-    assert_eq!(error.errno, RouteErrno::Exists);
-    assert_eq!(error.route, "blackhole 10.244.7.0/26");
+    assert_eq!(error.errno, Errno::Exists);
+    assert_eq!(
+        error.route,
+        FailedRoute::Planned(route("10.244.7.0/26", RouteKind::Blackhole))
+    );
+    assert_eq!(error.route.to_string(), "blackhole 10.244.7.0/26");
     // An empty plan removes ours and nothing else.
     let done = ns.reconcile(&[]);
     assert_eq!(done.stats, stats(0, 0, 3, 0));
@@ -407,8 +414,9 @@ fn refusal_of_the_last_request_of_a_batch_closes_the_batch() {
     let [error] = &done.errors[..] else {
         panic!("one error expected: {:?}", done.errors);
     };
-    assert_eq!(error.route, unreachable.to_string());
-    assert_eq!(error.errno, RouteErrno::NetworkUnreachable);
+    assert_eq!(error.route, FailedRoute::Planned(unreachable.clone()));
+    assert_eq!(error.route.to_string(), unreachable.to_string());
+    assert_eq!(error.errno, Errno::NetworkUnreachable);
     assert_eq!(done.stats.added, 3);
     assert_eq!(ns.our_routes(), plan_text());
 }

@@ -129,8 +129,8 @@ impl Gobgp {
         g
     }
 
-    /// Runs `gobgp ARGS` against this daemon; stdout, or stderr as the error.
-    pub fn try_cli(&self, args: &[&str]) -> Result<String, String> {
+    /// Runs `gobgp ARGS` against this daemon; its stdout.
+    pub fn try_cli(&self, args: &[&str]) -> Result<String, CliError> {
         let port = API_PORT.to_string();
         let out = Command::new("ip")
             .args([
@@ -145,11 +145,13 @@ impl Gobgp {
             ])
             .args(args)
             .output()
-            .map_err(|e| format!("cannot run gobgp: {e}"))?;
+            .map_err(CliError::Spawn)?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            Err(CliError::Failed {
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
         }
     }
 
@@ -277,4 +279,25 @@ pub fn wait_routes(
     })
     .is_some();
     (ok, last)
+}
+
+/// Why a `gobgp` command gave no output.
+#[derive(Debug)]
+pub enum CliError {
+    /// `ip netns exec gobgp` could not be started.
+    Spawn(std::io::Error),
+    /// `gobgp` ran and failed; what it said on stderr.
+    Failed {
+        /// Its stderr.
+        stderr: String,
+    },
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Spawn(e) => write!(f, "cannot run gobgp: {e}"),
+            CliError::Failed { stderr } => write!(f, "{}", stderr.trim_end()),
+        }
+    }
 }

@@ -106,10 +106,16 @@ fn apply(fib: &mut Fib, desired: &[DesiredRoute], state: &AgentState) {
         f.last_reconcile = Some(SystemTime::now());
         match result {
             Ok(done) => {
-                let failed: HashSet<&str> = done.errors.iter().map(|e| e.route.as_str()).collect();
+                // The planned routes the kernel refused (or that were
+                // refused for it) are the ones not installed.
+                let failed: HashSet<&DesiredRoute> = done
+                    .errors
+                    .iter()
+                    .filter_map(|e| e.route.planned())
+                    .collect();
                 f.installed = desired
                     .iter()
-                    .filter(|r| failed.is_empty() || !failed.contains(r.to_string().as_str()))
+                    .filter(|r| failed.is_empty() || !failed.contains(r))
                     .cloned()
                     .collect();
                 f.in_sync = done.errors.is_empty();

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipip::kernel::{
-    KernelError, Netlink, TunnelConfig, configure_device, ensure_tunnel, link_kind,
+    Handle, InfoKind, KernelError, TunnelConfig, configure_device, ensure_tunnel, link_kind,
 };
 
 use crate::config::{Config, TunnelBackend};
@@ -168,43 +168,30 @@ pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), Tunn
                 userspace(setup)?;
                 Ok((TunnelInUse::Userspace, Some(note)))
             }
-            // Our userspace tunnel from an earlier run is still forwarding
-            // (the device is there, as a TUN device).
-            Err(e @ KernelError::NotIpip { .. }) => {
-                if is_tun(&setup.device)? {
-                    userspace(setup)?;
-                    Ok((TunnelInUse::Userspace, None))
-                } else {
-                    Err(e.into())
-                }
+            // Our userspace tunnel from an earlier run is still forwarding.
+            Err(KernelError::NotIpip {
+                kind: Some(InfoKind::Tun),
+                ..
+            }) => {
+                userspace(setup)?;
+                Ok((TunnelInUse::Userspace, None))
             }
             Err(e) => Err(e.into()),
         },
     }
 }
 
-fn open_netlink() -> Result<Netlink, KernelError> {
-    Netlink::open().map_err(|source| KernelError::Netlink {
-        command: "socket(NETLINK_ROUTE)".into(),
-        source,
-    })
-}
-
-/// True when `device` exists as a TUN device (asked of the kernel, not
-/// read from an error's text).
-fn is_tun(device: &str) -> Result<bool, KernelError> {
-    tun_exists(&mut open_netlink()?, device)
-}
-
 /// True when `device` exists as a TUN device.
-fn tun_exists(nl: &mut Netlink, device: &str) -> Result<bool, KernelError> {
-    Ok(nl.link_get(device)?.is_some_and(|l| link_kind(&l) == "tun"))
+fn tun_exists(nl: &mut Handle, device: &str) -> Result<bool, KernelError> {
+    Ok(nl
+        .link_get(device)?
+        .is_some_and(|l| link_kind(&l) == Some(InfoKind::Tun)))
 }
 
 /// Starts `route-agent tunnel` unless one runs already, then sets the
 /// device's MTU and address as the kernel backend would.
 fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
-    let mut nl = open_netlink()?;
+    let mut nl = Handle::open()?;
     if tun_exists(&mut nl, &setup.device)? {
         tracing::info!(device = %setup.device, "userspace tunnel already running");
     } else {

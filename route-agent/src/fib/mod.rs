@@ -1,19 +1,24 @@
 //! The kernel side: desired routes → the main routing table, in batches.
 //!
-//! Three layers, from the bytes up (style: netlink-packet-route under a
-//! thin kernel handle):
+//! The netlink itself (the route and nexthop codec, the batched sender,
+//! dumps) is the `netlink` crate's (`netlink/`); this module is the FIB's
+//! policy over it (style: netlink-packet-route under a thin kernel
+//! handle):
 //!
-//! - [`messages`]: pure. A [`DesiredRoute`](crate::planner::DesiredRoute)
-//!   becomes an `RTM_NEWROUTE` message, and a dumped route becomes a
-//!   [`KernelRoute`] that compares with what we want.
-//! - [`batch`]: one netlink socket. Many requests per `sendmsg` (up to
-//!   [`batch::MAX_BATCH_MESSAGES`] or [`batch::MAX_BATCH_BYTES`]), each with
-//!   its own sequence number; every error is matched back to its request by
-//!   sequence number, so there is no per-route round trip.
+//! - [`shape`]: pure. A [`DesiredRoute`](crate::planner::DesiredRoute)'s
+//!   kind becomes the [`RouteShape`] the netlink crate writes
+//!   (`netlink::route::emit_new_route`) and reads back from a dump
+//!   ([`KernelRoute`]).
 //! - [`reconcile`]: dump the routes we own, diff against the plan, apply
-//!   only the difference ([`Fib::reconcile`]).
-//! - [`nexthop`]: kernel nexthop objects, byte for byte, for large tables
-//!   (`nexthop-objects: auto`, the default) or all (`true`).
+//!   only the difference ([`Fib::reconcile`]) through the netlink crate's
+//!   batched sender ([`Netlink::execute`]: many requests per `sendmsg`,
+//!   each with its own sequence number; every error is matched back to its
+//!   request by sequence number, so there is no per-route round trip).
+//! - [`nexthop`]: when gateway routes go through kernel nexthop objects:
+//!   for large tables (`nexthop-objects: auto`, the default) or all
+//!   (`true`).
+//! - [`error`]: [`RouteError`], which carries the failed route's value
+//!   ([`FailedRoute`]) and the kernel's errno ([`Errno`]).
 //!
 //! # Speed
 //!
@@ -46,12 +51,15 @@
 //! or writes routes of any other protocol: not BIRD's (12), not Felix's (80),
 //! not `static` or `kernel` routes.
 
-pub mod batch;
-pub mod messages;
+pub mod error;
 pub mod nexthop;
 pub mod reconcile;
+pub mod shape;
 
-pub use batch::{AckMode, Netlink, RouteErrno, RouteError, RouteOp};
-pub use messages::{DEFAULT_PROTOCOL, KernelRoute, Links, RouteShape};
+pub use error::{FailedRoute, RouteError, RouteOp};
+pub use netlink::link::Links;
+pub use netlink::route::{KernelRoute, RouteShape};
+pub use netlink::{AckMode, Errno, Netlink};
 pub use nexthop::NexthopMode;
 pub use reconcile::{Fib, ReconcileStats, Reconciled};
+pub use shape::{DEFAULT_PROTOCOL, UnknownDevice, shape_of};

@@ -1,5 +1,5 @@
-//! Kernel nexthop objects (`ip nexthop`, `RTM_*NEXTHOP`; Linux ≥ 5.3),
-//! byte for byte: netlink-packet-route does not model them.
+//! When and how the FIB uses kernel nexthop objects (`ip nexthop`; Linux
+//! ≥ 5.3). Their messages are `netlink::nexthop`'s.
 //!
 //! Why: the IPv4 FIB shares one `fib_info` among routes with the same next
 //! hop, and finds it by a hash that covers the device but not the gateway,
@@ -19,22 +19,6 @@
 //!
 //! Ours are the objects whose `nh_protocol` is our route protocol; their
 //! ids are allocated from [`ID_BASE`] upwards, skipping every id in use.
-
-use std::net::IpAddr;
-
-use super::messages::{attributes, emit_attribute, u32_of};
-
-/// `RTM_NEWNEXTHOP`.
-pub const NEW_NEXTHOP: u16 = 104;
-/// `RTM_DELNEXTHOP`.
-pub const DEL_NEXTHOP: u16 = 105;
-/// `RTM_GETNEXTHOP`.
-pub const GET_NEXTHOP: u16 = 106;
-
-const NHA_ID: u16 = 1;
-const NHA_OIF: u16 = 5;
-const NHA_GATEWAY: u16 = 6;
-const RTNH_F_ONLINK: u32 = 4;
 
 /// When gateway routes go through nexthop objects (config
 /// `nexthop-objects: auto | true | false`).
@@ -83,101 +67,6 @@ impl NexthopMode {
 /// skipped anyway).
 pub const ID_BASE: u32 = 0x6200_0000;
 
-/// What a nexthop object does: the part that decides whether a route can
-/// use it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NexthopKey {
-    /// `NHA_GATEWAY`.
-    pub via: IpAddr,
-    /// `NHA_OIF`.
-    pub oif: u32,
-    /// `RTNH_F_ONLINK` in `nh_flags`.
-    pub onlink: bool,
-}
-
-/// One nexthop object as the kernel holds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelNexthop {
-    /// `NHA_ID`.
-    pub id: u32,
-    /// `nh_protocol`: who made it.
-    pub protocol: u8,
-    /// Gateway, device and flag; `None` for objects that are not a single
-    /// gateway (groups, blackholes, devices without gateway).
-    pub key: Option<NexthopKey>,
-}
-
-/// Reads the body of a dumped `RTM_NEWNEXTHOP` (`struct nhmsg`: family,
-/// scope, protocol, reserved, flags; then attributes). `None` for
-/// malformed bytes or an object without id.
-pub fn parse_bytes(body: &[u8]) -> Option<KernelNexthop> {
-    let [_family, _scope, protocol, _reserved] = *body.first_chunk::<4>()?;
-    let flags = u32_of(body.get(4..8)?)?;
-    let (mut id, mut oif, mut via) = (None, None, None);
-    for (kind, value) in attributes(body.get(8..)?) {
-        match kind {
-            NHA_ID => id = u32_of(value),
-            NHA_OIF => oif = u32_of(value),
-            NHA_GATEWAY => {
-                via = match value.len() {
-                    4 => Some(IpAddr::from(*value.first_chunk::<4>()?)),
-                    16 => Some(IpAddr::from(*value.first_chunk::<16>()?)),
-                    _ => None,
-                }
-            }
-            _ => {}
-        }
-    }
-    let key = match (via, oif) {
-        (Some(via), Some(oif)) => Some(NexthopKey {
-            via,
-            oif,
-            onlink: flags & RTNH_F_ONLINK != 0,
-        }),
-        _ => None,
-    };
-    Some(KernelNexthop {
-        id: id?,
-        protocol,
-        key,
-    })
-}
-
-fn emit_nhmsg(buf: &mut Vec<u8>, family: u8, protocol: u8, flags: u32) {
-    buf.extend_from_slice(&[family, 0, protocol, 0]);
-    buf.extend_from_slice(&flags.to_ne_bytes());
-}
-
-/// The body of `ip nexthop add id ID via VIA dev OIF [onlink] proto P`
-/// (send as [`NEW_NEXTHOP`] with `NLM_F_CREATE | NLM_F_REPLACE`).
-pub fn emit_new(buf: &mut Vec<u8>, id: u32, key: &NexthopKey, protocol: u8) {
-    let family = match key.via {
-        IpAddr::V4(_) => libc::AF_INET as u8,
-        IpAddr::V6(_) => libc::AF_INET6 as u8,
-    };
-    let flags = if key.onlink { RTNH_F_ONLINK } else { 0 };
-    emit_nhmsg(buf, family, protocol, flags);
-    emit_attribute(buf, NHA_ID, &id.to_ne_bytes());
-    emit_attribute(buf, NHA_OIF, &key.oif.to_ne_bytes());
-    match key.via {
-        IpAddr::V4(a) => emit_attribute(buf, NHA_GATEWAY, &a.octets()),
-        IpAddr::V6(a) => emit_attribute(buf, NHA_GATEWAY, &a.octets()),
-    }
-}
-
-/// The body of `ip nexthop del id ID` (send as [`DEL_NEXTHOP`]).
-pub fn emit_del(buf: &mut Vec<u8>, id: u32) {
-    emit_nhmsg(buf, libc::AF_UNSPEC as u8, 0, 0);
-    emit_attribute(buf, NHA_ID, &id.to_ne_bytes());
-}
-
-/// The body of a dump request for every nexthop object.
-pub fn dump_request() -> Vec<u8> {
-    let mut buf = Vec::with_capacity(8);
-    emit_nhmsg(&mut buf, libc::AF_UNSPEC as u8, 0, 0);
-    buf
-}
-
 /// Hands out ids for new objects: from [`ID_BASE`] up, skipping `used`.
 #[derive(Debug)]
 pub struct IdAllocator {
@@ -220,52 +109,6 @@ mod tests {
         // Fixed settings ignore the table.
         assert!(NexthopMode::On.use_objects(0, false));
         assert!(!NexthopMode::Off.use_objects(100_000, true));
-    }
-
-    #[test]
-    fn a_written_nexthop_reads_back_with_its_key_and_protocol() {
-        let key = NexthopKey {
-            via: "10.0.0.7".parse().unwrap(),
-            oif: 3,
-            onlink: true,
-        };
-        let mut body = Vec::new();
-        emit_new(&mut body, ID_BASE + 5, &key, 98);
-        assert_eq!(
-            parse_bytes(&body),
-            Some(KernelNexthop {
-                id: ID_BASE + 5,
-                protocol: 98,
-                key: Some(key)
-            })
-        );
-        let v6 = NexthopKey {
-            via: "fd00::7".parse().unwrap(),
-            oif: 4,
-            onlink: false,
-        };
-        body.clear();
-        emit_new(&mut body, 9, &v6, 98);
-        assert_eq!(parse_bytes(&body).and_then(|n| n.key), Some(v6));
-    }
-
-    #[test]
-    fn truncated_or_idless_bodies_are_refused_without_panicking() {
-        let mut body = Vec::new();
-        emit_new(
-            &mut body,
-            1,
-            &NexthopKey {
-                via: "10.0.0.7".parse().unwrap(),
-                oif: 3,
-                onlink: false,
-            },
-            98,
-        );
-        for len in 0..body.len() {
-            let _ = parse_bytes(&body[..len]);
-        }
-        assert_eq!(parse_bytes(&dump_request()), None, "no NHA_ID");
     }
 
     #[test]

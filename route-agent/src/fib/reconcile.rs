@@ -4,8 +4,8 @@
 //! main-table routes with our protocol, diff them against the desired set,
 //! and send only the difference in batches:
 //!
-//! - a destination we want and the kernel lacks: `RTM_NEWROUTE`
-//!   (`NLM_F_CREATE | NLM_F_REPLACE`), counted as added;
+//! - a destination we want and the kernel lacks: a new-route request
+//!   (`ip route replace`, `NLM_F_CREATE | NLM_F_REPLACE`), counted as added;
 //! - a destination whose route differs (another gateway, device, flag or
 //!   MTU, or a route type we never write): the same request, which replaces
 //!   it in place, counted as replaced;
@@ -22,16 +22,15 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 
 use ipnetwork::IpNetwork;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::LinkMessage;
-use netlink_packet_route::route::RouteMessage;
+use netlink::consts::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink::link::Links;
+use netlink::nexthop::{self, Nexthop, NexthopKey};
+use netlink::route::{self, FAMILY_ANY, KernelRoute, MAIN_TABLE, RouteShape, default_priority};
+use netlink::{AckMode, Errno, MessageType, Netlink};
 
-use super::batch::{AckMode, Netlink, RouteErrno, RouteError, RouteOp};
-use super::messages::{
-    self, DEFAULT_PROTOCOL, KernelRoute, Links, MAIN_TABLE, RouteShape, default_priority,
-};
-use super::nexthop::{self, IdAllocator, KernelNexthop, NexthopKey, NexthopMode};
+use super::error::{FailedRoute, RouteError, RouteOp};
+use super::nexthop::{IdAllocator, NexthopMode};
+use super::shape::{DEFAULT_PROTOCOL, shape_of};
 use crate::planner::{DesiredRoute, RouteKind};
 
 /// What one reconcile pass did.
@@ -131,24 +130,15 @@ impl Fib {
         self.nexthop_mode = mode;
     }
 
-    /// Every nexthop object in the namespace; empty when the kernel has
-    /// none to show or no support for them.
-    fn nexthops(&mut self) -> (Vec<KernelNexthop>, bool) {
-        match self.netlink.dump_bytes_with(
-            nexthop::GET_NEXTHOP,
-            &nexthop::dump_request(),
-            Vec::new,
-            |all: &mut Vec<KernelNexthop>, kind, body| {
-                if kind == nexthop::NEW_NEXTHOP
-                    && let Some(n) = nexthop::parse_bytes(body)
-                {
-                    all.push(n);
-                }
-            },
-        ) {
-            Ok(all) => (all, true),
-            // Kernels before 5.3 refuse the request.
-            Err(_) => (Vec::new(), false),
+    /// Every nexthop object in the namespace, and whether the kernel
+    /// supports them; none when it has none to show or no support for
+    /// them.
+    fn nexthops(&mut self) -> (Vec<Nexthop>, bool) {
+        match self.netlink.nexthops() {
+            Ok(Some(all)) => (all, true),
+            // Kernels before 5.3 refuse the request; a failed dump is
+            // taken as the same (the pass then writes gateway routes).
+            Ok(None) | Err(_) => (Vec::new(), false),
         }
     }
 
@@ -188,15 +178,7 @@ impl Fib {
     /// # Errors
     /// When the dump fails.
     pub fn links(&mut self) -> io::Result<Links> {
-        let messages = self
-            .netlink
-            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
-        Ok(Links::from_messages(messages.iter().filter_map(
-            |m| match m {
-                RouteNetlinkMessage::NewLink(link) => Some(link),
-                _ => None,
-            },
-        )))
+        Ok(Links::from_messages(&self.netlink.links()?))
     }
 
     /// Our routes in the main table (`ip route show table main proto 98`,
@@ -211,25 +193,20 @@ impl Fib {
     /// Our main-table routes, and the keys (destination, metric) of the
     /// main-table routes of every other protocol.
     fn scan(&mut self) -> io::Result<(Vec<KernelRoute>, HashSet<RouteKey>)> {
-        /// `RTM_NEWROUTE`: what a route dump is made of.
-        const NEW_ROUTE: u16 = messages::NEW_ROUTE;
         let protocol = self.protocol;
-        // AF_UNSPEC: every family in one dump, read from the bytes (a
-        // resync of 100,000 routes builds no message values).
-        self.netlink.dump_with(
-            RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        // Every family in one dump, read from the bytes (a resync of
+        // 100,000 routes builds no message values).
+        self.netlink.fold_routes(
+            FAMILY_ANY,
             || (Vec::new(), HashSet::new()),
-            |(ours, others): &mut (Vec<KernelRoute>, HashSet<RouteKey>), kind, body| {
-                if kind != NEW_ROUTE {
+            |(ours, others): &mut (Vec<KernelRoute>, HashSet<RouteKey>), dumped| {
+                if dumped.table != MAIN_TABLE {
                     return;
                 }
-                let Some((owner, table, route)) = KernelRoute::parse_bytes(body) else {
+                let Some(route) = KernelRoute::from_route(&dumped) else {
                     return;
                 };
-                if table != u32::from(MAIN_TABLE) {
-                    return;
-                }
-                if owner == protocol {
+                if dumped.protocol == protocol {
                     ours.push(route);
                 } else {
                     others.insert((route.dst, route.priority));
@@ -270,7 +247,7 @@ impl Fib {
         for n in &all_nexthops {
             if n.protocol == protocol {
                 our_ids.push(n.id);
-                if let Some(key) = n.key {
+                if let Some(key) = n.key() {
                     ours_by_key.entry(key).or_insert(n.id);
                 }
             }
@@ -340,15 +317,15 @@ impl Fib {
             } else {
                 RouteOp::Replace
             };
-            let shape = match RouteShape::of(&desired[index].kind, &links) {
+            let shape = match shape_of(&desired[index].kind, &links) {
                 Ok(shape) => through_nexthop(shape),
-                Err(_missing_device) => {
+                Err(_unknown_device) => {
                     // What the kernel would answer for an unknown ifindex;
                     // the route is reported, not sent.
                     out.errors.push(RouteError {
                         op,
-                        route: desired[index].to_string(),
-                        errno: RouteErrno::NoDevice,
+                        route: FailedRoute::Planned(desired[index].clone()),
+                        errno: Errno::NoDevice,
                     });
                     // A stale route of ours for this destination stays until
                     // the device is back: deleting it would not help.
@@ -362,8 +339,8 @@ impl Fib {
                 // would overwrite it: it is not ours to touch.
                 out.errors.push(RouteError {
                     op,
-                    route: desired[index].to_string(),
-                    errno: RouteErrno::Exists,
+                    route: FailedRoute::Planned(desired[index].clone()),
+                    errno: Errno::Exists,
                 });
                 continue;
             }
@@ -400,21 +377,25 @@ impl Fib {
         if !create.is_empty() {
             let requests = create.iter().enumerate().map(|(i, (id, key))| {
                 let write = move |tx: &mut Vec<u8>| nexthop::emit_new(tx, *id, key, protocol);
-                (nexthop::NEW_NEXTHOP, NLM_F_CREATE | NLM_F_REPLACE, i, write)
+                (
+                    MessageType::NEW_NEXTHOP,
+                    NLM_F_CREATE | NLM_F_REPLACE,
+                    i,
+                    write,
+                )
             });
             // Objects the kernel refused, by id, with what they stood for.
             let mut refused: HashMap<u32, NexthopKey> = HashMap::new();
-            for (i, errno) in self.netlink.execute_with(requests)? {
+            for (i, errno) in self.netlink.execute(requests)? {
                 let (id, key) = create[i];
                 refused.insert(id, key);
                 out.errors.push(RouteError {
                     op: RouteOp::Add,
-                    route: format!(
-                        "nexthop id {id} via {} dev {}{}",
-                        key.via,
-                        links.name(key.oif).unwrap_or("?"),
-                        if key.onlink { " onlink" } else { "" }
-                    ),
+                    route: FailedRoute::Nexthop {
+                        id,
+                        key: Some(key),
+                        device: links.name(key.oif).map(str::to_owned),
+                    },
                     errno,
                 });
             }
@@ -454,17 +435,17 @@ impl Fib {
         let requests = staged.iter().map(|(i, op, what)| {
             let (kind, flags) = match op {
                 RouteOp::Add | RouteOp::Replace => {
-                    (messages::NEW_ROUTE, NLM_F_CREATE | NLM_F_REPLACE)
+                    (MessageType::NEW_ROUTE, NLM_F_CREATE | NLM_F_REPLACE)
                 }
-                RouteOp::Delete => (messages::DEL_ROUTE, 0),
+                RouteOp::Delete => (MessageType::DEL_ROUTE, 0),
             };
             let write = move |tx: &mut Vec<u8>| match what {
-                Staged::New(dst, shape) => messages::emit_new_route(tx, dst, shape, protocol),
-                Staged::Delete(route) => messages::emit_del_route(tx, route, protocol),
+                Staged::New(dst, shape) => route::emit_new_route(tx, dst, shape, protocol),
+                Staged::Delete(route) => route::emit_del_route(tx, route, protocol),
             };
             (kind, flags, *i, write)
         });
-        let failures = self.netlink.execute_with(requests)?;
+        let failures = self.netlink.execute(requests)?;
 
         let mut failed = vec![false; changes.len()];
         for (i, errno) in failures {
@@ -473,8 +454,14 @@ impl Fib {
             out.errors.push(RouteError {
                 op: change.op,
                 route: match &change.route {
-                    Route::Desired(index, _) => desired[*index].to_string(),
-                    Route::Kernel(k) => k.display(&links).to_string(),
+                    Route::Desired(index, _) => FailedRoute::Planned(desired[*index].clone()),
+                    Route::Kernel(k) => FailedRoute::Installed {
+                        route: k.clone(),
+                        device: match k.shape {
+                            RouteShape::Gateway { oif, .. } => links.name(oif).map(str::to_owned),
+                            _ => None,
+                        },
+                    },
                 },
                 errno,
             });
@@ -512,14 +499,18 @@ impl Fib {
                 .collect();
             let requests = doomed.iter().enumerate().map(|(i, id)| {
                 let write = move |tx: &mut Vec<u8>| nexthop::emit_del(tx, *id);
-                (nexthop::DEL_NEXTHOP, 0, i, write)
+                (MessageType::DEL_NEXTHOP, 0, i, write)
             });
-            let failures = self.netlink.execute_with(requests)?;
+            let failures = self.netlink.execute(requests)?;
             out.nexthops_deleted = doomed.len() - failures.len();
             for (i, errno) in failures {
                 out.errors.push(RouteError {
                     op: RouteOp::Delete,
-                    route: format!("nexthop id {}", doomed[i]),
+                    route: FailedRoute::Nexthop {
+                        id: doomed[i],
+                        key: None,
+                        device: None,
+                    },
                     errno,
                 });
             }
