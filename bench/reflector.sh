@@ -13,7 +13,9 @@
 # entry, however many clients (2,000 on-link addresses would overflow the
 # kernel's shared ARP table, gc_thresh3 = 1024). examples/rrclients runs
 # all C clients in one process in clients (see its docs for the phases):
-# - setup s: first connect to last Established (64 handshakes in flight).
+# - setup s: first connect to last Established, with REFLECTOR_PARALLEL
+#   (8) handshakes in flight — BIRD listens with a backlog of 8, and more
+#   at once makes its setup time a matter of SYN retransmission timers.
 # - converge s: t1 − t0; t0 = the first client's UPDATE handed to the
 #   kernel (every client sends its one UPDATE when one barrier opens), t1 =
 #   the moment the last client holds all C × B routes (its own B plus the
@@ -57,6 +59,8 @@ TIMEOUT=${REFLECTOR_TIMEOUT:-300}
 REPEAT=${REFLECTOR_REPEAT:-3}
 ONCE_AFTER=${REFLECTOR_ONCE_AFTER:-60}
 BLOCKS=${REFLECTOR_BLOCKS:-10}
+MAX_RSS_MB=${REFLECTOR_MAX_RSS_MB:-8192}
+PARALLEL=${REFLECTOR_PARALLEL:-8}
 PEERS=${REFLECTOR_PEERS:-list}
 KEEP=${REFLECTOR_LOGS:-}
 RUN_N=0
@@ -82,7 +86,7 @@ done
 for c in "${COUNTS[@]}"; do
 	[[ $c =~ ^[1-9][0-9]*$ && $c -ge 2 && $c -le 60000 ]] || die "C must be an integer from 2 to 60000, got '$c'"
 done
-for v in REPEAT TIMEOUT ONCE_AFTER BLOCKS; do
+for v in REPEAT TIMEOUT ONCE_AFTER BLOCKS MAX_RSS_MB PARALLEL; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "REFLECTOR_$v must be a positive integer"
 done
 [[ $PEERS == list || $PEERS == range ]] || die "REFLECTOR_PEERS must be list or range"
@@ -312,35 +316,48 @@ field() {
 }
 
 FAILED=0
-# reflector c setup converge withdraw rss cpu  (times may be ">T" or "failed")
+NOTES=()
+# reflector c setup converge withdraw rss cpu client-cpu (times may be ">T",
+# "stopped" or "failed")
 record() {
 	echo "$*" >>"$WORK/results"
-	printf '{"reflector":"%s","clients":%d,"blocks":%d,"setup_s":"%s","converge_s":"%s","withdraw_s":"%s","peak_rss_mb":"%s","cpu_s":"%s"}\n' \
-		"$1" "$2" "$BLOCKS" "$3" "$4" "$5" "$6" "$7"
+	printf '{"reflector":"%s","clients":%d,"blocks":%d,"setup_s":"%s","converge_s":"%s","withdraw_s":"%s","peak_rss_mb":"%s","cpu_s":"%s","client_cpu_s":"%s"}\n' \
+		"$1" "$2" "$BLOCKS" "$3" "$4" "$5" "$6" "$7" "$8"
 }
 
 run_one() {
-	local r=$1 c=$2 cpid
+	local r=$1 c=$2 cpid stopped= n=0 kb
 	setup_netns "$c"
 	if ! start_reflector "$r" "$c"; then
 		tail -5 "$WORK/reflector.log" >&2 || true
 		FAILED=1
-		record "$r" "$c" failed failed failed - -
+		record "$r" "$c" failed failed failed - - -
 		return
 	fi
 	ip netns exec "$NS_CLIENTS" "$BIN/rrclients" --reflector "$RR_IP:179" --first-address "$FIRST_CLIENT" \
 		--clients "$c" --blocks "$BLOCKS" --local-as "$AS" --timeout "$TIMEOUT" --watch-pid "$RR_PID" \
+		--parallel "$PARALLEL" \
 		</dev/null 2>"$WORK/clients.err" &
 	cpid=$!
 	PIDS+=("$cpid")
 	# rrclients limits each of its three phases (and settling) itself; this
-	# is the backstop should it hang.
-	local limit=$((SECONDS + 6 * TIMEOUT + 60))
+	# is the backstop should it hang. Once a second the reflector's memory
+	# is checked against REFLECTOR_MAX_RSS_MB (the machine is shared).
+	local limit=$((SECONDS + 4 * TIMEOUT + 120))
 	while kill -0 "$cpid" 2>/dev/null && [ "$SECONDS" -lt "$limit" ]; do
 		sleep 0.1
+		n=$((n + 1))
+		if [ -z "$stopped" ] && [ $((n % 10)) -eq 0 ]; then
+			kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$RR_PID/status" 2>/dev/null || echo 0)
+			if [ "${kb:-0}" -gt $((MAX_RSS_MB * 1024)) ]; then
+				stopped=1
+				NOTES+=("$r at C=$c: stopped when its RSS passed $MAX_RSS_MB MB (REFLECTOR_MAX_RSS_MB)")
+				kill -TERM "$cpid" 2>/dev/null || true
+			fi
+		fi
 	done
-	grep -E '^rrclients: (established|settled|converged|withdrawn|timeout|failed|.* in phase )' "$WORK/clients.err" >&2 || true
-	local result phase setup converge withdraw rss cpu
+	grep -E '^rrclients: (established|settled|converged|withdrawn|.* in phase )' "$WORK/clients.err" >&2 || true
+	local result phase setup converge withdraw rss cpu ccpu
 	result=$(field result)
 	phase=$(field phase)
 	setup=$(field setup_s)
@@ -348,32 +365,38 @@ run_one() {
 	withdraw=$(field withdraw_s)
 	rss=$(field reflector_peak_rss_mb)
 	cpu=$(field reflector_cpu_converge_s)
+	ccpu=$(field client_cpu_s)
 	if ! kill -0 "$RR_PID" 2>/dev/null; then
 		echo "reflector.sh: $r exited during the run" >&2
 		tail -5 "$WORK/reflector.log" >&2 || true
 		result=failed
 	fi
+	[ -z "$stopped" ] || result=stopped
 	case $result in
 	ok) ;;
-	timeout)
+	timeout | stopped)
 		FAILED=1
-		# Phases after the one that timed out were never measured.
+		local mark=">$TIMEOUT"
+		[ "$result" = timeout ] || mark=stopped
+		# Phases after the one that ran out were never measured; usage
+		# until then is a lower bound, marked as one.
 		case $phase in
-		setup) setup=">$TIMEOUT" converge=- withdraw=- ;;
-		converge) converge=">$TIMEOUT" withdraw=- ;;
-		withdraw) withdraw=">$TIMEOUT" ;;
+		setup) setup=$mark converge=- withdraw=- cpu=- ;;
+		converge)
+			converge=$mark withdraw=-
+			[ "$cpu" = - ] || cpu=">$cpu"
+			[ "$rss" = - ] || rss=">$rss"
+			;;
+		withdraw) withdraw=$mark ;;
 		esac
-		# Usage up to the limit: a lower bound, marked as one.
-		[ "$rss" = - ] || rss=">$rss"
-		[ "$cpu" = - ] || cpu=">$cpu"
 		;;
 	*)
 		FAILED=1
 		grep -E '^rrclients: ' "$WORK/clients.err" | grep -v ' progress ' | tail -3 >&2 || true
-		setup=failed converge=failed withdraw=failed rss=- cpu=-
+		setup=failed converge=failed withdraw=failed rss=- cpu=- ccpu=-
 		;;
 	esac
-	record "$r" "$c" "$setup" "$converge" "$withdraw" "$rss" "$cpu"
+	record "$r" "$c" "$setup" "$converge" "$withdraw" "$rss" "$cpu" "$ccpu"
 	if [ -n "$KEEP" ]; then
 		RUN_N=$((RUN_N + 1))
 		cp "$WORK/clients.err" "$KEEP/$RUN_N-$r-$c.clients.log"
@@ -408,9 +431,9 @@ for c in "${COUNTS[@]}"; do
 		# elsewhere on the machine does not land on one reflector only.
 		for r in "${REFLECTORS[@]}"; do
 			[ -z "${MISSING[$r]:-}" ] || continue
-			# A timeout, or one run this slow, is enough to know.
+			# A timeout, a stop, or one run this slow is enough to know.
 			if awk -v r="$r" -v c="$c" -v once="$ONCE_AFTER" '
-				$1 == r && $2 == c && ($4 ~ /^>/ || ($4 ~ /^[0-9.]+$/ && $4 + 0 > once)) {found = 1}
+				$1 == r && $2 == c && ($4 ~ /^>|stopped/ || ($4 ~ /^[0-9.]+$/ && $4 + 0 > once)) {found = 1}
 				END {exit !found}' "$WORK/results" 2>/dev/null; then
 				continue
 			fi
@@ -425,8 +448,8 @@ echo
 echo "B = $BLOCKS blocks per client, peers configured as: $PEERS; per-phase limit $TIMEOUT s"
 echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores); median of up to $REPEAT runs"
 echo
-echo "| clients | reflector | setup s | converge s | withdraw s | peak RSS MB | CPU s | converge ÷ ours | CPU ÷ ours | runs: converge s |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| clients | reflector | setup s | converge s | withdraw s | peak RSS MB | CPU s | converge ÷ ours | CPU ÷ ours | runs: converge s | clients' CPU s |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 # Column $3 of the results of reflector $1 at C = $2, as the median.
 col() { awk -v r="$1" -v c="$2" -v k="$3" '$1 == r && $2 == c {print $k}' "$WORK/results" 2>/dev/null | median; }
 have_ours=0
@@ -436,14 +459,14 @@ for c in "${COUNTS[@]}"; do
 	ours_c=$(col podroute "$c" 7)
 	for r in "${REFLECTORS[@]}"; do
 		if [ -n "${MISSING[$r]:-}" ]; then
-			echo "| $c | $r | ${MISSING[$r]} | | | | | | | |"
+			echo "| $c | $r | ${MISSING[$r]} | | | | | | | | |"
 			continue
 		fi
 		setup=$(col "$r" "$c" 3) conv=$(col "$r" "$c" 4) wd=$(col "$r" "$c" 5)
-		rss=$(col "$r" "$c" 6) cpu=$(col "$r" "$c" 7)
+		rss=$(col "$r" "$c" 6) cpu=$(col "$r" "$c" 7) ccpu=$(col "$r" "$c" 8)
 		runs=$(awk -v r="$r" -v c="$c" '$1 == r && $2 == c {printf "%s%s", sep, $4; sep = ", "}' "$WORK/results" 2>/dev/null)
 		awk -v c="$c" -v r="$r" -v setup="$setup" -v conv="$conv" -v wd="$wd" -v rss="$rss" -v cpu="$cpu" \
-			-v os="$ours_s" -v oc="$ours_c" -v runs="$runs" -v have_ours="$have_ours" '
+			-v os="$ours_s" -v oc="$ours_c" -v runs="$runs" -v ccpu="$ccpu" -v have_ours="$have_ours" '
 			function num(x) { return x ~ /^[0-9.]+$/ }
 			function show(x) { return x ~ /^>/ ? "> " substr(x, 2) : x }
 			# this ÷ ours: > 1 means ours is faster. Ours over the limit
@@ -456,11 +479,16 @@ for c in "${COUNTS[@]}"; do
 				return "-"
 			}
 			BEGIN {
-				if (runs == "") { printf "| %d | %s | not run | | | | | | | |\n", c, r; exit }
-				printf "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c, r, show(setup), show(conv),
-					show(wd), show(rss), show(cpu), ratio(conv, os), ratio(cpu, oc), runs
+				if (runs == "") { printf "| %d | %s | not run | | | | | | | | |\n", c, r; exit }
+				printf "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c, r, show(setup), show(conv),
+					show(wd), show(rss), show(cpu), ratio(conv, os), ratio(cpu, oc), runs, ccpu
 			}'
 	done
+done
+
+for note in "${NOTES[@]}"; do
+	echo
+	echo "Note: $note"
 done
 
 exit "$FAILED"

@@ -26,7 +26,8 @@
 //! 1. **setup**: connect every client (at most `--parallel` handshakes in
 //!    flight) until all are Established. Then wait `--settle` seconds and,
 //!    with `--watch-pid`, until the reflector is idle (under 5% of a CPU for
-//!    250 ms), so the next phase starts from a quiet reflector.
+//!    250 ms; at most 30 s more), so the next phase starts from a quiet
+//!    reflector.
 //! 2. **converge**: every client sends its UPDATE when one barrier opens;
 //!    t0 is the moment the first one is handed to the kernel (read just
 //!    before the write). Each client decodes everything the reflector sends
@@ -47,10 +48,10 @@
 //! which also keeps threads that exited, at 10 ms resolution) and its peak
 //! RSS (VmHWM) read before the clients close their sessions with a Cease.
 //!
-//! `--timeout` limits each phase. On a timeout or a failed session the
-//! summary says `result=timeout` or `result=failed`, which phase, and how
-//! many clients were complete, and the exit status is 1 (2 for bad
-//! arguments).
+//! `--timeout` limits each phase. On a timeout, a failed session, or
+//! SIGTERM / SIGINT the summary says `result=timeout`, `failed` or
+//! `terminated`, which phase, and how many clients were complete, and the
+//! exit status is 1 (2 for bad arguments).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::exit;
@@ -74,6 +75,8 @@ const HOLD_TIME: u16 = 240;
 /// Each block is a /26.
 const BLOCK_LEN: u8 = 26;
 const BLOCK_SIZE: u32 = 1 << (32 - BLOCK_LEN);
+/// The longest wait for an idle reflector between phases.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// Progress lines come this often during a long phase.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -949,7 +952,25 @@ async fn collect<S>(
                 "rrclients: progress phase={what} {} at_ns={}", progress(state), unix_ns()
             ),
             _ = tokio::time::sleep_until(deadline) => return Err("timeout".into()),
+            _ = terminated() => return Err("terminated".into()),
         }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT, so a stopped run still prints its summary.
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
     }
 }
 
@@ -1065,7 +1086,10 @@ async fn run(args: Arc<Args>) -> bool {
         "rrclients: established clients={c} first_connect_ns={start_ns} at_ns={last_up} setup_s={}",
         secs(last_up.saturating_sub(start_ns))
     );
-    settle(&watch, &args).await;
+    if let Err(e) = settle(&watch, &args).await {
+        print_summary(&args, result_of(&e), &report, &counters);
+        return false;
+    }
 
     // Phase 2: everybody announces; until everybody holds everything.
     report.phase = "converge";
@@ -1153,7 +1177,10 @@ async fn run(args: Arc<Args>) -> bool {
     );
 
     // Phase 3: one client withdraws; until nobody else holds its blocks.
-    settle(&watch, &args).await;
+    if let Err(e) = settle(&watch, &args).await {
+        print_summary(&args, result_of(&e), &report, &counters);
+        return false;
+    }
     report.phase = "withdraw";
     report.complete = 0;
     let cpu0 = watch.usage();
@@ -1218,16 +1245,25 @@ async fn run(args: Arc<Args>) -> bool {
     true
 }
 
-/// Waits for a quiet reflector before the next phase, and says how long.
-async fn settle(watch: &Watch, args: &Args) {
-    let (waited, idle) = watch.settle(args.settle, args.timeout).await;
+/// Waits for a quiet reflector before the next phase (at most
+/// [`SETTLE_LIMIT`] beyond `--settle`), and says how long; `Err` on SIGTERM.
+async fn settle(watch: &Watch, args: &Args) -> Result<(), String> {
+    let (waited, idle) = tokio::select! {
+        r = watch.settle(args.settle, args.settle + SETTLE_LIMIT) => r,
+        _ = terminated() => return Err("terminated".into()),
+    };
     eprintln!(
         "rrclients: settled s={:.3} reflector_idle={}",
         waited.as_secs_f64(),
         idle.map_or("unknown".into(), |b| b.to_string())
     );
+    Ok(())
 }
 
 fn result_of(e: &str) -> &'static str {
-    if e == "timeout" { "timeout" } else { "failed" }
+    match e {
+        "timeout" => "timeout",
+        "terminated" => "terminated",
+        _ => "failed",
+    }
 }
