@@ -497,7 +497,10 @@ impl Rib {
         if owner == self.me {
             self.local.echoed += 1;
         } else if next_hop != Some(self.plan.address(owner)) {
+            // Not a usable route; it replaces whatever was held (RFC 4271
+            // §9.1.4: an announcement implicitly withdraws the old path).
             self.local.wrong_next_hop += 1;
+            self.set(r, false);
         } else if !self.set(r, true) {
             self.local.duplicates += 1;
         }
@@ -1265,5 +1268,91 @@ fn result_of(e: &str) -> &'static str {
         "timeout" => "timeout",
         "terminated" => "terminated",
         _ => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan::new(
+            3,
+            2,
+            Ipv4Addr::new(10, 82, 0, 1),
+            Ipv4Addr::new(10, 200, 0, 0),
+        )
+        .unwrap()
+    }
+
+    fn update(owner: u32, next_hop: Ipv4Addr) -> Update {
+        let p = plan();
+        Update {
+            withdrawn: Vec::new(),
+            attributes: vec![PathAttribute::new(AttrValue::NextHop(next_hop))],
+            nlri: (owner * p.blocks..(owner + 1) * p.blocks)
+                .map(|r| p.block(r))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn blocks_map_back_to_their_route_and_owner() {
+        let p = plan();
+        assert_eq!(p.block(0).network.to_string(), "10.200.0.0/26");
+        assert_eq!(p.block(5).network.to_string(), "10.200.1.64/26");
+        for r in 0..p.routes() {
+            assert_eq!(p.route_of(&p.block(r)), Some(r));
+        }
+        assert_eq!(p.owner(5), 2);
+        assert_eq!(p.address(2), Ipv4Addr::new(10, 82, 0, 3));
+        let past_end = Ipv4Network::new(Ipv4Addr::new(10, 200, 1, 128), 26).unwrap();
+        assert_eq!(p.route_of(&Prefix::new(IpNetwork::V4(past_end))), None);
+        let not_a_26 = Ipv4Network::new(Ipv4Addr::new(10, 200, 0, 0), 24).unwrap();
+        assert_eq!(p.route_of(&Prefix::new(IpNetwork::V4(not_a_26))), None);
+    }
+
+    #[test]
+    fn complete_once_every_block_is_held_and_echoes_change_nothing() {
+        let p = plan();
+        let mut rib = Rib::new(p, 0, 1);
+        rib.set_own(true);
+        rib.apply(&update(0, p.address(0)), false);
+        assert_eq!((rib.held, rib.local.echoed), (2, 2));
+        rib.apply(&update(1, p.address(1)), false);
+        rib.apply(&update(1, p.address(1)), false);
+        assert_eq!((rib.held, rib.local.duplicates), (4, 2));
+        assert!(!rib.complete());
+        rib.apply(&update(2, p.address(2)), false);
+        assert!(rib.complete());
+        assert_eq!(rib.withdrawer_held, 2);
+    }
+
+    #[test]
+    fn a_wrong_next_hop_or_a_withdrawal_removes_the_route() {
+        let p = plan();
+        let mut rib = Rib::new(p, 0, 1);
+        rib.apply(&update(1, p.address(1)), false);
+        rib.apply(&update(2, p.address(2)), false);
+        assert_eq!(rib.held, 4);
+        rib.apply(&update(2, p.address(0)), false);
+        assert_eq!((rib.held, rib.local.wrong_next_hop), (2, 2));
+        let withdraw = Update {
+            withdrawn: update(1, p.address(1)).nlri,
+            ..Update::default()
+        };
+        rib.apply(&withdraw, false);
+        assert_eq!((rib.held, rib.withdrawer_held), (0, 0));
+        rib.apply(&withdraw, false);
+        assert_eq!(rib.local.unheld_withdrawals, 2);
+    }
+
+    #[test]
+    fn treat_as_withdraw_removes_the_announced_routes() {
+        let p = plan();
+        let mut rib = Rib::new(p, 0, 1);
+        rib.apply(&update(1, p.address(1)), false);
+        rib.apply(&update(1, p.address(1)), true);
+        assert_eq!((rib.held, rib.local.treated_as_withdraw), (0, 2));
     }
 }
