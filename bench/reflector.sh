@@ -80,7 +80,7 @@ die() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
-for tool in ip ss timeout cargo awk; do
+for tool in ip ss cargo awk; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
 for c in "${COUNTS[@]}"; do
@@ -268,15 +268,11 @@ start_reflector() {
 		;;
 	bird)
 		bird_config "$c" >"$WORK/bird.conf"
-		rm -f "$WORK/bird.pid"
-		ip netns exec "$NS_RR" bird -c "$WORK/bird.conf" -s "$WORK/bird.ctl" -P "$WORK/bird.pid" \
-			2>"$WORK/reflector.log" || return 1
-		# The daemon writes its pid file after the parent has returned.
-		for _ in $(seq 500); do
-			[ ! -s "$WORK/bird.pid" ] || break
-			sleep 0.01
-		done
-		RR_PID=$(cat "$WORK/bird.pid" 2>/dev/null) && [ -n "$RR_PID" ] || return 1
+		# In the foreground (-f), so its pid is known from the start and it
+		# cannot outlive the run.
+		ip netns exec "$NS_RR" bird -f -c "$WORK/bird.conf" -s "$WORK/bird.ctl" -P "$WORK/bird.pid" \
+			>"$WORK/reflector.log" 2>&1 &
+		RR_PID=$!
 		PIDS+=("$RR_PID")
 		;;
 	gobgp)
