@@ -90,6 +90,11 @@ for v in REPEAT TIMEOUT ONCE_AFTER BLOCKS MAX_RSS_MB PARALLEL; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "REFLECTOR_$v must be a positive integer"
 done
 [[ $PEERS == list || $PEERS == range ]] || die "REFLECTOR_PEERS must be list or range"
+# One UPDATE per client; the blocks count up from 10.200.0.0 (rrclients).
+[ "$BLOCKS" -le 1000 ] || die "REFLECTOR_BLOCKS must be at most 1000 (one UPDATE per client)"
+for c in "${COUNTS[@]}"; do
+	[ $((c * BLOCKS)) -le 57344 ] || die "C × B = $((c * BLOCKS)) /26 blocks do not fit in 10.200.0.0-10.255.255.255"
+done
 [ -z "$KEEP" ] || mkdir -p "$KEEP" || die "cannot create REFLECTOR_LOGS=$KEEP"
 for r in "${REFLECTORS[@]}"; do
 	[[ $r == podroute || $r == bird || $r == gobgp ]] || die "unknown reflector '$r' in REFLECTORS"
@@ -389,6 +394,9 @@ run_one() {
 	*)
 		FAILED=1
 		grep -E '^rrclients: ' "$WORK/clients.err" | grep -v ' progress ' | tail -3 >&2 || true
+		local why
+		why=$(grep -E '^rrclients: .* in phase ' "$WORK/clients.err" | head -1 | sed 's/^rrclients: //' || true)
+		NOTES+=("$r at C=$c failed: ${why:-see its rrclients output (REFLECTOR_LOGS)}")
 		setup=failed converge=failed withdraw=failed rss=- cpu=- ccpu=-
 		;;
 	esac
@@ -400,18 +408,29 @@ run_one() {
 	fi
 }
 
-# The median of the values on stdin; a failure or timeout ("failed", ">T",
-# "-") in any run marks the whole cell with the first such value.
+# The median of the values on stdin. A bound (">T", "stopped") in any run
+# marks the whole cell with it; failed runs ("failed", "-") are left out
+# when others finished (the runs column and a note show them), and mark
+# the cell when none did.
 median() {
-	local -a v
-	mapfile -t v
+	local -a v all
+	mapfile -t all
 	local x
-	for x in "${v[@]}"; do
-		[[ $x =~ ^[0-9.]+$ ]] || {
+	v=()
+	for x in "${all[@]}"; do
+		case $x in
+		">"* | stopped)
 			echo "$x"
 			return
-		}
+			;;
+		failed | -) ;;
+		*) v+=("$x") ;;
+		esac
 	done
+	[ ${#v[@]} -gt 0 ] || {
+		echo "${all[0]:--}"
+		return
+	}
 	[ ${#v[@]} -gt 0 ] || {
 		echo -
 		return

@@ -714,9 +714,17 @@ async fn run_client(
                     Err(e) => return Err(format!("read: {e}")),
                 },
                 _ = keepalive.tick() => {
-                    if !hold.is_zero() && last_heard.elapsed() > hold {
+                    // RFC 4271 §6.5, checked at each KEEPALIVE (so up to a
+                    // third of the hold time late).
+                    let silent = last_heard.elapsed();
+                    if !hold.is_zero() && silent > hold {
                         let n = Notification::new(bgp_core::wire::iana::notify::HOLD_TIMER_EXPIRED, 0, Vec::new());
-                        return Err(notify(&mut stream, n).await);
+                        let sent = notify(&mut stream, n).await;
+                        return Err(format!(
+                            "hold timer expired: nothing from the reflector for {:.0} s (hold time {} s); {sent}",
+                            silent.as_secs_f64(),
+                            hold.as_secs()
+                        ));
                     }
                     stream.write_all(&enc.keepalive).await.map_err(|e| format!("write KEEPALIVE: {e}"))?;
                     continue;
