@@ -41,14 +41,17 @@
 # (dynamic-neighbors) the client prefix instead, and is passed to our_config.
 #
 # Every reflector runs REFLECTOR_REPEAT times per C (default 3, interleaved);
-# the table shows medians and every run. REFLECTOR_LOGS=DIR keeps every
-# run's rrclients output and reflector log there. REFLECTOR_TIMEOUT limits each phase
-# in seconds (default 300): a run that does not finish in time is shown as
-# "> T" and not repeated, and neither is one that took longer than
+# the table shows medians (of the runs that finished; a failed run is in
+# the runs column and a note) and every run. REFLECTOR_TIMEOUT limits each
+# phase in seconds (default 300): a run that does not finish in time is
+# shown as "> T" and not repeated, and neither is one that took longer than
 # REFLECTOR_ONCE_AFTER seconds to converge (default 60: one run of that
-# length is enough to know). REFLECTOR_BLOCKS is B (default 10), REFLECTORS
-# the reflectors to run (default "podroute bird gobgp"). A missing binary is
-# reported as "not installed". Exit status 1 if any run failed or timed out.
+# length is enough to know). A reflector whose RSS passes
+# REFLECTOR_MAX_RSS_MB (default 8192) is stopped ("stopped"). REFLECTOR_BLOCKS
+# is B (default 10), REFLECTORS the reflectors to run (default "podroute bird
+# gobgp"), REFLECTOR_LOGS=DIR keeps every run's rrclients output and
+# reflector log there. A missing binary is reported as "not installed".
+# Exit status 1 if any run failed, timed out or was stopped.
 
 set -euo pipefail
 export LC_ALL=C
