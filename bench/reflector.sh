@@ -190,13 +190,18 @@ wait_listening() {
 }
 
 # Our reflector's config for C clients (JSON, bgp_core::speaker::
-# SpeakerConfig). The one place that says how ours is configured: with
-# dynamic neighbours this becomes one range entry instead of C peers, for
-# REFLECTOR_PEERS=range ($2) — until then both list every client.
+# SpeakerConfig): with REFLECTOR_PEERS=range ($2) one dynamic-neighbour
+# range (limit C) instead of C configured peers.
 our_config() {
-	local c=$1
+	local c=$1 peers=${2:-list}
 	printf '{"local-as": %d, "router-id": "%s", "cluster-id": "%s", "hold-time": 240,\n' "$AS" "$RR_IP" "$RR_IP"
-	printf ' "listen": {"address": "%s", "port": 179},\n "peers": [\n' "$RR_IP"
+	printf ' "listen": {"address": "%s", "port": 179},\n' "$RR_IP"
+	if [ "$peers" = range ]; then
+		printf ' "dynamic-neighbors": [{"prefix": "%s", "asn": %d, "limit": %d, "route-reflector-client": true, "ipv6": false}]}\n' \
+			"$CLIENT_NET" "$AS" "$c"
+		return
+	fi
+	printf ' "peers": [\n'
 	client_ips "$c" | awk -v as="$AS" '{
 		printf "%s  {\"address\": \"%s\", \"asn\": %d, \"passive\": true, \"route-reflector-client\": true, \"ipv6\": false}",
 			(NR > 1 ? ",\n" : ""), $1, as
