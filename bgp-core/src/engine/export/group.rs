@@ -160,6 +160,20 @@ pub(crate) struct Group {
     by_originator: HashMap<Ipv4Addr, usize>,
     /// Entries whose ORIGINATOR_ID is their source's router ID.
     self_originated: HashMap<PeerId, usize>,
+    /// Router IDs of the sources in `by_src`.
+    src_router_ids: HashMap<PeerId, Ipv4Addr>,
+}
+
+/// Adds or takes one from `key`'s count, dropping counts that reach 0.
+fn bump<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K, up: bool) {
+    if up {
+        *counts.entry(key).or_default() += 1;
+    } else if let std::collections::hash_map::Entry::Occupied(mut o) = counts.entry(key) {
+        *o.get_mut() = o.get().saturating_sub(1);
+        if *o.get() == 0 {
+            o.remove();
+        }
+    }
 }
 
 /// The group id no peer has (template for export).
@@ -190,6 +204,7 @@ impl Group {
             by_src: HashMap::new(),
             by_originator: HashMap::new(),
             self_originated: HashMap::new(),
+            src_router_ids: HashMap::new(),
         }
     }
 
@@ -284,21 +299,27 @@ impl Group {
         }
     }
 
+    /// Counts `e` in (`up`) or out of the counts behind
+    /// [`Group::advertised`]. A source's router ID is remembered while it
+    /// has entries: its routes are withdrawn after the RIB forgot it.
     fn count(&mut self, rib: &Rib, e: &Entry, up: bool) {
         let orig = self.originator(e);
-        let bump = |n: &mut usize| {
-            *n = if up {
-                n.saturating_add(1)
-            } else {
-                n.saturating_sub(1)
-            }
-        };
-        bump(self.by_src.entry(e.src).or_default());
+        if up
+            && !self.src_router_ids.contains_key(&e.src)
+            && let Some(p) = rib.peer(e.src)
+        {
+            self.src_router_ids.insert(e.src, p.router_id);
+        }
+        let self_originated = orig.is_some() && self.src_router_ids.get(&e.src).copied() == orig;
+        bump(&mut self.by_src, e.src, up);
         if let Some(o) = orig {
-            bump(self.by_originator.entry(o).or_default());
-            if rib.peer(e.src).is_some_and(|p| p.router_id == o) {
-                bump(self.self_originated.entry(e.src).or_default());
-            }
+            bump(&mut self.by_originator, o, up);
+        }
+        if self_originated {
+            bump(&mut self.self_originated, e.src, up);
+        }
+        if !self.by_src.contains_key(&e.src) {
+            self.src_router_ids.remove(&e.src);
         }
     }
 
