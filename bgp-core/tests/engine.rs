@@ -727,13 +727,13 @@ proptest! {
         for op in ops {
             apply(&mut h, &PEERS, op);
             let snapshots = h.engine.peers(h.now);
-            for i in 0..PEERS.len() {
+            for (i, (n, _)) in PEERS.iter().enumerate() {
                 let id = PeerId(i as u32);
                 let held = h.drain(id).clone();
                 let expected = h.expected(id);
                 prop_assert_eq!(&held, &expected, "peer {}", i);
                 // Status counts what the peer holds.
-                let address = IpAddr::V4(peer_ip(PEERS[i].0));
+                let address = IpAddr::V4(peer_ip(*n));
                 let advertised = snapshots.iter().find(|s| s.address == address).map(|s| s.advertised);
                 prop_assert_eq!(advertised, Some(expected.len()), "advertised to peer {}", i);
             }
