@@ -177,8 +177,13 @@ finish() {
     local est est2 sent first all
     est=$(sed -n 's/^routegen: established at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen")
     est2=$(sed -n 's/^routegen: established at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen2" 2>/dev/null || true)
-    if [[ -n $est2 && $est2 -lt $est ]]; then est=$est2; fi
     sent=$(sed -n 's/^routegen: sent .* at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen")
+    # Two reflectors: from whichever session came up first (the other may
+    # still be connecting when all routes are in).
+    if [[ -n $est2 && ( -z $est || $est2 -lt $est ) ]]; then
+        est=$est2
+        sent=$(sed -n 's/^routegen: sent .* at_ns=\([0-9]*\).*/\1/p' "$WORK/$name.routegen2")
+    fi
     first=$(sed -n 's/^watch: first_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
     all=$(sed -n 's/^watch: .* all_ns=\([0-9]*\).*/\1/p' "$WORK/$name.watch")
     RESULT="$est $first $all ${sent:-0}"
