@@ -73,6 +73,10 @@ pub struct Engine {
     rib: Rib,
     peers: HashMap<PeerId, Peer>,
     by_address: HashMap<IpAddr, PeerId>,
+    /// Peer addresses by id (ids are handed out in order and never
+    /// reused): [`Engine::best_route`] looks one up per route change, so an
+    /// index, not a hash.
+    addresses: Vec<Option<IpAddr>>,
     next_id: u32,
     ranges: Ranges,
     hub: Arc<ExportHub>,
@@ -119,6 +123,7 @@ impl Engine {
             config,
             peers: HashMap::new(),
             by_address: HashMap::new(),
+            addresses: Vec::new(),
             next_id: 0,
             timers: Deadlines::default(),
             changes: Vec::new(),
@@ -259,6 +264,14 @@ impl Engine {
             })
             .unwrap_or_default();
         self.by_address.insert(address, id);
+        if let Ok(slot) = usize::try_from(id.0) {
+            if self.addresses.len() <= slot {
+                self.addresses.resize(slot + 1, None);
+            }
+            if let Some(a) = self.addresses.get_mut(slot) {
+                *a = Some(address);
+            }
+        }
         self.peers.insert(
             id,
             Peer {
@@ -304,6 +317,12 @@ impl Engine {
             return;
         };
         self.by_address.remove(&peer.address);
+        if let Some(a) = usize::try_from(id.0)
+            .ok()
+            .and_then(|i| self.addresses.get_mut(i))
+        {
+            *a = None;
+        }
         if let Some(range) = peer.dynamic {
             self.ranges.released(range);
         }
@@ -479,7 +498,9 @@ impl Engine {
         BestRoute {
             prefix,
             next_hop,
-            peer: self.peers.get(&path.peer).map(|p| p.address),
+            peer: usize::try_from(path.peer.0)
+                .ok()
+                .and_then(|i| self.addresses.get(i).copied().flatten()),
             attrs: path.attrs.clone(),
             stale: path.stale,
         }

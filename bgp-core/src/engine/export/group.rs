@@ -421,7 +421,7 @@ impl Group {
             // receiver's only peer) are never sent back: skip the export.
             if lone.is_some() && c.new.as_ref().map(|p| p.peer) == lone {
                 self.partial = true;
-                if self.table.get(NetKey::of(&c.prefix)).is_none() {
+                if self.table.len() == 0 || self.table.get(NetKey::of(&c.prefix)).is_none() {
                     continue;
                 }
             }
