@@ -756,3 +756,78 @@ proptest! {
         }
     }
 }
+
+// ---- block ownership ----
+
+fn owner(block: &str, n: u8) -> bgp_core::speaker::BlockOwner {
+    bgp_core::speaker::BlockOwner {
+        block: net(block),
+        next_hop: IpAddr::V4(peer_ip(n)),
+    }
+}
+
+#[test]
+fn a_route_inside_a_block_another_node_owns_is_refused_before_the_rib() {
+    let mut h = Harness::new(config(&[(2, true), (3, true), (4, true)]));
+    for (i, n) in [(0, 2), (1, 3), (2, 4)] {
+        h.establish(PeerId(i), peer_ip(n), None);
+    }
+    h.engine
+        .set_block_owners(&[owner("10.244.2.0/26", 2), owner("10.244.3.0/26", 3)]);
+    h.pump();
+    // Node 3 announces node 2's block (and a /32 inside it) as its own.
+    h.announce(PeerId(1), &["10.244.2.0/26", "10.244.2.7/32"], peer_ip(3));
+    assert_eq!(h.engine.rib().len(), 0, "nothing reached the RIB");
+    assert!(h.routes.is_empty(), "no route change: {:?}", h.routes);
+    assert!(h.drain(PeerId(2)).is_empty(), "nothing reflected");
+    // The owner's own announcement is accepted and reflected.
+    h.announce(PeerId(0), &["10.244.2.0/26"], peer_ip(2));
+    assert!(is_best(h.best("10.244.2.0/26"), false));
+    assert!(h.drain(PeerId(2)).contains_key(&net("10.244.2.0/26")));
+    // Outside every owned block, nothing is checked.
+    h.announce(PeerId(2), &["10.244.9.0/26"], peer_ip(4));
+    assert!(is_best(h.best("10.244.9.0/26"), false));
+}
+
+#[test]
+fn new_owners_withdraw_held_routes_that_break_them() {
+    let mut h = Harness::new(config(&[(2, false), (3, false)]));
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.establish(PeerId(1), peer_ip(3), None);
+    h.announce(PeerId(0), &["10.244.2.0/26"], peer_ip(2));
+    h.announce(PeerId(1), &["10.244.2.0/26"], peer_ip(3));
+    assert_eq!(h.engine.rib().paths(&net("10.244.2.0/26")).len(), 2);
+    h.engine.set_block_owners(&[owner("10.244.2.0/26", 2)]);
+    h.pump();
+    let paths = h.engine.rib().paths(&net("10.244.2.0/26"));
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert_eq!(paths[0].peer, PeerId(0));
+    assert!(
+        h.controls
+            .iter()
+            .all(|(_, c)| !matches!(c, Control::RouteRefresh(_))),
+        "only a new owner: nothing to ask again"
+    );
+}
+
+#[test]
+fn an_owner_that_moves_asks_every_peer_to_send_its_routes_again() {
+    let mut h = Harness::new(config(&[(2, false), (3, false)]));
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.establish(PeerId(1), peer_ip(3), None);
+    h.engine.set_block_owners(&[owner("10.244.2.0/26", 2)]);
+    h.pump();
+    h.controls.clear();
+    // The block moves to node 3: what node 3 sent for it before was
+    // refused and must be sent again.
+    h.engine.set_block_owners(&[owner("10.244.2.0/26", 3)]);
+    h.pump();
+    let mut refreshes: Vec<PeerId> = h
+        .controls
+        .iter()
+        .filter(|(_, c)| matches!(c, Control::RouteRefresh(r) if r.afi == 1 && r.safi == 1))
+        .map(|(id, _)| *id)
+        .collect();
+    refreshes.sort();
+    assert_eq!(refreshes, [PeerId(0), PeerId(1)], "{:?}", h.controls);
+}

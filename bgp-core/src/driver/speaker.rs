@@ -201,6 +201,7 @@ impl Shell {
                         Control::Shutdown(n) => PeerCommand::Shutdown(n),
                         Control::Abandon => PeerCommand::Abandon,
                         Control::ClearRestartState => PeerCommand::ClearRestartState,
+                        Control::RouteRefresh(r) => PeerCommand::RouteRefresh(r),
                     };
                     if ends {
                         if let Some(t) = self.tasks.remove(&id) {
@@ -221,6 +222,7 @@ impl Shell {
         match cmd {
             Command::Announce(prefix, route) => self.engine.announce(prefix, &route),
             Command::Withdraw(prefix) => self.engine.withdraw(prefix),
+            Command::SetBlockOwners(owners) => self.engine.set_block_owners(&owners),
             Command::AddPeer(config, reply) => {
                 let _ = reply.send(self.add_peer(*config));
             }

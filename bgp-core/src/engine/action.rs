@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::export::PeerOutbox;
 use crate::rib::PeerId;
 use crate::session::Session;
-use crate::wire::Notification;
+use crate::wire::{Notification, RouteRefresh};
 
 /// How a peer's TCP connections are made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +68,8 @@ pub enum Control {
     /// Clear the Restart State bit in the OPENs sent from now on (RFC 4724
     /// §3: only the first OPEN after a restart sets it).
     ClearRestartState,
+    /// Ask the peer to send a family's routes again (RFC 2918).
+    RouteRefresh(RouteRefresh),
 }
 
 /// An output for the driver.

@@ -58,6 +58,31 @@ impl Engine {
                 }
                 match PathAttrs::from_update(u, family) {
                     Some(attrs) => {
+                        let accepted = if self.owners.is_empty() {
+                            accepted
+                        } else {
+                            // Inside a block a datastore says another node
+                            // owns: refused before the RIB, so nothing
+                            // anywhere changes for it.
+                            let (ok, refused): (Vec<Prefix>, Vec<Prefix>) = accepted
+                                .into_iter()
+                                .partition(|p| self.owners.allows(&p.network, &attrs.next_hop));
+                            if let Some(first) = refused.first() {
+                                tracing::warn!(
+                                    peer = %address,
+                                    refused = refused.len(),
+                                    first = %first.network,
+                                    next_hop = ?attrs.next_hop,
+                                    owner = ?self.owners.owner(&first.network),
+                                    "routes inside pod blocks another node owns refused"
+                                );
+                                self.rib.withdraw(id, &refused, &mut self.changes);
+                            }
+                            ok
+                        };
+                        if accepted.is_empty() {
+                            continue;
+                        }
                         if let Err(reason) =
                             self.rib
                                 .update(id, &accepted, Arc::new(attrs), &mut self.changes)

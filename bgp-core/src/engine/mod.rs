@@ -27,11 +27,13 @@ mod action;
 mod dynamic;
 mod export;
 mod import;
+mod owners;
 mod peer;
 mod signal;
 
 pub use action::{Action, Control, PeerSetup, Transport};
 pub use export::{ExportHub, LOG_LIMIT, OutAttrs, PeerOutbox};
+pub use owners::BlockOwner;
 pub use signal::{Signal, Wait};
 
 use std::collections::{HashMap, VecDeque};
@@ -51,7 +53,7 @@ use crate::speaker::{
     BestRoute, LocalRoute, PeerConfig, PeerSnapshot, RouteChange, SpeakerConfig, SpeakerError,
 };
 use crate::wire::iana::notify;
-use crate::wire::{Family, Notification};
+use crate::wire::{Family, Notification, Prefix, RouteRefresh};
 use dynamic::Ranges;
 use export::group::{GroupKey, MemberInfo};
 use peer::Peer;
@@ -79,6 +81,8 @@ pub struct Engine {
     addresses: Vec<Option<IpAddr>>,
     next_id: u32,
     ranges: Ranges,
+    /// Pod blocks and their owners' addresses (see [`BlockOwner`]).
+    owners: owners::Owners,
     hub: Arc<ExportHub>,
     timers: Deadlines<Timer>,
     changes: Vec<BestChange>,
@@ -118,6 +122,7 @@ impl Engine {
         let peers = config.peers.clone();
         let mut engine = Engine {
             ranges: Ranges::new(config.dynamic_neighbors.clone()),
+            owners: owners::Owners::default(),
             hub: ExportHub::new(config.local_as),
             rib: Rib::new(rib_config),
             config,
@@ -195,6 +200,57 @@ impl Engine {
     /// Stops originating `prefix`.
     pub fn withdraw(&mut self, prefix: IpNetwork) {
         self.rib.withdraw_local(prefix, &mut self.changes);
+        self.propagate();
+    }
+
+    /// Sets which node owns which pod block (replacing the previous set):
+    /// a route inside an owned block is accepted only with its owner's
+    /// address as NEXT_HOP ([`BlockOwner`]). Held routes that break the new
+    /// set are withdrawn now; when an owner changed or a block stopped
+    /// being owned, routes refused before may be fine, so every peer that
+    /// supports it is asked to send its routes again (ROUTE-REFRESH, RFC
+    /// 2918).
+    pub fn set_block_owners(&mut self, owners: &[BlockOwner]) {
+        let new = owners::Owners::new(owners);
+        let refresh = self.owners.loosened_by(&new);
+        self.owners = new;
+        if !self.owners.is_empty() {
+            let mut doomed: Vec<(PeerId, Prefix)> = Vec::new();
+            for (prefix, _) in self.rib.iter_best() {
+                if self.owners.owner(&prefix).is_none() {
+                    continue;
+                }
+                for path in self.rib.paths(&prefix) {
+                    if path.peer != PeerId::LOCAL
+                        && !self.owners.allows(&prefix, &path.attrs.next_hop)
+                    {
+                        doomed.push((
+                            path.peer,
+                            Prefix {
+                                path_id: Some(path.path_id),
+                                network: prefix,
+                            },
+                        ));
+                    }
+                }
+            }
+            for (peer, prefix) in doomed {
+                self.rib.withdraw(peer, &[prefix], &mut self.changes);
+            }
+        }
+        if refresh {
+            for peer in self.peers.values() {
+                let Some(n) = peer.negotiated.as_ref().filter(|n| n.route_refresh) else {
+                    continue;
+                };
+                for f in &n.families {
+                    self.actions.push_back(Action::Control(
+                        peer.id,
+                        Control::RouteRefresh(RouteRefresh::request(f.afi(), f.safi())),
+                    ));
+                }
+            }
+        }
         self.propagate();
     }
 

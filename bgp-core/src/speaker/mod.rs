@@ -31,7 +31,7 @@ use std::time::Duration;
 use ipnetwork::IpNetwork;
 use tokio::sync::{mpsc, oneshot};
 
-pub use crate::engine::OutAttrs;
+pub use crate::engine::{BlockOwner, OutAttrs};
 pub use config::{GracefulRestart, ListenConfig, NeighborRange, PeerConfig, SpeakerConfig};
 
 use crate::rib::PathAttrs;
@@ -202,6 +202,7 @@ pub enum SpeakerError {
 pub(crate) enum Command {
     Announce(IpNetwork, LocalRoute),
     Withdraw(IpNetwork),
+    SetBlockOwners(Vec<BlockOwner>),
     AddPeer(Box<PeerConfig>, oneshot::Sender<Result<(), SpeakerError>>),
     RemovePeer(IpAddr, oneshot::Sender<Result<(), SpeakerError>>),
     Peers(oneshot::Sender<Vec<PeerSnapshot>>),
@@ -250,6 +251,16 @@ impl Speaker {
     /// Stops originating `prefix`.
     pub fn withdraw(&self, prefix: IpNetwork) {
         let _ = self.commands.send(Command::Withdraw(prefix));
+    }
+
+    /// Sets which node owns which pod block, as a datastore knows it
+    /// (replacing the previous set): a route inside an owned block is
+    /// accepted only with its owner's address as NEXT_HOP, checked at
+    /// import, so a node announcing another's block changes no route here
+    /// nor at anyone we reflect to. Routes held that break the new set are
+    /// withdrawn; peers are asked to resend when an owner changed.
+    pub fn set_block_owners(&self, owners: Vec<BlockOwner>) {
+        let _ = self.commands.send(Command::SetBlockOwners(owners));
     }
 
     /// Adds a neighbour at runtime; other sessions are not touched.
