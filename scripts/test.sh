@@ -19,6 +19,14 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "bgp-core without the speaker feature: the codec, engine and RIB alone, no tokio"
+cargo clippy -p bgp-core --no-default-features --locked -- -D warnings
+if cargo tree -p bgp-core --no-default-features -e normal --locked | grep -q '\btokio\b'; then
+    echo "bgp-core --no-default-features depends on tokio:" >&2
+    cargo tree -p bgp-core --no-default-features -e normal -i tokio --locked >&2
+    exit 1
+fi
+
 step "fuzzing every target for ${FUZZ_SECONDS:-30} s"
 fuzz/run.sh "${FUZZ_SECONDS:-30}"
 

@@ -42,8 +42,10 @@
 //! assert_eq!(decoded.message.to_bytes(&DecodeContext::default()).unwrap(), bytes);
 //! ```
 
+#[cfg(feature = "speaker")]
 pub mod driver;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod policy;
 pub mod rib;
