@@ -29,6 +29,12 @@
 //!   [`speaker::SpeakerConfig`] and hands back a stream of best-route changes
 //!   (the configuration and event types the engine speaks live here too).
 //!
+//! Cargo features: `speaker` (default) brings the tokio [`driver`] and the
+//! [`speaker::Speaker`] handle; without it (`default-features = false`)
+//! the crate is the codec, the session and engine state machines, the RIB
+//! and policy, with no runtime and no sockets. `fuzzing` adds the fuzz
+//! target bodies (`fuzzing`), shared by cargo-fuzz and the corpus replay.
+//!
 //! Decoding bytes needs only [`wire`]:
 //!
 //! ```

@@ -3,11 +3,11 @@
 //!
 //! An [`Engine`] owns the Loc-RIB, the neighbours, import and export
 //! policy, maximum-prefix limits, graceful-restart stale paths and the
-//! update groups that share encoded UPDATEs between peers ([`export`]). It
+//! update groups that share encoded UPDATEs between peers (`export/`). It
 //! never reads the clock and never touches a socket: like
 //! [`crate::session::Session`], every input is a `handle_*` call (or a
 //! command) that takes `now`, and every output is polled. The tokio task
-//! in [`crate::driver::speaker`] is a thin shell around it; tests drive it
+//! in `driver/speaker.rs` is a thin shell around it; tests drive it
 //! on a virtual clock.
 //!
 //! Call order, after any input:
