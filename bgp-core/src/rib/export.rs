@@ -165,19 +165,75 @@ pub enum OutChange {
     Withdraw(IpNetwork),
 }
 
-/// Memoised export of one source attribute set: a million routes with one
-/// set are exported once, not a million times.
+/// Export memo slots (round robin): an UPDATE's prefixes share one set.
+const MEMO: usize = 4;
+
+/// Memoised exports of source attribute sets: a million routes with one
+/// set are exported once, not a million times. `K` is what else the
+/// result depends on (the two peers, or the source peer of a group).
+/// Each result holds a reference to its interned set (taken by the caller
+/// on [`ExportMemo::put`], given back for what is evicted), so the set
+/// outlives its last route while memoised.
 #[derive(Debug)]
-struct Memo {
-    source: Arc<PathAttrs>,
-    from: PeerInfo,
-    to: PeerInfo,
-    family: Family,
-    result: Option<AttrId>,
+pub(crate) struct ExportMemo<K> {
+    slots: [Option<MemoEntry<K>>; MEMO],
+    next: usize,
 }
 
-/// Export memo slots (round robin).
-const MEMO: usize = 4;
+/// One memoised export: the source set, what else it depended on, the
+/// family, and the interned result (`None`: not exported).
+type MemoEntry<K> = (Arc<PathAttrs>, K, Family, Option<AttrId>);
+
+impl<K> Default for ExportMemo<K> {
+    fn default() -> Self {
+        ExportMemo {
+            slots: Default::default(),
+            next: 0,
+        }
+    }
+}
+
+impl<K: PartialEq> ExportMemo<K> {
+    /// The memoised result for `source` exported under `key`, if any.
+    pub(crate) fn get(
+        &self,
+        source: &Arc<PathAttrs>,
+        key: &K,
+        family: Family,
+    ) -> Option<Option<AttrId>> {
+        self.slots
+            .iter()
+            .flatten()
+            .find(|(s, k, f, _)| Arc::ptr_eq(s, source) && k == key && *f == family)
+            .map(|(.., r)| *r)
+    }
+
+    /// Remembers `result`; returns the result it evicted, whose reference
+    /// the caller releases.
+    pub(crate) fn put(
+        &mut self,
+        source: Arc<PathAttrs>,
+        key: K,
+        family: Family,
+        result: Option<AttrId>,
+    ) -> Option<AttrId> {
+        let slot = self.next % MEMO;
+        self.next = self.next.wrapping_add(1);
+        self.slots
+            .get_mut(slot)
+            .and_then(|m| m.replace((source, key, family, result)))
+            .and_then(|(.., r)| r)
+    }
+
+    /// Forgets everything; returns the results whose references the
+    /// caller releases.
+    pub(crate) fn take_all(&mut self) -> Vec<AttrId> {
+        self.slots
+            .iter_mut()
+            .filter_map(|m| m.take().and_then(|(.., r)| r))
+            .collect()
+    }
+}
 
 /// What one peer has been sent (its Adj-RIB-Out, RFC 4271 §3.2): per
 /// prefix, the interned attributes announced. A withdrawal is produced
@@ -192,8 +248,7 @@ pub struct AdjRibOut {
     ctx: ExportContext,
     sent: PrefixMap<AttrId>,
     attrs: AttrCache,
-    memo: [Option<Memo>; MEMO],
-    next_memo: usize,
+    memo: ExportMemo<(PeerInfo, PeerInfo)>,
     /// Scratch for [`AdjRibOut::apply_all`] (kept for its capacity).
     pending: Vec<(IpNetwork, Option<AttrId>)>,
 }
@@ -259,8 +314,7 @@ impl AdjRibOut {
             ctx,
             sent: PrefixMap::new(),
             attrs: AttrCache::new(),
-            memo: Default::default(),
-            next_memo: 0,
+            memo: ExportMemo::default(),
             pending: Vec::new(),
         }
     }
@@ -283,16 +337,14 @@ impl AdjRibOut {
     }
 
     fn clear_memo(&mut self) {
-        for m in &mut self.memo {
-            if let Some(id) = m.take().and_then(|m| m.result) {
-                self.attrs.release(id);
-            }
+        for id in self.memo.take_all() {
+            self.attrs.release(id);
         }
     }
 
     /// Forgets everything sent (the session went down).
     pub fn clear(&mut self) {
-        self.memo = Default::default();
+        self.memo = ExportMemo::default();
         self.sent = PrefixMap::new();
         self.attrs.clear();
     }
@@ -327,33 +379,18 @@ impl AdjRibOut {
         }
         let to = *rib.peer(self.peer)?;
         let from = *rib.peer(path.peer)?;
-        let hit = self.memo.iter().flatten().find(|m| {
-            Arc::ptr_eq(&m.source, &path.attrs)
-                && m.from == from
-                && m.to == to
-                && m.family == family
-        });
-        if let Some(m) = hit {
-            return m.result;
+        if let Some(hit) = self.memo.get(&path.attrs, &(from, to), family) {
+            return hit;
         }
         let result = export(rib.config(), &from, &to, family, &path.attrs, &self.ctx)
             .map(|a| self.attrs.intern(Arc::new(a)));
-        // The memo holds a reference so the set outlives its last route.
         if let Some(id) = result {
             self.attrs.acquire(id);
         }
-        let slot = self.next_memo % MEMO;
-        self.next_memo = self.next_memo.wrapping_add(1);
-        let evicted = self.memo.get_mut(slot).and_then(|m| {
-            m.replace(Memo {
-                source: path.attrs.clone(),
-                from,
-                to,
-                family,
-                result,
-            })
-        });
-        if let Some(id) = evicted.and_then(|m| m.result) {
+        if let Some(id) = self
+            .memo
+            .put(path.attrs.clone(), (from, to), family, result)
+        {
             self.attrs.release(id);
         }
         result

@@ -37,7 +37,7 @@
 
 mod attrs;
 mod decision;
-mod export;
+pub(crate) mod export;
 pub(crate) mod intern;
 mod loc;
 mod path;

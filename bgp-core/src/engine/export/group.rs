@@ -26,9 +26,10 @@ use ipnetwork::IpNetwork;
 
 use super::pack::{self, OutAttrs};
 use crate::policy::PrefixFilter;
+use crate::rib::export::ExportMemo;
 use crate::rib::intern::{AttrCache, AttrId};
 use crate::rib::table::{AddrKey, NetKey, PrefixMap};
-use crate::rib::{BestChange, ExportContext, Path, PathAttrs, PeerId, PeerInfo, Rib};
+use crate::rib::{BestChange, ExportContext, Path, PeerId, PeerInfo, Rib};
 use crate::wire::iana::attr;
 use crate::wire::{DecodeContext, Family, Prefix};
 
@@ -123,18 +124,6 @@ pub(crate) struct Output {
     pub(crate) prefixes: Box<[IpNetwork]>,
 }
 
-/// Memoised export of one source attribute set from one peer.
-#[derive(Debug)]
-struct Memo {
-    source: Arc<PathAttrs>,
-    from: PeerId,
-    family: Family,
-    result: Option<AttrId>,
-}
-
-/// Export memo slots (round robin): an UPDATE's prefixes share one set.
-const MEMO: usize = 4;
-
 /// One update group's Adj-RIB-Out.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -149,8 +138,7 @@ pub(crate) struct Group {
     attrs: AttrCache,
     /// Wire form of exported sets, by id (dropped with the set).
     wire: HashMap<AttrId, Arc<OutAttrs>>,
-    memo: [Option<Memo>; MEMO],
-    next_memo: usize,
+    memo: ExportMemo<PeerId>,
     /// Routes excluded for the only member were not stored (so a lone
     /// session pays nothing for the routes it sent us); a second member
     /// needs them, so the table is rebuilt when one joins.
@@ -198,8 +186,7 @@ impl Group {
             table: PrefixMap::new(),
             attrs: AttrCache::new(),
             wire: HashMap::new(),
-            memo: Default::default(),
-            next_memo: 0,
+            memo: ExportMemo::default(),
             partial: false,
             by_src: HashMap::new(),
             by_originator: HashMap::new(),
@@ -264,30 +251,16 @@ impl Group {
 
     /// The interned export of `path`, through the memo.
     fn export_id(&mut self, rib: &Rib, family: Family, path: &Path) -> Option<AttrId> {
-        let hit = self.memo.iter().flatten().find(|m| {
-            Arc::ptr_eq(&m.source, &path.attrs) && m.from == path.peer && m.family == family
-        });
-        if let Some(m) = hit {
-            return m.result;
+        if let Some(hit) = self.memo.get(&path.attrs, &path.peer, family) {
+            return hit;
         }
         let result = rib
             .export_as(&self.template, family, path, &self.key.ctx)
             .map(|a| self.attrs.intern(Arc::new(a)));
-        // The memo holds a reference so the set outlives its last route.
         if let Some(id) = result {
             self.attrs.acquire(id);
         }
-        let slot = self.next_memo % MEMO;
-        self.next_memo = self.next_memo.wrapping_add(1);
-        let evicted = self.memo.get_mut(slot).and_then(|m| {
-            m.replace(Memo {
-                source: path.attrs.clone(),
-                from: path.peer,
-                family,
-                result,
-            })
-        });
-        if let Some(id) = evicted.and_then(|m| m.result) {
+        if let Some(id) = self.memo.put(path.attrs.clone(), path.peer, family, result) {
             self.release(id);
         }
         result
