@@ -6,8 +6,10 @@ set -euo pipefail
 # Debian packages the tests use: real BGP peers for the interop tests
 # (BIRD 2, GoBGP, ExaBGP), iproute2 for the namespaces, ping and python3
 # for the IPIP data-plane tests; qemu, cpio, busybox-static and ethtool for
-# the IPIP VM test (ipip/tests/vm.rs).
-packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 qemu-system-x86 cpio busybox-static ethtool)
+# the IPIP VM test (ipip/tests/vm.rs); containernetworking-plugins (ptp,
+# host-local, portmap, installed in /usr/lib/cni) for the CNI test
+# (route-agent/tests/cni.rs), which runs them as a container runtime does.
+packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

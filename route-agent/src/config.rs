@@ -18,11 +18,13 @@
 //! | `persist-routes` | true | keep our kernel routes when the agent stops (BIRD's `persist`) |
 //! | `nexthop-objects` | auto | gateway routes through kernel nexthop objects: `auto` for tables of over 1,000 gateway routes (back below 500), `true` always, `false` never; faster with hundreds of nodes and more, `ip route` then shows `nhid` |
 //! | `admin` | `listen: 127.0.0.1:9179` | the admin HTTP listener |
+//! | `cni` | off | the CNI network config for the standard plugins ([`crate::cni`]): `enabled`, `conf-dir: /etc/cni/net.d`, `file: 10-podroute.conflist`, `name: podroute`, `mtu: 0` (= the underlay MTU, − 20 with IPIP), `ipam-data-dir` (host-local's leases) |
 //!
 //! [`Config::parse`] checks the shape (errors carry `FILE:LINE:COL`) and
 //! then every semantic rule (errors carry `FILE:`), collecting all
 //! problems at once.
 
+mod cni;
 mod detect;
 mod error;
 mod text;
@@ -41,6 +43,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::planner::{IpipMode, LocalNode, Pool};
 
+pub use cni::{
+    CniConfig, DEFAULT_CNI_CONF_DIR, DEFAULT_CNI_FILE, DEFAULT_CNI_NETWORK, has_pod_addresses,
+};
 pub use detect::{DetectError, InterfaceAddress, detect_address};
 pub use error::{ConfigError, ModeName, PeerList, Problem, Warning};
 
@@ -130,6 +135,9 @@ pub struct Config {
     /// The admin HTTP listener.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The CNI network config the agent writes (off by default).
+    #[serde(default)]
+    pub cni: CniConfig,
 }
 
 fn default_asn() -> u32 {

@@ -16,6 +16,9 @@
 //!   ([`agent::control`]); its loop only moves messages between the
 //!   speaker, the signals, the timers, the kernel monitor and the FIB
 //!   thread; it also sets up the IPIP tunnel.
+//! - [`cni`]: the CNI network config the agent writes for the standard
+//!   plugins (`ptp` with `host-local` over this node's blocks, `portmap`),
+//!   atomically and only when it changes.
 //! - [`state`]: what the agent shares with the admin API.
 //! - [`admin`]: the admin HTTP API (`/healthz`, `/readyz`, Prometheus
 //!   `/metrics`, JSON under `/api/v1/`) served from that state.
@@ -34,6 +37,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod cni;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -364,6 +364,10 @@ impl Io {
                 // A few netlink dumps: quick enough to do in the loop.
                 Output::ReadNode => control.handle_node(now(), NodeView::read(&self.node)),
                 Output::EnsureTunnel(setup) => self.ensure_tunnel(setup),
+                // One small file, rarely: written in the loop, so writes
+                // stay in order.
+                Output::WriteCni(file) => write_cni(&file),
+                Output::RemoveCni(path) => remove_cni(&path),
                 Output::Status(change) => self.state.update(|s| match change {
                     StatusChange::Node(node) => s.node = node,
                     StatusChange::ConfiguredPeers(peers) => s.configured_peers = peers,
@@ -386,6 +390,30 @@ impl Io {
                 .unwrap_or_else(|e| Err(TunnelError::Panicked(e)));
             let _ = done.send(outcome);
         });
+    }
+}
+
+/// Writes the CNI config file; a failure is logged (with the path and the
+/// errno) and not fatal: routes do not depend on it, and the periodic
+/// re-check tries again.
+fn write_cni(file: &crate::cni::CniFile) {
+    let path = file.path.display();
+    match crate::cni::write(&file.path, &file.contents) {
+        Ok(crate::cni::Written::Replaced) => tracing::info!(%path, "CNI config written"),
+        Ok(crate::cni::Written::Unchanged) => {
+            tracing::debug!(%path, "CNI config unchanged");
+        }
+        Err(e) => tracing::error!(%path, errno = e.errno(), "CNI config not written: {e}"),
+    }
+}
+
+/// Removes the CNI config file the agent wrote; a failure is logged.
+fn remove_cni(path: &std::path::Path) {
+    let shown = path.display();
+    match crate::cni::remove(path) {
+        Ok(true) => tracing::info!(path = %shown, "CNI config removed"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(path = %shown, errno = e.errno(), "CNI config not removed: {e}"),
     }
 }
 

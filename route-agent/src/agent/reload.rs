@@ -3,7 +3,7 @@
 //! Peers, pools and blocks are applied live: a peer whose settings did not
 //! change keeps its session, a changed one is removed and added again
 //! (BIRD's `configure` restarts a protocol whose config changed, too).
-//! Settings that shape the speaker or the node itself (AS, node address,
+//! The `cni` section is live too (the CNI file follows it). Settings that shape the speaker or the node itself (AS, node address,
 //! BGP port, route protocol, tunnel, admin listener, graceful restart) need
 //! a restart and are reported, not applied.
 
@@ -108,7 +108,7 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
 }
 
 /// Takes from `new` the keys a reload applies live (peers, mesh, blocks,
-/// pools, persist-routes) into `running`; the keys [`diff`] reports as
+/// pools, persist-routes, cni) into `running`; the keys [`diff`] reports as
 /// needing a restart keep their running values.
 pub fn apply_live(running: &mut Config, new: Config) {
     running.peers = new.peers;
@@ -116,6 +116,7 @@ pub fn apply_live(running: &mut Config, new: Config) {
     running.blocks = new.blocks;
     running.pools = new.pools;
     running.persist_routes = new.persist_routes;
+    running.cni = new.cni;
 }
 
 #[cfg(test)]
@@ -209,6 +210,7 @@ route-protocol: 99
 persist-routes: false
 nexthop-objects: true
 admin: {listen: 127.0.0.1:9999}
+cni: {enabled: true, conf-dir: /run/cni}
 ",
         );
         let mut applied = old.clone();
@@ -220,6 +222,7 @@ admin: {listen: 127.0.0.1:9999}
         );
         assert_eq!((&applied.peers, &applied.mesh), (&new.peers, &new.mesh));
         assert_eq!(applied.persist_routes, new.persist_routes);
+        assert_eq!(applied.cni, new.cni);
         assert_eq!(after.needs_restart, diff(&old, &new, NODE).needs_restart);
         assert_eq!(after.needs_restart.len(), 8, "{after:?}");
         // With the restart keys taken as well, nothing is left over: a new

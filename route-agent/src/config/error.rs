@@ -305,6 +305,42 @@ pub enum Problem {
         /// Whose it is.
         owner: &'static str,
     },
+    /// A CNI path that is not absolute.
+    #[error(
+        "{what} `{}` is not an absolute path — the agent and the container runtime run in different directories; write it from `/`, e.g. `/etc/cni/net.d`",
+        path.display()
+    )]
+    CniPathNotAbsolute {
+        /// Which key.
+        what: &'static str,
+        /// As written.
+        path: PathBuf,
+    },
+    /// Not a file name container runtimes load as a network list.
+    #[error(
+        "cni.file `{0}` is not a plain file name ending in `.conflist` — runtimes load only `*.conflist` files as plugin lists and skip hidden ones; use e.g. `10-podroute.conflist`"
+    )]
+    CniBadFileName(String),
+    /// Not a CNI network name.
+    #[error(
+        "cni.name `{0}` is not a valid CNI network name — use letters, digits, '_', '.' and '-', starting with a letter or digit (the default is podroute)"
+    )]
+    CniBadNetworkName(String),
+    /// A pod MTU outside IPv4's range.
+    #[error(
+        "cni.mtu {0} is outside 68–65535 (68 is IPv4's minimum, RFC 791) — use 0 for the underlay MTU (less 20 with IPIP), or a value in range"
+    )]
+    CniMtuOutOfRange(u32),
+    /// A pod MTU IPv6 cannot use, with IPv6 blocks.
+    #[error(
+        "cni.mtu {0} is below IPv6's minimum of 1280 (RFC 8200 §5) and this node has IPv6 blocks: its pods would get no IPv6 — use 0 (automatic) or at least 1280"
+    )]
+    CniMtuBelowIpv6Minimum(u32),
+    /// A block host-local cannot allocate from.
+    #[error(
+        "blocks: {0} has no address for a pod: host-local keeps the network address, the gateway (first address) and the IPv4 broadcast address, and refuses blocks longer than /30 (IPv4) or /126 (IPv6) — use a larger block, or turn `cni.enabled` off"
+    )]
+    CniBlockTooSmall(IpNetwork),
 }
 
 /// An [`IpipMode`] as written in the config, for messages.

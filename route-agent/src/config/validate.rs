@@ -234,6 +234,7 @@ pub(super) fn problems(c: &Config) -> Vec<Problem> {
             default: super::DEFAULT_ADMIN_PORT,
         });
     }
+    super::cni::problems(c, &mut out);
     out
 }
 

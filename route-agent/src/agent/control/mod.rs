@@ -7,7 +7,8 @@
 //!    the FIB thread, a command to the speaker (handed to a task of its
 //!    own: the loop never waits for the speaker, which may itself be
 //!    waiting for the loop to read its route stream), a node read, a
-//!    tunnel set-up (on a blocking thread), a status change, a log line.
+//!    tunnel set-up (on a blocking thread), a CNI config write, a status
+//!    change, a log line.
 //!    A node read and a tunnel set-up are answered with
 //!    [`Control::handle_node`] and [`Control::handle_tunnel`], a peer
 //!    command with [`Control::handle_peer_result`];
@@ -27,7 +28,13 @@
 //! | [`handle_reload`](Control::handle_reload) | SIGHUP: the config file re-read, or why it could not be | peers, blocks and pools live ([`super::reload`]); the rest reported as needing a restart |
 //! | [`handle_peer_result`](Control::handle_peer_result) | the speaker's answer to a peer command | reported when it failed |
 //! | [`handle_tunnel`](Control::handle_tunnel) | the answer to [`Output::EnsureTunnel`] | the tunnel status; plans wait for the first set-up (routes through the tunnel need its device) |
-//! | [`handle_timeout`](Control::handle_timeout) | [`poll_timeout`](Control::poll_timeout) | the restart time is up; the node read is due; the periodic full re-plan ([`RESYNC`]) |
+//! | [`handle_timeout`](Control::handle_timeout) | [`poll_timeout`](Control::poll_timeout) | the restart time is up; the node read is due; the periodic full re-plan ([`RESYNC`]) and CNI file re-check |
+//!
+//! The CNI config file ([`crate::cni`]) follows this node's blocks, its
+//! underlay MTU and the `cni` settings: [`Control::poll_output`] compares
+//! them on every call, so whichever input changes them (a reload, a node
+//! read, a datastore) writes the file ([`Output::WriteCni`]), and only
+//! then.
 //!
 //! A source of nodes other than the config file (a Kubernetes or etcd
 //! datastore) fits the same way: what it learns (the mesh peers, their
@@ -39,6 +46,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bgp_core::speaker::{LocalRoute, PeerConfig, RouteChange, SpeakerError};
@@ -48,6 +56,7 @@ use ipnetwork::IpNetwork;
 use super::node::{NodeError, NodeView};
 use super::reload::{self, Reload};
 use super::tunnel::{TunnelError, TunnelSetup};
+use crate::cni::{CniAction, CniFile, CniInputs, CniTracker};
 use crate::config::{Config, ConfigError};
 use crate::netinfo::UnderlayRoutes;
 use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, Pool, RejectReason, Rejection, plan};
@@ -114,6 +123,12 @@ pub enum Output {
     /// Make the tunnel exist as set up (blocking, up to seconds) and answer
     /// with [`Control::handle_tunnel`]. At most one is in flight.
     EnsureTunnel(TunnelSetup),
+    /// Write the CNI config file ([`crate::cni::write`]: atomically, and
+    /// not at all when its content is already on disk); log a failure.
+    WriteCni(CniFile),
+    /// Remove the CNI config file the agent wrote ([`crate::cni::remove`]):
+    /// CNI was turned off or moved, or no block has room for a pod.
+    RemoveCni(PathBuf),
     /// Change the shared status.
     Status(StatusChange),
     /// Something to log.
@@ -262,6 +277,8 @@ pub struct Control {
     tunnel: TunnelWork,
     /// Something changed since the last plan.
     replan: bool,
+    /// When the CNI file is to be written.
+    cni: CniTracker,
     timers: Vec<(Timer, Instant)>,
     outputs: VecDeque<Output>,
 }
@@ -336,6 +353,7 @@ impl Control {
             tunnel_ready: false,
             tunnel: TunnelWork::Idle,
             replan: true,
+            cni: CniTracker::default(),
             timers: Vec::new(),
             outputs: VecDeque::new(),
         };
@@ -517,6 +535,7 @@ impl Control {
                 Timer::NodeSettle => self.outputs.push_back(Output::ReadNode),
                 Timer::Resync => {
                     self.set_timer(Timer::Resync, now + RESYNC);
+                    self.cni.recheck();
                     if self.plan_ready() {
                         self.make_plan(PlanCause::Resync);
                     }
@@ -533,10 +552,24 @@ impl Control {
     /// The next thing to do. A pending plan is made here, once every
     /// queued output is taken, so that a burst of inputs costs one plan.
     pub fn poll_output(&mut self) -> Option<Output> {
+        self.refresh_cni();
         if self.outputs.is_empty() && self.replan && self.plan_ready() {
             self.make_plan(PlanCause::Changed);
         }
         self.outputs.pop_front()
+    }
+
+    /// Queues the CNI file's write or removal when this node's blocks, MTU
+    /// or `cni` settings changed since the last call (or a re-check is
+    /// due).
+    fn refresh_cni(&mut self) {
+        let inputs = CniInputs::from_config(&self.config, self.node.mtu);
+        for action in self.cni.update(inputs) {
+            self.outputs.push_back(match action {
+                CniAction::Write(file) => Output::WriteCni(file),
+                CniAction::Remove(path) => Output::RemoveCni(path),
+            });
+        }
     }
 
     fn plan_ready(&self) -> bool {

@@ -534,3 +534,6 @@ fn only_a_failed_peer_command_is_reported() {
         })
     ));
 }
+
+/// The CNI file's outputs.
+mod cni;
