@@ -95,12 +95,9 @@ fn cluster_with(tag: &str, restart_time: u16, a_extra: &str, all_extra: &str) ->
 }
 
 fn converge(c: &mut Cluster) {
-    let wrong = c.wait_converged(PROTO, TUNNEL_MTU, Duration::from_secs(30));
-    let logs: String = wrong
-        .iter()
-        .map(|(n, want, have)| format!("\n{n}: want {want:#?}\nhas {have:#?}\nlog:\n{}", c.log(n)))
-        .collect();
-    assert!(wrong.is_empty(), "cluster did not converge:{logs}");
+    if let Some(report) = c.convergence_report(PROTO, TUNNEL_MTU, Duration::from_secs(30)) {
+        panic!("cluster did not converge:{report}");
+    }
 }
 
 fn ns(c: &Cluster, name: &str) -> String {

@@ -118,12 +118,9 @@ fn clients_and_reflector(tag: &str) -> Cluster {
 }
 
 fn converge(c: &mut Cluster) {
-    let wrong = c.wait_converged(PROTO, TUNNEL_MTU, Duration::from_secs(30));
-    let logs: String = wrong
-        .iter()
-        .map(|(n, want, have)| format!("\n{n}: want {want:#?}\nhas {have:#?}\nlog:\n{}", c.log(n)))
-        .collect();
-    assert!(wrong.is_empty(), "cluster did not converge:{logs}");
+    if let Some(report) = c.convergence_report(PROTO, TUNNEL_MTU, Duration::from_secs(30)) {
+        panic!("cluster did not converge:{report}");
+    }
 }
 
 /// Pings from one pod to another every 20 ms, `count` times, in the

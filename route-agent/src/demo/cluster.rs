@@ -527,6 +527,32 @@ impl Cluster {
         }
     }
 
+    /// [`Cluster::wait_converged`], and when some node is wrong, what it
+    /// should hold, what it holds and its agent's log, for a failure
+    /// message; `None` once every node holds its routes.
+    pub fn convergence_report(
+        &mut self,
+        proto: u8,
+        tunnel_mtu: u32,
+        timeout: Duration,
+    ) -> Option<String> {
+        let wrong = self.wait_converged(proto, tunnel_mtu, timeout);
+        if wrong.is_empty() {
+            return None;
+        }
+        Some(
+            wrong
+                .iter()
+                .map(|(n, want, have)| {
+                    format!(
+                        "\n{n}: want {want:#?}\nhas {have:#?}\nlog:\n{}",
+                        self.log(n)
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// Pings from `from`'s pod to `to`'s pod (up to `tries` single pings,
     /// 1 s each).
     pub fn pod_ping(&self, from: &str, to: &str, tries: u32) -> Result<bool, ClusterError> {
