@@ -46,10 +46,9 @@ GOBGP_API=50051
 COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(100000 1000000)
 
-die() {
-	echo "ingest.sh: $*" >&2
-	exit 1
-}
+SCRIPT=ingest.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
 for tool in ip ss nsenter timeout bird birdc gobgpd gobgp cargo; do
@@ -68,23 +67,7 @@ NS_GEN=ingest-gen-$$
 NS_RECV=ingest-recv-$$
 PIDS=()
 
-# Stops what this run started (by pid) and deletes its namespaces.
-cleanup_run() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.02
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	done
-	PIDS=()
-	ip netns del "$NS_GEN" 2>/dev/null || true
-	ip netns del "$NS_RECV" 2>/dev/null || true
-}
+NAMESPACES=("$NS_GEN" "$NS_RECV")
 trap 'cleanup_run; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
@@ -111,18 +94,6 @@ setup_netns() {
 	ip -n "$NS_RECV" link set "ig$$r" up
 }
 
-# Waits until something listens on port 179 in recv; fails if $1 dies first.
-wait_listening() {
-	local pid=$1
-	for _ in $(seq 500); do
-		if [ -n "$(ip netns exec "$NS_RECV" ss -Hltn 'sport = :179')" ]; then
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
 
 start_gen() {
 	ip netns exec "$NS_GEN" "$BIN/routegen" --connect "$RECV_IP:179" --local-as "$AS" \
@@ -177,7 +148,7 @@ run_podroute() {
 		--local-as "$AS" --router-id "$RECV_IP" --count "$n" >"$WORK/recv.out" 2>"$WORK/recv.err" &
 	pid=$!
 	PIDS+=("$pid")
-	if ! wait_listening "$pid"; then
+	if ! wait_listening "$NS_RECV" "$pid" 500; then
 		cat "$WORK/recv.err" >&2
 		FAILED=1
 		record podroute "$n" failed "?"
@@ -277,7 +248,7 @@ run_bird() {
 	fi
 	pid=$(cat "$WORK/bird.pid")
 	PIDS+=("$pid")
-	if ! wait_listening "$pid"; then
+	if ! wait_listening "$NS_RECV" "$pid" 500; then
 		cat "$WORK/bird.log" >&2 2>/dev/null || true
 		FAILED=1
 		record bird "$n" failed "?"
@@ -321,7 +292,7 @@ run_gobgp() {
 	pid=$!
 	PIDS+=("$pid")
 	disown "$pid"
-	if ! wait_listening "$pid"; then
+	if ! wait_listening "$NS_RECV" "$pid" 500; then
 		tail -5 "$WORK/gobgpd.log" >&2
 		FAILED=1
 		record gobgp "$n" failed "?"

@@ -77,10 +77,9 @@ GOBGP_API=50052
 COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(100 1000 2000)
 
-die() {
-	echo "reflector.sh: $*" >&2
-	exit 1
-}
+SCRIPT=reflector.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
 for tool in ip ss cargo awk; do
@@ -127,23 +126,7 @@ NS_RR=rr-$$
 NS_CLIENTS=clients-$$
 PIDS=()
 
-# Stops what this run started (by pid) and deletes its namespaces.
-cleanup_run() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	done
-	PIDS=()
-	ip netns del "$NS_RR" 2>/dev/null || true
-	ip netns del "$NS_CLIENTS" 2>/dev/null || true
-}
+NAMESPACES=("$NS_RR" "$NS_CLIENTS")
 trap 'cleanup_run; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
@@ -176,18 +159,6 @@ setup_netns() {
 	ip -n "$NS_RR" route add "$CLIENT_NET" via "$GW_IP"
 }
 
-# Waits until something listens on port 179 in rr; fails if $1 dies first.
-wait_listening() {
-	local pid=$1
-	for _ in $(seq 1500); do
-		if [ -n "$(ip netns exec "$NS_RR" ss -Hltn 'sport = :179')" ]; then
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
 
 # Our reflector's config for C clients (JSON, bgp_core::speaker::
 # SpeakerConfig): with REFLECTOR_PEERS=range ($2) one dynamic-neighbour
@@ -300,7 +271,7 @@ start_reflector() {
 		wait_logged "$RR_PID" "$c" || return 1
 		;;
 	esac
-	wait_listening "$RR_PID"
+	wait_listening "$NS_RR" "$RR_PID"
 }
 
 # Waits until gobgpd ($1) has logged every neighbour of $2 (or the peer
