@@ -114,10 +114,7 @@ fn peak_rss_mb() -> f64 {
 async fn main() {
     let args = parse_args();
     let mut config = SpeakerConfig::new(args.local_as, args.router_id);
-    config.listen = Some(ListenConfig {
-        address: args.listen.ip(),
-        port: args.listen.port(),
-    });
+    config.listen = Some(ListenConfig::new(args.listen.ip(), args.listen.port()));
     let mut peer = PeerConfig::new(args.peer, args.local_as);
     peer.passive = true;
     peer.ipv6 = false;
@@ -151,7 +148,7 @@ async fn main() {
             }
             _ = poll.tick(), if t0.is_none() => {
                 let now = Instant::now();
-                if let Some(p) = speaker.peers().await.into_iter().find(|p| p.state == State::Established) {
+                if let Some(p) = speaker.peers().await.unwrap_or_default().into_iter().find(|p| p.state == State::Established) {
                     t0 = Some(now.checked_sub(p.uptime.unwrap_or_default()).unwrap_or(now));
                     cpu0 = cpu_seconds();
                     eprintln!("ingest_receiver: established");
@@ -168,11 +165,18 @@ async fn main() {
         None => speaker
             .peers()
             .await
+            .unwrap_or_default()
             .into_iter()
             .find_map(|p| p.uptime)
             .map_or(t1, |u| Instant::now().checked_sub(u).unwrap_or(t1)),
     };
-    let accepted: usize = speaker.peers().await.iter().map(|p| p.accepted).sum();
+    let accepted: usize = speaker
+        .peers()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.accepted)
+        .sum();
     if accepted != args.count {
         eprintln!(
             "ingest_receiver: warning: {best} best-route changes but the peer has {accepted} routes accepted"

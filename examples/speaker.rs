@@ -34,13 +34,11 @@ fn route(prefix: &str, next_hop: Option<&str>) -> Result<(IpNetwork, LocalRoute)
         ),
         None => None,
     };
-    Ok((
-        prefix,
-        LocalRoute {
-            next_hop,
-            ..LocalRoute::default()
-        },
-    ))
+    let route = match next_hop {
+        Some(nh) => LocalRoute::via(nh),
+        None => LocalRoute::default(),
+    };
+    Ok((prefix, route))
 }
 
 fn print_change(c: &RouteChange) {
@@ -55,12 +53,24 @@ fn print_change(c: &RouteChange) {
         RouteChange::EndOfRib { peer, family } => {
             json!({"event": "end-of-rib", "peer": peer.to_string(), "family": format!("{family:?}")})
         }
+        RouteChange::PeerUp(up) => json!({
+            "event": "peer-up", "address": up.peer.to_string(),
+            "families": up.negotiated.families.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+            "hold-time": up.negotiated.hold_time,
+        }),
+        RouteChange::PeerDown(down) => json!({
+            "event": "peer-down", "address": down.peer.to_string(),
+            "reason": format!("{:?}", down.reason), "routes-kept": down.routes_kept,
+        }),
+        // Kinds this example does not know yet.
+        other => json!({"event": "other", "debug": format!("{other:?}")}),
     };
     println!("{line}");
 }
 
 async fn print_peers(speaker: &Speaker, last: &mut HashMap<IpAddr, String>, always: bool) {
-    for p in speaker.peers().await {
+    // Empty once the speaker has stopped.
+    for p in speaker.peers().await.unwrap_or_default() {
         let state = p.state.to_string();
         if always || last.get(&p.address) != Some(&state) {
             println!(
@@ -96,7 +106,7 @@ async fn main() {
     for a in args {
         let mut parts = a.splitn(2, ',');
         match route(parts.next().unwrap_or_default(), parts.next()) {
-            Ok((p, r)) => speaker.announce(p, r),
+            Ok((p, r)) => speaker.announce(p, r).unwrap_or_else(|e| eprintln!("{e}")),
             Err(e) => {
                 eprintln!("{e}");
                 std::process::exit(2);
@@ -133,16 +143,16 @@ async fn main() {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 match words.as_slice() {
                     ["announce", prefix, rest @ ..] => match route(prefix, rest.first().copied()) {
-                        Ok((p, r)) => speaker.announce(p, r),
+                        Ok((p, r)) => speaker.announce(p, r).unwrap_or_else(|e| eprintln!("{e}")),
                         Err(e) => eprintln!("{e}"),
                     },
                     ["withdraw", prefix] => match prefix.parse() {
-                        Ok(p) => speaker.withdraw(p),
+                        Ok(p) => speaker.withdraw(p).unwrap_or_else(|e| eprintln!("{e}")),
                         Err(e) => eprintln!("bad prefix {prefix}: {e}"),
                     },
                     ["peers"] => print_peers(&speaker, &mut last, true).await,
                     ["routes"] => {
-                        for r in speaker.routes().await {
+                        for r in speaker.routes().await.unwrap_or_default() {
                             print_change(&RouteChange::Best(r));
                         }
                         println!("{}", json!({"event": "routes-end"}));

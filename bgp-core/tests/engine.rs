@@ -760,10 +760,7 @@ proptest! {
 // ---- block ownership ----
 
 fn owner(block: &str, n: u8) -> bgp_core::speaker::BlockOwner {
-    bgp_core::speaker::BlockOwner {
-        block: net(block),
-        next_hop: IpAddr::V4(peer_ip(n)),
-    }
+    bgp_core::speaker::BlockOwner::new(net(block), IpAddr::V4(peer_ip(n)))
 }
 
 #[test]
@@ -775,6 +772,7 @@ fn a_route_inside_a_block_another_node_owns_is_refused_before_the_rib() {
     h.engine
         .set_block_owners(&[owner("10.244.2.0/26", 2), owner("10.244.3.0/26", 3)]);
     h.pump();
+    h.routes.clear();
     // Node 3 announces node 2's block (and a /32 inside it) as its own.
     h.announce(PeerId(1), &["10.244.2.0/26", "10.244.2.7/32"], peer_ip(3));
     assert_eq!(h.engine.rib().len(), 0, "nothing reached the RIB");
@@ -830,4 +828,36 @@ fn an_owner_that_moves_asks_every_peer_to_send_its_routes_again() {
         .collect();
     refreshes.sort();
     assert_eq!(refreshes, [PeerId(0), PeerId(1)], "{:?}", h.controls);
+}
+
+// ---- peer events on the route stream ----
+
+#[test]
+fn the_stream_says_a_session_is_up_before_its_routes_and_down_after_them() {
+    let mut h = Harness::new(config(&[(2, false)]));
+    h.establish(PeerId(0), peer_ip(2), Some(gr(120)));
+    h.announce(PeerId(0), &["10.244.1.0/26"], peer_ip(2));
+    h.down(PeerId(0), DownReason::ConnectionClosed);
+    let kinds: Vec<&str> = h
+        .routes
+        .iter()
+        .map(|c| match c {
+            RouteChange::PeerUp(_) => "up",
+            RouteChange::Best(b) if b.stale => "stale",
+            RouteChange::Best(_) => "best",
+            RouteChange::PeerDown(_) => "down",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["up", "best", "stale", "down"]);
+    let RouteChange::PeerUp(up) = &h.routes[0] else {
+        unreachable!()
+    };
+    assert_eq!(up.peer, IpAddr::V4(peer_ip(2)));
+    assert_eq!(up.negotiated.families, [Family::Ipv4Unicast]);
+    let RouteChange::PeerDown(down) = &h.routes[3] else {
+        unreachable!()
+    };
+    assert_eq!(down.reason, DownReason::ConnectionClosed);
+    assert!(down.routes_kept, "graceful restart keeps them");
 }

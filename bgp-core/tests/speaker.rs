@@ -35,7 +35,7 @@ async fn next_matching(
 async fn wait_established(s: &Speaker) {
     let r = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
-            let peers = s.peers().await;
+            let peers = s.peers().await.unwrap();
             if !peers.is_empty() && peers.iter().all(|p| p.state == State::Established) {
                 return;
             }
@@ -46,7 +46,7 @@ async fn wait_established(s: &Speaker) {
     assert!(
         r.is_ok(),
         "sessions did not establish: {:?}",
-        s.peers().await
+        s.peers().await.unwrap()
     );
 }
 
@@ -55,7 +55,7 @@ async fn wait_established(s: &Speaker) {
 async fn last_notification(s: &Speaker) -> Notification {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Some(n) = s.peers().await[0].last_notification.clone() {
+            if let Some(n) = s.peers().await.unwrap()[0].last_notification.clone() {
                 return n;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -66,18 +66,12 @@ async fn last_notification(s: &Speaker) -> Notification {
 }
 
 fn via(next_hop: &str) -> LocalRoute {
-    LocalRoute {
-        next_hop: Some(next_hop.parse().unwrap()),
-        ..LocalRoute::default()
-    }
+    LocalRoute::via(next_hop.parse().unwrap())
 }
 
 fn config(ip: Ipv4Addr) -> SpeakerConfig {
     let mut c = SpeakerConfig::new(64512, ip);
-    c.listen = Some(ListenConfig {
-        address: IpAddr::V4(ip),
-        port: 0,
-    });
+    c.listen = Some(ListenConfig::new(IpAddr::V4(ip), 0));
     c.connect_retry = 1;
     c
 }
@@ -116,7 +110,8 @@ async fn speakers_exchange_ipv4_and_ipv6_routes_and_withdrawals() {
     wait_established(&a).await;
     wait_established(&b).await;
 
-    a.announce("10.244.1.0/26".parse().unwrap(), via("192.0.2.10"));
+    a.announce("10.244.1.0/26".parse().unwrap(), via("192.0.2.10"))
+        .unwrap();
     let got = next_matching(
         &mut b_routes,
         |c| matches!(c, RouteChange::Best(r) if r.prefix.to_string() == "10.244.1.0/26"),
@@ -129,7 +124,8 @@ async fn speakers_exchange_ipv4_and_ipv6_routes_and_withdrawals() {
     assert_eq!(route.peer, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))));
     assert!(!route.stale);
 
-    a.announce("fd00:244::/122".parse().unwrap(), via("fd00::1"));
+    a.announce("fd00:244::/122".parse().unwrap(), via("fd00::1"))
+        .unwrap();
     let got = next_matching(
         &mut b_routes,
         |c| matches!(c, RouteChange::Best(r) if r.prefix.to_string() == "fd00:244::/122"),
@@ -140,25 +136,26 @@ async fn speakers_exchange_ipv4_and_ipv6_routes_and_withdrawals() {
     };
     assert_eq!(route.next_hop, "fd00::1".parse::<IpAddr>().unwrap());
 
-    a.withdraw("10.244.1.0/26".parse().unwrap());
+    a.withdraw("10.244.1.0/26".parse().unwrap()).unwrap();
     next_matching(&mut b_routes, |c| {
         *c == RouteChange::Withdrawn("10.244.1.0/26".parse().unwrap())
     })
     .await;
 
-    let b_peers = b.peers().await;
+    let b_peers = b.peers().await.unwrap();
     assert_eq!(b_peers.len(), 1);
     assert_eq!(b_peers[0].accepted, 1, "{b_peers:?}");
     assert!(b_peers[0].uptime.is_some());
-    let a_peers = a.peers().await;
+    let a_peers = a.peers().await.unwrap();
     assert_eq!(a_peers[0].advertised, 1, "{a_peers:?}");
-    assert_eq!(b.routes().await.len(), 1);
+    assert_eq!(b.routes().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn end_of_rib_follows_the_initial_table() {
     let ((a, _ar), (b, mut b_routes)) = pair().await;
-    a.announce("10.244.2.0/26".parse().unwrap(), via("192.0.2.10"));
+    a.announce("10.244.2.0/26".parse().unwrap(), via("192.0.2.10"))
+        .unwrap();
     wait_established(&a).await;
     wait_established(&b).await;
     next_matching(
@@ -183,15 +180,13 @@ async fn shutdown_sends_cease_with_the_shutdown_communication() {
 #[tokio::test]
 async fn shutdown_for_restart_closes_without_notification_and_the_peer_keeps_our_routes_stale() {
     let ((a, _ar), (b, mut b_routes)) = pair_with(|c| {
-        c.graceful_restart = Some(GracefulRestart {
-            restart_time: 60,
-            restarting: false,
-        });
+        c.graceful_restart = Some(GracefulRestart::new(60));
     })
     .await;
     wait_established(&a).await;
     wait_established(&b).await;
-    a.announce("10.244.3.0/26".parse().unwrap(), via("192.0.2.10"));
+    a.announce("10.244.3.0/26".parse().unwrap(), via("192.0.2.10"))
+        .unwrap();
     next_matching(
         &mut b_routes,
         |c| matches!(c, RouteChange::Best(r) if r.prefix.to_string() == "10.244.3.0/26" && !r.stale),
@@ -209,10 +204,10 @@ async fn shutdown_for_restart_closes_without_notification_and_the_peer_keeps_our
         matches!(got, RouteChange::Best(ref r) if r.stale),
         "B withdrew instead of keeping the route stale: {got:?}"
     );
-    let peers = b.peers().await;
+    let peers = b.peers().await.unwrap();
     assert_ne!(peers[0].state, State::Established);
     assert_eq!(peers[0].last_notification, None, "{peers:?}");
-    assert_eq!(b.routes().await.len(), 1);
+    assert_eq!(b.routes().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -233,8 +228,10 @@ async fn max_prefix_cease_with_restart_after_brings_the_session_back() {
     wait_established(&a).await;
     wait_established(&b).await;
 
-    a.announce("10.244.4.0/26".parse().unwrap(), via("192.0.2.10"));
-    a.announce("10.244.4.64/26".parse().unwrap(), via("192.0.2.10"));
+    a.announce("10.244.4.0/26".parse().unwrap(), via("192.0.2.10"))
+        .unwrap();
+    a.announce("10.244.4.64/26".parse().unwrap(), via("192.0.2.10"))
+        .unwrap();
     let n = last_notification(&b).await;
     assert_eq!(
         (n.code, n.subcode),
@@ -242,11 +239,11 @@ async fn max_prefix_cease_with_restart_after_brings_the_session_back() {
         "Cease / Maximum Number of Prefixes Reached"
     );
     // A goes back under the limit; B restarts the session by itself.
-    a.withdraw("10.244.4.64/26".parse().unwrap());
+    a.withdraw("10.244.4.64/26".parse().unwrap()).unwrap();
     wait_established(&b).await;
     let accepted = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let p = b.peers().await;
+            let p = b.peers().await.unwrap();
             if p[0].state == State::Established && p[0].accepted == 1 {
                 return p[0].accepted;
             }
@@ -254,7 +251,7 @@ async fn max_prefix_cease_with_restart_after_brings_the_session_back() {
         }
     })
     .await;
-    assert_eq!(accepted.ok(), Some(1), "{:?}", b.peers().await);
+    assert_eq!(accepted.ok(), Some(1), "{:?}", b.peers().await.unwrap());
 }
 
 #[tokio::test]
@@ -262,7 +259,8 @@ async fn removing_a_peer_withdraws_its_routes_and_leaves_others_alone() {
     let ((a, _ar), (b, mut b_routes)) = pair().await;
     wait_established(&a).await;
     wait_established(&b).await;
-    a.announce("10.244.3.0/26".parse().unwrap(), via("192.0.2.10"));
+    a.announce("10.244.3.0/26".parse().unwrap(), via("192.0.2.10"))
+        .unwrap();
     next_matching(&mut b_routes, |c| matches!(c, RouteChange::Best(_))).await;
     b.remove_peer(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)))
         .await
@@ -271,7 +269,7 @@ async fn removing_a_peer_withdraws_its_routes_and_leaves_others_alone() {
         *c == RouteChange::Withdrawn("10.244.3.0/26".parse().unwrap())
     })
     .await;
-    assert!(b.peers().await.is_empty());
+    assert!(b.peers().await.unwrap().is_empty());
     assert!(
         b.remove_peer(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)))
             .await
@@ -298,10 +296,11 @@ async fn ebgp_peer_without_policy_exchanges_nothing() {
     b.add_peer(to_a).await.unwrap();
     wait_established(&a).await;
     wait_established(&b).await;
-    a.announce("10.244.4.0/26".parse().unwrap(), via("192.0.2.10"));
+    a.announce("10.244.4.0/26".parse().unwrap(), via("192.0.2.10"))
+        .unwrap();
     // Wait for B's End-of-RIB from A: the table has been sent, and held nothing.
     next_matching(&mut b_routes, |c| matches!(c, RouteChange::EndOfRib { .. })).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(b.routes().await.is_empty());
-    assert_eq!(a.peers().await[0].advertised, 0);
+    assert!(b.routes().await.unwrap().is_empty());
+    assert_eq!(a.peers().await.unwrap()[0].advertised, 0);
 }

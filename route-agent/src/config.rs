@@ -539,10 +539,9 @@ impl Config {
 
     /// The graceful-restart setting as the speaker takes it.
     pub fn graceful_restart(&self) -> Option<GracefulRestart> {
-        self.graceful_restart.enabled.then_some(GracefulRestart {
-            restart_time: self.graceful_restart.restart_time,
-            restarting: false,
-        })
+        self.graceful_restart
+            .enabled
+            .then(|| GracefulRestart::new(self.graceful_restart.restart_time))
     }
 
     /// The BGP side, once the node address is known: router ID = the node
@@ -554,10 +553,7 @@ impl Config {
     pub fn to_speaker_config(&self, node_ipv4: Ipv4Addr) -> SpeakerConfig {
         let local = IpAddr::V4(node_ipv4);
         let mut speaker = SpeakerConfig::new(self.asn, node_ipv4);
-        speaker.listen = Some(ListenConfig {
-            address: local,
-            port: self.listen_port,
-        });
+        speaker.listen = Some(ListenConfig::new(local, self.listen_port));
         speaker.graceful_restart = self.graceful_restart();
         speaker.hold_time = self.hold_time;
         speaker.keepalive_time = self.keepalive_time;

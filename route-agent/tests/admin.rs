@@ -61,10 +61,7 @@ async fn poll(
 fn speaker_config(ip: Ipv4Addr, listen: bool) -> SpeakerConfig {
     let mut c = SpeakerConfig::new(64512, ip);
     if listen {
-        c.listen = Some(ListenConfig {
-            address: IpAddr::V4(ip),
-            port: 0,
-        });
+        c.listen = Some(ListenConfig::new(IpAddr::V4(ip), 0));
     }
     c.connect_retry = 1;
     c
@@ -92,7 +89,9 @@ async fn agent() -> Agent {
     to_b.passive = true;
     config.peers.push(to_b);
     let (speaker, routes) = Speaker::start(config).await.unwrap();
-    speaker.announce("10.244.1.0/26".parse().unwrap(), via("192.0.2.5"));
+    speaker
+        .announce("10.244.1.0/26".parse().unwrap(), via("192.0.2.5"))
+        .unwrap();
     let state = Arc::new(AgentState::new(speaker.clone()));
     state.update(|s| {
         s.node.name = Some("node-a".into());
@@ -116,10 +115,7 @@ async fn agent() -> Agent {
 }
 
 fn via(next_hop: &str) -> LocalRoute {
-    LocalRoute {
-        next_hop: Some(next_hop.parse().unwrap()),
-        ..LocalRoute::default()
-    }
+    LocalRoute::via(next_hop.parse().unwrap())
 }
 
 /// Speaker B: connects to A and announces 10.244.2.0/26.
@@ -130,7 +126,8 @@ async fn neighbour(a: &Agent) -> (Speaker, RouteStream) {
     to_a.local_address = Some(IpAddr::V4(B));
     config.peers.push(to_a);
     let b = Speaker::start(config).await.unwrap();
-    b.0.announce("10.244.2.0/26".parse().unwrap(), via("192.0.2.6"));
+    b.0.announce("10.244.2.0/26".parse().unwrap(), via("192.0.2.6"))
+        .unwrap();
     b
 }
 

@@ -50,7 +50,8 @@ use crate::session::{
     DownReason, GracefulRestartConfig, Negotiated, Session, SessionConfig, SessionEvent, State,
 };
 use crate::speaker::{
-    BestRoute, LocalRoute, PeerConfig, PeerSnapshot, RouteChange, SpeakerConfig, SpeakerError,
+    BestRoute, LocalRoute, PeerConfig, PeerDown, PeerSnapshot, PeerUp, RouteChange, SpeakerConfig,
+    SpeakerError,
 };
 use crate::wire::iana::notify;
 use crate::wire::{Family, Notification, Prefix, RouteRefresh};
@@ -648,6 +649,16 @@ impl Engine {
             router_id: info.router_id,
         };
         self.hub.join(&self.rib, member, key, &families);
+        // Before any route of this session.
+        if let Some(peer) = self.peers.get(&id)
+            && let Some(negotiated) = &peer.negotiated
+        {
+            self.routes.push_back(vec![RouteChange::PeerUp(PeerUp {
+                peer: peer.address,
+                local,
+                negotiated: negotiated.clone(),
+            })]);
+        }
     }
 
     fn down(&mut self, now: Instant, id: PeerId, reason: DownReason) {
@@ -667,7 +678,9 @@ impl Engine {
         }
         let gr = peer.negotiated.take().and_then(|n| n.peer_graceful_restart);
         let dynamic = peer.dynamic.is_some();
+        let address = peer.address;
         self.hub.leave(id);
+        let routes_kept = gr.is_some() && graceful;
         match gr.filter(|_| graceful) {
             Some(gr) => {
                 // RFC 4724 §4.2: keep the peer's routes, marked stale, for
@@ -693,6 +706,13 @@ impl Engine {
                 self.rib.remove_peer(id, &mut self.changes);
             }
         }
+        // After the changes going down made.
+        self.propagate();
+        self.routes.push_back(vec![RouteChange::PeerDown(PeerDown {
+            peer: address,
+            reason,
+            routes_kept,
+        })]);
     }
 
     /// Sends the accumulated best-path changes to every update group and

@@ -21,11 +21,19 @@ use crate::rib::table::{AddrKey, NetKey, V6Key};
 /// `block` are accepted only with `next_hop` as their NEXT_HOP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct BlockOwner {
     /// The block.
     pub block: IpNetwork,
     /// Its owner's address.
     pub next_hop: IpAddr,
+}
+
+impl BlockOwner {
+    /// `block` is owned by the node at `next_hop`.
+    pub fn new(block: IpNetwork, next_hop: IpAddr) -> BlockOwner {
+        BlockOwner { block, next_hop }
+    }
 }
 
 /// Owned blocks, looked up by longest match per family.

@@ -25,6 +25,7 @@ fn default_restart_time() -> u16 {
 /// Where the speaker accepts connections.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ListenConfig {
     /// Address to bind (`::` accepts IPv4 and IPv6).
     #[serde(default = "default_listen_address")]
@@ -36,6 +37,13 @@ pub struct ListenConfig {
 
 fn default_listen_address() -> IpAddr {
     IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+}
+
+impl ListenConfig {
+    /// Listen on `address`, `port`.
+    pub fn new(address: IpAddr, port: u16) -> ListenConfig {
+        ListenConfig { address, port }
+    }
 }
 
 impl Default for ListenConfig {
@@ -50,6 +58,7 @@ impl Default for ListenConfig {
 /// Graceful restart (RFC 4724), both roles.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct GracefulRestart {
     /// Seconds peers keep our routes after we go down (BIRD and Calico: 120).
     #[serde(default = "default_restart_time")]
@@ -61,9 +70,20 @@ pub struct GracefulRestart {
     pub restarting: bool,
 }
 
+impl GracefulRestart {
+    /// Graceful restart with this restart time, not restarting now.
+    pub fn new(restart_time: u16) -> GracefulRestart {
+        GracefulRestart {
+            restart_time,
+            restarting: false,
+        }
+    }
+}
+
 /// One neighbour.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PeerConfig {
     /// The neighbour's address.
     pub address: IpAddr,
@@ -151,13 +171,14 @@ impl PeerConfig {
 /// use bgp_core::speaker::{ListenConfig, PeerConfig, SpeakerConfig};
 ///
 /// let mut config = SpeakerConfig::new(64512, "10.0.0.1".parse().unwrap());
-/// config.listen = Some(ListenConfig { port: 1179, ..ListenConfig::default() });
+/// config.listen = Some(ListenConfig::new("0.0.0.0".parse().unwrap(), 1179));
 /// config.peers.push(PeerConfig::new("10.0.0.2".parse().unwrap(), 64512));
 /// assert_eq!(config.peers[0].port, 179);
 /// assert_eq!(config.hold_time, 90);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SpeakerConfig {
     /// Our AS (Calico's default is 64512).
     pub local_as: u32,
@@ -238,6 +259,7 @@ fn default_range_limit() -> u32 {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct NeighborRange {
     /// Addresses accepted.
     pub prefix: ipnetwork::IpNetwork,

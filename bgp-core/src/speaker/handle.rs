@@ -23,6 +23,28 @@ pub struct RouteStream {
     buffered: std::collections::VecDeque<RouteChange>,
 }
 
+/// The same changes as [`RouteStream::recv`], for stream combinators.
+impl futures_core::Stream for RouteStream {
+    type Item = RouteChange;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<RouteChange>> {
+        use std::task::Poll;
+        loop {
+            if let Some(c) = self.buffered.pop_front() {
+                return Poll::Ready(Some(c));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.buffered.extend(batch),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
 impl RouteStream {
     /// The next change; `None` once the speaker has shut down.
     pub async fn recv(&mut self) -> Option<RouteChange> {
@@ -100,13 +122,19 @@ impl Speaker {
     }
 
     /// Originates `prefix` (replacing an earlier announcement of it).
-    pub fn announce(&self, prefix: IpNetwork, route: LocalRoute) {
-        let _ = self.commands.send(Command::Announce(prefix, route));
+    pub fn announce(&self, prefix: IpNetwork, route: LocalRoute) -> Result<(), SpeakerError> {
+        self.send(Command::Announce(prefix, route))
+    }
+
+    fn send(&self, command: Command) -> Result<(), SpeakerError> {
+        self.commands
+            .send(command)
+            .map_err(|_| SpeakerError::Stopped)
     }
 
     /// Stops originating `prefix`.
-    pub fn withdraw(&self, prefix: IpNetwork) {
-        let _ = self.commands.send(Command::Withdraw(prefix));
+    pub fn withdraw(&self, prefix: IpNetwork) -> Result<(), SpeakerError> {
+        self.send(Command::Withdraw(prefix))
     }
 
     /// Sets which node owns which pod block, as a datastore knows it
@@ -115,8 +143,8 @@ impl Speaker {
     /// import, so a node announcing another's block changes no route here
     /// nor at anyone we reflect to. Routes held that break the new set are
     /// withdrawn; peers are asked to resend when an owner changed.
-    pub fn set_block_owners(&self, owners: Vec<BlockOwner>) {
-        let _ = self.commands.send(Command::SetBlockOwners(owners));
+    pub fn set_block_owners(&self, owners: Vec<BlockOwner>) -> Result<(), SpeakerError> {
+        self.send(Command::SetBlockOwners(owners))
     }
 
     /// Adds a neighbour at runtime; other sessions are not touched.
@@ -139,21 +167,17 @@ impl Speaker {
     }
 
     /// A snapshot of every peer.
-    pub async fn peers(&self) -> Vec<PeerSnapshot> {
+    pub async fn peers(&self) -> Result<Vec<PeerSnapshot>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Peers(tx)).is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
+        self.send(Command::Peers(tx))?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
     }
 
     /// Every best route in the Loc-RIB.
-    pub async fn routes(&self) -> Vec<BestRoute> {
+    pub async fn routes(&self) -> Result<Vec<BestRoute>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Routes(tx)).is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
+        self.send(Command::Routes(tx))?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
     }
 
     /// Sends Cease / Administrative Shutdown with `message` as the shutdown

@@ -3,8 +3,10 @@
 //! [`Speaker::start`] builds everything from a [`SpeakerConfig`] (serde, so
 //! a YAML or JSON file works), binds the listener, starts one task per peer
 //! and one central task that owns the RIB. It returns the handle and a
-//! [`RouteStream`] of best-route changes: what a FIB programmer needs
-//! (prefix, best next hop, attributes, stale or not).
+//! [`RouteStream`] of best-route changes, what a FIB programmer needs
+//! (prefix, best next hop, attributes, stale or not), and of sessions
+//! coming up (with what was negotiated) and going down (with why). The
+//! stream is a `futures::Stream` too.
 //!
 //! ```
 //! use bgp_core::speaker::{LocalRoute, Speaker, SpeakerConfig};
@@ -13,11 +15,11 @@
 //! # async fn main() {
 //! let config = SpeakerConfig::new(64512, "10.0.0.1".parse().unwrap());
 //! let (speaker, mut routes) = Speaker::start(config).await.unwrap();
-//! speaker.announce("10.244.1.0/26".parse().unwrap(), LocalRoute::default());
+//! speaker.announce("10.244.1.0/26".parse().unwrap(), LocalRoute::default()).unwrap();
 //! // Our own route shows up in the stream as the best route to its prefix.
 //! let change = routes.recv().await.unwrap();
 //! assert_eq!(change.prefix(), Some("10.244.1.0/26".parse().unwrap()));
-//! assert!(speaker.peers().await.is_empty());
+//! assert!(speaker.peers().await.unwrap().is_empty());
 //! speaker.shutdown("maintenance").await;
 //! # }
 //! ```
@@ -40,11 +42,20 @@ pub(crate) use handle::Command;
 pub use handle::{RouteStream, Speaker};
 
 use crate::rib::PathAttrs;
-use crate::session::State;
+use crate::session::{DownReason, Negotiated, State};
 use crate::wire::{Family, Notification, Origin};
 
 /// Attributes of a route we originate.
+///
+/// ```
+/// use bgp_core::speaker::LocalRoute;
+///
+/// let route = LocalRoute::via("10.0.0.5".parse().unwrap()).with_local_pref(200);
+/// assert_eq!(route.local_pref, Some(200));
+/// assert_eq!(LocalRoute::default().next_hop, None, "ourselves");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LocalRoute {
     /// Next hop to announce; `None` means ourselves (the session's local
     /// address), which is what a node announcing its pod blocks wants.
@@ -59,8 +70,49 @@ pub struct LocalRoute {
     pub communities: Vec<u32>,
 }
 
-/// A change of the best route to one prefix.
+impl LocalRoute {
+    /// A route through `next_hop` instead of ourselves.
+    pub fn via(next_hop: IpAddr) -> LocalRoute {
+        LocalRoute {
+            next_hop: Some(next_hop),
+            ..LocalRoute::default()
+        }
+    }
+
+    /// With this ORIGIN.
+    pub fn with_origin(mut self, origin: Origin) -> LocalRoute {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// With this MULTI_EXIT_DISC.
+    pub fn with_med(mut self, med: u32) -> LocalRoute {
+        self.med = Some(med);
+        self
+    }
+
+    /// With this LOCAL_PREF.
+    pub fn with_local_pref(mut self, local_pref: u32) -> LocalRoute {
+        self.local_pref = Some(local_pref);
+        self
+    }
+
+    /// With these standard communities.
+    pub fn with_communities(mut self, communities: Vec<u32>) -> LocalRoute {
+        self.communities = communities;
+        self
+    }
+}
+
+/// What the speaker tells its embedder, in order: best-route changes,
+/// End-of-RIB, and sessions coming up and going down.
+///
+/// A peer's [`RouteChange::PeerUp`] comes before any route learned from
+/// that session; its [`RouteChange::PeerDown`] after the changes its
+/// going down made (withdrawals, or routes marked stale for a graceful
+/// restart).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RouteChange {
     /// `prefix` is now reached through this route.
     Best(BestRoute),
@@ -74,17 +126,47 @@ pub enum RouteChange {
         /// The family.
         family: Family,
     },
+    /// A session reached Established.
+    PeerUp(PeerUp),
+    /// An established session went down.
+    PeerDown(PeerDown),
 }
 
 impl RouteChange {
-    /// The prefix whose route changed (`None` for an End-of-RIB).
+    /// The prefix whose route changed (`None` for the other events).
     pub fn prefix(&self) -> Option<IpNetwork> {
         match self {
             RouteChange::Best(b) => Some(b.prefix),
             RouteChange::Withdrawn(p) => Some(*p),
-            RouteChange::EndOfRib { .. } => None,
+            RouteChange::EndOfRib { .. } | RouteChange::PeerUp(_) | RouteChange::PeerDown(_) => {
+                None
+            }
         }
     }
+}
+
+/// A session that came up, with what both sides agreed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerUp {
+    /// The neighbour's address.
+    pub peer: IpAddr,
+    /// Our address on the connection.
+    pub local: Option<SocketAddr>,
+    /// The negotiated capabilities: families, 4-octet AS, ADD-PATH,
+    /// route refresh, the peer's graceful restart, hold time.
+    pub negotiated: Negotiated,
+}
+
+/// A session that went down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerDown {
+    /// The neighbour's address.
+    pub peer: IpAddr,
+    /// Why: the NOTIFICATION sent or received, or the connection closing.
+    pub reason: DownReason,
+    /// The peer's routes stay, marked stale, while it restarts (RFC 4724
+    /// §4.2); otherwise they were withdrawn.
+    pub routes_kept: bool,
 }
 
 /// The best route to a prefix.

@@ -172,7 +172,7 @@ async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<By
     match path {
         "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
         "/readyz" => {
-            let unmet = ready::unmet(&state.snapshot(), &state.speaker.peers().await);
+            let unmet = ready::unmet(&state.snapshot(), &peers_of(&state.speaker).await);
             if unmet.is_empty() {
                 text(StatusCode::OK, "ready\n".to_owned())
             } else {
@@ -183,7 +183,7 @@ async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<By
         }
         "/metrics" => {
             let status = state.snapshot();
-            let peers = state.speaker.peers().await;
+            let peers = peers_of(&state.speaker).await;
             let tunnel = metrics::read_tunnel_counters(
                 Path::new(metrics::SYS_CLASS_NET),
                 &status.tunnel.device,
@@ -193,9 +193,7 @@ async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<By
             respond(StatusCode::OK, metrics::CONTENT_TYPE, body.into())
         }
         "/api/v1/peers" => {
-            let mut peers: Vec<PeerDoc> = state
-                .speaker
-                .peers()
+            let mut peers: Vec<PeerDoc> = peers_of(&state.speaker)
                 .await
                 .iter()
                 .map(PeerDoc::from_snapshot)
@@ -208,6 +206,7 @@ async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<By
                 .speaker
                 .routes()
                 .await
+                .unwrap_or_default()
                 .iter()
                 .map(BestRouteDoc::from_route)
                 .collect();
@@ -217,7 +216,7 @@ async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<By
         }
         "/api/v1/fib" => json(&FibWithNodeDoc::new(&state.snapshot())),
         _ => {
-            let peers = state.speaker.peers().await;
+            let peers = peers_of(&state.speaker).await;
             json(&StatusDoc::new(&state.snapshot(), &peers))
         }
     }
@@ -247,4 +246,10 @@ fn json(value: &impl Serialize) -> Response<Full<Bytes>> {
             format!("cannot encode the answer: {e}\n"),
         ),
     }
+}
+
+/// The speaker's peers; none once it has stopped (readiness then names
+/// no peer, and the agent is exiting anyway).
+async fn peers_of(speaker: &bgp_core::speaker::Speaker) -> Vec<bgp_core::speaker::PeerSnapshot> {
+    speaker.peers().await.unwrap_or_default()
 }

@@ -316,11 +316,18 @@ async fn speaker_commands(
     while let Some(command) = commands.recv().await {
         let result = match command {
             SpeakerCommand::Announce(prefix, route) => {
-                speaker.announce(prefix, route);
+                if let Err(e) = speaker.announce(prefix, route) {
+                    // Only when the speaker has stopped: nothing more to do.
+                    tracing::error!(%prefix, "cannot announce: {e}");
+                    return;
+                }
                 continue;
             }
             SpeakerCommand::Withdraw(prefix) => {
-                speaker.withdraw(prefix);
+                if let Err(e) = speaker.withdraw(prefix) {
+                    tracing::error!(%prefix, "cannot withdraw: {e}");
+                    return;
+                }
                 continue;
             }
             SpeakerCommand::AddPeer(peer) => PeerResult {

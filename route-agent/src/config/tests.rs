@@ -790,20 +790,8 @@ fn speaker_config_has_router_id_listener_mesh_and_explicit_peers() {
     let s = c.to_speaker_config(me);
     assert_eq!(s.local_as, 64512);
     assert_eq!(s.router_id, me);
-    assert_eq!(
-        s.listen,
-        Some(ListenConfig {
-            address: IpAddr::V4(me),
-            port: 179
-        })
-    );
-    assert_eq!(
-        s.graceful_restart,
-        Some(GracefulRestart {
-            restart_time: 120,
-            restarting: false
-        })
-    );
+    assert_eq!(s.listen, Some(ListenConfig::new(IpAddr::V4(me), 179)));
+    assert_eq!(s.graceful_restart, Some(GracefulRestart::new(120)));
     type Row<'a> = (IpAddr, u32, bool, Option<IpAddr>, Option<&'a str>);
     let summary: Vec<Row> = s
         .peers

@@ -303,10 +303,7 @@ impl std::fmt::Debug for Control {
 fn local_route(block: &IpNetwork, node: &NodeView) -> Option<LocalRoute> {
     match block {
         IpNetwork::V4(_) => Some(LocalRoute::default()),
-        IpNetwork::V6(_) => node.address_v6.map(|a| LocalRoute {
-            next_hop: Some(IpAddr::V6(a.ip())),
-            ..LocalRoute::default()
-        }),
+        IpNetwork::V6(_) => node.address_v6.map(|a| LocalRoute::via(IpAddr::V6(a.ip()))),
     }
 }
 
@@ -407,6 +404,8 @@ impl Control {
                 RouteChange::EndOfRib { peer, family } => {
                     self.awaiting.remove(&(*peer, *family));
                 }
+                // Sessions coming and going change no route by themselves.
+                _ => {}
             }
         }
         self.replan = true;
