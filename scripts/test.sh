@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Test"). CI runs it through
 # .ci/run as root with CI=true on a fresh machine, so it installs what the
-# tests need, then runs: fmt, clippy (warnings denied), every test, and a
-# bounded fuzz run of every target.
+# tests need, then runs: fmt, clippy (warnings denied), the deploy/ checks
+# (Kubernetes schemas, Dockerfile lint), every test, and a bounded fuzz run
+# of every target.
 #
 # FUZZ_SECONDS (default 30) sets the time per fuzz target.
 set -euo pipefail
@@ -26,6 +27,9 @@ if cargo tree -p bgp-core --no-default-features -e normal --locked | grep -q '\b
     cargo tree -p bgp-core --no-default-features -e normal -i tokio --locked >&2
     exit 1
 fi
+
+step "deploy/: manifests against the Kubernetes schemas, Dockerfile lint"
+deploy/validate.sh
 
 step "fuzzing every target for ${FUZZ_SECONDS:-30} s"
 fuzz/run.sh "${FUZZ_SECONDS:-30}"

@@ -1,6 +1,10 @@
 //! What a running agent shares with its admin API (`/readyz`, `/metrics`,
 //! `/api/v1/*`) and so with `route-agent status`.
 //!
+//! Besides the [`Status`] copy it holds the agent's start time (readiness
+//! has a grace period counted from it) and the [`Heartbeats`] of the
+//! agent's long-running parts, which `/healthz` checks for staleness.
+//!
 //! A module of its own so that neither side imports the other: the agent
 //! ([`crate::agent`]) writes it, the admin API ([`crate::admin`]) reads
 //! it, and [`crate::daemon`] starts both. The agent's loops write it;
@@ -11,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bgp_core::speaker::Speaker;
 use ipnetwork::Ipv4Network;
@@ -24,6 +28,10 @@ use crate::planner::{DesiredRoute, RejectReason};
 pub struct AgentState {
     /// The BGP speaker: peers (`peers()`) and best routes (`routes()`).
     pub speaker: Speaker,
+    /// When the agent started: readiness's grace period counts from here.
+    pub started: Instant,
+    /// Progress marks of the agent's long-running parts (`/healthz`).
+    pub heartbeats: Heartbeats,
     status: Mutex<Status>,
 }
 
@@ -42,6 +50,11 @@ pub struct Status {
     /// Learned routes the planner refused, by reason (each route counted
     /// once while it stays refused).
     pub rejected: BTreeMap<RejectReason, u64>,
+    /// A BGP session has been Established at some time since the agent
+    /// started (sticky). Readiness tells a node whose peers were never
+    /// reachable (alone: the others are dead) from one that lost every
+    /// session it had.
+    pub peer_established_since_start: bool,
 }
 
 /// This node as the agent sees it now.
@@ -119,10 +132,13 @@ pub struct TunnelStatus {
 }
 
 impl AgentState {
-    /// Wraps the speaker with an empty status.
+    /// Wraps the speaker with an empty status and no heartbeats watched;
+    /// the start time is now.
     pub fn new(speaker: Speaker) -> Self {
         Self {
             speaker,
+            started: Instant::now(),
+            heartbeats: Heartbeats::default(),
             status: Mutex::new(Status::default()),
         }
     }
@@ -138,5 +154,96 @@ impl AgentState {
     /// Changes the status under the lock.
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// A long-running part of the agent that must keep making progress; each
+/// beats [`Heartbeats`] when it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    /// The BGP speaker task (in bgp-core), observed from the agent: a
+    /// `peers()` request it answered.
+    Speaker,
+    /// The agent's loop: one beat per turn (it wakes at least once per
+    /// resync period).
+    AgentLoop,
+    /// The FIB thread: one beat per wake-up (at least once a second).
+    FibThread,
+    /// A reconcile pass that ran to its end (one is due per resync
+    /// period once the first plan went out).
+    Reconcile,
+}
+
+impl Part {
+    /// The name `/healthz` and `/metrics` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Speaker => "speaker",
+            Part::AgentLoop => "agent-loop",
+            Part::FibThread => "fib-thread",
+            Part::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// What is known about one watched part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watch {
+    /// The part.
+    pub part: Part,
+    /// When watching began.
+    pub since: Instant,
+    /// The last beat; `None` before the first.
+    pub last: Option<Instant>,
+    /// The next beat is due by then (the first one's own deadline, then
+    /// the last beat plus `every`).
+    pub due: Instant,
+    /// The longest expected time between two beats.
+    pub every: Duration,
+}
+
+/// The heartbeat table: each watched [`Part`] and its last beat. The
+/// agent's parts write it; the admin API reads a [`Heartbeats::snapshot`]
+/// and decides (`admin::live`).
+#[derive(Debug, Default)]
+pub struct Heartbeats {
+    watches: Mutex<BTreeMap<Part, Watch>>,
+}
+
+impl Heartbeats {
+    /// Starts watching `part` at `now`: its first beat is due within
+    /// `first`, then one within each `every`. Watching again restarts the
+    /// watch.
+    pub fn watch(&self, part: Part, now: Instant, first: Duration, every: Duration) {
+        let watch = Watch {
+            part,
+            since: now,
+            last: None,
+            due: now + first,
+            every,
+        };
+        self.lock().insert(part, watch);
+    }
+
+    /// `part` made progress at `now` (ignored when it is not watched).
+    pub fn beat(&self, part: Part, now: Instant) {
+        if let Some(w) = self.lock().get_mut(&part) {
+            w.last = Some(now);
+            w.due = now + w.every;
+        }
+    }
+
+    /// Stops watching `part` (it ended on purpose).
+    pub fn forget(&self, part: Part) {
+        self.lock().remove(&part);
+    }
+
+    /// Every watch, in [`Part`] order.
+    pub fn snapshot(&self) -> Vec<Watch> {
+        self.lock().values().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Part, Watch>> {
+        self.watches.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -15,6 +15,7 @@ use bgp_core::wire::{AsPath, Origin, SegmentKind};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
+use super::ready::Readiness;
 use crate::planner::{DesiredRoute, RejectReason, RouteKind};
 use crate::state::{FibStatus, NodeStatus, Status, TunnelInUse, TunnelStatus};
 
@@ -409,9 +410,10 @@ pub struct StatusDoc {
 }
 
 impl StatusDoc {
-    /// The document for a status snapshot and the speaker's peers.
-    pub fn new(status: &Status, peers: &[PeerSnapshot]) -> StatusDoc {
-        let unmet = super::ready::unmet(status, peers);
+    /// The document for a status snapshot, the speaker's peers and the
+    /// readiness verdict on them.
+    pub fn new(status: &Status, peers: &[PeerSnapshot], readiness: &Readiness) -> StatusDoc {
+        let unmet = readiness.unmet();
         StatusDoc {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             node: NodeDoc::from(&status.node),

@@ -7,12 +7,13 @@
 
 use std::fmt::{Display, Write as _};
 use std::path::Path;
+use std::time::Duration;
 
 use bgp_core::session::State;
 use bgp_core::speaker::PeerSnapshot;
 
 use super::dto::{REJECT_REASONS, ROUTE_KINDS, backend_name, reject_reason_name, route_kind_name};
-use crate::state::{Status, TunnelInUse};
+use crate::state::{Part, Status, TunnelInUse};
 
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -89,8 +90,25 @@ fn is_interface_name(name: &str) -> bool {
     !name.is_empty() && name.len() < 16 && name != "." && name != ".." && !name.contains('/')
 }
 
+/// What `/readyz` and `/healthz` would answer at the time of the scrape.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checks {
+    /// `/readyz` answers 200.
+    pub ready: bool,
+    /// `/healthz` answers 200.
+    pub live: bool,
+    /// Each watched part and the time since its last beat (since it
+    /// began to be watched, before the first).
+    pub heartbeats: Vec<(Part, Duration)>,
+}
+
 /// The exposition text for one snapshot.
-pub fn render(status: &Status, peers: &[PeerSnapshot], tunnel: Option<&TunnelCounters>) -> String {
+pub fn render(
+    status: &Status,
+    peers: &[PeerSnapshot],
+    tunnel: Option<&TunnelCounters>,
+    checks: &Checks,
+) -> String {
     let mut m = Exposition::default();
     m.family(
         "route_agent_build_info",
@@ -103,9 +121,30 @@ pub fn render(status: &Status, peers: &[PeerSnapshot], tunnel: Option<&TunnelCou
         1,
     );
 
-    let ready = super::ready::unmet(status, peers).is_empty();
-    m.family("route_agent_ready", "gauge", "1 when /readyz answers 200: every configured peer Established and the kernel routes in sync.");
-    m.sample("route_agent_ready", &[], u8::from(ready));
+    m.family(
+        "route_agent_ready",
+        "gauge",
+        "1 when /readyz answers 200: initial sync done, kernel routes in sync, and the peers as bird-ready wants them (every one during the first 30 s, then one, or none when alone).",
+    );
+    m.sample("route_agent_ready", &[], u8::from(checks.ready));
+    m.family(
+        "route_agent_live",
+        "gauge",
+        "1 when /healthz answers 200: every watched part of the agent made progress in time.",
+    );
+    m.sample("route_agent_live", &[], u8::from(checks.live));
+    m.family(
+        "route_agent_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since each watched part of the agent (speaker, agent-loop, fib-thread, reconcile) last made progress.",
+    );
+    for (part, age) in &checks.heartbeats {
+        m.sample(
+            "route_agent_heartbeat_age_seconds",
+            &[("part", part.name())],
+            format!("{:.3}", age.as_secs_f64()),
+        );
+    }
 
     m.family(
         "route_agent_bgp_sessions",
@@ -380,6 +419,7 @@ mod tests {
             &Status::default(),
             &[peer("10.0.0.6", State::Established)],
             None,
+            &Checks::default(),
         );
         let l = lines(&text);
         for want in [
@@ -396,6 +436,7 @@ mod tests {
             r#"route_agent_routes_rejected{reason="default-route"} 0"#,
             r#"route_agent_routes_installed{kind="underlay"} 0"#,
             "route_agent_ready 0",
+            "route_agent_live 0",
         ] {
             assert!(l.contains(&want), "missing {want} in\n{text}");
         }
@@ -424,7 +465,15 @@ mod tests {
             },
         ];
         status.rejected.insert(RejectReason::OutsidePools, 4);
-        let text = render(&status, &[], None);
+        let checks = Checks {
+            ready: true,
+            live: true,
+            heartbeats: vec![
+                (Part::Speaker, Duration::from_millis(250)),
+                (Part::FibThread, Duration::from_secs(3)),
+            ],
+        };
+        let text = render(&status, &[], None, &checks);
         let l = lines(&text);
         for want in [
             r#"route_agent_routes_installed{kind="blackhole"} 1"#,
@@ -437,6 +486,9 @@ mod tests {
             "route_agent_fib_reconciles_total 5",
             r#"route_agent_routes_rejected{reason="outside-pools"} 4"#,
             "route_agent_ready 1",
+            "route_agent_live 1",
+            r#"route_agent_heartbeat_age_seconds{part="speaker"} 0.250"#,
+            r#"route_agent_heartbeat_age_seconds{part="fib-thread"} 3.000"#,
         ] {
             assert!(l.contains(&want), "missing {want} in\n{text}");
         }
@@ -452,7 +504,7 @@ mod tests {
             backend: "kernel",
             values: vec![("receive_packets", 9)],
         };
-        let text = render(&Status::default(), &[], Some(&t));
+        let text = render(&Status::default(), &[], Some(&t), &Checks::default());
         assert!(
             text.contains(
                 r#"route_agent_tunnel_receive_packets_total{device="t\"0",backend="kernel"} 9"#

@@ -8,8 +8,8 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `/healthz` | 200 `ok` while the process runs (liveness) |
-//! | `/readyz` | 200 `ready` when every configured peer is Established and the kernel routes are applied and in sync; else 503 with one line per unmet condition (`peer 10.0.0.6: Active`, `fib: not in sync`) |
+//! | `/healthz` | liveness ([`live`]): 200 `ok` while every watched part of the agent (speaker, agent loop, FIB thread, reconciles) makes progress in time; else 503 with one line per stale part (`fib-thread: no progress for 63.2 s …`) |
+//! | `/readyz` | readiness ([`ready`], Calico's `bird-ready` adapted): 200 with the rule that made it ready (`ready: at least one peer Established`); else 503 with one line per unmet rule (`peer 10.0.0.6: Active`, `fib: not in sync`) |
 //! | `/metrics` | Prometheus text format 0.0.4, below |
 //! | `/api/v1/peers` | JSON array of [`dto::PeerDoc`] |
 //! | `/api/v1/routes` | JSON array of [`dto::BestRouteDoc`]: the Loc-RIB best routes |
@@ -28,6 +28,8 @@
 //! |---|---|---|---|
 //! | `route_agent_build_info` | gauge | `version` | always 1 |
 //! | `route_agent_ready` | gauge | | 1 when `/readyz` answers 200 |
+//! | `route_agent_live` | gauge | | 1 when `/healthz` answers 200 |
+//! | `route_agent_heartbeat_age_seconds` | gauge | `part` (speaker, agent-loop, fib-thread, reconcile) | seconds since the part last made progress; only watched parts |
 //! | `route_agent_bgp_sessions` | gauge | `state` (idle, connect, active, opensent, openconfirm, established) | sessions per state |
 //! | `route_agent_bgp_peer_info` | gauge | `peer`, `asn`, `type` (ibgp, ebgp), `state` | always 1 per peer |
 //! | `route_agent_bgp_peer_up` | gauge | `peer` | 1 when Established |
@@ -48,6 +50,7 @@
 //! | `route_agent_tunnel_{receive,transmit}_{packets,bytes,dropped}_total` | counter | `device`, `backend` (kernel, userspace) | the tunnel device's interface statistics from `/sys/class/net/<device>/statistics`; absent without a tunnel device |
 
 pub mod dto;
+pub mod live;
 pub mod metrics;
 pub mod ready;
 
@@ -55,7 +58,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -68,8 +71,13 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::state::AgentState;
+use bgp_core::speaker::PeerSnapshot;
+
+use crate::state::{AgentState, Watch};
 use dto::{BestRouteDoc, FibWithNodeDoc, PeerDoc, StatusDoc};
+use live::Limits;
+use metrics::Checks;
+use ready::Readiness;
 
 /// Connections served at once; more wait in the listen backlog. The API is
 /// for a local scraper and an operator, not for the public.
@@ -81,6 +89,12 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (out of file descriptors, say), so the
 /// loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a request waits for the BGP speaker's answer (peers, routes)
+/// before it answers without it: less than the probes' `timeoutSeconds`
+/// in `deploy/daemonset.yaml` (5 s), so a wedged speaker makes `/readyz`
+/// say so instead of timing out.
+pub const SPEAKER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why the admin API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +120,15 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminError> {
 }
 
 /// Serves the admin API on `listener` until the returned future is
-/// dropped (or its task aborted); open connections end with it.
+/// dropped (or its task aborted); open connections end with it. The
+/// liveness timeout comes from `ROUTE_AGENT_HEALTH_TIMEOUT`
+/// ([`Limits::from_env`]).
 pub async fn serve(listener: TcpListener, state: Arc<AgentState>) {
+    serve_with(listener, state, Limits::from_env()).await;
+}
+
+/// [`serve`] with the liveness limits given.
+pub async fn serve_with(listener: TcpListener, state: Arc<AgentState>, limits: Limits) {
     // Connections live in a JoinSet so that dropping this future drops
     // them too: the API never outlives the agent that owns the state.
     let mut connections = JoinSet::new();
@@ -129,7 +150,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AgentState>) {
         connections.spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&req, &state).await) }
+                async move { Ok::<_, Infallible>(handle(&req, &state, &limits).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -153,8 +174,57 @@ const PATHS: [&str; 7] = [
     "/api/v1/status",
 ];
 
+/// The speaker's peers, or `None` when it does not answer within
+/// [`SPEAKER_TIMEOUT`].
+async fn peers(state: &AgentState) -> Option<Vec<PeerSnapshot>> {
+    tokio::time::timeout(SPEAKER_TIMEOUT, state.speaker.peers())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// The readiness verdict now, on the peers if the speaker answered.
+fn readiness(state: &AgentState, peers: Option<&[PeerSnapshot]>) -> Readiness {
+    ready::check(&ready::Inputs {
+        since_start: state.started.elapsed(),
+        status: &state.snapshot(),
+        peers,
+    })
+}
+
+/// The stale parts now (empty when live) and the watches they come from.
+fn liveness(state: &AgentState, limits: &Limits) -> (Vec<String>, Vec<Watch>) {
+    let watches = state.heartbeats.snapshot();
+    (live::unmet(Instant::now(), &watches, limits), watches)
+}
+
+/// 503 for an endpoint that needs the speaker's answer.
+fn speaker_silent() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the BGP speaker did not answer within {} s\n",
+            SPEAKER_TIMEOUT.as_secs()
+        ),
+    )
+}
+
+/// 200 with `ok_body`, or 503 with one line per problem.
+fn verdict(problems: &[String], ok_body: &str) -> Response<Full<Bytes>> {
+    if problems.is_empty() {
+        return text(StatusCode::OK, format!("{ok_body}\n"));
+    }
+    let mut body = problems.join("\n");
+    body.push('\n');
+    text(StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
 /// Answers one request.
-async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<Bytes>> {
+async fn handle(
+    req: &Request<Incoming>,
+    state: &AgentState,
+    limits: &Limits,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if !PATHS.contains(&path) {
         return text(StatusCode::NOT_FOUND, format!("no such path: {path}\n"));
@@ -170,54 +240,63 @@ async fn handle(req: &Request<Incoming>, state: &AgentState) -> Response<Full<By
         return r;
     }
     match path {
-        "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
-        "/readyz" => {
-            let unmet = ready::unmet(&state.snapshot(), &peers_of(&state.speaker).await);
-            if unmet.is_empty() {
-                text(StatusCode::OK, "ready\n".to_owned())
-            } else {
-                let mut body = unmet.join("\n");
-                body.push('\n');
-                text(StatusCode::SERVICE_UNAVAILABLE, body)
-            }
-        }
+        "/healthz" => verdict(&liveness(state, limits).0, "ok"),
+        "/readyz" => match readiness(state, peers(state).await.as_deref()) {
+            Readiness::Ready(by) => text(StatusCode::OK, format!("{}\n", by.text())),
+            Readiness::NotReady(unmet) => verdict(&unmet, ""),
+        },
         "/metrics" => {
+            let peers = peers(state).await;
+            let ready = readiness(state, peers.as_deref()).is_ready();
+            let (stale, watches) = liveness(state, limits);
+            let now = Instant::now();
+            let checks = Checks {
+                ready,
+                live: stale.is_empty(),
+                heartbeats: watches
+                    .iter()
+                    .map(|w| (w.part, live::age(now, w)))
+                    .collect(),
+            };
             let status = state.snapshot();
-            let peers = peers_of(&state.speaker).await;
             let tunnel = metrics::read_tunnel_counters(
                 Path::new(metrics::SYS_CLASS_NET),
                 &status.tunnel.device,
                 status.tunnel.backend,
             );
-            let body = metrics::render(&status, &peers, tunnel.as_ref());
+            // Without the speaker's answer the peer series are left out
+            // of this scrape; `route_agent_ready` says 0.
+            let peers = peers.unwrap_or_default();
+            let body = metrics::render(&status, &peers, tunnel.as_ref(), &checks);
             respond(StatusCode::OK, metrics::CONTENT_TYPE, body.into())
         }
         "/api/v1/peers" => {
-            let mut peers: Vec<PeerDoc> = peers_of(&state.speaker)
-                .await
-                .iter()
-                .map(PeerDoc::from_snapshot)
-                .collect();
+            let Some(peers) = peers(state).await else {
+                return speaker_silent();
+            };
+            let mut peers: Vec<PeerDoc> = peers.iter().map(PeerDoc::from_snapshot).collect();
             peers.sort_by_key(|p| p.address);
             json(&peers)
         }
         "/api/v1/routes" => {
-            let mut routes: Vec<BestRouteDoc> = state
-                .speaker
-                .routes()
-                .await
-                .unwrap_or_default()
-                .iter()
-                .map(BestRouteDoc::from_route)
-                .collect();
+            let Ok(Ok(routes)) =
+                tokio::time::timeout(SPEAKER_TIMEOUT, state.speaker.routes()).await
+            else {
+                return speaker_silent();
+            };
+            let mut routes: Vec<BestRouteDoc> =
+                routes.iter().map(BestRouteDoc::from_route).collect();
             // In prefix order, as `ip route` and `birdc show route` list.
             routes.sort_by_key(|r| r.prefix);
             json(&routes)
         }
         "/api/v1/fib" => json(&FibWithNodeDoc::new(&state.snapshot())),
         _ => {
-            let peers = peers_of(&state.speaker).await;
-            json(&StatusDoc::new(&state.snapshot(), &peers))
+            let Some(peers) = peers(state).await else {
+                return speaker_silent();
+            };
+            let readiness = readiness(state, Some(&peers));
+            json(&StatusDoc::new(&state.snapshot(), &peers, &readiness))
         }
     }
 }
@@ -246,10 +325,4 @@ fn json(value: &impl Serialize) -> Response<Full<Bytes>> {
             format!("cannot encode the answer: {e}\n"),
         ),
     }
-}
-
-/// The speaker's peers; none once it has stopped (readiness then names
-/// no peer, and the agent is exiting anyway).
-async fn peers_of(speaker: &bgp_core::speaker::Speaker) -> Vec<bgp_core::speaker::PeerSnapshot> {
-    speaker.peers().await.unwrap_or_default()
 }

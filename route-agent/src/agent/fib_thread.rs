@@ -1,14 +1,21 @@
 //! The thread that owns the FIB's netlink socket (blocking) and applies
 //! plans. Work coalesces: while one reconcile runs, only the newest plan
 //! that arrives meanwhile is kept, and any number of resyncs count as one.
+//!
+//! Heartbeats (`/healthz`): the thread, named `fib`, beats
+//! [`Part::FibThread`] each time it wakes, at least every
+//! [`FIB_THREAD_EVERY`] when idle, so a reconcile pass that hangs shows as
+//! a stale thread; each pass that runs to its end beats
+//! [`Part::Reconcile`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Sender, channel};
-use std::time::SystemTime;
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::time::{Instant, SystemTime};
 
-use super::state::AgentState;
+use super::heartbeat::FIB_THREAD_EVERY;
+use super::state::{AgentState, Part};
 use crate::fib::{Fib, NexthopMode};
 use crate::planner::DesiredRoute;
 
@@ -36,7 +43,18 @@ pub fn spawn(
     port: Arc<AtomicU32>,
 ) -> Sender<FibWork> {
     let (tx, rx) = channel::<FibWork>();
-    std::thread::spawn(move || {
+    state.heartbeats.watch(
+        Part::FibThread,
+        Instant::now(),
+        FIB_THREAD_EVERY,
+        FIB_THREAD_EVERY,
+    );
+    let thread = std::thread::Builder::new().name("fib".into());
+    let shared = state.clone();
+    let spawned = thread.spawn(move || {
+        let state = shared;
+        // On an early return the thread stops beating, and `/healthz`
+        // reports it after the timeout: a restart may get a socket.
         let mut fib = match Fib::open(protocol) {
             Ok(f) => f,
             Err(e) => {
@@ -50,7 +68,13 @@ pub fn spawn(
             port.store(id, Ordering::Relaxed);
         }
         let mut current: Option<Vec<DesiredRoute>> = None;
-        while let Ok(first) = rx.recv() {
+        loop {
+            state.heartbeats.beat(Part::FibThread, Instant::now());
+            let first = match rx.recv_timeout(FIB_THREAD_EVERY) {
+                Ok(w) => w,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             for w in std::iter::once(first).chain(rx.try_iter()) {
                 match w {
                     FibWork::Plan(p) => current = Some(p),
@@ -66,6 +90,11 @@ pub fn spawn(
             apply(&mut fib, desired, &state);
         }
     });
+    if let Err(e) = spawned {
+        // Not started: the watch above goes stale and `/healthz` says so.
+        tracing::error!("cannot start the FIB thread: {e}");
+        state.update(|s| s.fib.last_error = Some(format!("cannot start the FIB thread: {e}")));
+    }
     tx
 }
 
@@ -97,6 +126,9 @@ fn apply(fib: &mut Fib, desired: &[DesiredRoute], state: &AgentState) {
             }
         }
         Err(e) => tracing::error!("reconcile failed: {e}"),
+    }
+    if result.is_ok() {
+        state.heartbeats.beat(Part::Reconcile, Instant::now());
     }
     state.update(|st| {
         let f = &mut st.fib;

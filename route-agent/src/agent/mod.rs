@@ -17,6 +17,9 @@
 //! IPIP device (kernel or userspace), [`reload`] diffs a config re-read on
 //! SIGHUP. The agent writes [`crate::state`], which the admin API reads;
 //! the agent does not start the admin API ([`crate::daemon`] starts both).
+//! [`heartbeat`] says which parts `/healthz` watches: the loop beats once
+//! per turn, the FIB thread as it works, and a probe task stands in for
+//! the speaker's heartbeat.
 //!
 //! On SIGTERM or SIGINT the kernel routes stay (Calico runs BIRD with
 //! `persist`); the sessions close for a graceful restart when it is
@@ -27,6 +30,7 @@
 
 pub mod control;
 pub mod fib_thread;
+pub mod heartbeat;
 pub mod monitor;
 pub mod node;
 pub mod reload;
@@ -178,6 +182,13 @@ impl Agent {
             state.clone(),
             fib_port.clone(),
         );
+        let hold = if restarting {
+            Duration::from_secs(config.graceful_restart.restart_time.into())
+        } else {
+            Duration::ZERO
+        };
+        heartbeat::watch_agent(&state, std::time::Instant::now(), hold);
+        let probe = tokio::spawn(heartbeat::probe_speaker(speaker.clone(), state.clone()));
         let node_changed = Arc::new(Notify::new());
         monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -209,6 +220,9 @@ impl Agent {
         );
         loop {
             io.carry_out(&mut control);
+            io.state
+                .heartbeats
+                .beat(state::Part::AgentLoop, std::time::Instant::now());
             let deadline = control.poll_timeout();
             tokio::select! {
                 batch = routes.recv_batch() => {
@@ -237,6 +251,8 @@ impl Agent {
         // Commands of a reload still queued do not matter any more: the
         // speaker stops next.
         executor.abort();
+        probe.abort();
+        heartbeat::stop_watching(&io.state);
         stop(control.config(), &io.fib, &speaker, &mut routes).await;
         Ok(())
     }
