@@ -304,3 +304,35 @@ async fn ebgp_peer_without_policy_exchanges_nothing() {
     assert!(b.routes().await.unwrap().is_empty());
     assert_eq!(a.peers().await.unwrap()[0].advertised, 0);
 }
+
+#[tokio::test]
+async fn routes_originated_at_start_come_before_end_of_rib_even_to_a_peer_up_at_once() {
+    // A peer already listening when we start: its session comes up as soon
+    // as it can, and our start routes must still precede our End-of-RIB
+    // (a restart helper removes what is missing from the table there).
+    let b_ip = Ipv4Addr::new(127, 0, 0, 4);
+    let (b, mut b_routes) = Speaker::start(config(b_ip)).await.unwrap();
+    let a_ip = Ipv4Addr::new(127, 0, 0, 3);
+    let mut ca = config(a_ip);
+    let mut to_b = PeerConfig::new(IpAddr::V4(b_ip), 64512);
+    to_b.port = b.listen_addr().unwrap().port();
+    to_b.local_address = Some(IpAddr::V4(a_ip));
+    ca.peers.push(to_b);
+    let mut to_a = PeerConfig::new(IpAddr::V4(a_ip), 64512);
+    to_a.passive = true;
+    b.add_peer(to_a).await.unwrap();
+    let (_a, _ar) = Speaker::start_with_routes(
+        ca,
+        vec![("10.244.3.0/26".parse().unwrap(), via("192.0.2.10"))],
+    )
+    .await
+    .unwrap();
+    let first = next_matching(&mut b_routes, |c| {
+        matches!(c, RouteChange::Best(_) | RouteChange::EndOfRib { .. })
+    })
+    .await;
+    assert!(
+        matches!(&first, RouteChange::Best(r) if r.prefix.to_string() == "10.244.3.0/26"),
+        "End-of-RIB came first: {first:?}"
+    );
+}

@@ -17,7 +17,9 @@ use super::listener;
 use super::peer::{PeerCommand, PeerEvent, UpdateSource, run_peer};
 use crate::engine::{Action, Control, Engine};
 use crate::rib::PeerId;
-use crate::speaker::{Command, RouteChange, SpeakerConfig, SpeakerError};
+use ipnetwork::IpNetwork;
+
+use crate::speaker::{Command, LocalRoute, RouteChange, SpeakerConfig, SpeakerError};
 
 /// Route-stream batches buffered before the speaker waits for its reader.
 const ROUTE_QUEUE: usize = 1024;
@@ -74,7 +76,10 @@ pub(crate) type Started = (
 );
 
 /// Binds the listener, builds the engine and starts the speaker task.
-pub(crate) async fn spawn(config: SpeakerConfig) -> Result<Started, SpeakerError> {
+pub(crate) async fn spawn(
+    config: SpeakerConfig,
+    routes: Vec<(IpNetwork, LocalRoute)>,
+) -> Result<Started, SpeakerError> {
     let listener = match &config.listen {
         Some(l) => {
             let addr = SocketAddr::new(l.address, l.port);
@@ -103,7 +108,11 @@ pub(crate) async fn spawn(config: SpeakerConfig) -> Result<Started, SpeakerError
         }
     }
     let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-    let engine = Engine::new(config)?;
+    let mut engine = Engine::new(config)?;
+    // Before any session: in every peer's initial table.
+    for (prefix, route) in &routes {
+        engine.announce(*prefix, route);
+    }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (route_tx, route_rx) = mpsc::channel(ROUTE_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);

@@ -102,7 +102,20 @@ impl Speaker {
     /// Starts the speaker: binds the listener (if configured), starts every
     /// peer, and returns the handle and the best-route stream.
     pub async fn start(config: SpeakerConfig) -> Result<(Speaker, RouteStream), SpeakerError> {
-        let (commands, listen_addr, rx) = crate::driver::speaker::spawn(config).await?;
+        Speaker::start_with_routes(config, Vec::new()).await
+    }
+
+    /// [`Speaker::start`], originating `routes` from the start: they are
+    /// in the RIB before any session comes up, so every peer gets them in
+    /// its initial table, before our End-of-RIB. A peer keeping our routes
+    /// across our restart (RFC 4724) removes those missing from that table
+    /// at our End-of-RIB, so routes announced only after a session is up
+    /// would flap there.
+    pub async fn start_with_routes(
+        config: SpeakerConfig,
+        routes: Vec<(IpNetwork, LocalRoute)>,
+    ) -> Result<(Speaker, RouteStream), SpeakerError> {
+        let (commands, listen_addr, rx) = crate::driver::speaker::spawn(config, routes).await?;
         let stream = RouteStream {
             rx,
             buffered: Default::default(),

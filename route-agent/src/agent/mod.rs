@@ -118,8 +118,10 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the BGP speaker on `node` (read with [`NodeView::read`]).
-    /// Our blocks are announced once [`Agent::run`] runs.
+    /// Starts the BGP speaker on `node` (read with [`NodeView::read`]),
+    /// originating our blocks from the start: a peer keeping our routes
+    /// across our restart removes, at our End-of-RIB, any we had not sent
+    /// by then.
     pub async fn start(
         config: Config,
         node: NodeView,
@@ -143,7 +145,12 @@ impl Agent {
                 );
             }
         }
-        let (speaker, routes) = Speaker::start(speaker_config).await?;
+        let blocks = config
+            .blocks
+            .iter()
+            .filter_map(|b| control::local_route(b, &node).map(|r| (*b, r)))
+            .collect();
+        let (speaker, routes) = Speaker::start_with_routes(speaker_config, blocks).await?;
         let state = Arc::new(AgentState::new(speaker.clone()));
         Ok(Agent {
             config,

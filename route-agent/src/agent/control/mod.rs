@@ -300,7 +300,7 @@ impl std::fmt::Debug for Control {
 /// How we announce `block`: IPv4 blocks with ourselves as next hop (the
 /// session's address); IPv6 blocks with the node's IPv6 address, and not
 /// at all without one (peers could not reach it).
-fn local_route(block: &IpNetwork, node: &NodeView) -> Option<LocalRoute> {
+pub(crate) fn local_route(block: &IpNetwork, node: &NodeView) -> Option<LocalRoute> {
     match block {
         IpNetwork::V4(_) => Some(LocalRoute::default()),
         IpNetwork::V6(_) => node.address_v6.map(|a| LocalRoute::via(IpAddr::V6(a.ip()))),
