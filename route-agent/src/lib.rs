@@ -16,6 +16,9 @@
 //!   ([`agent::control`]); its loop only moves messages between the
 //!   speaker, the signals, the timers, the kernel monitor and the FIB
 //!   thread; it also sets up the IPIP tunnel.
+//! - [`datastore`]: where the nodes come from (the config file, or the
+//!   Kubernetes API's Node objects): a [`datastore::NodeSet`], turned into
+//!   this node's peers and blocks by one code path for every source.
 //! - [`state`]: what the agent shares with the admin API.
 //! - [`admin`]: the admin HTTP API (`/healthz`, `/readyz`, Prometheus
 //!   `/metrics`, JSON under `/api/v1/`) served from that state.
@@ -36,6 +39,7 @@ pub mod admin;
 pub mod agent;
 pub mod config;
 pub mod daemon;
+pub mod datastore;
 pub mod demo;
 pub mod fib;
 pub mod netinfo;

@@ -42,6 +42,21 @@ pub struct Status {
     /// Learned routes the planner refused, by reason (each route counted
     /// once while it stays refused).
     pub rejected: BTreeMap<RejectReason, u64>,
+    /// The datastore's nodes (`datastore: kubernetes`); `None` with the
+    /// file datastore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datastore: Option<DatastoreStatus>,
+}
+
+/// The nodes a datastore reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DatastoreStatus {
+    /// Valid nodes.
+    pub nodes: usize,
+    /// Nodes skipped now, by reason (`no-internal-ip`, `bad-pod-cidr`,
+    /// ...; every reason present).
+    pub skipped: BTreeMap<&'static str, u64>,
 }
 
 /// This node as the agent sees it now.

@@ -25,6 +25,7 @@
 //! has sent End-of-RIB (or the restart time has passed), so a restarted
 //! agent does not remove routes its peers are about to re-announce.
 
+pub mod config_watch;
 pub mod control;
 pub mod fib_thread;
 pub mod monitor;
@@ -47,14 +48,16 @@ use std::time::Duration;
 
 use bgp_core::speaker::{RouteStream, Speaker, SpeakerError};
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{Config, NodeConfig};
+use crate::datastore::BlockOwner;
+use crate::datastore::kubernetes::Snapshot;
 use crate::state::AgentState;
 use control::{
-    Control, Event, Output, PeerChange, PeerResult, PlanCause, SpeakerCommand, Start, StatusChange,
-    TunnelOutcome,
+    AddressChange, Control, DatastoreStart, Event, Output, PeerChange, PeerResult, PlanCause,
+    SpeakerCommand, Start, StatusChange, TunnelOutcome,
 };
 use fib_thread::FibWork;
 use node::{KernelUnderlay, NodeView};
@@ -69,6 +72,13 @@ pub enum AgentError {
     /// The speaker did not start.
     #[error("BGP speaker: {0}")]
     Speaker(#[from] SpeakerError),
+    /// This node's address changed in the datastore; the agent stopped
+    /// (routes persist) so that it is started again on the new one.
+    #[error(
+        "this node's address changed from {} to {} in the datastore: stopped to be restarted on the new address (routes persist)",
+        .0.old, .0.new
+    )]
+    AddressChanged(AddressChange),
 }
 
 /// Where the running agent's config came from, for SIGHUP.
@@ -81,6 +91,25 @@ pub struct Options {
     /// The log format (`human` or `json`), passed on to the userspace
     /// tunnel process.
     pub log_format: String,
+    /// The nodes come from a datastore (Kubernetes), not the file.
+    pub datastore: Option<AgentDatastore>,
+}
+
+/// The datastore an agent follows.
+#[derive(Clone, Debug)]
+pub struct AgentDatastore {
+    /// This node's name in the node set.
+    pub name: String,
+    /// The config file as loaded (cluster-wide settings); the agent runs
+    /// [`crate::datastore::desired_config`] of it and the nodes.
+    pub file: Config,
+    /// The snapshot the agent starts from (it holds this node).
+    pub initial: Arc<Snapshot>,
+    /// Newer snapshots.
+    pub snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    /// Where the pools go after a reload (podCIDRs are checked against
+    /// them).
+    pub pools: Arc<watch::Sender<Vec<ipnetwork::IpNetwork>>>,
 }
 
 /// The signals the agent acts on.
@@ -188,6 +217,12 @@ impl Agent {
             peer_results_tx,
         ));
         let (tunnel_tx, mut tunnels) = mpsc::unbounded_channel();
+        let mut file_changes = match &options.config_file {
+            Some(file) => config_watch::spawn(file),
+            None => mpsc::unbounded_channel().1,
+        };
+        let mut snapshots = options.datastore.as_ref().map(|d| d.snapshots.clone());
+        let pools = options.datastore.as_ref().map(|d| d.pools.clone());
         let mut io = Io {
             state,
             fib,
@@ -204,11 +239,23 @@ impl Agent {
                 node_name: options.node_name.clone(),
                 log_format: options.log_format.clone(),
                 restarting,
+                datastore: options.datastore.as_ref().map(|d| DatastoreStart {
+                    name: d.name.clone(),
+                    file: d.file.clone(),
+                    nodes: d.initial.nodes.clone(),
+                }),
             },
             underlay,
         );
+        if let Some(d) = &options.datastore {
+            control.handle_nodes(now(), &d.initial);
+        }
+        let mut stopped_for = None;
         loop {
-            io.carry_out(&mut control);
+            if let Some(change) = io.carry_out(&mut control) {
+                stopped_for = Some(change);
+                break;
+            }
             let deadline = control.poll_timeout();
             tokio::select! {
                 batch = routes.recv_batch() => {
@@ -228,7 +275,20 @@ impl Agent {
                 _ = signals.hup.recv() => {
                     if let Some(file) = &options.config_file {
                         control.handle_reload(now(), Config::load(file));
+                        send_pools(&control, pools.as_deref());
                     }
+                }
+                // The file changed on disk (a ConfigMap update): the same
+                // as SIGHUP.
+                Some(()) = file_changes.recv() => {
+                    if let Some(file) = &options.config_file {
+                        tracing::info!(file = %file.display(), "config file changed: reloading");
+                        control.handle_reload(now(), Config::load(file));
+                        send_pools(&control, pools.as_deref());
+                    }
+                }
+                Some(snapshot) = next_snapshot(&mut snapshots) => {
+                    control.handle_nodes(now(), &snapshot);
                 }
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
@@ -238,8 +298,63 @@ impl Agent {
         // speaker stops next.
         executor.abort();
         stop(control.config(), &io.fib, &speaker, &mut routes).await;
-        Ok(())
+        match stopped_for {
+            Some(change) => Err(AgentError::AddressChanged(change)),
+            None => Ok(()),
+        }
     }
+}
+
+/// The datastore's next snapshot; never, without a datastore (or once it
+/// stopped).
+async fn next_snapshot(
+    snapshots: &mut Option<watch::Receiver<Option<Arc<Snapshot>>>>,
+) -> Option<Arc<Snapshot>> {
+    let Some(rx) = snapshots else {
+        return std::future::pending().await;
+    };
+    loop {
+        if rx.changed().await.is_err() {
+            *snapshots = None;
+            return std::future::pending().await;
+        }
+        if let Some(s) = rx.borrow_and_update().clone() {
+            return Some(s);
+        }
+    }
+}
+
+/// Hands the running pools to the datastore, which checks podCIDRs
+/// against them.
+fn send_pools(control: &Control, pools: Option<&watch::Sender<Vec<ipnetwork::IpNetwork>>>) {
+    if let Some(tx) = pools {
+        let now: Vec<ipnetwork::IpNetwork> =
+            control.config().pools.iter().map(|p| p.cidr).collect();
+        tx.send_if_modified(|p| {
+            let changed = *p != now;
+            if changed {
+                p.clone_from(&now);
+            }
+            changed
+        });
+    }
+}
+
+/// Hands the block owners to the speaker, whose import guard then accepts
+/// a route inside an owned block only with the owner's next hop.
+///
+/// **A no-op for now**: bgp-core's `Speaker::set_block_owners` is being
+/// added on main; until this branch has it, the owners are only logged
+/// here, and the agent's own check (`control`: routes inside another
+/// node's block from the wrong next hop are not planned) is what keeps a
+/// neighbour's announcement of a block out of the kernel — but not out of
+/// the speaker's best-path choice, so an equal-length announcement can
+/// still displace the owner's route.
+fn set_block_owners(_speaker: &Speaker, owners: &[BlockOwner]) {
+    tracing::debug!(
+        owners = owners.len(),
+        "block owners (bgp-core's import guard is not wired yet: see set_block_owners)"
+    );
 }
 
 /// Stops: routes persist (the kernel keeps forwarding while we are gone).
@@ -328,6 +443,10 @@ async fn speaker_commands(
                 change: PeerChange::Add,
                 result: speaker.add_peer(*peer).await,
             },
+            SpeakerCommand::SetBlockOwners(owners) => {
+                set_block_owners(&speaker, &owners);
+                continue;
+            }
             SpeakerCommand::RemovePeer(peer) => PeerResult {
                 peer,
                 change: PeerChange::Remove,
@@ -351,8 +470,9 @@ struct Io {
 }
 
 impl Io {
-    /// Carries out every output the control step has.
-    fn carry_out(&mut self, control: &mut Control) {
+    /// Carries out every output the control step has; returns why to
+    /// stop, when it says so.
+    fn carry_out(&mut self, control: &mut Control) -> Option<AddressChange> {
         while let Some(output) = control.poll_output() {
             match output {
                 Output::Plan(plan) => {
@@ -369,10 +489,16 @@ impl Io {
                     StatusChange::ConfiguredPeers(peers) => s.configured_peers = peers,
                     StatusChange::Rejected(counts) => s.rejected = counts,
                     StatusChange::Tunnel(tunnel) => s.tunnel = tunnel,
+                    StatusChange::Datastore(ds) => s.datastore = Some(ds),
                 }),
                 Output::Event(event) => log(&event),
+                Output::Stop(change) => {
+                    tracing::warn!(old = %change.old, new = %change.new, "this node's address changed in the datastore: stopping to be restarted on it (routes persist)");
+                    return Some(change);
+                }
             }
         }
+        None
     }
 
     /// Sets up the tunnel on a blocking thread (a userspace tunnel may
@@ -432,9 +558,28 @@ fn log(event: &Event) {
             change,
             result: Err(e),
         }) => match change {
-            PeerChange::Remove => tracing::warn!("SIGHUP: removing peer {peer}: {e}"),
-            PeerChange::Add => tracing::warn!("SIGHUP: adding peer {peer}: {e}"),
+            PeerChange::Remove => tracing::warn!("removing peer {peer}: {e}"),
+            PeerChange::Add => tracing::warn!("adding peer {peer}: {e}"),
         },
         Event::PeerCommandFailed(_) => {}
+        Event::NodesApplied(change) => {
+            tracing::info!(?change, "nodes changed: applied");
+        }
+        Event::NotInNodeSet(name) => tracing::warn!(
+            "this node ({name}) is not in the datastore's node set (its Node was deleted or is skipped): keeping its last known blocks"
+        ),
+        Event::NotFromOwner {
+            prefix,
+            next_hop,
+            owner,
+        } => tracing::warn!(
+            %prefix,
+            %next_hop,
+            owner = %owner,
+            "learned route not installed: it is inside node {owner}'s block, and its next hop is not that node"
+        ),
+        Event::DatastoreChanged => tracing::error!(
+            "config reload: `datastore` changed; that takes a restart, and nothing of the new file was applied"
+        ),
     }
 }

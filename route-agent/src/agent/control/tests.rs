@@ -9,6 +9,8 @@ use bgp_core::speaker::BestRoute;
 use bgp_core::wire::{AsPath, Origin};
 
 use super::*;
+use crate::planner::RejectReason;
+use bgp_core::speaker::SpeakerError;
 
 /// Three nodes of one mesh, direct routes only (no tunnel).
 const DIRECT: &str = "
@@ -67,6 +69,7 @@ fn start(text: &str, restarting: bool) -> (Control, Instant, Vec<Output>) {
             node_name: Some("node-a".into()),
             log_format: "json".into(),
             restarting,
+            datastore: None,
         },
         Box::new(NoUnderlay),
     );
