@@ -416,7 +416,7 @@ async fn handle(state: &Arc<Mutex<ApiState>>, req: Request<Incoming>) -> Respons
     match (&method, parts.as_slice()) {
         (&Method::GET, ["api", "v1", "nodes"]) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return watch_nodes(&mut lock(), &q);
+                return watch_nodes(state, &q);
             }
             let s = lock();
             let items: Vec<Value> = s.nodes.values().cloned().collect();
@@ -501,7 +501,9 @@ fn not_found(name: &str) -> Response<Body> {
 /// A watch: the events after the asked resourceVersion, then live ones;
 /// `410` as an ERROR event for an expired one. Ends after
 /// `timeoutSeconds`.
-fn watch_nodes(s: &mut ApiState, q: &BTreeMap<String, String>) -> Response<Body> {
+fn watch_nodes(state: &Arc<Mutex<ApiState>>, q: &BTreeMap<String, String>) -> Response<Body> {
+    let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+    let s = &mut *guard;
     let (tx, rx) = mpsc::unbounded_channel();
     let from = q.get("resourceVersion").and_then(|v| v.parse::<u64>().ok());
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
@@ -512,7 +514,7 @@ fn watch_nodes(s: &mut ApiState, q: &BTreeMap<String, String>) -> Response<Body>
                 let _ = tx.send(event_line("ADDED", n));
             }
         }
-        Some(rv) if rv + 1 < s.oldest => {
+        Some(rv) if rv < s.oldest => {
             let message = format!("too old resource version: {rv} ({})", s.oldest);
             let _ = tx.send(event_line("ERROR", &status(410, "Expired", &message)));
             let mut r = Response::new(Body::Stream(rx));
@@ -541,14 +543,18 @@ fn watch_nodes(s: &mut ApiState, q: &BTreeMap<String, String>) -> Response<Body>
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(290);
-    let live = tx.clone();
-    s.watchers.push(live);
-    // The server ends the watch after timeoutSeconds: drop the stream's
-    // sender then (the registered one goes when its send fails).
-    let ender = tx;
+    // The only sender is the registered one: the stream ends when it is
+    // dropped (expired history, going away, or timeoutSeconds below).
+    let weak = tx.downgrade();
+    s.watchers.push(tx);
+    drop(guard);
+    let state = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(timeout)).await;
-        drop(ender);
+        if let Some(tx) = weak.upgrade() {
+            let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+            s.watchers.retain(|w| !w.same_channel(&tx));
+        }
     });
     let mut r = Response::new(Body::Stream(rx));
     r.headers_mut().insert(
