@@ -334,7 +334,9 @@ fn the_api_server_gone_for_30_s_or_a_410_changes_no_session_and_no_route() {
     std::thread::sleep(Duration::from_secs(1));
     assert_no_churn(monitors, "API server gone for 30 s");
     assert_kept(&sessions, &uptimes(&k), t0.elapsed());
-    eprintln!("API server gone 30 s: no route changed, every session kept, watches resumed and a change seen by every agent");
+    eprintln!(
+        "API server gone 30 s: no route changed, every session kept, watches resumed and a change seen by every agent"
+    );
 
     // 410 Gone: history expired, the agents list again, nothing changes.
     let monitors = k.monitors(&["node-a", "node-b", "node-c"]);
