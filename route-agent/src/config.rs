@@ -19,6 +19,7 @@
 //! | `nexthop-objects` | auto | gateway routes through kernel nexthop objects: `auto` for tables of over 1,000 gateway routes (back below 500), `true` always, `false` never; faster with hundreds of nodes and more, `ip route` then shows `nhid` |
 //! | `admin` | `listen: 127.0.0.1:9179` | the admin HTTP listener |
 //! | `cni` | off | the CNI network config for the standard plugins ([`crate::cni`]): `enabled`, `conf-dir: /etc/cni/net.d`, `file: 10-podroute.conflist`, `name: podroute`, `mtu: 0` (= the underlay MTU, − 20 with IPIP), `ipam-data-dir` (host-local's leases) |
+//! | `datastore` | `kubernetes` in a pod (`KUBERNETES_SERVICE_HOST` set), else `file` | where the nodes come from: `file` (this file's `blocks` and `mesh.peers`) or `kubernetes` (the Node objects, [`crate::datastore`]; then `blocks`, `mesh.peers`, `node.address`, `node.autodetect`, `tunnel.address` and `route-reflector` must not be set: each node's come from its Node) |
 //!
 //! [`Config::parse`] checks the shape (errors carry `FILE:LINE:COL`) and
 //! then every semantic rule (errors carry `FILE:`), collecting all
@@ -41,6 +42,7 @@ use bgp_core::speaker::{GracefulRestart, ListenConfig, NeighborRange, PeerConfig
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::datastore::DatastoreKind;
 use crate::planner::{IpipMode, LocalNode, Pool};
 
 pub use cni::{
@@ -138,6 +140,10 @@ pub struct Config {
     /// The CNI network config the agent writes (off by default).
     #[serde(default)]
     pub cni: CniConfig,
+    /// Where the nodes come from; `None` as written means the default,
+    /// resolved by [`Config::parse`] ([`DatastoreKind::from_env`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datastore: Option<DatastoreKind>,
 }
 
 fn default_asn() -> u32 {
@@ -498,8 +504,19 @@ impl Config {
         Config::parse(file, &text)
     }
 
-    /// Parses and checks `text`, read from `file` (used in messages).
+    /// Parses and checks `text`, read from `file` (used in messages); an
+    /// unset `datastore` is this process's default
+    /// ([`DatastoreKind::from_env`]).
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(file, text, DatastoreKind::from_env())
+    }
+
+    /// [`Config::parse`] with `default` for an unset `datastore`.
+    pub fn parse_with(
+        file: &Path,
+        text: &str,
+        default: DatastoreKind,
+    ) -> Result<Config, ConfigError> {
         // An empty document reads as null and would be reported as a
         // missing `node`, which hides the real problem.
         if text
@@ -514,8 +531,9 @@ impl Config {
                 hint: "write a config (see route-agent/examples/node.yaml)".to_owned(),
             });
         }
-        let config: Config =
+        let mut config: Config =
             yaml_serde::from_str(text).map_err(|e| validate::parse_error(file, text, &e))?;
+        config.datastore.get_or_insert(default);
         let problems = validate::problems(&config);
         if problems.is_empty() {
             Ok(config)
@@ -525,6 +543,11 @@ impl Config {
                 problems,
             })
         }
+    }
+
+    /// Where the nodes come from (resolved by [`Config::parse`]).
+    pub fn datastore(&self) -> DatastoreKind {
+        self.datastore.unwrap_or(DatastoreKind::File)
     }
 
     /// Things that work but are probably not meant.

@@ -2,11 +2,27 @@
 //! agent's shared state. Neither imports the other: the agent
 //! ([`crate::agent`]) writes [`crate::state::AgentState`], the admin API
 //! ([`crate::admin`]) reads it, and this module starts both.
+//!
+//! With `datastore: kubernetes` it first starts the Node watch
+//! ([`crate::datastore::kubernetes`]), waits for this node's Node, reads
+//! the prefix length of its address from the interface that holds it, and
+//! starts the agent on [`crate::datastore::desired_config`]; once the
+//! node's routes are programmed it sets the Node's `NetworkUnavailable`
+//! condition to False.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnetwork::{IpNetwork, Ipv4Network};
 
 use crate::admin::{self, AdminError};
 use crate::agent::node::{NodeError, NodeView};
-use crate::agent::{Agent, AgentError, Options};
+use crate::agent::{Agent, AgentDatastore, AgentError, Options};
 use crate::config::Config;
+use crate::datastore::kubernetes::{self, KubernetesError};
+use crate::datastore::{DatastoreKind, desired_config};
+use crate::fib::Netlink;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +36,27 @@ pub enum DaemonError {
     /// The agent could not start.
     #[error("{0}")]
     Agent(#[from] AgentError),
+    /// The Kubernetes datastore could not start.
+    #[error("{0}")]
+    Kubernetes(#[from] KubernetesError),
+    /// `datastore: kubernetes` without a node name.
+    #[error(
+        "no node name: with `datastore: kubernetes` set NODE_NAME (the DaemonSet passes spec.nodeName) or node.name"
+    )]
+    NoNodeName,
+    /// The Node watch ended before this node was found.
+    #[error("the Kubernetes Node watch stopped before Node {0} was found")]
+    WatchStopped(String),
+    /// This node's address (from its Node) is on no interface here.
+    #[error(
+        "Node {name}'s address {address} (its InternalIP, or the projectcalico.org/IPv4Address annotation) is on no interface of this host — check the kubelet's --node-ip, or the annotation"
+    )]
+    NodeAddressNotHere {
+        /// The node.
+        name: String,
+        /// Its address.
+        address: Ipv4Addr,
+    },
 }
 
 /// Runs the agent, with its admin API beside it, until SIGTERM or SIGINT.
@@ -30,13 +67,104 @@ pub enum DaemonError {
 /// taken port fails the start before any BGP session opens), the agent
 /// starts its speaker, and only then is the admin API served, from the
 /// agent's state. The API stops when the agent has stopped.
-pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
-    let node = NodeView::read(&config.node)?;
+pub async fn run(config: Config, mut options: Options) -> Result<(), DaemonError> {
+    let (config, node, client) = match config.datastore() {
+        DatastoreKind::File => {
+            let node = NodeView::read(&config.node)?;
+            (config, node, None)
+        }
+        DatastoreKind::Kubernetes => {
+            let (config, node, client) = kubernetes_start(config, &mut options).await?;
+            (config, node, Some(client))
+        }
+    };
     tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
     let listener = admin::bind(config.admin.listen).await?;
+    let node_name = options.node_name.clone();
     let agent = Agent::start(config, node, options).await?;
+    if let (Some(client), Some(name)) = (client, node_name) {
+        let state = agent.state();
+        tokio::spawn(kubernetes::mark_network_available(
+            client,
+            name,
+            move || {
+                let s = state.snapshot();
+                s.fib.reconciles > 0 && s.fib.in_sync
+            },
+        ));
+    }
     let server = tokio::spawn(admin::serve(listener, agent.state()));
     let result = agent.run().await;
     server.abort();
     Ok(result?)
+}
+
+/// Starts the Node watch and waits for this node; returns the config to
+/// run, the node and the client.
+async fn kubernetes_start(
+    file: Config,
+    options: &mut Options,
+) -> Result<(Config, NodeView, kube::Client), DaemonError> {
+    let name = options.node_name.clone().ok_or(DaemonError::NoNodeName)?;
+    let client = kubernetes::client().await?;
+    let pools: Vec<IpNetwork> = file.pools.iter().map(|p| p.cidr).collect();
+    let source = kubernetes::start(client.clone(), name.clone(), pools);
+    let mut snapshots = source.snapshots.clone();
+    let started = tokio::time::Instant::now();
+    let snapshot = loop {
+        let current = snapshots.borrow_and_update().clone();
+        if let Some(s) = current.filter(|s| s.nodes.get(&name).is_some()) {
+            break s;
+        }
+        tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return Err(DaemonError::WatchStopped(name));
+                }
+            }
+            () = tokio::time::sleep(Duration::from_secs(10)) => tracing::info!(
+                node = %name,
+                waited_s = started.elapsed().as_secs(),
+                "waiting for this node's Node object (listed, with an InternalIP and valid podCIDRs)"
+            ),
+        }
+    };
+    let me = snapshot
+        .nodes
+        .get(&name)
+        .cloned()
+        .ok_or(DaemonError::NoNodeName)?;
+    let local = local_address(&name, me.address)?;
+    tracing::info!(node = %name, nodes = snapshot.nodes.len(), blocks = ?me.blocks, "Kubernetes datastore in sync");
+    let config = desired_config(&file, &snapshot.nodes, &me, local);
+    let node = NodeView::read(&config.node)?;
+    options.datastore = Some(AgentDatastore {
+        name,
+        file,
+        initial: snapshot,
+        snapshots,
+        pools: Arc::new(source.pools),
+    });
+    Ok((config, node, client))
+}
+
+/// This node's address with a prefix length: a known one (Calico's
+/// annotation) as it is, else that of the local interface that holds it
+/// (as autodetection reads it; CrossSubnet needs the subnet).
+fn local_address(name: &str, address: Ipv4Network) -> Result<Ipv4Network, DaemonError> {
+    if address.prefix() < 32 {
+        return Ok(address);
+    }
+    let mut netlink = Netlink::open().map_err(NodeError::Netlink)?;
+    let addrs = crate::netinfo::addresses(&mut netlink).map_err(NodeError::Netlink)?;
+    addrs
+        .iter()
+        .find_map(|a| match a.address {
+            IpNetwork::V4(n) if IpAddr::V4(n.ip()) == IpAddr::V4(address.ip()) => Some(n),
+            _ => None,
+        })
+        .ok_or_else(|| DaemonError::NodeAddressNotHere {
+            name: name.to_owned(),
+            address: address.ip(),
+        })
 }

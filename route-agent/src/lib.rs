@@ -19,6 +19,9 @@
 //! - [`cni`]: the CNI network config the agent writes for the standard
 //!   plugins (`ptp` with `host-local` over this node's blocks, `portmap`),
 //!   atomically and only when it changes.
+//! - [`datastore`]: where the nodes come from (the config file, or the
+//!   Kubernetes API's Node objects): a [`datastore::NodeSet`], turned into
+//!   this node's peers and blocks by one code path for every source.
 //! - [`state`]: what the agent shares with the admin API.
 //! - [`admin`]: the admin HTTP API (`/healthz`, `/readyz`, Prometheus
 //!   `/metrics`, JSON under `/api/v1/`) served from that state.
@@ -40,6 +43,7 @@ pub mod agent;
 pub mod cni;
 pub mod config;
 pub mod daemon;
+pub mod datastore;
 pub mod demo;
 pub mod fib;
 pub mod netinfo;

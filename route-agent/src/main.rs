@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use route_agent::agent::AgentError;
 use route_agent::config::{Config, resolve_node_name};
 use route_agent::daemon::DaemonError;
+use route_agent::datastore::DatastoreKind;
 
 /// Announces this node's pod blocks over BGP and keeps the kernel's pod
 /// routes right (Calico's CrossSubnet rule).
@@ -19,7 +21,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the agent: BGP speaker, planner and kernel routes, until SIGTERM
-    /// (routes persist after it exits).
+    /// (routes persist after it exits). Exit codes: 2 for a config that
+    /// cannot be used, 3 when this node's address changed in the
+    /// Kubernetes datastore (start it again: the DaemonSet does).
     Run {
         /// The YAML config file.
         #[arg(long, env = "ROUTE_AGENT_CONFIG")]
@@ -60,6 +64,9 @@ enum Command {
 
 /// Exit code for a config that cannot be used (also clap's for bad usage).
 const EXIT_CONFIG: u8 = 2;
+/// Exit code when this node's address changed in the datastore: the agent
+/// stopped (routes persist) to be started again on the new address.
+const EXIT_RESTART: u8 = 3;
 
 fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok()
@@ -126,6 +133,8 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
+    let config_datastore = config.datastore();
+    tracing::info!(datastore = config_datastore.name(), "config loaded");
     let options = route_agent::agent::Options {
         config_file: Some(file.to_owned()),
         node_name: resolve_node_name(
@@ -134,14 +143,21 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
             hostname().as_deref(),
         ),
         log_format: log_format.to_owned(),
+        datastore: None,
     };
     match runtime.block_on(route_agent::daemon::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         // The node address the config names (or its autodetection) does
         // not fit this host: a config problem, reported like one.
-        Err(DaemonError::Node(e)) if e.is_config_problem() => {
+        Err(DaemonError::Node(e))
+            if e.is_config_problem() && config_datastore == DatastoreKind::File =>
+        {
             eprintln!("{}: {e}", file.display());
             ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e @ DaemonError::Agent(AgentError::AddressChanged(_))) => {
+            eprintln!("route-agent: {e}");
+            ExitCode::from(EXIT_RESTART)
         }
         Err(e) => {
             eprintln!("route-agent: {e}");

@@ -55,6 +55,21 @@ pub struct Status {
     /// reachable (alone: the others are dead) from one that lost every
     /// session it had.
     pub peer_established_since_start: bool,
+    /// The datastore's nodes (`datastore: kubernetes`); `None` with the
+    /// file datastore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datastore: Option<DatastoreStatus>,
+}
+
+/// The nodes a datastore reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DatastoreStatus {
+    /// Valid nodes.
+    pub nodes: usize,
+    /// Nodes skipped now, by reason (`no-internal-ip`, `bad-pod-cidr`,
+    /// ...; every reason present).
+    pub skipped: BTreeMap<&'static str, u64>,
 }
 
 /// This node as the agent sees it now.

@@ -6,6 +6,7 @@
 
 pub mod bird;
 pub mod gobgp;
+pub mod kube_api;
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -19,7 +19,7 @@ use crate::rib::table::{AddrKey, NetKey, V6Key};
 
 /// A pod block and the address of the node that owns it: routes inside
 /// `block` are accepted only with `next_hop` as their NEXT_HOP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct BlockOwner {

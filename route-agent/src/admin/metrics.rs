@@ -322,6 +322,27 @@ pub fn render(
         );
     }
 
+    if let Some(ds) = &status.datastore {
+        m.family(
+            "route_agent_datastore_nodes",
+            "gauge",
+            "Valid nodes in the datastore (datastore: kubernetes).",
+        );
+        m.sample("route_agent_datastore_nodes", &[], ds.nodes);
+        m.family(
+            "route_agent_datastore_nodes_skipped",
+            "gauge",
+            "Nodes skipped now for bad input (no InternalIP, bad or overlapping podCIDR, duplicate address, bad annotation), by reason.",
+        );
+        for (reason, n) in &ds.skipped {
+            m.sample(
+                "route_agent_datastore_nodes_skipped",
+                &[("reason", reason)],
+                n,
+            );
+        }
+    }
+
     if let Some(t) = tunnel {
         for (name, value) in &t.values {
             let family = format!("route_agent_tunnel_{name}_total");

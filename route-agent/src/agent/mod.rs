@@ -28,6 +28,7 @@
 //! has sent End-of-RIB (or the restart time has passed), so a restarted
 //! agent does not remove routes its peers are about to re-announce.
 
+pub mod config_watch;
 pub mod control;
 pub mod fib_thread;
 pub mod heartbeat;
@@ -51,14 +52,15 @@ use std::time::Duration;
 
 use bgp_core::speaker::{RouteStream, Speaker, SpeakerError};
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{Config, NodeConfig};
+use crate::datastore::kubernetes::Snapshot;
 use crate::state::AgentState;
 use control::{
-    Control, Event, Output, PeerChange, PeerResult, PlanCause, SpeakerCommand, Start, StatusChange,
-    TunnelOutcome,
+    AddressChange, Control, DatastoreStart, Event, Output, PeerChange, PeerResult, PlanCause,
+    SpeakerCommand, Start, StatusChange, TunnelOutcome,
 };
 use fib_thread::FibWork;
 use node::{KernelUnderlay, NodeView};
@@ -73,6 +75,13 @@ pub enum AgentError {
     /// The speaker did not start.
     #[error("BGP speaker: {0}")]
     Speaker(#[from] SpeakerError),
+    /// This node's address changed in the datastore; the agent stopped
+    /// (routes persist) so that it is started again on the new one.
+    #[error(
+        "this node's address changed from {} to {} in the datastore: stopped to be restarted on the new address (routes persist)",
+        .0.old, .0.new
+    )]
+    AddressChanged(AddressChange),
 }
 
 /// Where the running agent's config came from, for SIGHUP.
@@ -85,6 +94,25 @@ pub struct Options {
     /// The log format (`human` or `json`), passed on to the userspace
     /// tunnel process.
     pub log_format: String,
+    /// The nodes come from a datastore (Kubernetes), not the file.
+    pub datastore: Option<AgentDatastore>,
+}
+
+/// The datastore an agent follows.
+#[derive(Clone, Debug)]
+pub struct AgentDatastore {
+    /// This node's name in the node set.
+    pub name: String,
+    /// The config file as loaded (cluster-wide settings); the agent runs
+    /// [`crate::datastore::desired_config`] of it and the nodes.
+    pub file: Config,
+    /// The snapshot the agent starts from (it holds this node).
+    pub initial: Arc<Snapshot>,
+    /// Newer snapshots.
+    pub snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    /// Where the pools go after a reload (podCIDRs are checked against
+    /// them).
+    pub pools: Arc<watch::Sender<Vec<ipnetwork::IpNetwork>>>,
 }
 
 /// The signals the agent acts on.
@@ -206,6 +234,12 @@ impl Agent {
             peer_results_tx,
         ));
         let (tunnel_tx, mut tunnels) = mpsc::unbounded_channel();
+        let mut file_changes = match &options.config_file {
+            Some(file) => config_watch::spawn(file),
+            None => mpsc::unbounded_channel().1,
+        };
+        let mut snapshots = options.datastore.as_ref().map(|d| d.snapshots.clone());
+        let pools = options.datastore.as_ref().map(|d| d.pools.clone());
         let mut io = Io {
             state,
             fib,
@@ -222,11 +256,23 @@ impl Agent {
                 node_name: options.node_name.clone(),
                 log_format: options.log_format.clone(),
                 restarting,
+                datastore: options.datastore.as_ref().map(|d| DatastoreStart {
+                    name: d.name.clone(),
+                    file: d.file.clone(),
+                    nodes: d.initial.nodes.clone(),
+                }),
             },
             underlay,
         );
+        if let Some(d) = &options.datastore {
+            control.handle_nodes(now(), &d.initial);
+        }
+        let mut stopped_for = None;
         loop {
-            io.carry_out(&mut control);
+            if let Some(change) = io.carry_out(&mut control) {
+                stopped_for = Some(change);
+                break;
+            }
             io.state
                 .heartbeats
                 .beat(state::Part::AgentLoop, std::time::Instant::now());
@@ -249,7 +295,20 @@ impl Agent {
                 _ = signals.hup.recv() => {
                     if let Some(file) = &options.config_file {
                         control.handle_reload(now(), Config::load(file));
+                        send_pools(&control, pools.as_deref());
                     }
+                }
+                // The file changed on disk (a ConfigMap update): the same
+                // as SIGHUP.
+                Some(()) = file_changes.recv() => {
+                    if let Some(file) = &options.config_file {
+                        tracing::info!(file = %file.display(), "config file changed: reloading");
+                        control.handle_reload(now(), Config::load(file));
+                        send_pools(&control, pools.as_deref());
+                    }
+                }
+                Some(snapshot) = next_snapshot(&mut snapshots) => {
+                    control.handle_nodes(now(), &snapshot);
                 }
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
@@ -261,7 +320,45 @@ impl Agent {
         probe.abort();
         heartbeat::stop_watching(&io.state);
         stop(control.config(), &io.fib, &speaker, &mut routes).await;
-        Ok(())
+        match stopped_for {
+            Some(change) => Err(AgentError::AddressChanged(change)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The datastore's next snapshot; never, without a datastore (or once it
+/// stopped).
+async fn next_snapshot(
+    snapshots: &mut Option<watch::Receiver<Option<Arc<Snapshot>>>>,
+) -> Option<Arc<Snapshot>> {
+    let Some(rx) = snapshots else {
+        return std::future::pending().await;
+    };
+    loop {
+        if rx.changed().await.is_err() {
+            *snapshots = None;
+            return std::future::pending().await;
+        }
+        if let Some(s) = rx.borrow_and_update().clone() {
+            return Some(s);
+        }
+    }
+}
+
+/// Hands the running pools to the datastore, which checks podCIDRs
+/// against them.
+fn send_pools(control: &Control, pools: Option<&watch::Sender<Vec<ipnetwork::IpNetwork>>>) {
+    if let Some(tx) = pools {
+        let now: Vec<ipnetwork::IpNetwork> =
+            control.config().pools.iter().map(|p| p.cidr).collect();
+        tx.send_if_modified(|p| {
+            let changed = *p != now;
+            if changed {
+                p.clone_from(&now);
+            }
+            changed
+        });
     }
 }
 
@@ -358,6 +455,15 @@ async fn speaker_commands(
                 change: PeerChange::Add,
                 result: speaker.add_peer(*peer).await,
             },
+            SpeakerCommand::SetBlockOwners(owners) => {
+                // The speaker's import guard then accepts a route inside an
+                // owned block only with the owner's next hop.
+                if let Err(e) = speaker.set_block_owners(owners) {
+                    tracing::error!("cannot set the block owners: {e}");
+                    return;
+                }
+                continue;
+            }
             SpeakerCommand::RemovePeer(peer) => PeerResult {
                 peer,
                 change: PeerChange::Remove,
@@ -381,8 +487,9 @@ struct Io {
 }
 
 impl Io {
-    /// Carries out every output the control step has.
-    fn carry_out(&mut self, control: &mut Control) {
+    /// Carries out every output the control step has; returns why to
+    /// stop, when it says so.
+    fn carry_out(&mut self, control: &mut Control) -> Option<AddressChange> {
         while let Some(output) = control.poll_output() {
             match output {
                 Output::Plan(plan) => {
@@ -403,10 +510,16 @@ impl Io {
                     StatusChange::ConfiguredPeers(peers) => s.configured_peers = peers,
                     StatusChange::Rejected(counts) => s.rejected = counts,
                     StatusChange::Tunnel(tunnel) => s.tunnel = tunnel,
+                    StatusChange::Datastore(ds) => s.datastore = Some(ds),
                 }),
                 Output::Event(event) => log(&event),
+                Output::Stop(change) => {
+                    tracing::warn!(old = %change.old, new = %change.new, "this node's address changed in the datastore: stopping to be restarted on it (routes persist)");
+                    return Some(change);
+                }
             }
         }
+        None
     }
 
     /// Sets up the tunnel on a blocking thread (a userspace tunnel may
@@ -490,9 +603,28 @@ fn log(event: &Event) {
             change,
             result: Err(e),
         }) => match change {
-            PeerChange::Remove => tracing::warn!("SIGHUP: removing peer {peer}: {e}"),
-            PeerChange::Add => tracing::warn!("SIGHUP: adding peer {peer}: {e}"),
+            PeerChange::Remove => tracing::warn!("removing peer {peer}: {e}"),
+            PeerChange::Add => tracing::warn!("adding peer {peer}: {e}"),
         },
         Event::PeerCommandFailed(_) => {}
+        Event::NodesApplied(change) => {
+            tracing::info!(?change, "nodes changed: applied");
+        }
+        Event::NotInNodeSet(name) => tracing::warn!(
+            "this node ({name}) is not in the datastore's node set (its Node was deleted or is skipped): keeping its last known blocks"
+        ),
+        Event::NotFromOwner {
+            prefix,
+            next_hop,
+            owner,
+        } => tracing::warn!(
+            %prefix,
+            %next_hop,
+            owner = %owner,
+            "learned route not installed: it is inside node {owner}'s block, and its next hop is not that node"
+        ),
+        Event::DatastoreChanged => tracing::error!(
+            "config reload: `datastore` changed; that takes a restart, and nothing of the new file was applied"
+        ),
     }
 }

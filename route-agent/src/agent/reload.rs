@@ -78,7 +78,8 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
         .copied()
         .collect();
     reload.pools_changed = old.pools != new.pools;
-    let restart_keys: [(&'static str, bool); 11] = [
+    let restart_keys: [(&'static str, bool); 12] = [
+        ("datastore", old.datastore != new.datastore),
         (
             "route-reflector",
             old.route_reflector != new.route_reflector,

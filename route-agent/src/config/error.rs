@@ -111,6 +111,14 @@ pub enum Problem {
         "node.name `{0}` is not a valid node name — use at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, as `kubectl get nodes` shows it"
     )]
     BadNodeName(String),
+    /// A per-node key in the file with `datastore: kubernetes`.
+    #[error(
+        "{key} is set, but with `datastore: kubernetes` each node's comes from its Node object (podCIDRs, InternalIP or the projectcalico.org/IPv4Address annotation, projectcalico.org/IPv4IPIPTunnelAddr, the podroute.io/route-reflector label) — remove `{key}` from the file, or set `datastore: file`"
+    )]
+    SetByKubernetes {
+        /// The key.
+        key: &'static str,
+    },
     /// AS 0 or AS_TRANS.
     #[error(
         "{what}: AS {asn} is reserved (RFC 7607 / RFC 6793) — use the cluster's AS; private ASes are 64512–65534 and 4200000000–4294967294"

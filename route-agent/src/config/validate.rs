@@ -9,6 +9,7 @@ use ipnetwork::IpNetwork;
 
 use super::error::{ConfigError, ModeName, PeerList, Problem, Warning};
 use super::{Autodetect, Config};
+use crate::datastore::DatastoreKind;
 use crate::planner::IpipMode;
 
 /// Where the example config lives, for hints.
@@ -244,6 +245,9 @@ fn node(c: &Config, out: &mut Vec<Problem>) {
     {
         out.push(Problem::BadNodeName(name.clone()));
     }
+    if c.datastore() == DatastoreKind::Kubernetes {
+        return kubernetes(c, out);
+    }
     match (&c.node.address, &c.node.autodetect) {
         (Some(_), Some(_)) => out.push(Problem::AddressAndAutodetect),
         (None, None) => out.push(Problem::NoAddress),
@@ -251,6 +255,24 @@ fn node(c: &Config, out: &mut Vec<Problem>) {
             out.push(Problem::EmptyInterfacePattern)
         }
         _ => {}
+    }
+}
+
+/// `datastore: kubernetes`: what each node learns from its Node object
+/// must not be in the (shared) file.
+fn kubernetes(c: &Config, out: &mut Vec<Problem>) {
+    let set: [(&'static str, bool); 6] = [
+        ("blocks", !c.blocks.is_empty()),
+        ("mesh.peers", !c.mesh.peers.is_empty()),
+        ("node.address", c.node.address.is_some()),
+        ("node.autodetect", c.node.autodetect.is_some()),
+        ("tunnel.address", c.tunnel.address.is_some()),
+        ("route-reflector", c.route_reflector.is_some()),
+    ];
+    for (key, present) in set {
+        if present {
+            out.push(Problem::SetByKubernetes { key });
+        }
     }
 }
 

@@ -407,6 +407,18 @@ impl Cluster {
         agent: &Path,
         config: &str,
     ) -> Result<(), ClusterError> {
+        self.start_agent_with_env(name, agent, config, &[])
+    }
+
+    /// [`Cluster::start_agent`] with extra environment variables (e.g.
+    /// `KUBECONFIG` for `datastore: kubernetes`).
+    pub fn start_agent_with_env(
+        &mut self,
+        name: &str,
+        agent: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Result<(), ClusterError> {
         let file = self.dir.join(format!("{name}.yaml"));
         let log_path = self.dir.join(format!("{name}.log"));
         std::fs::write(&file, config).map_err(|source| ClusterError::File {
@@ -429,6 +441,7 @@ impl Cluster {
             .arg("--config")
             .arg(&file)
             .env("ROUTE_AGENT_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -439,6 +452,14 @@ impl Cluster {
             })?;
         node.agent = Some(child);
         Ok(())
+    }
+
+    /// Node `name`'s agent's exit code, once it has exited.
+    pub fn agent_exit_code(&mut self, name: &str) -> Option<i32> {
+        let node = self.node_mut(name).ok()?;
+        let status = node.agent.as_mut()?.try_wait().ok()??;
+        node.agent = None;
+        status.code()
     }
 
     /// Sends `signal` to node `name`'s agent (`ip netns exec` execs it, so

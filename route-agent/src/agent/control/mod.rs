@@ -26,41 +26,55 @@
 //! | [`handle_node_changed`](Control::handle_node_changed) | the kernel monitor (a link or address changed) | read the node once changes settle ([`NODE_SETTLE`]) |
 //! | [`handle_node`](Control::handle_node) | the answer to [`Output::ReadNode`] | re-plan when address, underlay or MTU changed; make sure of the tunnel |
 //! | [`handle_reload`](Control::handle_reload) | SIGHUP: the config file re-read, or why it could not be | peers, blocks and pools live ([`super::reload`]); the rest reported as needing a restart |
+//! | [`handle_nodes`](Control::handle_nodes) | the datastore (Kubernetes): a new [`Snapshot`] of the nodes | the desired peers and blocks ([`desired_config`]), applied by the same live diff as a reload; block owners to the speaker; routes of replaced sessions held across the hand-over ([`HANDOVER`]) |
 //! | [`handle_peer_result`](Control::handle_peer_result) | the speaker's answer to a peer command | reported when it failed |
 //! | [`handle_tunnel`](Control::handle_tunnel) | the answer to [`Output::EnsureTunnel`] | the tunnel status; plans wait for the first set-up (routes through the tunnel need its device) |
-//! | [`handle_timeout`](Control::handle_timeout) | [`poll_timeout`](Control::poll_timeout) | the restart time is up; the node read is due; the periodic full re-plan ([`RESYNC`]) and CNI file re-check |
+//! | [`handle_timeout`](Control::handle_timeout) | [`poll_timeout`](Control::poll_timeout) | the restart time is up; the node read is due; the periodic full re-plan ([`RESYNC`]) |
 //!
-//! The CNI config file ([`crate::cni`]) follows this node's blocks, its
-//! underlay MTU and the `cni` settings: [`Control::poll_output`] compares
-//! them on every call, so whichever input changes them (a reload, a node
-//! read, a datastore) writes the file ([`Output::WriteCni`]), and only
-//! then.
+//! A source of nodes other than the config file ([`crate::datastore`]:
+//! Kubernetes, later etcd) fits the same way: what it learns (the peers,
+//! this node's blocks) is a new desired config ([`desired_config`] of the
+//! file's config and the [`NodeSet`]), applied by the same live diff as a
+//! reload. With a datastore, two more rules hold:
 //!
-//! A source of nodes other than the config file (a Kubernetes or etcd
-//! datastore) fits the same way: what it learns (the mesh peers, their
-//! blocks) is a new desired config, applied by the same live diff as a
-//! reload.
+//! - **Block ownership.** A learned route inside another node's block is
+//!   planned only when its next hop is that node's address; the owners
+//!   also go to the speaker ([`SpeakerCommand::SetBlockOwners`]), which
+//!   refuses such routes at import.
+//! - **Hand-over.** When a change of nodes removes or resets sessions (a
+//!   reflector labelled or unlabelled, the mesh replaced by reflectors),
+//!   a route withdrawn during the next [`HANDOVER`] whose block and next
+//!   hop the node set still confirms stays planned until it is learned
+//!   again (through the new sessions, with the same next hop: no kernel
+//!   change) or the hand-over ends. A node that left, or whose block or
+//!   address changed, is not confirmed: its routes go at once.
 
+mod outputs;
 #[cfg(test)]
 mod tests;
 
+pub use outputs::{
+    AddressChange, Event, Output, PeerChange, PeerResult, PlanCause, SpeakerCommand, StatusChange,
+};
+
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bgp_core::speaker::{LocalRoute, PeerConfig, RouteChange, SpeakerError};
+use bgp_core::speaker::{LocalRoute, RouteChange};
 use bgp_core::wire::Family;
 use ipnetwork::IpNetwork;
 
 use super::node::{NodeError, NodeView};
-use super::reload::{self, Reload};
+use super::reload;
 use super::tunnel::{TunnelError, TunnelSetup};
-use crate::cni::{CniAction, CniFile, CniInputs, CniTracker};
+use crate::cni::{CniAction, CniInputs, CniTracker};
 use crate::config::{Config, ConfigError};
+use crate::datastore::kubernetes::Snapshot;
+use crate::datastore::{BlockOwner, ClusterNode, NodeSet, SkipReason, desired_config};
 use crate::netinfo::UnderlayRoutes;
-use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, Pool, RejectReason, Rejection, plan};
-use crate::state::{NodeStatus, TunnelInUse, TunnelStatus};
+use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, Pool, Rejection, plan};
+use crate::state::{DatastoreStatus, TunnelInUse, TunnelStatus};
 
 /// How often the whole plan is re-applied regardless of changes: the
 /// backstop for a kernel change the monitor missed.
@@ -72,6 +86,12 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 /// monitor's lost-notification signal, common while thousands of our own
 /// routes go in, stalled convergence by as much).
 pub const NODE_SETTLE: Duration = Duration::from_millis(50);
+
+/// How long routes of sessions that a change of nodes removed or reset
+/// stay planned while the new sessions come up: a reset session is
+/// connected again after the connect-retry time (5 s), and its routes
+/// follow within a second.
+pub const HANDOVER: Duration = Duration::from_secs(15);
 
 /// The IPv6 routes of the underlay, asked for when a learned IPv6 route's
 /// next hop is off this node's IPv6 subnet (dual stack across subnets).
@@ -108,128 +128,20 @@ pub struct Start {
     /// restart time is up (RFC 4724 §4.1's deferral), so that a restarted
     /// agent does not remove routes its peers are about to re-announce.
     pub restarting: bool,
+    /// The nodes, when they come from a datastore rather than the file
+    /// (then `config` is [`desired_config`] of `file` and these nodes).
+    pub datastore: Option<DatastoreStart>,
 }
 
-/// Something the loop is to do.
-#[derive(Debug)]
-pub enum Output {
-    /// Apply this plan: send it to the FIB thread (it replaces the last).
-    Plan(Vec<DesiredRoute>),
-    /// Tell the speaker; the loop must not wait for it.
-    Speaker(SpeakerCommand),
-    /// Read the node ([`NodeView::read`]) and answer with
-    /// [`Control::handle_node`].
-    ReadNode,
-    /// Make the tunnel exist as set up (blocking, up to seconds) and answer
-    /// with [`Control::handle_tunnel`]. At most one is in flight.
-    EnsureTunnel(TunnelSetup),
-    /// Write the CNI config file ([`crate::cni::write`]: atomically, and
-    /// not at all when its content is already on disk); log a failure.
-    WriteCni(CniFile),
-    /// Remove the CNI config file the agent wrote ([`crate::cni::remove`]):
-    /// CNI was turned off or moved, or no block has room for a pod.
-    RemoveCni(PathBuf),
-    /// Change the shared status.
-    Status(StatusChange),
-    /// Something to log.
-    Event(Event),
-}
-
-/// A command to the speaker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SpeakerCommand {
-    /// Originate this prefix.
-    Announce(IpNetwork, LocalRoute),
-    /// Stop originating it.
-    Withdraw(IpNetwork),
-    /// Add a peer; answer with [`Control::handle_peer_result`].
-    AddPeer(Box<PeerConfig>),
-    /// Remove a peer; answer with [`Control::handle_peer_result`].
-    RemovePeer(IpAddr),
-}
-
-/// What a peer command did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerChange {
-    /// [`SpeakerCommand::AddPeer`].
-    Add,
-    /// [`SpeakerCommand::RemovePeer`].
-    Remove,
-}
-
-/// The speaker's answer to a peer command.
-#[derive(Debug)]
-pub struct PeerResult {
-    /// The peer.
-    pub peer: IpAddr,
-    /// Added or removed.
-    pub change: PeerChange,
-    /// The answer.
-    pub result: Result<(), SpeakerError>,
-}
-
-/// A change of the shared status ([`crate::state::Status`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StatusChange {
-    /// This node.
-    Node(NodeStatus),
-    /// The configured peers, in address order.
-    ConfiguredPeers(Vec<IpAddr>),
-    /// Learned routes refused now, by reason.
-    Rejected(BTreeMap<RejectReason, u64>),
-    /// The tunnel.
-    Tunnel(TunnelStatus),
-}
-
-/// Why a plan was made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlanCause {
-    /// Routes, the node or the config changed (or it is the first).
-    Changed,
-    /// The periodic re-plan.
-    Resync,
-}
-
-/// Something worth a log line.
-#[derive(Debug)]
-pub enum Event {
-    /// A plan went out.
-    Planned {
-        /// Its routes.
-        routes: usize,
-        /// Why.
-        cause: PlanCause,
-    },
-    /// Every peer sent End-of-RIB: the graceful-restart hold is over.
-    InSync,
-    /// The restart time passed first; these peers' End-of-RIB never came.
-    HoldExpired {
-        /// The peers still awaited.
-        missing: Vec<IpAddr>,
-    },
-    /// A learned route is refused (reported once while it stays refused).
-    Refused(Rejection),
-    /// An IPv6 block is not announced: the node has no IPv6 address.
-    Ipv6BlockNotAnnounced(IpNetwork),
-    /// The node's address, underlay interface or MTU changed.
-    NodeChanged {
-        /// Before.
-        old: NodeView,
-        /// Now.
-        new: NodeView,
-    },
-    /// The node could not be read after a link or address change.
-    NodeUnreadable(NodeError),
-    /// The tunnel could not be set up.
-    TunnelFailed(TunnelError),
-    /// The config file could not be reloaded; the running one stays.
-    ReloadRefused(ConfigError),
-    /// These reloaded keys take effect only after a restart.
-    NeedsRestart(Vec<&'static str>),
-    /// A reload was applied.
-    Reloaded(Reload),
-    /// A peer command of a reload failed.
-    PeerCommandFailed(PeerResult),
+/// The datastore's part of [`Start`].
+#[derive(Clone, Debug)]
+pub struct DatastoreStart {
+    /// This node's name in the node set.
+    pub name: String,
+    /// The config file as loaded (cluster-wide settings only).
+    pub file: Config,
+    /// The node set the agent starts with (it holds this node).
+    pub nodes: NodeSet,
 }
 
 /// The control step's deadlines.
@@ -241,6 +153,8 @@ enum Timer {
     NodeSettle,
     /// The periodic full re-plan.
     Resync,
+    /// The end of the hand-over after a change of nodes ([`HANDOVER`]).
+    Handover,
 }
 
 /// The tunnel set-up in flight, if any.
@@ -281,6 +195,35 @@ pub struct Control {
     cni: CniTracker,
     timers: Vec<(Timer, Instant)>,
     outputs: VecDeque<Output>,
+    /// The datastore's nodes, when they come from one.
+    datastore: Option<Datastore>,
+    /// Routes kept planned across a hand-over: prefix → next hop.
+    held: BTreeMap<IpNetwork, IpAddr>,
+    /// Routes refused as not from their block's owner, already logged.
+    not_from_owner: BTreeSet<(IpNetwork, IpAddr)>,
+    /// The restart keys last reported for a datastore change.
+    reported_restart: Vec<&'static str>,
+}
+
+/// What the control step keeps of the datastore.
+#[derive(Debug)]
+struct Datastore {
+    name: String,
+    /// The file's config with the live keys of every reload applied.
+    file: Config,
+    nodes: NodeSet,
+    /// This node as last known.
+    me: ClusterNode,
+    owners: Vec<BlockOwner>,
+}
+
+/// What made a new desired config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    /// SIGHUP or the config file changed.
+    Reload,
+    /// The datastore's nodes changed.
+    Nodes,
 }
 
 impl std::fmt::Debug for Control {
@@ -328,6 +271,7 @@ impl Control {
             node_name,
             log_format,
             restarting,
+            datastore,
         } = start;
         let peers = configured_peers(&config, &node);
         let awaiting: BTreeSet<(IpAddr, Family)> = if restarting {
@@ -353,7 +297,33 @@ impl Control {
             cni: CniTracker::default(),
             timers: Vec::new(),
             outputs: VecDeque::new(),
+            datastore: None,
+            held: BTreeMap::new(),
+            not_from_owner: BTreeSet::new(),
+            reported_restart: Vec::new(),
         };
+        if let Some(ds) = datastore {
+            let me = ds
+                .nodes
+                .get(&ds.name)
+                .cloned()
+                .unwrap_or_else(|| ClusterNode {
+                    name: ds.name.clone(),
+                    address: control.node.address,
+                    blocks: control.config.blocks.clone(),
+                    tunnel_address: control.config.tunnel.address,
+                    reflector: None,
+                });
+            let owners = ds.nodes.block_owners();
+            control.command(SpeakerCommand::SetBlockOwners(owners.clone()));
+            control.datastore = Some(Datastore {
+                name: ds.name,
+                file: ds.file,
+                nodes: ds.nodes,
+                me,
+                owners,
+            });
+        }
         if !control.synced {
             let restart_time = u64::from(control.config.graceful_restart.restart_time);
             control.set_timer(Timer::RestartHold, now + Duration::from_secs(restart_time));
@@ -388,19 +358,16 @@ impl Control {
     }
 
     /// A batch of the speaker's route changes.
-    pub fn handle_routes(&mut self, _now: Instant, changes: &[RouteChange]) {
+    pub fn handle_routes(&mut self, now: Instant, changes: &[RouteChange]) {
         for change in changes {
             match change {
                 RouteChange::Best(route) if route.peer.is_some() => {
                     self.learned.insert(route.prefix, route.next_hop);
+                    self.held.remove(&route.prefix);
                 }
                 // Our own blocks are planned from the config.
-                RouteChange::Best(route) => {
-                    self.learned.remove(&route.prefix);
-                }
-                RouteChange::Withdrawn(prefix) => {
-                    self.learned.remove(prefix);
-                }
+                RouteChange::Best(route) => self.unlearn(now, route.prefix),
+                RouteChange::Withdrawn(prefix) => self.unlearn(now, *prefix),
                 RouteChange::EndOfRib { peer, family } => {
                     self.awaiting.remove(&(*peer, *family));
                 }
@@ -439,11 +406,76 @@ impl Control {
     /// SIGHUP: the config file re-read, or why it could not be. Peers,
     /// blocks and pools are applied (only what changed:
     /// [`reload::diff`]); the other keys need a restart and are reported.
-    pub fn handle_reload(&mut self, _now: Instant, reloaded: Result<Config, ConfigError>) {
+    pub fn handle_reload(&mut self, now: Instant, reloaded: Result<Config, ConfigError>) {
         let new = match reloaded {
             Ok(c) => c,
             Err(e) => return self.event(Event::ReloadRefused(e)),
         };
+        if new.datastore() != self.config.datastore() {
+            return self.event(Event::DatastoreChanged);
+        }
+        let new = match &mut self.datastore {
+            Some(ds) => {
+                reload::apply_live(&mut ds.file, new.clone());
+                desired_config(&new, &ds.nodes, &ds.me, self.node.address)
+            }
+            None => new,
+        };
+        self.apply(now, new, Cause::Reload);
+    }
+
+    /// The datastore's nodes now (Kubernetes: after every burst of Node
+    /// changes). Only what changed is applied, through the same diff as a
+    /// reload; the skipped nodes go to the status.
+    pub fn handle_nodes(&mut self, now: Instant, snapshot: &Snapshot) {
+        self.status(StatusChange::Datastore(DatastoreStatus {
+            nodes: snapshot.nodes.len(),
+            skipped: snapshot
+                .skipped_by_reason()
+                .into_iter()
+                .map(|(r, n): (SkipReason, u64)| (r.name(), n))
+                .collect(),
+        }));
+        let Some(ds) = &mut self.datastore else {
+            return;
+        };
+        if ds.nodes == snapshot.nodes {
+            return;
+        }
+        let me = match snapshot.nodes.get(&ds.name) {
+            Some(me) => me.clone(),
+            None => {
+                let name = ds.name.clone();
+                let me = ds.me.clone();
+                self.event(Event::NotInNodeSet(name));
+                me
+            }
+        };
+        let Some(ds) = &mut self.datastore else {
+            return;
+        };
+        if me.ip() != self.node.address.ip() {
+            let change = AddressChange {
+                old: self.node.address.ip(),
+                new: me.ip(),
+            };
+            self.outputs.push_back(Output::Stop(change));
+            return;
+        }
+        ds.nodes = snapshot.nodes.clone();
+        ds.me = me;
+        let new = desired_config(&ds.file, &ds.nodes, &ds.me, self.node.address);
+        let owners = ds.nodes.block_owners();
+        if owners != ds.owners {
+            ds.owners = owners.clone();
+            self.command(SpeakerCommand::SetBlockOwners(owners));
+        }
+        self.apply(now, new, Cause::Nodes);
+    }
+
+    /// Applies a new desired config: only what changed, the keys that need
+    /// a restart reported (once per set of keys when the nodes changed).
+    fn apply(&mut self, now: Instant, new: Config, cause: Cause) {
         let change = reload::diff(&self.config, &new, self.node.address.ip());
         for address in &change.remove_peers {
             self.command(SpeakerCommand::RemovePeer(*address));
@@ -457,8 +489,14 @@ impl Control {
         for block in change.announce.clone() {
             self.announce(block);
         }
-        if !change.needs_restart.is_empty() {
+        if !change.needs_restart.is_empty()
+            && (cause == Cause::Reload || change.needs_restart != self.reported_restart)
+        {
             self.event(Event::NeedsRestart(change.needs_restart.clone()));
+        }
+        self.reported_restart.clone_from(&change.needs_restart);
+        if cause == Cause::Nodes && !change.remove_peers.is_empty() {
+            self.set_timer(Timer::Handover, now + HANDOVER);
         }
         reload::apply_live(&mut self.config, new);
         self.pools = self.config.pools();
@@ -467,7 +505,10 @@ impl Control {
         // A removed peer's End-of-RIB is no longer awaited.
         self.awaiting.retain(|(p, _)| configured.contains(p));
         self.status(StatusChange::ConfiguredPeers(configured));
-        self.event(Event::Reloaded(change));
+        self.event(match cause {
+            Cause::Reload => Event::Reloaded(change),
+            Cause::Nodes => Event::NodesApplied(change),
+        });
         self.replan = true;
         self.end_hold_if_complete();
     }
@@ -532,6 +573,12 @@ impl Control {
                     }
                 }
                 Timer::NodeSettle => self.outputs.push_back(Output::ReadNode),
+                Timer::Handover => {
+                    if !self.held.is_empty() {
+                        self.held.clear();
+                        self.replan = true;
+                    }
+                }
                 Timer::Resync => {
                     self.set_timer(Timer::Resync, now + RESYNC);
                     self.cni.recheck();
@@ -571,6 +618,53 @@ impl Control {
         }
     }
 
+    /// A learned route is gone (withdrawn, or our own block's best now):
+    /// held through a hand-over when the node set confirms it.
+    fn unlearn(&mut self, now: Instant, prefix: IpNetwork) {
+        let Some(next_hop) = self.learned.remove(&prefix) else {
+            return;
+        };
+        let handing_over = self.timer(Timer::Handover).is_some_and(|end| now < end);
+        let confirmed = self.datastore.as_ref().is_some_and(|ds| {
+            ds.nodes
+                .iter()
+                .any(|n| IpAddr::V4(n.ip()) == next_hop && n.blocks.contains(&prefix))
+        });
+        if handing_over && confirmed {
+            self.held.insert(prefix, next_hop);
+        }
+    }
+
+    /// With a datastore: drops learned routes inside another node's block
+    /// whose next hop is not that node (logged once while they stay).
+    /// Routes into our own blocks are left to the planner, which refuses
+    /// them all.
+    fn keep_owned(&mut self, learned: &mut Vec<LearnedRoute>) {
+        let Some(ds) = &self.datastore else {
+            return;
+        };
+        let mut refused = BTreeSet::new();
+        let mut events = Vec::new();
+        learned.retain(|r| match ds.nodes.owner_of(&r.prefix) {
+            Some(owner) if owner.name != ds.name && IpAddr::V4(owner.ip()) != r.next_hop => {
+                refused.insert((r.prefix, r.next_hop));
+                if !self.not_from_owner.contains(&(r.prefix, r.next_hop)) {
+                    events.push(Event::NotFromOwner {
+                        prefix: r.prefix,
+                        next_hop: r.next_hop,
+                        owner: owner.name.clone(),
+                    });
+                }
+                false
+            }
+            _ => true,
+        });
+        self.not_from_owner = refused;
+        for e in events {
+            self.event(e);
+        }
+    }
+
     fn plan_ready(&self) -> bool {
         self.synced && self.tunnel_ready
     }
@@ -589,14 +683,17 @@ impl Control {
     /// log) and counted in the status while they stay refused.
     fn make_plan(&mut self, cause: PlanCause) {
         self.replan = false;
-        let learned: Vec<LearnedRoute> = self
-            .learned
+        let mut learned: Vec<LearnedRoute> = self
+            .held
             .iter()
+            .filter(|(prefix, _)| !self.learned.contains_key(prefix))
+            .chain(&self.learned)
             .map(|(prefix, next_hop)| LearnedRoute {
                 prefix: *prefix,
                 next_hop: *next_hop,
             })
             .collect();
+        self.keep_owned(&mut learned);
         let underlay = self.underlay_for(&learned);
         let p = plan(&self.local, &self.pools, &learned, &underlay);
         let mut counts = BTreeMap::new();
