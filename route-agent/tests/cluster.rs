@@ -124,6 +124,7 @@ fn wait_log(c: &Cluster, name: &str, needle: &str, timeout: Duration) -> bool {
 fn four_nodes_converge_to_crosssubnet_routes_every_pod_reaches_every_other_and_no_peer_can_hijack()
 {
     require_root("the four-node cluster test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut c = cluster("h", 10, A_PEERS_D);
     let d = Netns::new("clusterd");
     c.attach(d.name(), 1, 20).expect("D on subnet 1");
@@ -266,6 +267,7 @@ fn restart_c(c: &mut Cluster) {
 fn killing_or_stopping_an_agent_keeps_its_routes_and_tunnel_and_its_restart_changes_no_route_anywhere()
  {
     require_root("the four-node cluster test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut c = cluster("g", 30, "");
     converge(&mut c);
     let names = ["node-a", "node-b", "node-c"];
@@ -348,6 +350,7 @@ fn killing_or_stopping_an_agent_keeps_its_routes_and_tunnel_and_its_restart_chan
 #[test]
 fn an_agent_down_longer_than_its_restart_time_is_withdrawn_everywhere() {
     require_root("the four-node cluster test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut c = cluster("w", 2, "");
     converge(&mut c);
     c.kill_agent("node-c").unwrap();
@@ -377,6 +380,7 @@ fn an_agent_down_longer_than_its_restart_time_is_withdrawn_everywhere() {
 #[test]
 fn with_nexthop_objects_the_cluster_converges_and_pods_reach_each_other_through_the_tunnel() {
     require_root("the four-node cluster test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     // A, B and C with `nexthop-objects: true` (no BIRD peer).
     let c = cluster_with("n", 10, "", "nexthop-objects: true\n");
     // The same routes as without objects, each remote block through one.

@@ -182,6 +182,7 @@ fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn nodes_come_from_the_api_and_a_node_added_removed_or_changed_touches_only_its_routes() {
     require_root("the Kubernetes datastore test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut k = Kube::new("n");
     // Every agent marked its Node's network available once its routes
     // were in.
@@ -296,6 +297,7 @@ fn nodes_come_from_the_api_and_a_node_added_removed_or_changed_touches_only_its_
 #[test]
 fn the_api_server_gone_for_30_s_or_a_410_changes_no_session_and_no_route() {
     require_root("the Kubernetes datastore test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut k = Kube::new("g");
     std::thread::sleep(Duration::from_secs(1));
     let sessions = uptimes(&k);
@@ -439,6 +441,7 @@ fn longest_loss(child: Child, count: u32) -> (u32, String) {
 #[test]
 fn labelling_a_reflector_switches_the_topology_without_a_second_of_pod_ping_loss() {
     require_root("the Kubernetes datastore test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut k = Kube::new("r");
     let pairs = [
         ("node-a", "node-c"),
@@ -538,6 +541,7 @@ fn bad_edit(k: &Kube, reason: &str, edit: impl FnOnce(&mut Value)) {
 #[test]
 fn bad_input_skips_only_that_node_with_a_log_line_an_event_and_a_metric() {
     require_root("the Kubernetes datastore test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut k = Kube::new("b");
     bad_edit(&k, "no-internal-ip", |n| {
         n["status"]["addresses"] = json!([{"type": "Hostname", "address": "node-c"}]);
@@ -575,6 +579,7 @@ fn bad_input_skips_only_that_node_with_a_log_line_an_event_and_a_metric() {
 #[test]
 fn a_node_announcing_another_nodes_block_changes_no_route() {
     require_root("the Kubernetes datastore test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut k = Kube::new("h");
     // A rogue node: in the API with its own podCIDR, running an agent from
     // a file of its own that also announces B's block and a more specific

@@ -215,6 +215,7 @@ fn logs_say(c: &Cluster, name: &str, needle: &str) -> bool {
 #[test]
 fn two_reflectors_of_one_cluster_serve_every_client_and_one_dying_loses_nothing() {
     require_root("the redundant route reflector test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut c = clients_and_reflector("o");
     c.add_node("rr-2", 1, RR2.0).expect("second reflector node");
     let address = c.node("rr-2").unwrap().address.to_string();
@@ -274,6 +275,7 @@ fn two_reflectors_of_one_cluster_serve_every_client_and_one_dying_loses_nothing(
 #[test]
 fn a_bird_reflector_beside_ours_keeps_every_client_served_when_ours_dies() {
     require_root("the BIRD-beside-ours route reflector test");
+    let _one = podroute_tests::one_cluster_at_a_time();
     let mut c = clients_and_reflector("b");
     let bird_ns = Netns::new("rrbird");
     c.attach(bird_ns.name(), 1, RR2.0)

@@ -488,3 +488,13 @@ impl Drop for RouteMonitor {
         let _ = self.child.wait();
     }
 }
+
+/// Held by a test that builds a cluster of namespace nodes and times what
+/// crosses it (ping loss, route churn): one such test at a time per test
+/// binary, so two clusters' userspace tunnels and agents do not starve each
+/// other of the machine's two cores and turn into lost pings.
+pub fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
