@@ -69,7 +69,7 @@ impl CniInputs {
     /// `underlay_mtu`; `None` when `cni.enabled` is off.
     pub fn from_config(config: &Config, underlay_mtu: u32) -> Option<CniInputs> {
         let cni = &config.cni;
-        cni.enabled.then(|| CniInputs {
+        cni.enabled().then(|| CniInputs {
             path: cni.path(),
             name: cni.name.clone(),
             blocks: config.blocks.clone(),

@@ -533,7 +533,12 @@ impl Config {
         }
         let mut config: Config =
             yaml_serde::from_str(text).map_err(|e| validate::parse_error(file, text, &e))?;
-        config.datastore.get_or_insert(default);
+        let datastore = *config.datastore.get_or_insert(default);
+        // A Kubernetes node needs a pod network config; a plain host not.
+        config
+            .cni
+            .enabled
+            .get_or_insert(datastore == DatastoreKind::Kubernetes);
         let problems = validate::problems(&config);
         if problems.is_empty() {
             Ok(config)

@@ -30,15 +30,19 @@ fn default_network() -> String {
 }
 
 /// The CNI configuration the agent keeps written: the `ptp` plugin with
-/// `host-local` IPAM over this node's blocks, then `portmap`. Off by
-/// default: a host that is not a Kubernetes node has no use for it, and
+/// `host-local` IPAM over this node's blocks, then `portmap`. On by default
+/// with `datastore: kubernetes` (a Kubernetes node needs a pod network
+/// config, as calico-node's install-cni writes one); off with the file
+/// datastore: a host that is not a Kubernetes node has no use for it, and
 /// the file is read by every container runtime on the host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CniConfig {
-    /// Write the file (and keep it current as blocks and MTU change).
-    #[serde(default)]
-    pub enabled: bool,
+    /// Write the file (and keep it current as blocks and MTU change);
+    /// unset: on with `datastore: kubernetes` ([`Config::parse`] resolves
+    /// it), else off. Read it with [`CniConfig::enabled`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// The directory container runtimes read (`/etc/cni/net.d`).
     #[serde(default = "default_conf_dir")]
     pub conf_dir: PathBuf,
@@ -63,7 +67,7 @@ pub struct CniConfig {
 impl Default for CniConfig {
     fn default() -> Self {
         CniConfig {
-            enabled: false,
+            enabled: None,
             conf_dir: default_conf_dir(),
             file: default_file(),
             name: default_network(),
@@ -74,6 +78,12 @@ impl Default for CniConfig {
 }
 
 impl CniConfig {
+    /// Whether the file is written (unset reads as off; a parsed config has
+    /// it resolved by datastore).
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(false)
+    }
+
     /// The file written: `conf-dir/file`.
     ///
     /// ```
@@ -142,7 +152,7 @@ pub(super) fn problems(c: &Config, out: &mut Vec<Problem>) {
     } else if cni.mtu != 0 && cni.mtu < IPV6_MIN_MTU && c.blocks.iter().any(IpNetwork::is_ipv6) {
         out.push(Problem::CniMtuBelowIpv6Minimum(cni.mtu));
     }
-    if cni.enabled {
+    if cni.enabled() {
         for block in c.blocks.iter().filter(|b| !has_pod_addresses(b)) {
             out.push(Problem::CniBlockTooSmall(*block));
         }
@@ -174,12 +184,28 @@ blocks: [10.244.1.0/26, 'fd00:244:0:1::/122']
     }
 
     #[test]
+    fn cni_is_on_by_default_with_the_kubernetes_datastore() {
+        let k8s = "datastore: kubernetes\nnode: {}\npools: [{cidr: 10.244.0.0/16}]\n";
+        let c = Config::parse(Path::new("node.yaml"), k8s).unwrap();
+        assert!(c.cni.enabled());
+        let off = format!("{k8s}cni: {{enabled: false}}\n");
+        let c = Config::parse(Path::new("node.yaml"), &off).unwrap();
+        assert!(!c.cni.enabled());
+    }
+
+    #[test]
     fn cni_is_off_by_default_and_writes_the_standard_path_when_on() {
         let c = Config::parse(Path::new("node.yaml"), BASE).unwrap();
-        assert_eq!(c.cni, CniConfig::default());
-        assert!(!c.cni.enabled);
+        assert_eq!(
+            c.cni,
+            CniConfig {
+                enabled: Some(false),
+                ..CniConfig::default()
+            }
+        );
+        assert!(!c.cni.enabled(), "off with the file datastore");
         let c = parse("{enabled: true}").unwrap();
-        assert!(c.cni.enabled);
+        assert!(c.cni.enabled());
         assert_eq!(
             c.cni.path(),
             Path::new("/etc/cni/net.d/10-podroute.conflist")
@@ -196,7 +222,7 @@ blocks: [10.244.1.0/26, 'fd00:244:0:1::/122']
         assert_eq!(
             c.cni,
             CniConfig {
-                enabled: true,
+                enabled: Some(true),
                 conf_dir: "/run/cni".into(),
                 file: "05-pods.conflist".into(),
                 name: "pods".into(),
