@@ -336,3 +336,34 @@ async fn routes_originated_at_start_come_before_end_of_rib_even_to_a_peer_up_at_
         "End-of-RIB came first: {first:?}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_that_comes_just_before_its_peer_is_added_is_kept_for_it() {
+    // Nodes learning of each other from a datastore: A connects before B
+    // has added A. Refused, A would wait a whole connect retry (30 s here).
+    let b_ip = Ipv4Addr::new(127, 0, 0, 6);
+    let (b, _br) = Speaker::start(config(b_ip)).await.unwrap();
+    let a_ip = Ipv4Addr::new(127, 0, 0, 5);
+    let mut ca = config(a_ip);
+    ca.connect_retry = 30;
+    let mut to_b = PeerConfig::new(IpAddr::V4(b_ip), 64512);
+    to_b.port = b.listen_addr().unwrap().port();
+    to_b.local_address = Some(IpAddr::V4(a_ip));
+    ca.peers.push(to_b);
+    let (a, _ar) = Speaker::start(ca).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut to_a = PeerConfig::new(IpAddr::V4(a_ip), 64512);
+    to_a.passive = true;
+    b.add_peer(to_a).await.unwrap();
+    let up = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let peers = a.peers().await.unwrap();
+            if peers.iter().all(|p| p.state == State::Established) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(up.is_ok(), "not established: {:?}", a.peers().await);
+}

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,7 +85,27 @@ const COALESCE: usize = 64 * 1024;
 struct Conn {
     read: OwnedReadHalf,
     write: mpsc::Sender<Bytes>,
+    /// The writer task: it ends once it has written everything sent to
+    /// `write` and the sender is dropped.
+    writer: tokio::task::JoinHandle<()>,
     local: Option<SocketAddr>,
+}
+
+/// How long a closing connection's writer gets to put its last bytes (the
+/// NOTIFICATION saying why) on the wire.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Conn {
+    /// Sends `last`, then closes the connection once the writer has written
+    /// them: a NOTIFICATION reaches the peer before the FIN, even when the
+    /// process exits right after.
+    async fn close_after(self, last: Vec<Bytes>) {
+        for bytes in last {
+            let _ = self.write.send(bytes).await;
+        }
+        drop(self.write);
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, self.writer).await;
+    }
 }
 
 /// Creates the outbound socket with its options and connects.
@@ -117,7 +138,7 @@ fn open_conn(stream: TcpStream, transport: &Transport) -> io::Result<Conn> {
     }
     let (read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         // Messages waiting together go out in one write: a reflector sends
         // thousands of small UPDATEs, and a syscall each would cost more
         // than everything else it does for them.
@@ -147,6 +168,7 @@ fn open_conn(stream: TcpStream, transport: &Transport) -> io::Result<Conn> {
     Ok(Conn {
         read,
         write: tx,
+        writer,
         local,
     })
 }
@@ -202,9 +224,7 @@ pub async fn run_peer<K: Clone + Send + 'static>(
                     };
                     let pending = session.take_transmits_for(id);
                     if let Some(conn) = conn {
-                        for bytes in pending {
-                            let _ = conn.write.send(bytes).await;
-                        }
+                        conn.close_after(pending).await;
                     }
                 }
                 other => {
@@ -221,6 +241,9 @@ pub async fn run_peer<K: Clone + Send + 'static>(
             }
         }
         if exiting && session.queued_transmits() == 0 {
+            for conn in [outbound.take(), inbound.take()].into_iter().flatten() {
+                conn.close_after(Vec::new()).await;
+            }
             return;
         }
         // Once established, a connect attempt still in flight can only

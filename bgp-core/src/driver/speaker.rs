@@ -25,6 +25,13 @@ use crate::speaker::{Command, LocalRoute, RouteChange, SpeakerConfig, SpeakerErr
 const ROUTE_QUEUE: usize = 1024;
 /// Peer events buffered before peer tasks wait (and stop reading sockets).
 const EVENT_QUEUE: usize = 256;
+/// How long a connection from an address that is no neighbour (yet) is
+/// held: when nodes learn of each other from a datastore, the new node may
+/// connect a moment before we add it as a peer, and refusing it would cost
+/// it a whole connect-retry interval (seconds).
+const UNKNOWN_HOLD: Duration = Duration::from_secs(2);
+/// The most such connections held at once (the rest are refused at once).
+const UNKNOWN_MAX: usize = 64;
 
 /// The engine's clock on tokio's (so tests can pause time): a
 /// `std::time::Instant` that advances with `tokio::time::Instant`.
@@ -65,6 +72,9 @@ struct Shell {
     ending: Vec<JoinHandle<()>>,
     routes: mpsc::Sender<Vec<RouteChange>>,
     events: mpsc::Sender<PeerEvent<PeerId>>,
+    /// Connections from addresses that were no neighbour when they came,
+    /// held until [`UNKNOWN_HOLD`] has passed.
+    unknown: Vec<(TcpStream, SocketAddr, tokio::time::Instant)>,
 }
 
 /// What [`spawn`] returns: the command sender, the bound address and the
@@ -128,6 +138,7 @@ pub(crate) async fn spawn(
         ending: Vec::new(),
         routes: route_tx,
         events: ev_tx,
+        unknown: Vec::new(),
     };
     tokio::spawn(shell.run(cmd_rx, ev_rx, in_rx));
     Ok((cmd_tx, listen_addr, route_rx))
@@ -146,7 +157,13 @@ impl Shell {
                 // Bounded: a reader that falls behind holds the engine back.
                 let _ = self.routes.send(batch).await;
             }
-            let deadline = self.engine.poll_timeout().map(|t| self.clock.to_tokio(t));
+            let deadline = self
+                .engine
+                .poll_timeout()
+                .map(|t| self.clock.to_tokio(t))
+                .into_iter()
+                .chain(self.unknown.iter().map(|(.., until)| *until))
+                .min();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     None => {
@@ -164,15 +181,21 @@ impl Shell {
                     self.engine.handle_event(self.clock.now(), ev.peer, ev.local, ev.event);
                 }
                 Some((stream, from)) = inbound.recv() => {
-                    if let Some(id) = self.engine.handle_inbound(self.clock.now(), from.ip()) {
-                        // A new dynamic neighbour's task must exist first.
-                        self.act();
-                        if let Some(t) = self.tasks.get(&id) {
-                            let _ = t.commands.send(PeerCommand::Inbound(stream));
-                        }
+                    if let Err(stream) = self.hand_over(stream, from)
+                        && self.unknown.len() < UNKNOWN_MAX
+                    {
+                        let until = tokio::time::Instant::now() + UNKNOWN_HOLD;
+                        self.unknown.push((stream, from, until));
                     }
                 }
                 () = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    self.unknown.retain(|(_, from, until)| {
+                        if *until <= now {
+                            tracing::info!(%from, "refused a connection from an address that is no neighbour");
+                        }
+                        *until > now
+                    });
                     self.engine.handle_timeout(self.clock.now());
                 }
             }
@@ -233,7 +256,20 @@ impl Shell {
             Command::Withdraw(prefix) => self.engine.withdraw(prefix),
             Command::SetBlockOwners(owners) => self.engine.set_block_owners(&owners),
             Command::AddPeer(config, reply) => {
+                // A held connection came without TCP-MD5: one for a peer
+                // with a password would dodge it, so it goes.
+                let address = crate::engine::canonical(config.address);
+                if config.password.is_some() {
+                    self.unknown
+                        .retain(|(_, from, _)| crate::engine::canonical(from.ip()) != address);
+                }
                 let _ = reply.send(self.add_peer(*config));
+                // A connection held from that address is its now.
+                for (stream, from, until) in std::mem::take(&mut self.unknown) {
+                    if let Err(stream) = self.hand_over(stream, from) {
+                        self.unknown.push((stream, from, until));
+                    }
+                }
             }
             Command::RemovePeer(address, reply) => {
                 let password = self
@@ -258,6 +294,20 @@ impl Shell {
             }
             Command::Shutdown(..) => {}
         }
+    }
+
+    /// Gives an accepted connection to its peer's task; gives it back when
+    /// `from` is no neighbour and no range takes it.
+    fn hand_over(&mut self, stream: TcpStream, from: SocketAddr) -> Result<(), TcpStream> {
+        let Some(id) = self.engine.handle_inbound(self.clock.now(), from.ip()) else {
+            return Err(stream);
+        };
+        // A new dynamic neighbour's task must exist first.
+        self.act();
+        if let Some(t) = self.tasks.get(&id) {
+            let _ = t.commands.send(PeerCommand::Inbound(stream));
+        }
+        Ok(())
     }
 
     fn add_peer(&mut self, config: crate::speaker::PeerConfig) -> Result<(), SpeakerError> {

@@ -420,7 +420,9 @@ impl Engine {
         let (range, pc) = match self.ranges.admit(from) {
             Ok(admitted) => admitted,
             Err(why) => {
-                tracing::info!(%from, "refused a connection: {why}");
+                // The driver may hold the connection a moment for a peer
+                // about to be added, and logs if it refuses it.
+                tracing::debug!(%from, "no neighbour takes the connection: {why}");
                 return None;
             }
         };
