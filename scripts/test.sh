@@ -31,6 +31,26 @@ fi
 step "deploy/: manifests against the Kubernetes schemas, Dockerfile lint"
 deploy/validate.sh
 
+step "cargo doc (warnings denied) and cargo package of every publishable crate"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+# Publishable: every member without `publish = false`. Packaged in one
+# command so each is verified (built from its .crate) against the others'
+# packages rather than crates.io, where they are not published yet.
+# --allow-dirty: a local run with uncommitted changes checks those too.
+packages=()
+for name in $(cargo metadata --no-deps --format-version 1 --locked |
+    python3 -c 'import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["publish"] != []:
+        print(p["name"])'); do
+    packages+=(-p "$name")
+done
+if [ ${#packages[@]} -eq 0 ]; then
+    echo "no publishable crate found in cargo metadata" >&2
+    exit 1
+fi
+cargo package --locked --allow-dirty "${packages[@]}"
+
 step "fuzzing every target for ${FUZZ_SECONDS:-30} s"
 fuzz/run.sh "${FUZZ_SECONDS:-30}"
 

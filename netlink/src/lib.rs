@@ -24,7 +24,7 @@
 //! - [`Errno`], [`Error`]: the kernel's refusals with the cases callers
 //!   act on named.
 //!
-//! # Example
+//! # Examples
 //!
 //! A route request written and read back (no socket needed):
 //!
@@ -43,6 +43,24 @@
 //! let route = Route::parse(&body).unwrap();
 //! assert_eq!(route.protocol, 98);
 //! assert_eq!(KernelRoute::from_route(&route).unwrap().shape, shape);
+//! ```
+//!
+//! The main table's IPv4 routes, as `ip route show` lists them (a dump
+//! needs no privileges; adding and deleting routes needs `CAP_NET_ADMIN`):
+//!
+//! ```
+//! use netlink::Netlink;
+//! use netlink::consts::RT_TABLE_MAIN;
+//! use netlink::route::FAMILY_V4;
+//!
+//! let mut nl = Netlink::open()?;
+//! for route in nl.routes(FAMILY_V4)? {
+//!     if route.table == u32::from(RT_TABLE_MAIN) {
+//!         let dst = route.dst.map_or("default".to_string(), |d| format!("{d}/{}", route.dst_len));
+//!         println!("{dst} via {:?} dev #{:?} proto {}", route.gateway, route.oif, route.protocol);
+//!     }
+//! }
+//! # Ok::<(), std::io::Error>(())
 //! ```
 
 // Bytes from the kernel are parsed throughout this crate: no panics and no
@@ -77,3 +95,8 @@ pub use error::{Errno, Error};
 pub use header::MessageType;
 pub use monitor::{Group, Monitor, Received};
 pub use socket::Netlink;
+
+// The README's examples are doc tests too, so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -25,7 +25,7 @@
 //! reaches new pods only, as with Calico.
 //!
 //! [`conflist`] is pure; [`CniTracker`] decides, inside the agent's
-//! control step, when the file is to be written or removed; [`write`] and
+//! control step, when the file is to be written or removed; [`write()`] and
 //! [`remove`] do it: the file is written to a temporary name in the same
 //! directory and renamed over the old one, so a runtime never reads half
 //! a file, and not at all when the content on disk is already the same.
@@ -287,7 +287,7 @@ pub struct CniFile {
 /// What the control step asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CniAction {
-    /// Write this file ([`write`]).
+    /// Write this file ([`write()`]).
     Write(CniFile),
     /// Remove this file ([`remove`]): CNI was turned off or moved, or no
     /// block has room for a pod.
@@ -355,7 +355,7 @@ impl CniTracker {
     }
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Written {
     /// The file on disk already had this content: not touched.

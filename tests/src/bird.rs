@@ -1,4 +1,4 @@
-//! Helpers for interop tests against real BGP daemons: a [`Link`] between a
+//! Helpers for interop tests against real BGP daemons: a [`Link`](crate::Link) between a
 //! peer namespace and ours with IPv4 and IPv6 addresses, a [`Bird`] guard
 //! that starts BIRD 2 in a namespace and kills it on every path, `birdc`
 //! queries, and small waits on our speaker's event stream.
