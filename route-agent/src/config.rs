@@ -60,6 +60,8 @@ pub const DEFAULT_RESTART_TIME: u16 = 120;
 /// Hold time proposed on every session (GoBGP's and kube-router's 90 s;
 /// BIRD proposes 240).
 pub const DEFAULT_HOLD_TIME: u16 = 90;
+/// The first connect retry wait in seconds ([`Config::connect_retry`]).
+pub const DEFAULT_CONNECT_RETRY: u16 = 1;
 /// Clients a route reflector accepts from one range at once.
 pub const DEFAULT_CLIENT_LIMIT: u32 = 1000;
 /// The kernel route protocol the agent owns unless configured otherwise
@@ -111,6 +113,14 @@ pub struct Config {
     /// hold time, never more). A peer's own `keepalive-time` overrides it.
     #[serde(default)]
     pub keepalive_time: Option<u16>,
+    /// Seconds before the first new connection attempt after one failed
+    /// (BIRD's `connect retry time`); it doubles with every further failure
+    /// up to 120 s. Short by default: a node that restarts (on a new
+    /// address, after an upgrade) is reached within a second of listening
+    /// again, not after a 5 s timer, while a dead node costs one SYN per
+    /// doubling interval.
+    #[serde(default = "default_connect_retry")]
+    pub connect_retry: u16,
     /// Graceful restart.
     #[serde(default)]
     pub graceful_restart: GracefulRestartConfig,
@@ -154,6 +164,9 @@ fn default_bgp_port() -> u16 {
 }
 fn default_hold_time() -> u16 {
     DEFAULT_HOLD_TIME
+}
+fn default_connect_retry() -> u16 {
+    DEFAULT_CONNECT_RETRY
 }
 fn default_client_limit() -> u32 {
     DEFAULT_CLIENT_LIMIT
@@ -585,6 +598,7 @@ impl Config {
         speaker.graceful_restart = self.graceful_restart();
         speaker.hold_time = self.hold_time;
         speaker.keepalive_time = self.keepalive_time;
+        speaker.connect_retry = u64::from(self.connect_retry);
         speaker.peers = self.peers_unguarded(node_ipv4);
         for peer in &mut speaker.peers {
             self.guard_import(peer);

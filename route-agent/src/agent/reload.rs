@@ -78,7 +78,7 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
         .copied()
         .collect();
     reload.pools_changed = old.pools != new.pools;
-    let restart_keys: [(&'static str, bool); 12] = [
+    let restart_keys: [(&'static str, bool); 13] = [
         ("datastore", old.datastore != new.datastore),
         (
             "route-reflector",
@@ -86,6 +86,7 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
         ),
         ("hold-time", old.hold_time != new.hold_time),
         ("keepalive-time", old.keepalive_time != new.keepalive_time),
+        ("connect-retry", old.connect_retry != new.connect_retry),
         ("asn", old.asn != new.asn),
         ("node", old.node != new.node),
         ("listen-port", old.listen_port != new.listen_port),

@@ -270,6 +270,12 @@ pub enum Problem {
         "hold-time {0} is not allowed: RFC 4271 §4.2 accepts 0 (no keepalives) or at least 3 s — use 90 (the default) or 240 (BIRD's)"
     )]
     BadHoldTime(u16),
+    /// A connect retry time of zero, which would retry a refused
+    /// connection in a tight loop.
+    #[error(
+        "connect-retry 0 would retry a refused connection in a tight loop: use 1 (the default) or more seconds"
+    )]
+    ZeroConnectRetry,
     /// A keepalive interval that is not below the hold time.
     #[error(
         "keepalive-time {keepalive} is not below hold-time {hold}: the peer would hold us down between keepalives — leave keepalive-time out (a third of the hold time) or make it smaller"

@@ -974,6 +974,18 @@ fn hold_time_of_one_or_two_seconds_is_refused() {
 }
 
 #[test]
+fn connect_retry_defaults_to_one_second_and_zero_is_refused() {
+    let s = ok(&with("")).to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    assert_eq!(s.connect_retry, 1);
+    let s = ok(&with("connect-retry: 5\n")).to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    assert_eq!(s.connect_retry, 5);
+    assert_eq!(
+        problems(&with("connect-retry: 0\n")),
+        vec![Problem::ZeroConnectRetry]
+    );
+}
+
+#[test]
 fn keepalive_must_be_below_the_hold_time() {
     assert_eq!(
         problems(&with("hold-time: 30\nkeepalive-time: 30\n")),

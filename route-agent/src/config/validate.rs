@@ -347,6 +347,9 @@ fn timers_and_reflector(c: &Config, out: &mut Vec<Problem>) {
     if matches!(c.hold_time, 1 | 2) {
         out.push(Problem::BadHoldTime(c.hold_time));
     }
+    if c.connect_retry == 0 {
+        out.push(Problem::ZeroConnectRetry);
+    }
     if let Some(k) = c.keepalive_time
         && c.hold_time > 0
         && k >= c.hold_time
