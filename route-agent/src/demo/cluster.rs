@@ -80,6 +80,9 @@ pub enum ClusterError {
     /// No node of that name.
     #[error("no node named {0}")]
     NoNode(String),
+    /// A pod's ICMP echo could not be sent.
+    #[error(transparent)]
+    Echo(#[from] super::echo::EchoError),
 }
 
 /// One node of the cluster.
@@ -152,7 +155,7 @@ fn sysctl(ns: &str, key: &str, value: &str) -> Result<(), ClusterError> {
 /// that are not on `PATH`.
 pub fn missing_tools() -> Vec<(&'static str, &'static str)> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    [("ip", "iproute2"), ("ping", "iputils-ping")]
+    [("ip", "iproute2")]
         .into_iter()
         .filter(|(tool, _)| !std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
         .collect()
@@ -467,8 +470,10 @@ impl Cluster {
     pub fn signal_agent(&mut self, name: &str, signal: i32) -> Result<(), ClusterError> {
         let node = self.node_mut(name)?;
         if let Some(child) = &node.agent {
-            let pid = child.id().to_string();
-            run("kill", &[&format!("-{signal}"), &pid])?;
+            super::sys::send_signal(child.id(), signal).map_err(|source| ClusterError::Spawn {
+                command: format!("kill -{signal} {}", child.id()),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -574,8 +579,9 @@ impl Cluster {
         )
     }
 
-    /// Pings from `from`'s pod to `to`'s pod (up to `tries` single pings,
-    /// 1 s each).
+    /// Pings from `from`'s pod to `to`'s pod (up to `tries` single ICMP
+    /// echoes, 1 s each, sent by [`super::echo`] from a socket in the pod's
+    /// namespace: no `ping` binary needed).
     pub fn pod_ping(&self, from: &str, to: &str, tries: u32) -> Result<bool, ClusterError> {
         let (src_ns, _) = self
             .node(from)?
@@ -588,7 +594,7 @@ impl Cluster {
             .clone()
             .ok_or_else(|| ClusterError::NoNode(format!("{to}'s pod")))?;
         for _ in 0..tries {
-            if exec(&src_ns, "ping", &["-c", "1", "-W", "1", &dst.to_string()]).is_ok() {
+            if super::echo::echo(&src_ns, dst, Duration::from_secs(1))? {
                 return Ok(true);
             }
         }
@@ -628,7 +634,9 @@ impl Cluster {
 pub fn kill_all(ns: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("kill").args(["-KILL", pid]).status();
+            if let Ok(pid) = pid.parse() {
+                let _ = super::sys::send_signal(pid, libc::SIGKILL);
+            }
         }
     }
 }

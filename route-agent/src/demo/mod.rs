@@ -10,6 +10,8 @@
 //! pod-to-pod ping matrix, and removes everything, also on Ctrl-C.
 
 pub mod cluster;
+pub mod echo;
+mod sys;
 
 use std::path::Path;
 use std::process::ExitCode;
