@@ -28,14 +28,17 @@
 //! - [`daemon`]: `route-agent run`: the agent and, beside it, the admin
 //!   API (neither starts or imports the other).
 //! - [`status`]: `route-agent status`, the operator's view of a running
-//!   agent (peers table, kernel routes), read from the admin API.
+//!   agent (peers table, route summary, `--routes` for the kernel routes),
+//!   read from the admin API.
+//! - [`inspect`]: `route-agent neighbor [ADDR]` and `route-agent rib
+//!   [PREFIX]`, the BGP sessions and table, from the same API.
 //! - [`demo`]: `route-agent demo` and the namespace clusters of the
 //!   end-to-end tests.
 //! - [`netinfo`]: the node's interfaces, addresses and IPv6 underlay
 //!   routes over netlink.
 //!
 //! The `route-agent` binary's subcommands build on these: `run`,
-//! `check-config`, `status`, `demo` and `tunnel` (the userspace IPIP data
+//! `check-config`, `status`, `neighbor`, `rib`, `demo` and `tunnel` (the userspace IPIP data
 //! plane, with the arguments of `ipip-tunnel`: [`ipip::cli`]).
 
 pub mod admin;
@@ -46,6 +49,7 @@ pub mod daemon;
 pub mod datastore;
 pub mod demo;
 pub mod fib;
+pub mod inspect;
 pub mod netinfo;
 pub mod planner;
 pub mod state;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use route_agent::agent::AgentError;
 use route_agent::config::{Config, resolve_node_name};
 use route_agent::daemon::DaemonError;
@@ -28,14 +28,24 @@ enum Command {
         /// The YAML config file.
         #[arg(long, env = "ROUTE_AGENT_CONFIG")]
         config: PathBuf,
-        /// Log format: `human` or `json`.
-        #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
-        log_format: String,
+        /// Log format.
+        #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
     },
     /// Show the running agent's BGP peers and kernel routes, read from its
     /// admin API (`--json` for the raw document); exit code 1 when the
     /// agent cannot be reached.
     Status(route_agent::status::StatusArgs),
+    /// The running agent's BGP neighbours, one line each (like `gobgp
+    /// neighbor`), or one in detail with what its session negotiated (like
+    /// `gobgp neighbor ADDR`, `birdc show protocols all`). Exit code 1 when
+    /// the agent cannot be reached or has no such neighbour.
+    Neighbor(route_agent::inspect::NeighborArgs),
+    /// The running agent's BGP table (Loc-RIB best routes, like `gobgp
+    /// global rib`), or the routes covering an address or prefix, most
+    /// specific first (like `birdc show route for`). Exit code 1 when the
+    /// agent cannot be reached or no route covers it.
+    Rib(route_agent::inspect::RibArgs),
     /// A three-node cluster in network namespaces (two subnets, one pod per
     /// node): builds it, runs the agents, prints every node's routes and a
     /// pod-to-pod ping matrix, and removes it. Needs root.
@@ -49,9 +59,9 @@ enum Command {
         /// The data plane's arguments, shared with `ipip-tunnel`.
         #[command(flatten)]
         args: ipip::cli::TunnelArgs,
-        /// Log format: `human` or `json`.
-        #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", default_value = "human")]
-        log_format: String,
+        /// Log format.
+        #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
     },
     /// Check a config file: prints `FILE: ok` and a summary, or the
     /// problems (`FILE:LINE:COL: what — fix`) on stderr with exit code 2.
@@ -60,6 +70,26 @@ enum Command {
         #[arg(env = "ROUTE_AGENT_CONFIG")]
         file: PathBuf,
     },
+}
+
+/// `--log-format`: an unknown value is refused by the parser (exit 2)
+/// rather than silently giving text logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Text lines for a terminal or journald.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The name the tunnel child is passed (`--log-format NAME`).
+    fn name(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Exit code for a config that cannot be used (also clap's for bad usage).
@@ -93,7 +123,7 @@ fn check_config(file: &Path) -> ExitCode {
     }
 }
 
-fn init_logs(log_format: &str) {
+fn init_logs(log_format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROUTE_AGENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -101,7 +131,7 @@ fn init_logs(log_format: &str) {
         .with_writer(std::io::stderr)
         // Colours only on a terminal: log files and journald get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if log_format == "json" {
+    if log_format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -121,7 +151,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn run(file: &Path, log_format: &str) -> ExitCode {
+fn run(file: &Path, log_format: LogFormat) -> ExitCode {
     init_logs(log_format);
     let config = match Config::load(file) {
         Ok(c) => c,
@@ -142,7 +172,7 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
             std::env::var("NODE_NAME").ok().as_deref(),
             hostname().as_deref(),
         ),
-        log_format: log_format.to_owned(),
+        log_format: log_format.name().to_owned(),
         datastore: None,
     };
     match runtime.block_on(route_agent::daemon::run(config, options)) {
@@ -166,7 +196,7 @@ fn run(file: &Path, log_format: &str) -> ExitCode {
     }
 }
 
-fn tunnel(config: ipip::userspace::Config, log_format: &str) -> ExitCode {
+fn tunnel(config: ipip::userspace::Config, log_format: LogFormat) -> ExitCode {
     init_logs(log_format);
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
@@ -185,7 +215,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Demo => route_agent::demo::run(),
         Command::Status(args) => route_agent::status::run(&args),
-        Command::Run { config, log_format } => run(&config, &log_format),
-        Command::Tunnel { args, log_format } => tunnel(args.config(), &log_format),
+        Command::Neighbor(args) => route_agent::inspect::neighbor(&args),
+        Command::Rib(args) => route_agent::inspect::rib(&args),
+        Command::Run { config, log_format } => run(&config, log_format),
+        Command::Tunnel { args, log_format } => tunnel(args.config(), log_format),
     }
 }

@@ -25,10 +25,11 @@ const MAX_RESPONSE: u64 = 64 << 20;
 /// Exit code for a config file that cannot be used (as `check-config`).
 const EXIT_CONFIG: u8 = 2;
 
-/// `route-agent status` options.
+/// Which agent to ask, and how to print its answer: the options
+/// `status`, `neighbor` and `rib` share.
 #[derive(Clone, Debug, clap::Args)]
-pub struct StatusArgs {
-    /// Print the agent's `/api/v1/status` JSON instead of tables.
+pub struct AdminArgs {
+    /// Print the agent's JSON document instead of tables.
     #[arg(long)]
     pub json: bool,
     /// The admin API address [default: admin.listen from --config, else
@@ -38,6 +39,18 @@ pub struct StatusArgs {
     /// Take the admin address from this config file (`admin.listen`).
     #[arg(long, env = "ROUTE_AGENT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// `route-agent status` options.
+#[derive(Clone, Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The agent to ask and the output form.
+    #[command(flatten)]
+    pub target: AdminArgs,
+    /// List every kernel route the agent installed (`ip route` form), not
+    /// only their count.
+    #[arg(long)]
+    pub routes: bool,
 }
 
 /// Why the agent's status could not be read.
@@ -280,7 +293,15 @@ fn parse_response(raw: &[u8], head_request: bool) -> Result<HttpResponse, Malfor
 /// Fetches `/api/v1/status` from the agent at `addr`: the raw JSON and the
 /// parsed document.
 pub fn fetch(addr: SocketAddr) -> Result<(String, StatusDoc), FetchError> {
-    let path = "/api/v1/status";
+    fetch_json(addr, "/api/v1/status")
+}
+
+/// Fetches one of the admin API's JSON documents (`/api/v1/...`): the raw
+/// JSON and the parsed document.
+pub fn fetch_json<T: serde::de::DeserializeOwned>(
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(String, T), FetchError> {
     let r = request(addr, "GET", path, TIMEOUT)?;
     if r.code != 200 {
         return Err(FetchError::Status {
@@ -297,7 +318,7 @@ pub fn fetch(addr: SocketAddr) -> Result<(String, StatusDoc), FetchError> {
 
 /// The address to ask: `--admin`, else `admin.listen` from `--config`,
 /// else the default. A wildcard listen address is asked on loopback.
-pub fn admin_address(args: &StatusArgs) -> Result<SocketAddr, crate::config::ConfigError> {
+pub fn admin_address(args: &AdminArgs) -> Result<SocketAddr, crate::config::ConfigError> {
     let mut addr = match (&args.admin, &args.config) {
         (Some(a), _) => *a,
         (None, Some(file)) => Config::load(file)?.admin.listen,
@@ -314,6 +335,26 @@ pub fn admin_address(args: &StatusArgs) -> Result<SocketAddr, crate::config::Con
 /// Runs `route-agent status`: 0 when the agent answered (ready or not), 1
 /// when it could not be reached, 2 for an unusable config file.
 pub fn run(args: &StatusArgs) -> ExitCode {
+    ask(
+        &args.target,
+        "status",
+        "/api/v1/status",
+        |doc: &StatusDoc| Ok(render(doc, args.routes)),
+    )
+}
+
+/// Runs one admin-API command: fetches `path` from the agent `args`
+/// names, prints the raw JSON (`--json`) or what `show` makes of it.
+/// `show` fails with the message and exit code of an answer that does not
+/// have what was asked for (a neighbour or prefix that is not there).
+/// Exit codes: 0 shown, 1 agent unreachable or `show` refused, 2 an
+/// unusable config file.
+pub fn ask<T: serde::de::DeserializeOwned>(
+    args: &AdminArgs,
+    command: &str,
+    path: &str,
+    show: impl FnOnce(&T) -> Result<String, String>,
+) -> ExitCode {
     let addr = match admin_address(args) {
         Ok(a) => a,
         Err(e) => {
@@ -321,17 +362,24 @@ pub fn run(args: &StatusArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match fetch(addr) {
-        Ok((raw, doc)) => {
-            if args.json {
-                print!("{raw}");
-            } else {
-                print!("{}", render(&doc));
-            }
+    let (raw, doc) = match fetch_json::<T>(addr, path) {
+        Ok(got) => got,
+        Err(e) => {
+            eprintln!("route-agent {command}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match show(&doc) {
+        Ok(_) if args.json => {
+            print!("{raw}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("route-agent status: {e}");
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("route-agent {command}: {why}");
             ExitCode::FAILURE
         }
     }
@@ -358,7 +406,7 @@ pub fn format_uptime(seconds: u64) -> String {
 
 /// An ASCII table like `calicoctl node status`: headers centred, cells
 /// left-aligned.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let width = |s: &str| s.chars().count();
     let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
     for row in rows {
@@ -412,8 +460,9 @@ fn peer_row(p: &PeerDoc) -> Vec<String> {
     ]
 }
 
-/// The human form of a status document.
-pub fn render(doc: &StatusDoc) -> String {
+/// The human form of a status document: a summary, and with `routes`
+/// every kernel route the agent installed.
+pub fn render(doc: &StatusDoc, routes: bool) -> String {
     let mut out = String::new();
     let name = doc.node.name.as_deref().unwrap_or("(unnamed node)");
     let address = doc
@@ -503,11 +552,13 @@ pub fn render(doc: &StatusDoc) -> String {
     if let Some(note) = &tunnel.note {
         let _ = writeln!(out, "  {note}");
     }
-    if !fib.installed.is_empty() {
+    if routes && !fib.installed.is_empty() {
         out.push_str("\nKernel routes (ip route):\n");
         for r in &fib.installed {
             let _ = writeln!(out, "  {}", r.route);
         }
+    } else if !fib.installed.is_empty() {
+        out.push_str("(`route-agent status --routes` lists the kernel routes; `route-agent rib` the BGP table)\n");
     }
     out
 }
@@ -556,6 +607,7 @@ mod tests {
                     prefixes_advertised: 1,
                     last_error: None,
                     last_notification: None,
+                    negotiated: None,
                 },
                 PeerDoc {
                     address: "10.0.0.7".parse().unwrap(),
@@ -569,6 +621,7 @@ mod tests {
                     prefixes_advertised: 0,
                     last_error: Some("connection refused".into()),
                     last_notification: None,
+                    negotiated: None,
                 },
             ],
             fib: FibDoc {
@@ -592,7 +645,7 @@ mod tests {
 
     #[test]
     fn renders_the_peer_table_and_the_route_summary() {
-        let text = render(&doc());
+        let text = render(&doc(), true);
         let lines: Vec<&str> = text.lines().collect();
         assert!(text.starts_with("route-agent 0.1.0 on node-a (10.0.0.5/24, eth0 mtu 1500)\nNot ready: peer 10.0.0.7: Active\n"), "{text}");
         let row = lines.iter().find(|l| l.starts_with("| 10.0.0.6 ")).unwrap();
@@ -652,11 +705,23 @@ mod tests {
     fn says_when_gateway_routes_go_through_nexthop_objects() {
         let mut d = doc();
         d.fib.nexthop_objects = true;
-        let text = render(&d);
+        let text = render(&d, false);
         assert!(
             text.contains(", 3 rejected\n  gateway routes through kernel nexthop objects (`ip route` shows nhid)\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_route_list_is_shown_only_when_asked_for() {
+        let text = render(&doc(), false);
+        assert!(
+            text.contains("Routes: 2 installed (1 blackhole, 1 direct)"),
+            "{text}"
+        );
+        assert!(!text.contains("Kernel routes"), "{text}");
+        assert!(!text.contains("10.244.2.0/26 via"), "{text}");
+        assert!(text.contains("`route-agent status --routes`"), "{text}");
     }
 
     #[test]
@@ -729,7 +794,7 @@ mod tests {
 
     #[test]
     fn admin_flag_wins_and_wildcards_become_loopback() {
-        let mut args = StatusArgs {
+        let mut args = AdminArgs {
             json: false,
             admin: None,
             config: None,

@@ -16,9 +16,10 @@ use bgp_core::speaker::{
     ListenConfig, LocalRoute, PeerConfig, RouteStream, Speaker, SpeakerConfig,
 };
 use route_agent::admin::dto::{BestRouteDoc, FibWithNodeDoc, PeerDoc, PeerType, StatusDoc};
+use route_agent::inspect;
 use route_agent::planner::{DesiredRoute, RejectReason, RouteKind};
 use route_agent::state::{AgentState, TunnelInUse};
-use route_agent::status::{self, FetchError, HttpResponse, StatusArgs};
+use route_agent::status::{self, AdminArgs, FetchError, HttpResponse, StatusArgs};
 use tokio::task::JoinHandle;
 
 const A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
@@ -546,7 +547,7 @@ async fn status_prints_the_served_peers_and_routes() {
         .unwrap();
     let again: StatusDoc = serde_json::from_str(&raw).unwrap();
     assert_eq!(again, doc);
-    let text = status::render(&doc);
+    let text = status::render(&doc, true);
     assert!(
         text.starts_with("route-agent 0.1.0 on node-a (192.0.2.5/24, eth0 mtu 1500)\nReady\n"),
         "{text}"
@@ -575,9 +576,12 @@ async fn status_prints_the_served_peers_and_routes() {
     assert!(text.contains("Tunnel: ratest-none0 (kernel)\n"), "{text}");
 
     let args = StatusArgs {
-        json: true,
-        admin: Some(addr),
-        config: None,
+        target: AdminArgs {
+            json: true,
+            admin: Some(addr),
+            config: None,
+        },
+        routes: false,
     };
     let code = tokio::task::spawn_blocking(move || status::run(&args))
         .await
@@ -604,9 +608,12 @@ async fn status_says_the_agent_is_not_running_and_exits_1() {
         )
     );
     let args = StatusArgs {
-        json: false,
-        admin: Some(addr),
-        config: None,
+        target: AdminArgs {
+            json: false,
+            admin: Some(addr),
+            config: None,
+        },
+        routes: false,
     };
     let code = tokio::task::spawn_blocking(move || status::run(&args))
         .await
@@ -625,7 +632,7 @@ async fn status_takes_the_admin_address_from_the_config_file() {
     let config = example.replace("listen: 127.0.0.1:9179", "listen: 0.0.0.0:19179");
     assert_ne!(config, example, "the example config lost its admin section");
     std::fs::write(&file, &config).unwrap();
-    let args = StatusArgs {
+    let args = AdminArgs {
         json: false,
         admin: None,
         config: Some(file.clone()),
@@ -695,4 +702,101 @@ async fn tunnel_counters_come_from_the_devices_sysfs_statistics() {
     let r = get(a.addr, "GET", "/metrics").await;
     let after = parse_exposition(&r.text());
     assert!(value(&after, "route_agent_tunnel_receive_packets_total", &labels).unwrap() > before);
+}
+
+/// `route-agent neighbor` and `rib` on the documents a running agent
+/// serves: the session's negotiated capabilities come from the real OPEN
+/// exchange with B, the table from A's Loc-RIB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neighbor_and_rib_show_the_served_session_and_table() {
+    let (a, _b) = peered().await;
+    let addr = a.addr;
+    let (_, peers): (String, Vec<PeerDoc>) =
+        tokio::task::spawn_blocking(move || status::fetch_json(addr, "/api/v1/peers"))
+            .await
+            .unwrap()
+            .unwrap();
+    let b = inspect::find_neighbor(&peers, "127.0.0.2".parse().unwrap()).unwrap();
+    let n = b
+        .negotiated
+        .as_ref()
+        .expect("an established session's OPEN outcome");
+    assert_eq!(n.families, ["ipv4-unicast", "ipv6-unicast"]);
+    assert!(n.four_octet_as && n.route_refresh, "{n:?}");
+    let text = inspect::render_neighbor(b);
+    for want in [
+        "BGP neighbor is 127.0.0.2, remote AS 64512 (iBGP)\n",
+        "  BGP state:          Established, up for ",
+        "  Families:           ipv4-unicast, ipv6-unicast\n",
+        "  4-octet AS:         yes\n",
+        "  Prefixes:           received 1, accepted 1, advertised 1\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    let list = inspect::render_neighbors(&peers);
+    assert!(
+        list.contains("| 127.0.0.2 | 64512 | iBGP | Established |"),
+        "{list}"
+    );
+
+    let (_, routes): (String, Vec<BestRouteDoc>) =
+        tokio::task::spawn_blocking(move || status::fetch_json(addr, "/api/v1/routes"))
+            .await
+            .unwrap()
+            .unwrap();
+    let found = inspect::routes_for(&routes, "10.244.2.9/32".parse().unwrap());
+    assert_eq!(found.len(), 1, "{routes:?}");
+    assert_eq!(found[0].prefix.to_string(), "10.244.2.0/26");
+    assert_eq!(found[0].peer, Some("127.0.0.2".parse().unwrap()));
+    let table = inspect::render_rib(&routes);
+    assert!(table.contains("| 10.244.2.0/26 "), "{table}");
+
+    // The binary: 0 for what is there, 1 (with the known neighbours named)
+    // for what is not.
+    let admin = addr.to_string();
+    let cli = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_route-agent"))
+            .args(args)
+            .args(["--admin", &admin])
+            .env_remove("ROUTE_AGENT_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["neighbor", "127.0.0.2"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Remote router ID:"), "{out}");
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["neighbor", "127.0.0.9"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no neighbor 127.0.0.9 (neighbours: 127.0.0.2)"),
+        "{err}"
+    );
+    let (code, out, _) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["rib", "10.244.2.9"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(out.contains("| 10.244.2.0/26 "), "{out}");
+    let (code, _, err) = tokio::task::spawn_blocking(move || cli(&["rib", "192.0.2.1"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("network 192.0.2.1/32 not in table"), "{err}");
 }

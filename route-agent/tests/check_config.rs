@@ -178,3 +178,21 @@ fn run_with_a_node_address_on_no_interface_names_the_file_and_exits_2() {
     );
     assert!(err.contains("fix node.address"), "{err}");
 }
+
+#[test]
+fn an_unknown_log_format_is_refused_with_the_values_that_exist() {
+    // `--log-format JSON` once gave text logs without a word.
+    for bad in ["JSON", "text", ""] {
+        let out = Command::new(env!("CARGO_BIN_EXE_route-agent"))
+            .args(["run", "--config", EXAMPLE, "--log-format", bad])
+            .env_remove("ROUTE_AGENT_LOG_FORMAT")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("[possible values: human, json]"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -532,6 +532,10 @@ impl Engine {
                 advertised: self.hub.advertised(p.id),
                 last_error: p.last_error.clone(),
                 last_notification: p.last_notification.clone(),
+                negotiated: p
+                    .negotiated
+                    .clone()
+                    .filter(|_| p.state == crate::session::State::Established),
             })
             .collect();
         out.sort_by_key(|s| s.address);

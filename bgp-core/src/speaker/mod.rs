@@ -210,6 +210,10 @@ pub struct PeerSnapshot {
     pub last_error: Option<String>,
     /// The last NOTIFICATION sent or received.
     pub last_notification: Option<Notification>,
+    /// What the OPEN exchange agreed on, while the session is up: the
+    /// peer's router ID, hold time, families and capabilities
+    /// (`birdc show protocols all`, `gobgp neighbor ADDR`).
+    pub negotiated: Option<Negotiated>,
 }
 
 /// Why the speaker could not do something.

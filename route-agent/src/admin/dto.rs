@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::UNIX_EPOCH;
 
-use bgp_core::session::State;
+use bgp_core::session::{Negotiated, State};
 use bgp_core::speaker::{BestRoute, PeerSnapshot};
-use bgp_core::wire::{AsPath, Origin, SegmentKind};
+use bgp_core::wire::{AsPath, Family, Origin, SegmentKind};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,99 @@ pub struct PeerDoc {
     pub last_error: Option<String>,
     /// The last NOTIFICATION sent or received (`NOTIFICATION 6/2 "text"`).
     pub last_notification: Option<String>,
+    /// What the OPEN exchange agreed on; `null` while the session is not
+    /// up.
+    #[serde(default)]
+    pub negotiated: Option<NegotiatedDoc>,
+}
+
+/// What a session's OPEN exchange agreed on (`route-agent neighbor ADDR`,
+/// like `gobgp neighbor ADDR` and `birdc show protocols all`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NegotiatedDoc {
+    /// The peer's BGP identifier.
+    pub router_id: std::net::Ipv4Addr,
+    /// The hold time in use, in seconds (0: none).
+    pub hold_time: u16,
+    /// The keepalive interval we send at, in seconds; `null` with no hold
+    /// time.
+    pub keepalive: Option<u64>,
+    /// The address families both sides enabled (`ipv4-unicast`, …).
+    pub families: Vec<String>,
+    /// 4-octet AS numbers (RFC 6793).
+    pub four_octet_as: bool,
+    /// Messages up to 65,535 bytes (RFC 8654).
+    pub extended_message: bool,
+    /// Families whose routes we receive with ADD-PATH identifiers (RFC 7911).
+    pub add_path_receive: Vec<String>,
+    /// Families whose routes we send with ADD-PATH identifiers.
+    pub add_path_send: Vec<String>,
+    /// Route refresh (RFC 2918).
+    pub route_refresh: bool,
+    /// Enhanced route refresh (RFC 7313).
+    pub enhanced_route_refresh: bool,
+    /// The peer's graceful-restart capability (RFC 4724), when it sent one.
+    pub graceful_restart: Option<GracefulRestartDoc>,
+}
+
+/// A peer's graceful-restart capability.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GracefulRestartDoc {
+    /// How long its routes are kept when the session drops, in seconds.
+    pub restart_time: u64,
+    /// It had just restarted when it sent the OPEN (Restart State bit).
+    pub restarting: bool,
+    /// The families it preserves, each with whether forwarding was
+    /// preserved across its restart.
+    pub families: BTreeMap<String, bool>,
+}
+
+/// A family as GoBGP and BIRD name it in their output.
+pub fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4Unicast => "ipv4-unicast",
+        Family::Ipv6Unicast => "ipv6-unicast",
+    }
+}
+
+impl NegotiatedDoc {
+    /// The document for what a session negotiated.
+    pub fn new(n: &Negotiated) -> NegotiatedDoc {
+        let names = |fs: &mut dyn Iterator<Item = Family>| -> Vec<String> {
+            fs.map(|f| family_name(f).to_owned()).collect()
+        };
+        let add_path = |ctx: &bgp_core::wire::DecodeContext| {
+            names(
+                &mut [Family::Ipv4Unicast, Family::Ipv6Unicast]
+                    .into_iter()
+                    .filter(|f| ctx.add_path.enabled(*f)),
+            )
+        };
+        NegotiatedDoc {
+            router_id: n.peer_id,
+            hold_time: n.hold_time,
+            keepalive: n.keepalive().map(|k| k.as_secs()),
+            families: names(&mut n.families.iter().copied()),
+            four_octet_as: n.rx.four_octet_as,
+            extended_message: n.rx.extended_message,
+            add_path_receive: add_path(&n.rx),
+            add_path_send: add_path(&n.tx),
+            route_refresh: n.route_refresh,
+            enhanced_route_refresh: n.enhanced_route_refresh,
+            graceful_restart: n
+                .peer_graceful_restart
+                .as_ref()
+                .map(|gr| GracefulRestartDoc {
+                    restart_time: gr.restart_time.as_secs(),
+                    restarting: gr.restarting,
+                    families: gr
+                        .families
+                        .iter()
+                        .map(|(f, kept)| (family_name(*f).to_owned(), *kept))
+                        .collect(),
+                }),
+        }
+    }
 }
 
 impl PeerDoc {
@@ -90,6 +183,7 @@ impl PeerDoc {
             prefixes_advertised: u64::try_from(p.advertised).unwrap_or(u64::MAX),
             last_error: p.last_error.clone(),
             last_notification: p.last_notification.as_ref().map(ToString::to_string),
+            negotiated: p.negotiated.as_ref().map(NegotiatedDoc::new),
         }
     }
 

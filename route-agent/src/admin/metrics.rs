@@ -427,6 +427,7 @@ mod tests {
             advertised: 1,
             last_error: None,
             last_notification: None,
+            negotiated: None,
         }
     }
 

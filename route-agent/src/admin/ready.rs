@@ -183,6 +183,7 @@ mod tests {
             advertised: 0,
             last_error: None,
             last_notification: None,
+            negotiated: None,
         }
     }
 
