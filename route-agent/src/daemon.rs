@@ -79,9 +79,13 @@ pub async fn run(config: Config, mut options: Options) -> Result<(), DaemonError
         }
     };
     tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
+    let preflight = crate::preflight::at_start(&config, (&node.underlay, node.mtu));
     let listener = admin::bind(config.admin.listen).await?;
     let node_name = options.node_name.clone();
     let agent = Agent::start(config, node, options).await?;
+    agent.state().update(|s| {
+        s.preflight = preflight.iter().map(|f| (f.check, f.level)).collect();
+    });
     if let (Some(client), Some(name)) = (client, node_name) {
         let state = agent.state();
         tokio::spawn(kubernetes::mark_network_available(

@@ -30,6 +30,8 @@
 //! - [`status`]: `route-agent status`, the operator's view of a running
 //!   agent (peers table, route summary, `--routes` for the kernel routes),
 //!   read from the admin API.
+//! - [`preflight`]: what the node's kernel and sysctls mean for pod
+//!   routing (`route-agent preflight`, and logged at `run`).
 //! - [`inspect`]: `route-agent neighbor [ADDR]` and `route-agent rib
 //!   [PREFIX]`, the BGP sessions and table, from the same API.
 //! - [`demo`]: `route-agent demo` and the namespace clusters of the
@@ -38,7 +40,7 @@
 //!   routes over netlink.
 //!
 //! The `route-agent` binary's subcommands build on these: `run`,
-//! `check-config`, `status`, `neighbor`, `rib`, `demo` and `tunnel` (the userspace IPIP data
+//! `check-config`, `preflight`, `status`, `neighbor`, `rib`, `demo` and `tunnel` (the userspace IPIP data
 //! plane, with the arguments of `ipip-tunnel`: [`ipip::cli`]).
 
 pub mod admin;
@@ -52,5 +54,6 @@ pub mod fib;
 pub mod inspect;
 pub mod netinfo;
 pub mod planner;
+pub mod preflight;
 pub mod state;
 pub mod status;

@@ -63,6 +63,18 @@ enum Command {
         #[arg(long, env = "ROUTE_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
     },
+    /// What this node's kernel and sysctls mean for pod routing, as
+    /// `kubeadm` preflight reports them: IPv4 forwarding, rp_filter, which
+    /// tunnel backends can run, MTU headroom, TCP congestion control,
+    /// conntrack size; each line says what was found, why it matters and
+    /// the fix. Exit code 1 when a check fails (an `[ERROR]`), 2 for an
+    /// unusable config file. `run` makes the same checks and logs them.
+    Preflight {
+        /// The node's config file, for its underlay, tunnel and blocks
+        /// (without it, the node-specific checks are left out).
+        #[arg(long, env = "ROUTE_AGENT_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Check a config file: prints `FILE: ok` and a summary, or the
     /// problems (`FILE:LINE:COL: what — fix`) on stderr with exit code 2.
     CheckConfig {
@@ -120,6 +132,35 @@ fn check_config(file: &Path) -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(EXIT_CONFIG)
         }
+    }
+}
+
+fn preflight(file: Option<&Path>) -> ExitCode {
+    use route_agent::preflight::{Host, Level, Node, checks, render};
+    let node = match file.map(Config::load).transpose() {
+        Ok(None) => Node {
+            uses_ipip: true,
+            tunnel_device: "tunl0".into(),
+            ..Node::default()
+        },
+        Ok(Some(config)) => {
+            let underlay = route_agent::agent::node::NodeView::read(&config.node)
+                .map(|n| (n.underlay, n.mtu))
+                .map_err(|e| eprintln!("node address not found ({e}): the MTU check is left out"))
+                .ok();
+            Node::from_config(&config, underlay)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let findings = checks(&Host::default(), &node);
+    print!("{}", render(&findings));
+    if findings.iter().any(|f| f.level == Level::Error) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -213,6 +254,7 @@ fn tunnel(config: ipip::userspace::Config, log_format: LogFormat) -> ExitCode {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Preflight { config } => preflight(config.as_deref()),
         Command::Demo => route_agent::demo::run(),
         Command::Status(args) => route_agent::status::run(&args),
         Command::Neighbor(args) => route_agent::inspect::neighbor(&args),

@@ -59,6 +59,9 @@ pub struct Status {
     /// file datastore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datastore: Option<DatastoreStatus>,
+    /// The preflight findings of the start (`route-agent preflight`'s
+    /// checks): check name and level.
+    pub preflight: Vec<(&'static str, crate::preflight::Level)>,
 }
 
 /// The nodes a datastore reports.
