@@ -11,7 +11,14 @@
 //! ns a: va 10.99.0.1/24, kernel tunl0 10.244.1.1/32 (ipip-tunnel kernel-setup)
 //! ns b: vb 10.99.0.2/24, TUN tunl0 10.244.2.1/32   (ipip-tunnel, userspace)
 //! routes: <peer tunnel /32> via <peer veth IP> dev tunl0 onlink
+//! ns d: vda 10.98.0.2/24 to a's vad 10.98.0.1/24, kernel tunl0 10.244.4.1/32
 //! ```
+//!
+//! and then the kernel tunnel's IPIP filter in a (`ipip-tunnel
+//! kernel-filter`, [`ipip::filter`]): IPIP from b and d passes while both
+//! are nodes; once d is removed from the node set its pings are dropped
+//! and counted (3 packets) while b's pass; a second run adopts the table
+//! with its count; removing it lets d through again.
 //!
 //! and prints one `VMCHECK PASS name` / `VMCHECK FAIL name: why` line per
 //! check on the serial console, which is qemu's stdout.
@@ -28,7 +35,7 @@ use std::time::{Duration, Instant};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Every check `vm/init` runs; each must report PASS.
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 12] = [
     "kernel-setup-adopts-fallback-tunl0",
     "kernel-setup-creates-tunl0",
     "userspace-start",
@@ -37,6 +44,10 @@ const CHECKS: [&str; 8] = [
     "tcp-kernel-to-userspace",
     "tcp-userspace-to-kernel",
     "gro-egress-to-kernel",
+    "ipip-filter-passes-nodes",
+    "ipip-filter-drops-and-counts-non-nodes",
+    "ipip-filter-adopted-with-its-counter",
+    "ipip-filter-removed",
 ];
 
 /// Bytes each TCP check moves through the userspace end (vm/init's file).

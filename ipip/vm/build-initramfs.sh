@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the IPIP interop VM: a stock Debian cloud kernel (which has the
-# ipip module) and an initramfs holding busybox, the tunnel modules,
+# ipip module) and an initramfs holding busybox, the tunnel and nf_tables
+# modules (modules.load: their load order),
 # iproute2's ip, ethtool, the ipip-tunnel binary (each with the libraries ldd lists)
 # and ./init. Usage:
 #
@@ -55,9 +56,37 @@ root=$out/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,usr/sbin,lib64,proc,sys,dev,run,tmp}
 cp "$file_busybox" "$root/bin/busybox"
-mkdir -p "$root/lib/modules/$kver/kernel/net/ipv4" "$root/lib/modules/$kver/kernel/drivers/net"
-for m in net/ipv4/ip_tunnel net/ipv4/tunnel4 net/ipv4/ipip drivers/net/veth drivers/net/tun; do
-    cp "$out/kernel/lib/modules/$kver/kernel/$m.ko" "$root/lib/modules/$kver/kernel/$m.ko"
+# The modules /init loads, each after what it needs, in load order: the
+# tunnel, veth and TUN, and nf_tables with nft_objref for the IPIP filter
+# (its other expressions and set types are built into nf_tables.ko). The
+# package has no modules.dep (depmod makes it at install), so each
+# module's dependencies come from its own modinfo section ("depends=").
+moddir=$out/kernel/lib/modules/$kver
+order=()
+add_module() {
+    local name=$1 seen dep path
+    for seen in "${order[@]}"; do [ "$seen" = "$name" ] && return; done
+    path=$(find "$moddir/kernel" \( -name "$name.ko" -o -name "${name//_/-}.ko" \) -print -quit)
+    if [ -z "$path" ]; then
+        grep -q "/$name.ko\$" "$moddir/modules.builtin" && return
+        echo "build-initramfs: module $name is neither in the package nor built in" >&2
+        exit 1
+    fi
+    for dep in $(tr '\0' '\n' <"$path" | sed -n 's/^depends=//p' | tr ',' ' '); do
+        add_module "$dep"
+    done
+    order+=("$name")
+    paths+=("${path#"$moddir"/}")
+}
+paths=()
+for m in ip_tunnel tunnel4 ipip veth tun nf_tables nft_objref; do
+    add_module "$m"
+done
+: >"$root/modules.load"
+for m in "${paths[@]}"; do
+    mkdir -p "$root/lib/modules/$kver/$(dirname "$m")"
+    cp "$moddir/$m" "$root/lib/modules/$kver/$m"
+    echo "$m" >>"$root/modules.load"
 done
 cp /usr/sbin/ip /usr/sbin/ethtool "$root/usr/sbin/"
 # The test binary, without debug info (the initramfs stays small).
