@@ -59,6 +59,10 @@ pub struct Status {
     /// file datastore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datastore: Option<DatastoreStatus>,
+    /// The kernel tunnel's IPIP filter; `None` when there is none (the
+    /// userspace tunnel checks peers itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipip_filter: Option<crate::agent::ipip_filter::IpipFilterStatus>,
 }
 
 /// The nodes a datastore reports.
