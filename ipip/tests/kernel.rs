@@ -6,8 +6,8 @@
 //! test runs in a fresh network namespace of its own (root required); the
 //! namespace ends with the test's thread.
 //!
-//! The backend against a stock kernel, interoperating with the userspace
-//! one, is also tested in `tests/vm.rs`.
+//! `tests/vm.rs` runs this file's tests on a stock kernel, which has ipip,
+//! and tests the backend there against the userspace one.
 
 mod common;
 
@@ -104,9 +104,13 @@ fn existing_tun_of_the_tunnel_name_is_not_mistaken_for_ipip() {
 fn kernel_setup_command_sets_up_tunl0_or_exits_3_with_the_fallback_on_stderr() {
     common::require_root("the kernel backend tests create network namespaces and devices and");
     let has_ipip = kernel_has_ipip();
+    // The VM (tests/vm.rs) runs this binary where cargo's path to
+    // ipip-tunnel does not exist, and names its copy.
+    let binary = std::env::var_os("IPIP_TUNNEL_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ipip-tunnel").into());
     let out = Command::new("unshare")
         .arg("--net")
-        .arg(env!("CARGO_BIN_EXE_ipip-tunnel"))
+        .arg(binary)
         .args(["kernel-setup", "--address", "10.244.1.1"])
         .output()
         .expect("run unshare (util-linux)");

@@ -20,6 +20,10 @@
 //! and counted (3 packets) while b's pass; a second run adopts the table
 //! with its count; removing it lets d through again.
 //!
+//! and then the build of `tests/kernel.rs` (which asks the kernel whether
+//! it has ipip and asserts what is right for it), so that file is known to
+//! pass on a stock kernel as well as on this one;
+//!
 //! and prints one `VMCHECK PASS name` / `VMCHECK FAIL name: why` line per
 //! check on the serial console, which is qemu's stdout.
 
@@ -35,7 +39,7 @@ use std::time::{Duration, Instant};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Every check `vm/init` runs; each must report PASS.
-const CHECKS: [&str; 12] = [
+const CHECKS: [&str; 13] = [
     "kernel-setup-adopts-fallback-tunl0",
     "kernel-setup-creates-tunl0",
     "userspace-start",
@@ -48,6 +52,7 @@ const CHECKS: [&str; 12] = [
     "ipip-filter-drops-and-counts-non-nodes",
     "ipip-filter-adopted-with-its-counter",
     "ipip-filter-removed",
+    "kernel-tests-on-a-stock-kernel",
 ];
 
 /// Bytes each TCP check moves through the userspace end (vm/init's file).
@@ -62,11 +67,42 @@ fn cache_dir(binary: &Path) -> PathBuf {
         .expect("binary lives in target/<profile>/")
 }
 
+/// The build of `tests/kernel.rs` next to this test's own binary (the
+/// newest, which must be newer than its source): the VM runs it on the
+/// stock kernel.
+fn kernel_tests_binary() -> PathBuf {
+    let me = std::env::current_exe().expect("current_exe");
+    let deps = me.parent().expect("target/<profile>/deps");
+    let newest = std::fs::read_dir(deps)
+        .expect("read target/<profile>/deps")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("kernel-") && !name.contains('.')
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel.rs");
+    let source_time = std::fs::metadata(&source)
+        .and_then(|m| m.modified())
+        .expect("tests/kernel.rs");
+    match newest {
+        Some((built, path)) if built >= source_time => path,
+        _ => panic!(
+            "no build of tests/kernel.rs newer than its source next to {}: \
+             `cargo test -p ipip` builds it (or `cargo test -p ipip --test kernel --no-run`)",
+            me.display()
+        ),
+    }
+}
+
 fn build(out: &Path, binary: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/build-initramfs.sh");
     let result = Command::new(&script)
         .arg(out)
         .arg(binary)
+        .arg(kernel_tests_binary())
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
     assert!(

@@ -5,7 +5,10 @@
 # iproute2's ip, ethtool, the ipip-tunnel binary (each with the libraries ldd lists)
 # and ./init. Usage:
 #
-#   ipip/vm/build-initramfs.sh OUT_DIR PATH/TO/ipip-tunnel
+#   ipip/vm/build-initramfs.sh OUT_DIR PATH/TO/ipip-tunnel [PATH/TO/kernel-test]
+#
+# The optional third argument is the build of ipip/tests/kernel.rs: /init
+# runs it on the stock kernel (as /bin/kernel-tests).
 #
 # Leaves OUT_DIR/vmlinuz and OUT_DIR/initramfs.cpio.gz. The kernel package
 # is downloaded once (apt-get download of exactly one version) and kept in
@@ -18,6 +21,7 @@
 set -euo pipefail
 out=$1
 tunnel=$2
+kernel_tests=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -47,7 +51,9 @@ kver=$(ls "$out/kernel/lib/modules")
 # Reuse the initramfs while it is newer than everything that goes in it.
 img=$out/initramfs.cpio.gz
 if [ -f "$img" ] && [ "$img" -nt "$tunnel" ] && [ "$img" -nt "$here/init" ] \
-    && [ "$img" -nt "$0" ] && [ "$img" -nt "$out/vmlinuz" ]; then
+    && [ "$img" -nt "$0" ] && [ "$img" -nt "$out/vmlinuz" ] \
+    && { [ -z "$kernel_tests" ] || [ "$img" -nt "$kernel_tests" ]; } \
+    && [ "$(cat "$out/initramfs.inputs" 2>/dev/null)" = "$tunnel $kernel_tests" ]; then
     echo "build-initramfs: reusing $img"
     exit 0
 fi
@@ -89,13 +95,17 @@ for m in "${paths[@]}"; do
     echo "$m" >>"$root/modules.load"
 done
 cp /usr/sbin/ip /usr/sbin/ethtool "$root/usr/sbin/"
-# The test binary, without debug info (the initramfs stays small).
-if command -v objcopy >/dev/null; then
-    objcopy --strip-debug "$tunnel" "$root/bin/ipip-tunnel"
-else
-    cp "$tunnel" "$root/bin/ipip-tunnel"
-fi
-for bin in /usr/sbin/ip /usr/sbin/ethtool "$tunnel"; do
+# The test binaries, without debug info (the initramfs stays small).
+copy_binary() {
+    if command -v objcopy >/dev/null; then
+        objcopy --strip-debug "$1" "$2"
+    else
+        cp "$1" "$2"
+    fi
+}
+copy_binary "$tunnel" "$root/bin/ipip-tunnel"
+[ -z "$kernel_tests" ] || copy_binary "$kernel_tests" "$root/bin/kernel-tests"
+for bin in /usr/sbin/ip /usr/sbin/ethtool "$tunnel" ${kernel_tests:+"$kernel_tests"}; do
     for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
@@ -105,5 +115,6 @@ cp "$here/init" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out/initramfs.cpio.gz.tmp")
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+echo "$tunnel $kernel_tests" >"$out/initramfs.inputs"
 rm -rf "$root"
 echo "build-initramfs: $out/vmlinuz $out/initramfs.cpio.gz (kernel $kver)"
