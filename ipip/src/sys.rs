@@ -549,14 +549,15 @@ mod tests {
 
     #[test]
     fn a_write_ring_writes_every_frame_in_order_across_chunks() {
-        let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-            .is_ok_and(|v| v.trim() != "0");
-        if disabled {
+        let Ok(mut ring) = WriteRing::new(2) else {
             // The host turned io_uring off: the data plane writes one by
             // one then (the namespace tests cover that path's results).
+            // Any other reason for no ring is a failure.
+            let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .is_ok_and(|v| v.trim() != "0");
+            assert!(disabled, "io_uring is enabled, yet no ring could be made");
             return;
-        }
-        let mut ring = WriteRing::new(2).expect("io_uring is enabled here");
+        };
         let (mut rx, tx) = std::io::pipe().expect("pipe");
         let frames: [&[u8]; 5] = [b"a", b"bb", b"ccc", b"dddd", b"e"];
         let results = ring.write_all(tx.as_fd(), &frames);
@@ -580,12 +581,15 @@ mod tests {
 
     #[test]
     fn a_failed_enter_returns_only_after_the_writes_it_submitted_completed() {
-        let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-            .is_ok_and(|v| v.trim() != "0");
-        if disabled {
+        let Ok(mut ring) = WriteRing::new(4) else {
+            // No ring, so none can leave writes in flight (the data plane
+            // writes frame by frame then). That must be io_uring turned
+            // off, not a ring that fails for another reason.
+            let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .is_ok_and(|v| v.trim() != "0");
+            assert!(disabled, "io_uring is enabled, yet no ring could be made");
             return;
-        }
-        let mut ring = WriteRing::new(4).expect("io_uring is enabled here");
+        };
         let (mut rx, tx) = full_pipe();
         // The write is submitted, cannot complete while the pipe is full,
         // and io_uring_enter then fails: the frame must still be borrowed
