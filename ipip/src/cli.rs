@@ -100,6 +100,23 @@ impl KernelSetupArgs {
     }
 }
 
+/// `kernel-filter`'s arguments: `[--node IP]...` installs or updates the
+/// IPIP filter ([`crate::filter`]) with exactly those node addresses;
+/// `--show` prints it; `--remove` deletes it.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct KernelFilterArgs {
+    /// A node address IPIP is accepted from; repeatable (none: IPIP is
+    /// accepted from nobody).
+    #[arg(long = "node")]
+    pub nodes: Vec<Ipv4Addr>,
+    /// Print the node addresses and the drop counter; change nothing.
+    #[arg(long, conflicts_with_all = ["nodes", "remove"])]
+    pub show: bool,
+    /// Delete the filter (IPIP is accepted from anyone again).
+    #[arg(long, conflicts_with = "nodes")]
+    pub remove: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -174,6 +191,28 @@ mod tests {
                 .kind(),
             clap::error::ErrorKind::ValueValidation
         );
+    }
+
+    #[derive(Debug, Parser)]
+    struct Filter {
+        #[command(flatten)]
+        args: KernelFilterArgs,
+    }
+
+    #[test]
+    fn kernel_filter_takes_repeated_nodes_and_show_or_remove_alone() {
+        let f = Filter::try_parse_from(["f", "--node", "10.0.0.2", "--node", "10.0.0.3"]).unwrap();
+        assert_eq!(f.args.nodes.len(), 2);
+        assert!(!f.args.show && !f.args.remove);
+        assert!(Filter::try_parse_from(["f", "--show"]).unwrap().args.show);
+        assert!(
+            Filter::try_parse_from(["f", "--remove"])
+                .unwrap()
+                .args
+                .remove
+        );
+        assert!(Filter::try_parse_from(["f", "--show", "--node", "10.0.0.2"]).is_err());
+        assert!(Filter::try_parse_from(["f", "--remove", "--node", "10.0.0.2"]).is_err());
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! - [`kernel`]: the kernel backend: the kernel's own `tunl0` managed over
 //!   rtnetlink (exists, up, MTU, /32 address), with a typed error naming
 //!   the userspace fallback when the kernel has no ipip module.
+//! - [`filter`]: the kernel backend's nftables filter: IPIP only from the
+//!   cluster's nodes, drops counted (the kernel's tunl0 takes IPIP from
+//!   anyone otherwise).
 //! - [`offload`]: TUN offloads on byte buffers: the vnet header, TCP
 //!   segmentation of the kernel's super-packets (egress) and coalescing of
 //!   received segments into super-packets (ingress).
@@ -68,6 +71,7 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod filter;
 pub mod fuzzing;
 pub mod kernel;
 pub mod offload;

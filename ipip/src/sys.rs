@@ -358,14 +358,34 @@ pub fn poll(
 /// What [`WriteRing::write_all`] reports for a frame it did not write.
 pub const NOT_WRITTEN: i32 = -libc::ECANCELED;
 
+/// `IORING_ENTER_GETEVENTS` (<linux/io_uring.h>): wait for completions.
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// How often a wait for writes still in flight is retried after errors
+/// other than `EINTR` before the process aborts (see
+/// [`WriteRing::wait_in_flight`]).
+const IN_FLIGHT_WAIT_TRIES: u32 = 100;
+
 /// An io_uring instance for writing many frames to one non-blocking
 /// descriptor with one system call (`io_uring_enter`) instead of one
 /// `write` each.
+///
+/// The kernel reads each frame when its write runs, which may be after
+/// `io_uring_enter` returns (a write the file cannot take at once is
+/// parked on a poll, or handed to an io-wq worker), and a failed
+/// `io_uring_enter` does not cancel writes it already submitted. So
+/// [`WriteRing::write_all`] returns only once every write it submitted has
+/// completed, on every path: the frames it borrows are never read by the
+/// kernel after it returns.
 pub struct WriteRing {
     ring: io_uring::IoUring,
     /// `io_uring_enter` failed: entries may sit unsubmitted in the queue,
     /// pointing at frames long gone, so the ring submits nothing more.
     broken: bool,
+    /// Test hook: the next `io_uring_enter` submits, then reports this
+    /// error without waiting, as a kernel error after submission would.
+    #[cfg(test)]
+    fail_after_submit: Option<i32>,
 }
 
 impl WriteRing {
@@ -375,6 +395,8 @@ impl WriteRing {
         Ok(WriteRing {
             ring: io_uring::IoUring::new(entries)?,
             broken: false,
+            #[cfg(test)]
+            fail_after_submit: None,
         })
     }
 
@@ -383,14 +405,93 @@ impl WriteRing {
         self.broken
     }
 
+    /// Submits what is queued and waits for `want` completions.
+    fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
+        #[cfg(test)]
+        if let Some(errno) = self.fail_after_submit.take() {
+            self.ring.submit()?;
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        self.ring.submit_and_wait(want)
+    }
+
+    /// Moves the completions that arrived into `results` (chunk `base` on)
+    /// and returns how many there were.
+    fn reap(&mut self, base: usize, results: &mut [i32]) -> usize {
+        let mut n = 0usize;
+        for cqe in self.ring.completion() {
+            let i = usize::try_from(cqe.user_data()).unwrap_or(usize::MAX);
+            if let Some(slot) = results.get_mut(base.saturating_add(i)) {
+                *slot = cqe.result();
+            }
+            n = n.saturating_add(1);
+        }
+        n
+    }
+
+    /// After a failed `io_uring_enter`: waits until every write of the
+    /// chunk the kernel took has completed, submitting nothing more.
+    ///
+    /// An error return of `io_uring_enter` does not cancel the writes it
+    /// (or an earlier call) already submitted: they still run, and read
+    /// the caller's frames when they do. The frames are only borrowed for
+    /// this call, so returning before those writes complete would let the
+    /// kernel read memory the caller has reused or freed (and write a
+    /// stale packet). Waiting with `to_submit` 0 leaves the entries the
+    /// kernel did not take in the queue, never to be submitted (the ring
+    /// is broken). If even that wait keeps failing, the process cannot
+    /// know when the kernel stops reading the frames and aborts.
+    fn wait_in_flight(
+        &mut self,
+        chunk_len: usize,
+        base: usize,
+        done: &mut usize,
+        results: &mut [i32],
+    ) {
+        let unsubmitted = self.ring.submission().len();
+        let submitted = chunk_len.saturating_sub(unsubmitted);
+        let mut failures = 0u32;
+        while *done < submitted {
+            let want = u32::try_from(submitted.saturating_sub(*done)).unwrap_or(u32::MAX);
+            // SAFETY: `to_submit` is 0, so no queued entry goes to the
+            // kernel; GETEVENTS with no argument pointer only waits for
+            // completions of writes already submitted, whose frames are
+            // still borrowed by the running `write_all`.
+            let r = unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(0, want, IORING_ENTER_GETEVENTS, None)
+            };
+            *done = done.saturating_add(self.reap(base, results));
+            match r {
+                Ok(_) => failures = 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    if failures >= IN_FLIGHT_WAIT_TRIES {
+                        eprintln!(
+                            "ipip: io_uring_enter keeps failing ({e}) with {} writes in flight \
+                             that read frames about to be freed: aborting",
+                            submitted.saturating_sub(*done)
+                        );
+                        std::process::abort();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
     /// Writes each of `frames` (one write, one packet each) to `fd`, as
     /// many per call as the ring holds, and waits for them all. Returns
     /// each write's result: bytes written, `-errno`, or [`NOT_WRITTEN`]
     /// for frames it never submitted because the ring broke (or was
     /// already broken); the caller writes those itself.
     ///
-    /// `fd` must be non-blocking: each write then completes (or fails with
-    /// `EAGAIN`) while `io_uring_enter` runs, so none is left in flight.
+    /// `fd` should be non-blocking: each write then completes (or fails
+    /// with `EAGAIN`) at once. On a blocking descriptor a write that must
+    /// wait makes this call wait too: it never returns while a write it
+    /// submitted is still in flight, even when `io_uring_enter` fails.
     pub fn write_all(&mut self, fd: std::os::fd::BorrowedFd<'_>, frames: &[&[u8]]) -> Vec<i32> {
         let mut results = vec![NOT_WRITTEN; frames.len()];
         if self.broken {
@@ -401,6 +502,7 @@ impl WriteRing {
             .max(1);
         let raw = io_uring::types::Fd(fd.as_raw_fd());
         for (chunk_index, chunk) in frames.chunks(cap).enumerate() {
+            let base = chunk_index.saturating_mul(cap);
             {
                 let mut sq = self.ring.submission();
                 for (i, frame) in chunk.iter().enumerate() {
@@ -410,11 +512,11 @@ impl WriteRing {
                         .user_data(i as u64);
                     // SAFETY: each entry points at one frame of `frames`,
                     // which outlives every submission of it: entries are
-                    // submitted only below, within this call, where the
-                    // writes on a non-blocking descriptor complete before
-                    // io_uring_enter returns; after a failure the ring is
-                    // broken and never submits again. The kernel only
-                    // reads the frames.
+                    // submitted only below, within this call, and this call
+                    // returns only after every submitted write completed
+                    // (`wait_in_flight` on the error path); after a failure
+                    // the ring is broken and never submits the entries
+                    // left in its queue. The kernel only reads the frames.
                     if unsafe { sq.push(&entry) }.is_err() {
                         self.broken = true;
                         return results;
@@ -423,18 +525,12 @@ impl WriteRing {
             }
             let mut done = 0usize;
             while done < chunk.len() {
-                let r = self.ring.submit_and_wait(chunk.len() - done);
-                for cqe in self.ring.completion() {
-                    let i = usize::try_from(cqe.user_data()).unwrap_or(usize::MAX);
-                    let at = chunk_index.saturating_mul(cap).saturating_add(i);
-                    if let Some(slot) = results.get_mut(at) {
-                        *slot = cqe.result();
-                    }
-                    done += 1;
-                }
+                let r = self.submit_and_wait(chunk.len().saturating_sub(done));
+                done = done.saturating_add(self.reap(base, &mut results));
                 match r {
                     Err(e) if e.kind() != io::ErrorKind::Interrupted => {
                         self.broken = true;
+                        self.wait_in_flight(chunk.len(), base, &mut done, &mut results);
                         return results;
                     }
                     _ => {}
@@ -453,14 +549,15 @@ mod tests {
 
     #[test]
     fn a_write_ring_writes_every_frame_in_order_across_chunks() {
-        let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-            .is_ok_and(|v| v.trim() != "0");
-        if disabled {
+        let Ok(mut ring) = WriteRing::new(2) else {
             // The host turned io_uring off: the data plane writes one by
             // one then (the namespace tests cover that path's results).
+            // Any other reason for no ring is a failure.
+            let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .is_ok_and(|v| v.trim() != "0");
+            assert!(disabled, "io_uring is enabled, yet no ring could be made");
             return;
-        }
-        let mut ring = WriteRing::new(2).expect("io_uring is enabled here");
+        };
         let (mut rx, tx) = std::io::pipe().expect("pipe");
         let frames: [&[u8]; 5] = [b"a", b"bb", b"ccc", b"dddd", b"e"];
         let results = ring.write_all(tx.as_fd(), &frames);
@@ -469,5 +566,64 @@ mod tests {
         let mut got = String::new();
         rx.read_to_string(&mut got).expect("read");
         assert_eq!(got, "abbcccdddde");
+    }
+
+    /// A pipe whose buffer is full, so that a write to it waits.
+    fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+        use std::io::Write;
+        let (rx, mut tx) = std::io::pipe().expect("pipe");
+        // SAFETY (test): F_GETPIPE_SZ reads the pipe's capacity.
+        let size = unsafe { libc::fcntl(tx.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        let size = usize::try_from(size).expect("F_GETPIPE_SZ");
+        tx.write_all(&vec![b'.'; size]).expect("fill the pipe");
+        (rx, tx)
+    }
+
+    #[test]
+    fn a_failed_enter_returns_only_after_the_writes_it_submitted_completed() {
+        let Ok(mut ring) = WriteRing::new(4) else {
+            // No ring, so none can leave writes in flight (the data plane
+            // writes frame by frame then). That must be io_uring turned
+            // off, not a ring that fails for another reason.
+            let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .is_ok_and(|v| v.trim() != "0");
+            assert!(disabled, "io_uring is enabled, yet no ring could be made");
+            return;
+        };
+        let (mut rx, tx) = full_pipe();
+        // The write is submitted, cannot complete while the pipe is full,
+        // and io_uring_enter then fails: the frame must still be borrowed
+        // until the kernel is done with it.
+        ring.fail_after_submit = Some(libc::EBUSY);
+        let delay = std::time::Duration::from_millis(300);
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let mut all = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !all.ends_with(b"z") {
+                let n = rx.read(&mut buf).expect("read");
+                assert!(n > 0, "pipe closed before the frame arrived");
+                all.extend_from_slice(&buf[..n]);
+            }
+            all.len()
+        });
+        let frame = b"z".to_vec();
+        let started = std::time::Instant::now();
+        let results = ring.write_all(tx.as_fd(), &[&frame]);
+        let took = started.elapsed();
+        drop(frame);
+        assert!(ring.is_broken());
+        assert!(
+            took >= delay,
+            "write_all returned after {took:?}, while its write was still in flight"
+        );
+        assert_eq!(
+            results,
+            vec![1],
+            "the submitted write completed and is reported"
+        );
+        assert!(reader.join().expect("reader") > 1);
+        // A broken ring submits nothing more.
+        assert_eq!(ring.write_all(tx.as_fd(), &[b"x"]), vec![NOT_WRITTEN]);
     }
 }

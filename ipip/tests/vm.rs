@@ -11,7 +11,18 @@
 //! ns a: va 10.99.0.1/24, kernel tunl0 10.244.1.1/32 (ipip-tunnel kernel-setup)
 //! ns b: vb 10.99.0.2/24, TUN tunl0 10.244.2.1/32   (ipip-tunnel, userspace)
 //! routes: <peer tunnel /32> via <peer veth IP> dev tunl0 onlink
+//! ns d: vda 10.98.0.2/24 to a's vad 10.98.0.1/24, kernel tunl0 10.244.4.1/32
 //! ```
+//!
+//! and then the kernel tunnel's IPIP filter in a (`ipip-tunnel
+//! kernel-filter`, [`ipip::filter`]): IPIP from b and d passes while both
+//! are nodes; once d is removed from the node set its pings are dropped
+//! and counted (3 packets) while b's pass; a second run adopts the table
+//! with its count; removing it lets d through again.
+//!
+//! and then the build of `tests/kernel.rs` (which asks the kernel whether
+//! it has ipip and asserts what is right for it), so that file is known to
+//! pass on a stock kernel as well as on this one;
 //!
 //! and prints one `VMCHECK PASS name` / `VMCHECK FAIL name: why` line per
 //! check on the serial console, which is qemu's stdout.
@@ -28,7 +39,7 @@ use std::time::{Duration, Instant};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Every check `vm/init` runs; each must report PASS.
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 13] = [
     "kernel-setup-adopts-fallback-tunl0",
     "kernel-setup-creates-tunl0",
     "userspace-start",
@@ -37,6 +48,11 @@ const CHECKS: [&str; 8] = [
     "tcp-kernel-to-userspace",
     "tcp-userspace-to-kernel",
     "gro-egress-to-kernel",
+    "ipip-filter-passes-nodes",
+    "ipip-filter-drops-and-counts-non-nodes",
+    "ipip-filter-adopted-with-its-counter",
+    "ipip-filter-removed",
+    "kernel-tests-on-a-stock-kernel",
 ];
 
 /// Bytes each TCP check moves through the userspace end (vm/init's file).
@@ -51,11 +67,42 @@ fn cache_dir(binary: &Path) -> PathBuf {
         .expect("binary lives in target/<profile>/")
 }
 
+/// The build of `tests/kernel.rs` next to this test's own binary (the
+/// newest, which must be newer than its source): the VM runs it on the
+/// stock kernel.
+fn kernel_tests_binary() -> PathBuf {
+    let me = std::env::current_exe().expect("current_exe");
+    let deps = me.parent().expect("target/<profile>/deps");
+    let newest = std::fs::read_dir(deps)
+        .expect("read target/<profile>/deps")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("kernel-") && !name.contains('.')
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel.rs");
+    let source_time = std::fs::metadata(&source)
+        .and_then(|m| m.modified())
+        .expect("tests/kernel.rs");
+    match newest {
+        Some((built, path)) if built >= source_time => path,
+        _ => panic!(
+            "no build of tests/kernel.rs newer than its source next to {}: \
+             `cargo test -p ipip` builds it (or `cargo test -p ipip --test kernel --no-run`)",
+            me.display()
+        ),
+    }
+}
+
 fn build(out: &Path, binary: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/build-initramfs.sh");
     let result = Command::new(&script)
         .arg(out)
         .arg(binary)
+        .arg(kernel_tests_binary())
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
     assert!(

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Builds the IPIP interop VM: a stock Debian cloud kernel (which has the
-# ipip module) and an initramfs holding busybox, the tunnel modules,
+# ipip module) and an initramfs holding busybox, the tunnel and nf_tables
+# modules (modules.load: their load order),
 # iproute2's ip, ethtool, the ipip-tunnel binary (each with the libraries ldd lists)
 # and ./init. Usage:
 #
-#   ipip/vm/build-initramfs.sh OUT_DIR PATH/TO/ipip-tunnel
+#   ipip/vm/build-initramfs.sh OUT_DIR PATH/TO/ipip-tunnel [PATH/TO/kernel-test]
+#
+# The optional third argument is the build of ipip/tests/kernel.rs: /init
+# runs it on the stock kernel (as /bin/kernel-tests).
 #
 # Leaves OUT_DIR/vmlinuz and OUT_DIR/initramfs.cpio.gz. The kernel package
 # is downloaded once (apt-get download of exactly one version) and kept in
@@ -17,6 +21,7 @@
 set -euo pipefail
 out=$1
 tunnel=$2
+kernel_tests=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -46,7 +51,9 @@ kver=$(ls "$out/kernel/lib/modules")
 # Reuse the initramfs while it is newer than everything that goes in it.
 img=$out/initramfs.cpio.gz
 if [ -f "$img" ] && [ "$img" -nt "$tunnel" ] && [ "$img" -nt "$here/init" ] \
-    && [ "$img" -nt "$0" ] && [ "$img" -nt "$out/vmlinuz" ]; then
+    && [ "$img" -nt "$0" ] && [ "$img" -nt "$out/vmlinuz" ] \
+    && { [ -z "$kernel_tests" ] || [ "$img" -nt "$kernel_tests" ]; } \
+    && [ "$(cat "$out/initramfs.inputs" 2>/dev/null)" = "$tunnel $kernel_tests" ]; then
     echo "build-initramfs: reusing $img"
     exit 0
 fi
@@ -55,18 +62,50 @@ root=$out/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,usr/sbin,lib64,proc,sys,dev,run,tmp}
 cp "$file_busybox" "$root/bin/busybox"
-mkdir -p "$root/lib/modules/$kver/kernel/net/ipv4" "$root/lib/modules/$kver/kernel/drivers/net"
-for m in net/ipv4/ip_tunnel net/ipv4/tunnel4 net/ipv4/ipip drivers/net/veth drivers/net/tun; do
-    cp "$out/kernel/lib/modules/$kver/kernel/$m.ko" "$root/lib/modules/$kver/kernel/$m.ko"
+# The modules /init loads, each after what it needs, in load order: the
+# tunnel, veth and TUN, and nf_tables with nft_objref for the IPIP filter
+# (its other expressions and set types are built into nf_tables.ko). The
+# package has no modules.dep (depmod makes it at install), so each
+# module's dependencies come from its own modinfo section ("depends=").
+moddir=$out/kernel/lib/modules/$kver
+order=()
+add_module() {
+    local name=$1 seen dep path
+    for seen in "${order[@]}"; do [ "$seen" = "$name" ] && return; done
+    path=$(find "$moddir/kernel" \( -name "$name.ko" -o -name "${name//_/-}.ko" \) -print -quit)
+    if [ -z "$path" ]; then
+        grep -q "/$name.ko\$" "$moddir/modules.builtin" && return
+        echo "build-initramfs: module $name is neither in the package nor built in" >&2
+        exit 1
+    fi
+    for dep in $(tr '\0' '\n' <"$path" | sed -n 's/^depends=//p' | tr ',' ' '); do
+        add_module "$dep"
+    done
+    order+=("$name")
+    paths+=("${path#"$moddir"/}")
+}
+paths=()
+for m in ip_tunnel tunnel4 ipip veth tun nf_tables nft_objref; do
+    add_module "$m"
+done
+: >"$root/modules.load"
+for m in "${paths[@]}"; do
+    mkdir -p "$root/lib/modules/$kver/$(dirname "$m")"
+    cp "$moddir/$m" "$root/lib/modules/$kver/$m"
+    echo "$m" >>"$root/modules.load"
 done
 cp /usr/sbin/ip /usr/sbin/ethtool "$root/usr/sbin/"
-# The test binary, without debug info (the initramfs stays small).
-if command -v objcopy >/dev/null; then
-    objcopy --strip-debug "$tunnel" "$root/bin/ipip-tunnel"
-else
-    cp "$tunnel" "$root/bin/ipip-tunnel"
-fi
-for bin in /usr/sbin/ip /usr/sbin/ethtool "$tunnel"; do
+# The test binaries, without debug info (the initramfs stays small).
+copy_binary() {
+    if command -v objcopy >/dev/null; then
+        objcopy --strip-debug "$1" "$2"
+    else
+        cp "$1" "$2"
+    fi
+}
+copy_binary "$tunnel" "$root/bin/ipip-tunnel"
+[ -z "$kernel_tests" ] || copy_binary "$kernel_tests" "$root/bin/kernel-tests"
+for bin in /usr/sbin/ip /usr/sbin/ethtool "$tunnel" ${kernel_tests:+"$kernel_tests"}; do
     for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
@@ -76,5 +115,6 @@ cp "$here/init" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$out/initramfs.cpio.gz.tmp")
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+echo "$tunnel $kernel_tests" >"$out/initramfs.inputs"
 rm -rf "$root"
 echo "build-initramfs: $out/vmlinuz $out/initramfs.cpio.gz (kernel $kver)"

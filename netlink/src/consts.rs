@@ -139,3 +139,188 @@ pub const RTMSG_LEN: usize = 12;
 pub const RTNEXTHOP_LEN: usize = 8;
 /// `sizeof(struct rtattr)`.
 pub const RTA_HDRLEN: usize = 4;
+
+// <linux/netlink.h>: attribute flags.
+
+/// The attribute holds attributes (`NLA_F_NESTED`).
+pub const NLA_F_NESTED: u16 = 0x8000;
+
+// <linux/netfilter/nfnetlink.h>
+
+/// The nftables subsystem: the high byte of every nftables message type.
+pub const NFNL_SUBSYS_NFTABLES: u8 = 10;
+/// Opens a transaction (its `res_id` names the subsystem).
+pub const NFNL_MSG_BATCH_BEGIN: u16 = 16;
+/// Commits the transaction.
+pub const NFNL_MSG_BATCH_END: u16 = 17;
+/// `nfgen_version`.
+pub const NFNETLINK_V0: u8 = 0;
+/// `sizeof(struct nfgenmsg)`: family, version, resource id (big-endian).
+pub const NFGENMSG_LEN: usize = 4;
+
+// <linux/netfilter.h>
+
+/// Any family (the batch messages).
+pub const NFPROTO_UNSPEC: u8 = 0;
+/// IPv4 tables (`nft … table ip NAME`).
+pub const NFPROTO_IPV4: u8 = 2;
+/// The verdict that drops a packet.
+pub const NF_DROP: u32 = 0;
+/// The verdict that lets a packet go on.
+pub const NF_ACCEPT: u32 = 1;
+/// The hook for packets addressed to this host (`hook input`).
+pub const NF_INET_LOCAL_IN: u32 = 1;
+
+// <linux/netfilter/nf_tables.h>: message types (low byte).
+
+/// Create a table; a table dump's reply.
+pub const NFT_MSG_NEWTABLE: u8 = 0;
+/// Dump the tables.
+pub const NFT_MSG_GETTABLE: u8 = 1;
+/// Delete a table and everything in it.
+pub const NFT_MSG_DELTABLE: u8 = 2;
+/// Create a chain; a chain dump's reply.
+pub const NFT_MSG_NEWCHAIN: u8 = 3;
+/// Dump the chains.
+pub const NFT_MSG_GETCHAIN: u8 = 4;
+/// Append a rule; a rule dump's reply.
+pub const NFT_MSG_NEWRULE: u8 = 6;
+/// Dump the rules (of one table and chain).
+pub const NFT_MSG_GETRULE: u8 = 7;
+/// Create a set; a set dump's reply.
+pub const NFT_MSG_NEWSET: u8 = 9;
+/// Dump the sets (of one table).
+pub const NFT_MSG_GETSET: u8 = 10;
+/// Add elements to a set; an element dump's reply.
+pub const NFT_MSG_NEWSETELEM: u8 = 12;
+/// Dump a set's elements.
+pub const NFT_MSG_GETSETELEM: u8 = 13;
+/// Remove elements from a set.
+pub const NFT_MSG_DELSETELEM: u8 = 14;
+/// Create a stateful object (a named counter); an object dump's reply.
+pub const NFT_MSG_NEWOBJ: u8 = 18;
+/// Dump the stateful objects (of one table and type).
+pub const NFT_MSG_GETOBJ: u8 = 19;
+
+// <linux/netfilter/nf_tables.h>: attributes.
+
+/// `NFTA_TABLE_NAME`.
+pub const NFTA_TABLE_NAME: u16 = 1;
+/// `NFTA_CHAIN_TABLE`.
+pub const NFTA_CHAIN_TABLE: u16 = 1;
+/// `NFTA_CHAIN_NAME`.
+pub const NFTA_CHAIN_NAME: u16 = 3;
+/// `NFTA_CHAIN_HOOK`: nested `NFTA_HOOK_*`.
+pub const NFTA_CHAIN_HOOK: u16 = 4;
+/// `NFTA_CHAIN_POLICY`: a verdict (big-endian).
+pub const NFTA_CHAIN_POLICY: u16 = 5;
+/// `NFTA_CHAIN_TYPE`: `filter`, `nat` or `route`.
+pub const NFTA_CHAIN_TYPE: u16 = 7;
+/// `NFTA_HOOK_HOOKNUM` (big-endian).
+pub const NFTA_HOOK_HOOKNUM: u16 = 1;
+/// `NFTA_HOOK_PRIORITY` (big-endian, signed).
+pub const NFTA_HOOK_PRIORITY: u16 = 2;
+/// `NFTA_RULE_TABLE`.
+pub const NFTA_RULE_TABLE: u16 = 1;
+/// `NFTA_RULE_CHAIN`.
+pub const NFTA_RULE_CHAIN: u16 = 2;
+/// `NFTA_RULE_HANDLE` (big-endian u64).
+pub const NFTA_RULE_HANDLE: u16 = 3;
+/// `NFTA_RULE_EXPRESSIONS`: a list of `NFTA_LIST_ELEM`, one per expression.
+pub const NFTA_RULE_EXPRESSIONS: u16 = 4;
+/// `NFTA_RULE_USERDATA`: opaque to the kernel; nft keeps comments there.
+pub const NFTA_RULE_USERDATA: u16 = 7;
+/// `NFTA_LIST_ELEM`.
+pub const NFTA_LIST_ELEM: u16 = 1;
+/// `NFTA_EXPR_NAME`.
+pub const NFTA_EXPR_NAME: u16 = 1;
+/// `NFTA_EXPR_DATA`: the expression's own attributes, nested.
+pub const NFTA_EXPR_DATA: u16 = 2;
+/// `NFTA_PAYLOAD_DREG`.
+pub const NFTA_PAYLOAD_DREG: u16 = 1;
+/// `NFTA_PAYLOAD_BASE`.
+pub const NFTA_PAYLOAD_BASE: u16 = 2;
+/// `NFTA_PAYLOAD_OFFSET`.
+pub const NFTA_PAYLOAD_OFFSET: u16 = 3;
+/// `NFTA_PAYLOAD_LEN`.
+pub const NFTA_PAYLOAD_LEN: u16 = 4;
+/// `NFT_PAYLOAD_NETWORK_HEADER`: offsets count from the IP header.
+pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+/// `NFTA_CMP_SREG`.
+pub const NFTA_CMP_SREG: u16 = 1;
+/// `NFTA_CMP_OP`.
+pub const NFTA_CMP_OP: u16 = 2;
+/// `NFTA_CMP_DATA`: nested `NFTA_DATA_VALUE`.
+pub const NFTA_CMP_DATA: u16 = 3;
+/// `NFT_CMP_EQ`.
+pub const NFT_CMP_EQ: u32 = 0;
+/// `NFT_CMP_NEQ`.
+pub const NFT_CMP_NEQ: u32 = 1;
+/// `NFTA_LOOKUP_SET`: the set's name.
+pub const NFTA_LOOKUP_SET: u16 = 1;
+/// `NFTA_LOOKUP_SREG`.
+pub const NFTA_LOOKUP_SREG: u16 = 2;
+/// `NFTA_LOOKUP_SET_ID`: a set created in the same transaction.
+pub const NFTA_LOOKUP_SET_ID: u16 = 4;
+/// `NFTA_LOOKUP_FLAGS`.
+pub const NFTA_LOOKUP_FLAGS: u16 = 5;
+/// `NFT_LOOKUP_F_INV`: match when the key is *not* in the set.
+pub const NFT_LOOKUP_F_INV: u32 = 1;
+/// `NFTA_OBJREF_IMM_TYPE`.
+pub const NFTA_OBJREF_IMM_TYPE: u16 = 1;
+/// `NFTA_OBJREF_IMM_NAME`.
+pub const NFTA_OBJREF_IMM_NAME: u16 = 2;
+/// `NFTA_IMMEDIATE_DREG`.
+pub const NFTA_IMMEDIATE_DREG: u16 = 1;
+/// `NFTA_IMMEDIATE_DATA`: nested `NFTA_DATA_*`.
+pub const NFTA_IMMEDIATE_DATA: u16 = 2;
+/// `NFTA_DATA_VALUE`.
+pub const NFTA_DATA_VALUE: u16 = 1;
+/// `NFTA_DATA_VERDICT`: nested `NFTA_VERDICT_*`.
+pub const NFTA_DATA_VERDICT: u16 = 2;
+/// `NFTA_VERDICT_CODE` (big-endian).
+pub const NFTA_VERDICT_CODE: u16 = 1;
+/// `NFT_REG_VERDICT`: the register a verdict is written to.
+pub const NFT_REG_VERDICT: u32 = 0;
+/// `NFT_REG_1`: the first 16-byte data register.
+pub const NFT_REG_1: u32 = 1;
+/// `NFTA_SET_TABLE`.
+pub const NFTA_SET_TABLE: u16 = 1;
+/// `NFTA_SET_NAME`.
+pub const NFTA_SET_NAME: u16 = 2;
+/// `NFTA_SET_FLAGS` (big-endian).
+pub const NFTA_SET_FLAGS: u16 = 3;
+/// `NFTA_SET_KEY_TYPE`: nft's data type, for display (big-endian).
+pub const NFTA_SET_KEY_TYPE: u16 = 4;
+/// `NFTA_SET_KEY_LEN` (big-endian).
+pub const NFTA_SET_KEY_LEN: u16 = 5;
+/// `NFTA_SET_ID`: names the set within its transaction.
+pub const NFTA_SET_ID: u16 = 10;
+/// `NFTA_SET_ELEM_LIST_TABLE`.
+pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+/// `NFTA_SET_ELEM_LIST_SET`.
+pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+/// `NFTA_SET_ELEM_LIST_ELEMENTS`: a list of `NFTA_LIST_ELEM`.
+pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+/// `NFTA_SET_ELEM_KEY`: nested `NFTA_DATA_VALUE`.
+pub const NFTA_SET_ELEM_KEY: u16 = 1;
+/// `NFTA_OBJ_TABLE`.
+pub const NFTA_OBJ_TABLE: u16 = 1;
+/// `NFTA_OBJ_NAME`.
+pub const NFTA_OBJ_NAME: u16 = 2;
+/// `NFTA_OBJ_TYPE` (big-endian).
+pub const NFTA_OBJ_TYPE: u16 = 3;
+/// `NFTA_OBJ_DATA`: the object's own attributes, nested.
+pub const NFTA_OBJ_DATA: u16 = 4;
+/// `NFT_OBJECT_COUNTER`.
+pub const NFT_OBJECT_COUNTER: u32 = 1;
+/// `NFTA_COUNTER_BYTES` (big-endian u64).
+pub const NFTA_COUNTER_BYTES: u16 = 1;
+/// `NFTA_COUNTER_PACKETS` (big-endian u64).
+pub const NFTA_COUNTER_PACKETS: u16 = 2;
+/// nft's data type `ipv4_addr` (`TYPE_IPADDR` in nftables' `datatype.h`):
+/// how `nft list` shows a set's keys.
+pub const NFT_TYPE_IPV4_ADDR: u32 = 7;
+/// nft's comment in rule user data (`NFTNL_UDATA_RULE_COMMENT`, libnftnl
+/// `udata.h`): a type byte, a length byte, the text with its NUL.
+pub const NFTNL_UDATA_RULE_COMMENT: u8 = 0;

@@ -1,6 +1,7 @@
-//! Netlink (`NETLINK_ROUTE`) for the workspace: the one place that speaks
-//! it. route-agent's FIB, its kernel monitor and its node lookups, and
-//! ipip's tunnel-device set-up and route learning all go through here.
+//! Netlink (`NETLINK_ROUTE`, and nftables over `NETLINK_NETFILTER`) for
+//! the workspace: the one place that speaks it. route-agent's FIB, its
+//! kernel monitor and its node lookups, ipip's tunnel-device set-up, route
+//! learning and IPIP filter all go through here.
 //!
 //! From the bytes up:
 //!
@@ -21,6 +22,9 @@
 //! - [`Monitor`]: the kernel's change notifications (multicast groups).
 //! - [`Control`]: rtnetlink, for control-path link and address changes
 //!   (the tunnel device), one request and ACK at a time.
+//! - [`nftables`]: nftables over `NETLINK_NETFILTER` (transactions of
+//!   table, set, counter, chain, rule and element requests; dumps), for
+//!   the IPIP filter of the kernel tunnel.
 //! - [`Errno`], [`Error`]: the kernel's refusals with the cases callers
 //!   act on named.
 //!
@@ -86,6 +90,7 @@ pub mod header;
 pub mod link;
 mod monitor;
 pub mod nexthop;
+pub mod nftables;
 pub mod route;
 mod socket;
 

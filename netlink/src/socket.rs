@@ -52,7 +52,13 @@ impl Netlink {
     /// # Errors
     /// When the socket cannot be created, bound or configured.
     pub fn open() -> io::Result<Self> {
-        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        Self::open_protocol(NETLINK_ROUTE)
+    }
+
+    /// Opens a socket of netlink protocol `protocol` (`NETLINK_ROUTE`,
+    /// `NETLINK_NETFILTER`) in the current network namespace.
+    pub(crate) fn open_protocol(protocol: isize) -> io::Result<Self> {
+        let mut socket = Socket::new(protocol)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
         socket.set_rx_buf_sz(RECEIVE_BUFFER)?;
@@ -110,13 +116,22 @@ pub(crate) enum Received {
 /// Receives one datagram from `socket` into `buf` (replacing its
 /// contents).
 pub(crate) fn receive(socket: &Socket, buf: &mut Vec<u8>) -> io::Result<Received> {
+    receive_flags(socket, buf, 0)
+}
+
+/// [`receive`] with `recv(2)` flags (`MSG_DONTWAIT`) added.
+pub(crate) fn receive_flags(
+    socket: &Socket,
+    buf: &mut Vec<u8>,
+    flags: libc::c_int,
+) -> io::Result<Received> {
     buf.clear();
     if buf.capacity() < RECEIVE_CHUNK {
         buf.reserve(RECEIVE_CHUNK);
     }
     let capacity = buf.capacity();
     // MSG_TRUNC: the datagram's real length, even when it did not fit.
-    let len = socket.recv(buf, libc::MSG_TRUNC)?;
+    let len = socket.recv(buf, libc::MSG_TRUNC | flags)?;
     Ok(if len > capacity {
         Received::Cut { len }
     } else {

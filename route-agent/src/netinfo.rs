@@ -4,6 +4,19 @@
 //! the netlink crate: links and addresses as netlink-packet-route's
 //! messages, routes through its route codec).
 
+// Bytes from outside the process are parsed here: no panics and no
+// unchecked arithmetic outside tests (the lint set of bgp-core's `wire`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::io;
 
 use ipnetwork::IpNetwork;

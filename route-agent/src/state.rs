@@ -62,6 +62,10 @@ pub struct Status {
     /// The preflight findings of the start (`route-agent preflight`'s
     /// checks): check name and level.
     pub preflight: Vec<(&'static str, crate::preflight::Level)>,
+    /// The kernel tunnel's IPIP filter; `None` when there is none (the
+    /// userspace tunnel checks peers itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipip_filter: Option<crate::agent::ipip_filter::IpipFilterStatus>,
 }
 
 /// The nodes a datastore reports.

@@ -552,6 +552,16 @@ pub fn render(doc: &StatusDoc, routes: bool) -> String {
     if let Some(note) = &tunnel.note {
         let _ = writeln!(out, "  {note}");
     }
+    if let Some(f) = &doc.ipip_filter {
+        let _ = writeln!(
+            out,
+            "  IPIP filter: accepted from {} nodes, {} packets dropped",
+            f.nodes, f.dropped_packets
+        );
+        if let Some(e) = &f.error {
+            let _ = writeln!(out, "  IPIP filter error: {e}");
+        }
+    }
     if routes && !fib.installed.is_empty() {
         out.push_str("\nKernel routes (ip route):\n");
         for r in &fib.installed {
@@ -640,6 +650,7 @@ mod tests {
                 device: "tunl0".into(),
                 note: None,
             },
+            ipip_filter: None,
         }
     }
 

@@ -3,7 +3,11 @@
 //! behind a router on 10.0.2.0/24, D is BIRD 2 on A's subnet peering with
 //! A over eBGP with a policy. A pod behind each of A, B and C. The agents
 //! run the real `route-agent run`; the tunnel is the kernel's tunl0 where
-//! the kernel has ipip, else the userspace data plane the agent starts.
+//! the kernel has ipip, else the userspace data plane the agent starts
+//! (`backend: auto`): the first test finds out which the kernel allows
+//! ([`kernel_has_ipip`]) and asserts that backend, and the test with
+//! nexthop objects runs the userspace backend whatever the kernel, so a
+//! stock kernel exercises both.
 //!
 //! The cluster is `route_agent::demo::cluster` (the same code as
 //! `route-agent demo`); BIRD comes from the interop tests' helpers. Needs
@@ -69,6 +73,17 @@ fn cluster(tag: &str, restart_time: u16, a_extra: &str) -> Cluster {
 }
 
 fn cluster_with(tag: &str, restart_time: u16, a_extra: &str, all_extra: &str) -> Cluster {
+    cluster_on(tag, restart_time, a_extra, all_extra, "auto")
+}
+
+/// [`cluster_with`] with `tunnel.backend` set to `backend`.
+fn cluster_on(
+    tag: &str,
+    restart_time: u16,
+    a_extra: &str,
+    all_extra: &str,
+    backend: &str,
+) -> Cluster {
     let mut c = Cluster::new(&format!("rae{tag}{}", std::process::id())).expect("cluster");
     for (name, subnet, host, block) in NODES {
         c.add_node(name, subnet, host).expect("node");
@@ -83,7 +98,8 @@ fn cluster_with(tag: &str, restart_time: u16, a_extra: &str, all_extra: &str) ->
             .cloned()
             .collect();
         let mut config = node_config(name, &address.to_string(), block, &others)
-            .replace("restart-time: 10", &format!("restart-time: {restart_time}"));
+            .replace("restart-time: 10", &format!("restart-time: {restart_time}"))
+            .replace("backend: auto", &format!("backend: {backend}"));
         if name == "node-a" {
             config.push_str(a_extra);
         }
@@ -92,6 +108,77 @@ fn cluster_with(tag: &str, restart_time: u16, a_extra: &str, all_extra: &str) ->
             .expect("agent");
     }
     c
+}
+
+/// Whether the running kernel can create IPIP devices: asked by creating
+/// one in a throwaway namespace.
+fn kernel_has_ipip() -> bool {
+    Command::new("unshare")
+        .args(["--net", "ip", "link", "add", "probe0", "type", "ipip"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run unshare (util-linux)")
+        .success()
+}
+
+/// `route-agent status --json` of the agent in namespace `ns`.
+fn status_json(ns: &str) -> serde_json::Value {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, AGENT, "status", "--json"])
+        .output()
+        .expect("route-agent status");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The kind `ip -d link show` gives the device `dev` in `ns`.
+fn link_kind(ns: &str, dev: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-d", "-j", "link", "show", dev])
+        .output()
+        .expect("ip link show");
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    links[0]["linkinfo"]["info_kind"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned()
+}
+
+/// Asserts that every node runs the tunnel backend `backend` (`kernel`:
+/// the ipip tunl0 with its IPIP filter; `userspace`: our TUN tunl0 and no
+/// filter). The status's note says why auto fell back only until the next
+/// tunnel check finds our TUN tunl0 and keeps it, so it is not asserted.
+fn assert_backend(c: &Cluster, backend: &str) {
+    eprintln!(
+        "tunnel backend under test: {backend} (kernel has ipip: {})",
+        kernel_has_ipip()
+    );
+    for n in &c.nodes {
+        let mut doc = status_json(&n.ns);
+        assert_eq!(doc["tunnel"]["backend"], backend, "{}: {doc}", n.name);
+        let kind = link_kind(&n.ns, "tunl0");
+        match backend {
+            "kernel" => {
+                assert_eq!(kind, "ipip", "{}", n.name);
+                // The kernel tunnel is filtered: IPIP only from the other
+                // nodes (the counter is read every 10 s).
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while doc["ipip_filter"]["nodes"].as_u64() != Some(2) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(500));
+                    doc = status_json(&n.ns);
+                }
+                assert_eq!(doc["ipip_filter"]["nodes"], 2, "{}: {doc}", n.name);
+            }
+            _ => {
+                assert_eq!(kind, "tun", "{}", n.name);
+                assert!(doc.get("ipip_filter").is_none(), "{}: {doc}", n.name);
+            }
+        }
+    }
 }
 
 fn converge(c: &mut Cluster) {
@@ -152,6 +239,13 @@ fn four_nodes_converge_to_crosssubnet_routes_every_pod_reaches_every_other_and_n
     // Pod-to-pod ping for every pair.
     let (matrix, all) = c.ping_matrix(3);
     assert!(all, "pod-to-pod pings:\n{matrix}");
+    // `backend: auto` took the kernel's tunl0 where the kernel has ipip,
+    // else fell back to the userspace tunnel saying why.
+    if kernel_has_ipip() {
+        assert_backend(&c, "kernel");
+    } else {
+        assert_backend(&c, "userspace");
+    }
 
     // A route of A's deleted by hand is back within a second.
     let a = ns(&c, "node-a");
@@ -381,8 +475,9 @@ fn an_agent_down_longer_than_its_restart_time_is_withdrawn_everywhere() {
 fn with_nexthop_objects_the_cluster_converges_and_pods_reach_each_other_through_the_tunnel() {
     require_root("the four-node cluster test");
     let _one = podroute_tests::one_cluster_at_a_time();
-    // A, B and C with `nexthop-objects: true` (no BIRD peer).
-    let c = cluster_with("n", 10, "", "nexthop-objects: true\n");
+    // A, B and C with `nexthop-objects: true` (no BIRD peer), and the
+    // userspace tunnel whatever the kernel has.
+    let c = cluster_on("n", 10, "", "nexthop-objects: true\n", "userspace");
     // The same routes as without objects, each remote block through one.
     let deadline = Instant::now() + Duration::from_secs(30);
     let through_objects = |c: &Cluster| {
@@ -430,4 +525,5 @@ fn with_nexthop_objects_the_cluster_converges_and_pods_reach_each_other_through_
     );
     let (matrix, all) = c.ping_matrix(3);
     assert!(all, "pod-to-pod pings:\n{matrix}");
+    assert_backend(&c, "userspace");
 }

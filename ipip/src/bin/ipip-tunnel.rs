@@ -4,6 +4,7 @@
 //! ```text
 //! ipip-tunnel [--device tunl0] --local NODE_IP [--underlay-mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]
 //! ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]
+//! ipip-tunnel kernel-filter [--node IP]... | --show | --remove
 //! ```
 //!
 //! The arguments are [`ipip::cli`]'s, the same `route-agent tunnel` takes
@@ -24,14 +25,25 @@
 //! `kernel-setup` instead uses the kernel backend ([`ipip::kernel`]): it
 //! makes the kernel's IPIP device exist, be up, have its MTU and carry
 //! exactly the /32, prints the result and exits; it exits 3 on a kernel
-//! without ipip support (run the userspace data plane there). Bad
-//! arguments exit 2.
+//! without ipip support (run the userspace data plane there).
+//!
+//! `kernel-filter` installs the kernel backend's IPIP filter
+//! ([`ipip::filter`]) with exactly the given node addresses (created, or
+//! adopted and its set updated), prints `filter table=ip podroute
+//! installed=… nodes=N added=A removed=R dropped_packets=P
+//! dropped_bytes=B` and exits; `--show` prints the same without changing
+//! anything (`filter absent` when there is none), `--remove` deletes it.
+//! route-agent keeps the same filter current with the cluster's nodes;
+//! this is the filter alone, for tests and for hosts without the agent.
+//!
+//! Bad arguments exit 2.
 
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
-use ipip::cli::{KernelSetupArgs, TunnelArgs};
+use ipip::cli::{KernelFilterArgs, KernelSetupArgs, TunnelArgs};
+use ipip::filter::{FilterError, IpipFilter};
 use ipip::kernel::{KernelError, ensure_tunnel};
 use ipip::userspace::{Config, Dataplane, Error};
 
@@ -57,6 +69,61 @@ enum Command {
     /// Set up the kernel's IPIP device instead (exists, up, MTU, exactly
     /// the /32) and exit; exit code 3 when the kernel has no ipip support.
     KernelSetup(KernelSetupArgs),
+    /// Install or update the kernel tunnel's IPIP filter (accept IP
+    /// protocol 4 only from the given nodes, count the drops), show it, or
+    /// remove it; then exit.
+    KernelFilter(KernelFilterArgs),
+}
+
+/// Runs `kernel-filter`: what it printed, or why it failed.
+fn kernel_filter_run(args: &KernelFilterArgs) -> Result<String, FilterError> {
+    let mut filter = IpipFilter::open()?;
+    let table = format!("table={} {}", ipip::filter::FAMILY, ipip::filter::TABLE);
+    if args.remove {
+        let removed = filter.remove()?;
+        return Ok(format!("filter {table} removed={removed}"));
+    }
+    if args.show {
+        let Some(dropped) = filter.dropped()? else {
+            return Ok("filter absent".to_owned());
+        };
+        let nodes = filter.nodes()?;
+        return Ok(format!(
+            "filter {table} nodes={} dropped_packets={} dropped_bytes={}",
+            nodes.len(),
+            dropped.packets,
+            dropped.bytes
+        ));
+    }
+    let nodes = args.nodes.iter().copied().collect();
+    let applied = filter.apply(&nodes)?;
+    let dropped = filter.dropped()?.unwrap_or_default();
+    let mut line = format!(
+        "filter {table} installed={} nodes={} added={} removed={} dropped_packets={} dropped_bytes={}",
+        applied.installed,
+        nodes.len(),
+        applied.added,
+        applied.removed,
+        dropped.packets,
+        dropped.bytes
+    );
+    if let Some(why) = applied.replaced {
+        line.push_str(&format!(" (replaced: {why})"));
+    }
+    Ok(line)
+}
+
+fn kernel_filter(args: &KernelFilterArgs) -> ExitCode {
+    match kernel_filter_run(args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ipip-tunnel kernel-filter: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn kernel_setup(args: &KernelSetupArgs) -> ExitCode {
@@ -102,6 +169,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let tunnel = match (cli.command, cli.tunnel) {
         (Some(Command::KernelSetup(args)), _) => return kernel_setup(&args),
+        (Some(Command::KernelFilter(args)), _) => return kernel_filter(&args),
         (None, Some(tunnel)) => tunnel,
         // No arguments at all (clap leaves an optional group of
         // arguments out without checking its required ones).

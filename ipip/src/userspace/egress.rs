@@ -2,6 +2,19 @@
 //! encapsulation → the GRO device (`gro.rs`) for bulk TCP, the raw socket
 //! (many datagrams per `sendmmsg`) for everything else.
 
+// Bytes from outside the process are parsed here: no panics and no
+// unchecked arithmetic outside tests (the lint set of bgp-core's `wire`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
@@ -156,7 +169,7 @@ impl Egress {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            reads += 1;
+            reads = reads.saturating_add(1);
             let mut buf = std::mem::take(&mut self.buf);
             let mut batch = std::mem::replace(&mut self.batch, Batch::empty());
             self.packet(buf.get_mut(..n).unwrap_or_default(), table, &mut batch);
@@ -215,7 +228,7 @@ impl Egress {
             Some(g) if via_gro => Some(*g.eth_header()),
             _ => None,
         };
-        let headroom = OUTER_HEADER_LEN + if eth.is_some() { ETH_HLEN } else { 0 };
+        let headroom = OUTER_HEADER_LEN.saturating_add(if eth.is_some() { ETH_HLEN } else { 0 });
         if vnet.is_gso() {
             // Cut to the tunnel: a super-packet is never "too big".
             let max_inner = usize::from(self.tunnel.mtu).saturating_sub(OUTER_HEADER_LEN);

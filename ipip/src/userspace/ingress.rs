@@ -1,6 +1,19 @@
 //! Ingress: raw socket (many datagrams per `recvmmsg`) → peer check →
 //! decapsulation → (coalescing of TCP segments into super-packets) → TUN.
 
+// Bytes from outside the process are parsed here: no panics and no
+// unchecked arithmetic outside tests (the lint set of bgp-core's `wire`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::fs::File;
 use std::io::{self, Write};
 use std::ops::Range;

@@ -11,6 +11,19 @@
 //! objects are dumped too (`ip nexthop`) and a route that names one by id
 //! alone is resolved through it, as the kernel forwards it.
 
+// Bytes from outside the process are parsed here: no panics and no
+// unchecked arithmetic outside tests (the lint set of bgp-core's `wire`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};

@@ -16,6 +16,7 @@ use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
 use super::ready::Readiness;
+use crate::agent::ipip_filter::IpipFilterStatus;
 use crate::planner::{DesiredRoute, RejectReason, RouteKind};
 use crate::state::{FibStatus, NodeStatus, Status, TunnelInUse, TunnelStatus};
 
@@ -501,6 +502,9 @@ pub struct StatusDoc {
     pub fib: FibDoc,
     /// The tunnel.
     pub tunnel: TunnelDoc,
+    /// The kernel tunnel's IPIP filter, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipip_filter: Option<IpipFilterStatus>,
 }
 
 impl StatusDoc {
@@ -521,6 +525,7 @@ impl StatusDoc {
             },
             fib: FibDoc::new(&status.fib, &status.rejected),
             tunnel: TunnelDoc::from(&status.tunnel),
+            ipip_filter: status.ipip_filter.clone(),
         }
     }
 }

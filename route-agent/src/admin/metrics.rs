@@ -343,6 +343,19 @@ pub fn render(
         }
     }
 
+    if let Some(f) = &status.ipip_filter {
+        m.family(
+            "route_agent_ipip_filter_dropped_packets_total",
+            "counter",
+            "IPIP packets the kernel tunnel's filter dropped: IP protocol 4 from an address that is no node (nftables table ip podroute).",
+        );
+        m.sample(
+            "route_agent_ipip_filter_dropped_packets_total",
+            &[],
+            f.dropped_packets,
+        );
+    }
+
     if let Some(t) = tunnel {
         for (name, value) in &t.values {
             let family = format!("route_agent_tunnel_{name}_total");
@@ -516,6 +529,25 @@ mod tests {
         }
         assert!(text.contains("# TYPE route_agent_netlink_batches_total counter\n"));
         assert!(!text.contains("route_agent_tunnel_"));
+    }
+
+    #[test]
+    fn the_ipip_filter_drop_counter_is_a_series_only_while_there_is_a_filter() {
+        let mut status = Status::default();
+        let text = render(&status, &[], None, &Checks::default());
+        assert!(!text.contains("route_agent_ipip_filter"), "{text}");
+        status.ipip_filter = Some(crate::agent::ipip_filter::IpipFilterStatus {
+            nodes: 3,
+            dropped_packets: 17,
+            dropped_bytes: 1700,
+            error: None,
+        });
+        let text = render(&status, &[], None, &Checks::default());
+        assert!(
+            lines(&text).contains(&"route_agent_ipip_filter_dropped_packets_total 17"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE route_agent_ipip_filter_dropped_packets_total counter\n"));
     }
 
     #[test]

@@ -48,6 +48,7 @@
 //! | `route_agent_netlink_errors_total` | counter | | route requests the kernel refused |
 //! | `route_agent_routes_rejected` | gauge | `reason` (overlaps-local-block, default-route, outside-pools, next-hop-is-this-node, next-hop-family, no-underlay-route) | learned routes the planner refuses now |
 //! | `route_agent_tunnel_{receive,transmit}_{packets,bytes,dropped}_total` | counter | `device`, `backend` (kernel, userspace) | the tunnel device's interface statistics from `/sys/class/net/<device>/statistics`; absent without a tunnel device |
+//! | `route_agent_ipip_filter_dropped_packets_total` | counter | | IPIP the kernel tunnel's filter dropped (IP protocol 4 from an address that is no node: `table ip podroute`); absent without the filter |
 
 pub mod dto;
 pub mod live;

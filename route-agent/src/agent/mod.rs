@@ -32,6 +32,7 @@ pub mod config_watch;
 pub mod control;
 pub mod fib_thread;
 pub mod heartbeat;
+pub mod ipip_filter;
 pub mod monitor;
 pub mod node;
 pub mod reload;
@@ -241,6 +242,7 @@ impl Agent {
         let mut snapshots = options.datastore.as_ref().map(|d| d.snapshots.clone());
         let pools = options.datastore.as_ref().map(|d| d.pools.clone());
         let mut io = Io {
+            filter: ipip_filter::FilterTask::spawn(state.clone()),
             state,
             fib,
             commands,
@@ -319,6 +321,10 @@ impl Agent {
         executor.abort();
         probe.abort();
         heartbeat::stop_watching(&io.state);
+        // With persist-routes: false the IPIP filter goes with the routes.
+        let remove_filter = !control.config().persist_routes;
+        let filter = io.filter;
+        let _ = tokio::task::spawn_blocking(move || filter.stop(remove_filter)).await;
         stop(control.config(), &io.fib, &speaker, &mut routes).await;
         match stopped_for {
             Some(change) => Err(AgentError::AddressChanged(change)),
@@ -479,6 +485,8 @@ async fn speaker_commands(
 /// Where the control step's outputs go.
 struct Io {
     state: Arc<AgentState>,
+    /// The kernel tunnel's IPIP filter.
+    filter: ipip_filter::FilterTask,
     fib: Sender<FibWork>,
     commands: mpsc::UnboundedSender<SpeakerCommand>,
     tunnel: mpsc::UnboundedSender<TunnelOutcome>,
@@ -493,8 +501,10 @@ impl Io {
         while let Some(output) = control.poll_output() {
             match output {
                 Output::Plan(plan) => {
+                    self.filter.plan(&plan);
                     let _ = self.fib.send(FibWork::Plan(plan));
                 }
+                Output::NodeAddresses(nodes) => self.filter.nodes(nodes),
                 Output::Speaker(command) => {
                     let _ = self.commands.send(command);
                 }
@@ -505,13 +515,18 @@ impl Io {
                 // stay in order.
                 Output::WriteCni(file) => write_cni(&file),
                 Output::RemoveCni(path) => remove_cni(&path),
-                Output::Status(change) => self.state.update(|s| match change {
-                    StatusChange::Node(node) => s.node = node,
-                    StatusChange::ConfiguredPeers(peers) => s.configured_peers = peers,
-                    StatusChange::Rejected(counts) => s.rejected = counts,
-                    StatusChange::Tunnel(tunnel) => s.tunnel = tunnel,
-                    StatusChange::Datastore(ds) => s.datastore = Some(ds),
-                }),
+                Output::Status(change) => {
+                    if let StatusChange::Tunnel(t) = &change {
+                        self.filter.backend(t.backend);
+                    }
+                    self.state.update(|s| match change {
+                        StatusChange::Node(node) => s.node = node,
+                        StatusChange::ConfiguredPeers(peers) => s.configured_peers = peers,
+                        StatusChange::Rejected(counts) => s.rejected = counts,
+                        StatusChange::Tunnel(tunnel) => s.tunnel = tunnel,
+                        StatusChange::Datastore(ds) => s.datastore = Some(ds),
+                    });
+                }
                 Output::Event(event) => log(&event),
                 Output::Stop(change) => {
                     tracing::warn!(old = %change.old, new = %change.new, "this node's address changed in the datastore: stopping to be restarted on it (routes persist)");

@@ -12,6 +12,19 @@
 //!
 //! Lost notifications (`ENOBUFS`) count as both.
 
+// Bytes from outside the process are parsed here: no panics and no
+// unchecked arithmetic outside tests (the lint set of bgp-core's `wire`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Sender;

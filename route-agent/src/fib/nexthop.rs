@@ -20,6 +20,19 @@
 //! Ours are the objects whose `nh_protocol` is our route protocol; their
 //! ids are allocated from [`ID_BASE`] upwards, skipping every id in use.
 
+// Bytes from outside the process are parsed here: no panics and no
+// unchecked arithmetic outside tests (the lint set of bgp-core's `wire`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 /// When gateway routes go through nexthop objects (config
 /// `nexthop-objects: auto | true | false`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -203,6 +203,8 @@ pub struct Control {
     not_from_owner: BTreeSet<(IpNetwork, IpAddr)>,
     /// The restart keys last reported for a datastore change.
     reported_restart: Vec<&'static str>,
+    /// The node addresses last sent out ([`Output::NodeAddresses`]).
+    node_addresses: Option<BTreeSet<std::net::Ipv4Addr>>,
 }
 
 /// What the control step keeps of the datastore.
@@ -301,6 +303,7 @@ impl Control {
             held: BTreeMap::new(),
             not_from_owner: BTreeSet::new(),
             reported_restart: Vec::new(),
+            node_addresses: None,
         };
         if let Some(ds) = datastore {
             let me = ds
@@ -337,6 +340,7 @@ impl Control {
         ));
         control.status(StatusChange::ConfiguredPeers(peers));
         control.ensure_tunnel();
+        control.refresh_node_addresses();
         // Without a tunnel nothing waits for one.
         control.tunnel_ready = control.tunnel == TunnelWork::Idle;
         control
@@ -511,6 +515,19 @@ impl Control {
         });
         self.replan = true;
         self.end_hold_if_complete();
+        self.refresh_node_addresses();
+    }
+
+    /// Sends the node addresses out when they changed.
+    fn refresh_node_addresses(&mut self) {
+        let now = super::ipip_filter::node_addresses(
+            &self.config,
+            self.datastore.as_ref().map(|d| &d.nodes),
+        );
+        if self.node_addresses.as_ref() != Some(&now) {
+            self.node_addresses = Some(now.clone());
+            self.outputs.push_back(Output::NodeAddresses(now));
+        }
     }
 
     /// The speaker's answer to [`SpeakerCommand::AddPeer`] or

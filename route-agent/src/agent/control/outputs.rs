@@ -35,6 +35,10 @@ pub enum Output {
     /// Remove the CNI config file the agent wrote ([`crate::cni::remove`]):
     /// CNI was turned off or moved, or no block has room for a pod.
     RemoveCni(std::path::PathBuf),
+    /// The cluster's node addresses changed: IPIP is accepted from them
+    /// (and our tunnel gateways) when the kernel tunnel runs
+    /// ([`crate::agent::ipip_filter`]).
+    NodeAddresses(std::collections::BTreeSet<std::net::Ipv4Addr>),
     /// Change the shared status.
     Status(StatusChange),
     /// Something to log.
