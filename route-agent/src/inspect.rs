@@ -141,7 +141,8 @@ pub fn render_neighbors(peers: &[PeerDoc]) -> String {
     )
 }
 
-fn peer_type(p: &PeerDoc) -> String {
+/// `iBGP`, `eBGP`, and `, dynamic` for a neighbour accepted from a range.
+pub(crate) fn peer_type(p: &PeerDoc) -> String {
     if p.dynamic {
         format!("{}, dynamic", p.peer_type)
     } else {

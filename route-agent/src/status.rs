@@ -446,11 +446,7 @@ fn peer_row(p: &PeerDoc) -> Vec<String> {
     vec![
         p.address.to_string(),
         p.asn.to_string(),
-        if p.dynamic {
-            format!("{}, dynamic", p.peer_type)
-        } else {
-            p.peer_type.to_string()
-        },
+        crate::inspect::peer_type(p),
         p.state.clone(),
         p.uptime_seconds
             .map_or_else(|| "-".to_owned(), format_uptime),
