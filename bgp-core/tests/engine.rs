@@ -11,12 +11,13 @@ mod harness;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use bgp_core::engine::Control;
+use bgp_core::engine::{Action, Control};
 use bgp_core::policy::{MaxPrefix, MaxPrefixAction};
 use bgp_core::rib::PeerId;
 use bgp_core::session::{DownReason, SessionEvent};
 use bgp_core::speaker::{LocalRoute, NeighborRange, RouteChange, SpeakerConfig};
 use bgp_core::wire::{Family, Update};
+use bytes::Bytes;
 use harness::*;
 use proptest::prelude::*;
 
@@ -211,7 +212,10 @@ fn a_flood_over_the_max_prefix_limit_never_enters_the_rib_nor_reaches_other_peer
         h.routes.iter().filter(|c| c.prefix().is_some()).count() <= 100,
         "more than the limit reached the route stream"
     );
-    assert!(h.drain(PeerId(1)).len() <= 100, "more than the limit was propagated");
+    assert!(
+        h.drain(PeerId(1)).len() <= 100,
+        "more than the limit was propagated"
+    );
     assert!(
         matches!(h.controls.first(), Some((PeerId(0), Control::Stop(n))) if n.code == 6 && n.subcode == 1),
         "{:?}",
