@@ -11,7 +11,7 @@
 //! | `pools` | — | `- cidr: 10.244.0.0/16` with `ipip-mode: always \| cross-subnet \| never` (default cross-subnet for IPv4, never for IPv6) |
 //! | `blocks` | `[]` | this node's pod blocks, each inside a pool |
 //! | `tunnel` | | `backend: auto \| kernel \| userspace`, `device: tunl0`, `mtu: 0` (= underlay MTU − 20), `address` |
-//! | `mesh` | | `peers`: the other nodes' IPv4 addresses (node-to-node mesh, iBGP); `password` |
+//! | `mesh` | | `peers`: the other nodes' IPv4 addresses (node-to-node mesh, iBGP); `password` (TCP-MD5; shown, logged and served as `<redacted>`) |
 //! | `peers` | `[]` | explicit neighbours: bgp-core's [`PeerConfig`] (`address`, `asn`, `password`, `ttl-security`, `route-reflector-client`, `max-prefixes`, `passive`, `import`, `export`, ...) |
 //! | `graceful-restart` | enabled, 120 s | RFC 4724 |
 //! | `route-protocol` | 98 | the kernel route protocol the agent owns |
@@ -38,7 +38,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use bgp_core::policy::{Action, PrefixFilter, PrefixRule};
-use bgp_core::speaker::{GracefulRestart, ListenConfig, NeighborRange, PeerConfig, SpeakerConfig};
+use bgp_core::speaker::{
+    GracefulRestart, ListenConfig, NeighborRange, Password, PeerConfig, SpeakerConfig,
+};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -403,9 +405,10 @@ pub struct ClientRange {
     /// The most clients from this range at once.
     #[serde(default = "default_client_limit")]
     pub limit: u32,
-    /// TCP-MD5 password for the whole range (RFC 2385).
+    /// TCP-MD5 password for the whole range (RFC 2385); shown and
+    /// serialised redacted.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
 }
 
 /// The node-to-node mesh: iBGP to every other node.
@@ -417,9 +420,9 @@ pub struct MeshConfig {
     #[serde(default, deserialize_with = "text::ips")]
     pub peers: Vec<IpAddr>,
     /// TCP-MD5 password for every mesh session (Calico's
-    /// `nodeMeshPassword`).
+    /// `nodeMeshPassword`); shown and serialised redacted.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
 }
 
 /// Graceful restart (RFC 4724).

@@ -125,6 +125,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use bgp_core::speaker::Password;
 
     fn config(text: &str) -> Config {
         Config::parse(Path::new("test.yaml"), text).unwrap()
@@ -173,8 +174,23 @@ mesh: {peers: [10.0.0.6, 10.0.0.7]}
         assert!(
             r.add_peers
                 .iter()
-                .all(|p| p.password.as_deref() == Some("s3cret"))
+                .all(|p| p.password.as_ref().map(Password::expose) == Some("s3cret"))
         );
+    }
+
+    #[test]
+    fn the_logged_diff_shows_no_password() {
+        // The agent logs a reload's diff with `Debug` (`?change`).
+        let new = BASE.replace("10.0.0.7]}", "10.0.0.7], password: s3cret}")
+            + "peers: [{address: 192.0.2.1, asn: 65001, password: 0th3r}]\n";
+        let r = diff(&config(BASE), &config(&new), NODE);
+        assert_eq!(r.add_peers.len(), 3);
+        for shown in [format!("{r:?}"), format!("{r:#?}")] {
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("0th3r"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

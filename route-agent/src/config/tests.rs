@@ -802,7 +802,7 @@ fn speaker_config_has_router_id_listener_mesh_and_explicit_peers() {
                 p.asn,
                 p.passive,
                 p.local_address,
-                p.password.as_deref(),
+                p.password.as_ref().map(Password::expose),
             )
         })
         .collect();

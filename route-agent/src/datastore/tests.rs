@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
+use bgp_core::speaker::Password;
+
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -392,7 +394,10 @@ fn with_a_reflector_ordinary_nodes_peer_only_with_it_and_it_with_everyone_as_cli
         .iter()
         .find(|p| p.address == IpAddr::from([10, 0, 1, 10]))
         .unwrap();
-    assert_eq!(client.password.as_deref(), Some("s3cret"));
+    assert_eq!(
+        client.password.as_ref().map(Password::expose),
+        Some("s3cret")
+    );
     assert_eq!(client.local_address, Some(IpAddr::from([10, 0, 1, 11])));
     // The mesh rule on both ends: B connects to the lower string.
     assert!(!client.passive);
