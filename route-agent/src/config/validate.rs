@@ -303,6 +303,18 @@ fn pools_and_blocks(c: &Config, out: &mut Vec<Problem>) {
                 });
             }
         }
+        let max = if p.cidr.is_ipv4() { 32 } else { 128 };
+        if let Some(size) = p
+            .block_size
+            .filter(|s| !(p.cidr.prefix()..=max).contains(s))
+        {
+            out.push(Problem::BadBlockSize {
+                pool: p.cidr,
+                size,
+                min: p.cidr.prefix(),
+                max,
+            });
+        }
         let pool = p.pool();
         if pool.cidr.is_ipv6() && pool.ipip_mode != IpipMode::Never {
             out.push(Problem::Ipv6PoolWithIpip {
