@@ -5,260 +5,21 @@
 //! decoded, and checked against a per-peer Adj-RIB-Out computed from
 //! scratch (the rules of `rib/export.rs`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "engine/harness.rs"]
+mod harness;
 
-use bgp_core::engine::{Action, Control, Engine, PeerOutbox};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use bgp_core::engine::{Action, Control};
 use bgp_core::policy::{MaxPrefix, MaxPrefixAction};
-use bgp_core::rib::{AdjRibOut, ExportContext, PathAttrs, PeerId};
-use bgp_core::session::{DownReason, Negotiated, PeerGracefulRestart, SessionEvent, State};
-use bgp_core::speaker::{LocalRoute, NeighborRange, PeerConfig, RouteChange, SpeakerConfig};
-use bgp_core::wire::{
-    AsPath, AttrValue, DecodeContext, Family, Message, Origin, PathAttribute, Prefix, Update,
-    UpdateDecode,
-};
+use bgp_core::rib::PeerId;
+use bgp_core::session::{DownReason, SessionEvent};
+use bgp_core::speaker::{LocalRoute, NeighborRange, RouteChange, SpeakerConfig};
+use bgp_core::wire::{Family, Update};
 use bytes::Bytes;
-use ipnetwork::IpNetwork;
+use harness::*;
 use proptest::prelude::*;
-
-const AS: u32 = 64512;
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
-
-fn net(s: &str) -> IpNetwork {
-    s.parse().unwrap()
-}
-
-/// The address of peer `n` (10.0.0.n), also its router ID.
-fn peer_ip(n: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 0, 0, n)
-}
-
-/// Our address on every session.
-const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-
-/// An engine and everything it has output so far.
-struct Harness {
-    engine: Engine,
-    now: Instant,
-    outboxes: HashMap<PeerId, Arc<PeerOutbox>>,
-    controls: Vec<(PeerId, Control)>,
-    routes: Vec<RouteChange>,
-    /// What each peer holds from us, decoded from what it was sent.
-    held: HashMap<PeerId, BTreeMap<IpNetwork, PathAttrs>>,
-    end_of_rib: HashMap<PeerId, Vec<Family>>,
-    /// Messages taken from outboxes, for sharing checks.
-    taken: HashMap<PeerId, Vec<Bytes>>,
-}
-
-impl Harness {
-    fn new(config: SpeakerConfig) -> Harness {
-        let mut h = Harness {
-            engine: Engine::new(config).unwrap(),
-            now: Instant::now(),
-            outboxes: HashMap::new(),
-            controls: Vec::new(),
-            routes: Vec::new(),
-            held: HashMap::new(),
-            end_of_rib: HashMap::new(),
-            taken: HashMap::new(),
-        };
-        h.pump();
-        h
-    }
-
-    fn pump(&mut self) {
-        while let Some(a) = self.engine.poll_action() {
-            match a {
-                Action::Spawn(setup) => {
-                    self.outboxes.insert(setup.id, setup.outbox);
-                }
-                Action::Control(id, c) => self.controls.push((id, c)),
-            }
-        }
-        while let Some(batch) = self.engine.poll_routes() {
-            self.routes.extend(batch);
-        }
-    }
-
-    fn event(&mut self, id: PeerId, event: SessionEvent) {
-        let local = Some(SocketAddr::new(IpAddr::V4(LOCAL), 179));
-        self.engine.handle_event(self.now, id, local, event);
-        self.pump();
-    }
-
-    /// Brings peer `id` (router ID `router_id`) to Established.
-    fn establish(&mut self, id: PeerId, router_id: Ipv4Addr, gr: Option<PeerGracefulRestart>) {
-        self.event(
-            id,
-            SessionEvent::StateChanged {
-                from: State::OpenConfirm,
-                to: State::Established,
-            },
-        );
-        let negotiated = Negotiated {
-            peer_as: AS,
-            peer_id: router_id,
-            hold_time: 90,
-            keepalive_time: None,
-            families: vec![Family::Ipv4Unicast],
-            rx: DecodeContext::ibgp(),
-            tx: DecodeContext::ibgp(),
-            route_refresh: true,
-            enhanced_route_refresh: false,
-            peer_graceful_restart: gr,
-        };
-        self.event(id, SessionEvent::Established(Box::new(negotiated)));
-    }
-
-    fn update(&mut self, id: PeerId, update: Update) {
-        self.event(
-            id,
-            SessionEvent::Update(UpdateDecode {
-                update,
-                faults: Vec::new(),
-            }),
-        );
-    }
-
-    /// Peer `id` announces `prefixes` with next hop `nh` (and, for a
-    /// non-client's reflected route, `originator`).
-    fn announce(&mut self, id: PeerId, prefixes: &[&str], nh: Ipv4Addr) {
-        self.update(id, announcement(prefixes, nh, None));
-    }
-
-    fn withdraw(&mut self, id: PeerId, prefixes: &[&str]) {
-        self.update(
-            id,
-            Update {
-                withdrawn: prefixes.iter().map(|p| Prefix::new(net(p))).collect(),
-                ..Update::default()
-            },
-        );
-    }
-
-    fn down(&mut self, id: PeerId, reason: DownReason) {
-        self.event(
-            id,
-            SessionEvent::StateChanged {
-                from: State::Established,
-                to: State::Idle,
-            },
-        );
-        self.event(id, SessionEvent::Down(reason));
-        self.held.remove(&id);
-        self.end_of_rib.remove(&id);
-    }
-
-    /// Moves the clock by `d`, firing the engine's deadlines on the way.
-    fn advance(&mut self, d: Duration) {
-        let until = self.now + d;
-        while let Some(t) = self.engine.poll_timeout().filter(|t| *t <= until) {
-            self.now = t.max(self.now);
-            self.engine.handle_timeout(self.now);
-            self.pump();
-        }
-        self.now = until;
-    }
-
-    /// Takes everything waiting in `id`'s outbox and applies it to what
-    /// the peer holds.
-    fn drain(&mut self, id: PeerId) -> &BTreeMap<IpNetwork, PathAttrs> {
-        let outbox = self.outboxes[&id].clone();
-        let mut msgs = Vec::new();
-        while outbox.take(32, &mut msgs) {}
-        let held = self.held.entry(id).or_default();
-        for m in &msgs {
-            let Message::Update(u) = Message::decode(m, &DecodeContext::ibgp()).unwrap().message
-            else {
-                panic!("not an UPDATE");
-            };
-            if let Some((afi, safi)) = u.end_of_rib() {
-                let family = Family::from_afi_safi(afi, safi).unwrap();
-                self.end_of_rib.entry(id).or_default().push(family);
-                continue;
-            }
-            for w in u.withdrawals() {
-                held.remove(&w.network);
-            }
-            let announced: Vec<Prefix> = u.announced().copied().collect();
-            if !announced.is_empty() {
-                let attrs = PathAttrs::from_update(&u, Family::Ipv4Unicast).unwrap();
-                for p in announced {
-                    held.insert(p.network, attrs.clone());
-                }
-            }
-        }
-        self.taken.entry(id).or_default().extend(msgs);
-        &self.held[&id]
-    }
-
-    /// What `id` must hold now: a per-peer Adj-RIB-Out synced from the RIB.
-    fn expected(&self, id: PeerId) -> BTreeMap<IpNetwork, PathAttrs> {
-        let ctx = ExportContext {
-            local_next_hop_v4: Some(LOCAL),
-            ..ExportContext::default()
-        };
-        let mut out = AdjRibOut::new(id, ctx);
-        let mut changes = Vec::new();
-        out.sync(self.engine.rib(), |_| true, &mut changes);
-        out.iter().map(|(n, a)| (n, (*a).clone())).collect()
-    }
-
-    fn best(&self, prefix: &str) -> Option<RouteChange> {
-        self.routes
-            .iter()
-            .rev()
-            .find(|c| c.prefix() == Some(net(prefix)))
-            .cloned()
-    }
-}
-
-fn announcement(prefixes: &[&str], nh: Ipv4Addr, originator: Option<Ipv4Addr>) -> Update {
-    let mut attributes = vec![
-        PathAttribute::new(AttrValue::Origin(Origin::Igp)),
-        PathAttribute::new(AttrValue::AsPath(AsPath::default())),
-        PathAttribute::new(AttrValue::NextHop(nh)),
-        PathAttribute::new(AttrValue::LocalPref(100)),
-    ];
-    if let Some(o) = originator {
-        attributes.push(PathAttribute::new(AttrValue::OriginatorId(o)));
-        attributes.push(PathAttribute::new(AttrValue::ClusterList(vec![ip(
-            "10.9.9.9",
-        )])));
-    }
-    Update {
-        withdrawn: Vec::new(),
-        attributes,
-        nlri: prefixes.iter().map(|p| Prefix::new(net(p))).collect(),
-    }
-}
-
-fn config(peers: &[(u8, bool)]) -> SpeakerConfig {
-    let mut c = SpeakerConfig::new(AS, LOCAL);
-    for &(n, client) in peers {
-        let mut p = PeerConfig::new(IpAddr::V4(peer_ip(n)), AS);
-        p.route_reflector_client = client;
-        c.peers.push(p);
-    }
-    c
-}
-
-fn gr(restart: u64) -> PeerGracefulRestart {
-    PeerGracefulRestart {
-        restart_time: Duration::from_secs(restart),
-        restarting: false,
-        families: vec![(Family::Ipv4Unicast, true)],
-    }
-}
-
-fn is_best(c: Option<RouteChange>, stale: bool) -> bool {
-    matches!(c, Some(RouteChange::Best(b)) if b.stale == stale)
-}
 
 // ---- graceful restart, End-of-RIB, max-prefix: virtual clock ----
 
@@ -380,6 +141,86 @@ fn max_prefix_without_restart_after_stays_down() {
     h.announce(PeerId(0), &["10.244.1.0/26", "10.244.2.0/26"], peer_ip(2));
     assert_eq!(h.controls.len(), 1);
     assert_eq!(h.engine.poll_timeout(), None);
+}
+
+/// A peer (10.0.0.2) limited to `limit` prefixes with Cease, and a client
+/// (10.0.0.3) that would be sent what it announces; both established.
+fn limited(limit: u32) -> Harness {
+    let mut c = config(&[(2, false), (3, true)]);
+    c.peers[0].max_prefixes = Some(MaxPrefix::new(limit, MaxPrefixAction::Cease));
+    let mut h = Harness::new(c);
+    h.establish(PeerId(0), peer_ip(2), None);
+    h.establish(PeerId(1), peer_ip(3), None);
+    h.controls.clear();
+    h
+}
+
+fn blocks(range: std::ops::Range<u32>) -> Vec<String> {
+    range
+        .map(|i| format!("10.{}.{}.0/26", 200 + i / 256, i % 256))
+        .collect()
+}
+
+#[test]
+fn a_peer_at_its_max_prefix_limit_cannot_push_one_more_prefix_into_the_rib() {
+    let mut h = limited(2);
+    h.announce(PeerId(0), &["10.244.1.0/26", "10.244.2.0/26"], peer_ip(2));
+    assert_eq!(h.engine.rib().received(PeerId(0), Family::Ipv4Unicast), 2);
+    // Announcing a held prefix again replaces its path: not one more.
+    h.announce(PeerId(0), &["10.244.1.0/26"], peer_ip(2));
+    assert!(h.controls.is_empty(), "at the limit is not over it");
+    h.drain(PeerId(1));
+
+    let seen = h.routes.len();
+    h.announce(PeerId(0), &["10.244.3.0/26"], peer_ip(2));
+    assert!(
+        h.engine.rib().received(PeerId(0), Family::Ipv4Unicast) <= 2,
+        "the RIB took the prefix over the limit"
+    );
+    assert!(h.engine.rib().best(&net("10.244.3.0/26")).is_none());
+    assert!(
+        !h.routes[seen..]
+            .iter()
+            .any(|c| c.prefix() == Some(net("10.244.3.0/26"))),
+        "the prefix over the limit reached the route stream"
+    );
+    assert!(
+        !h.drain(PeerId(1)).contains_key(&net("10.244.3.0/26")),
+        "the prefix over the limit was propagated"
+    );
+    assert!(
+        matches!(h.controls.as_slice(), [(PeerId(0), Control::Stop(n))] if n.code == 6 && n.subcode == 1),
+        "{:?}",
+        h.controls
+    );
+}
+
+#[test]
+fn a_flood_over_the_max_prefix_limit_never_enters_the_rib_nor_reaches_other_peers() {
+    let mut h = limited(100);
+    let flood = blocks(0..1_000);
+    let flood: Vec<&str> = flood.iter().map(String::as_str).collect();
+    // The flood as one UPDATE, then in UPDATEs of 64 as a real peer sends
+    // them: the RIB never holds more than the limit from the peer.
+    h.announce(PeerId(0), &flood, peer_ip(2));
+    assert!(h.engine.rib().received(PeerId(0), Family::Ipv4Unicast) <= 100);
+    for chunk in flood.chunks(64) {
+        h.announce(PeerId(0), chunk, peer_ip(2));
+        assert!(h.engine.rib().received(PeerId(0), Family::Ipv4Unicast) <= 100);
+    }
+    assert!(
+        h.routes.iter().filter(|c| c.prefix().is_some()).count() <= 100,
+        "more than the limit reached the route stream"
+    );
+    assert!(
+        h.drain(PeerId(1)).len() <= 100,
+        "more than the limit was propagated"
+    );
+    assert!(
+        matches!(h.controls.first(), Some((PeerId(0), Control::Stop(n))) if n.code == 6 && n.subcode == 1),
+        "{:?}",
+        h.controls
+    );
 }
 
 #[test]

@@ -8,10 +8,10 @@
 //! | `node` | — | `name` (default `$NODE_NAME`, then the hostname); `address: 10.0.0.5/24` **or** `autodetect: {interface: eth0}` / `autodetect: {can-reach: 10.0.0.1}` (Calico's `interface=` / `can-reach=`); `address-v6: fd00::5/64` for IPv6 pools (default: the underlay interface's first global IPv6 address) |
 //! | `asn` | 64512 | our AS (Calico's default) |
 //! | `listen-port` | 179 | BGP port, bound on the node address |
-//! | `pools` | — | `- cidr: 10.244.0.0/16` with `ipip-mode: always \| cross-subnet \| never` (default cross-subnet for IPv4, never for IPv6) |
+//! | `pools` | — | `- cidr: 10.244.0.0/16` with `ipip-mode: always \| cross-subnet \| never` (default cross-subnet for IPv4, never for IPv6) and `block-size` (default: this node's blocks' length in the pool, else 26 / 122); other nodes' routes inside a pool are accepted at the block size and as /32 (/128) only |
 //! | `blocks` | `[]` | this node's pod blocks, each inside a pool |
 //! | `tunnel` | | `backend: auto \| kernel \| userspace`, `device: tunl0`, `mtu: 0` (= underlay MTU − 20), `address` |
-//! | `mesh` | | `peers`: the other nodes' IPv4 addresses (node-to-node mesh, iBGP); `password` |
+//! | `mesh` | | `peers`: the other nodes' IPv4 addresses (node-to-node mesh, iBGP); `password` (TCP-MD5; shown, logged and served as `<redacted>`); `max-prefixes`: the limit on each other node, as a peer's (default [`Config::default_node_max_prefixes`]: 3 × the pools' blocks, Cease, restart after 60 s) |
 //! | `peers` | `[]` | explicit neighbours: bgp-core's [`PeerConfig`] (`address`, `asn`, `password`, `ttl-security`, `route-reflector-client`, `max-prefixes`, `passive`, `import`, `export`, ...) |
 //! | `graceful-restart` | enabled, 120 s | RFC 4724 |
 //! | `route-protocol` | 98 | the kernel route protocol the agent owns |
@@ -37,8 +37,10 @@ mod tests;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use bgp_core::policy::{Action, PrefixFilter, PrefixRule};
-use bgp_core::speaker::{GracefulRestart, ListenConfig, NeighborRange, PeerConfig, SpeakerConfig};
+use bgp_core::policy::{Action, MaxPrefix, MaxPrefixAction, PrefixFilter, PrefixRule};
+use bgp_core::speaker::{
+    GracefulRestart, ListenConfig, NeighborRange, Password, PeerConfig, SpeakerConfig,
+};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -73,6 +75,20 @@ pub const DEFAULT_ROUTE_PROTOCOL: u8 = crate::fib::DEFAULT_PROTOCOL;
 pub const DEFAULT_ADMIN_PORT: u16 = 9179;
 /// IPIP's outer IPv4 header.
 pub const IPIP_OVERHEAD: u32 = 20;
+/// Calico's default block size in an IPv4 pool.
+pub const DEFAULT_BLOCK_SIZE_V4: u8 = 26;
+/// Calico's default block size in an IPv6 pool.
+pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
+/// Blocks counted per pool at most for the default node max-prefix limit
+/// (far beyond Kubernetes' 5,000 nodes, so a /48 IPv6 pool of /122 blocks
+/// does not make the limit meaningless).
+pub const MAX_BLOCKS_COUNTED: u64 = 1 << 16;
+/// The default node max-prefix limit's floor (room for borrowed
+/// addresses in small pools).
+pub const MIN_NODE_MAX_PREFIXES: u32 = 1024;
+/// Seconds before a node session closed for too many prefixes is started
+/// again.
+pub const NODE_MAX_PREFIX_RESTART: u32 = 60;
 
 /// The whole config file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,6 +325,12 @@ pub struct PoolSpec {
     /// `CrossSubnet`, `Never` are accepted too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipip_mode: Option<IpipMode>,
+    /// The prefix length of the pool's blocks (Calico's `blockSize`);
+    /// default: that of this node's blocks in the pool, else Calico's 26
+    /// (IPv4) or 122 (IPv6). Routes from other nodes inside the pool are
+    /// accepted at this length and as single addresses only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u8>,
 }
 
 impl PoolSpec {
@@ -416,9 +438,10 @@ pub struct ClientRange {
     /// The most clients from this range at once.
     #[serde(default = "default_client_limit")]
     pub limit: u32,
-    /// TCP-MD5 password for the whole range (RFC 2385).
+    /// TCP-MD5 password for the whole range (RFC 2385); shown and
+    /// serialised redacted.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
 }
 
 /// The node-to-node mesh: iBGP to every other node.
@@ -430,9 +453,15 @@ pub struct MeshConfig {
     #[serde(default, deserialize_with = "text::ips")]
     pub peers: Vec<IpAddr>,
     /// TCP-MD5 password for every mesh session (Calico's
-    /// `nodeMeshPassword`).
+    /// `nodeMeshPassword`); shown and serialised redacted.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
+    /// The limit on prefixes from each other node (mesh peers, reflectors
+    /// and reflector clients), bgp-core's [`MaxPrefix`]: `limit`,
+    /// `action`, `warn-percent`, `restart-after`. Default:
+    /// [`Config::default_node_max_prefixes`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefixes: Option<MaxPrefix>,
 }
 
 /// Graceful restart (RFC 4724).
@@ -613,7 +642,12 @@ impl Config {
                     range.limit = c.limit;
                     range.route_reflector_client = true;
                     range.password.clone_from(&c.password);
-                    range.import = Some(PrefixFilter::new(self.guard_rules(), Action::Accept));
+                    range.max_prefixes = Some(self.node_max_prefixes());
+                    let rules = self
+                        .guard_rules()
+                        .into_iter()
+                        .chain(self.node_import_rules());
+                    range.import = Some(PrefixFilter::new(rules.collect(), Action::Accept));
                     range
                 })
                 .collect();
@@ -624,8 +658,9 @@ impl Config {
     /// The mesh peers (iBGP from the node address, passive per
     /// [`mesh_peer_is_passive`], our own address skipped) and then the
     /// explicit peers, as configured: without [`Config::guard_import`]'s
-    /// rules. SIGHUP compares these, so a change of blocks does not restart
-    /// every session.
+    /// rules and the mesh limits it adds (both derived from the blocks and
+    /// pools). SIGHUP compares these, so a change of blocks does not
+    /// restart every session.
     pub fn peers_unguarded(&self, node_ipv4: Ipv4Addr) -> Vec<PeerConfig> {
         let local = IpAddr::V4(node_ipv4);
         let mut peers = Vec::new();
@@ -649,8 +684,12 @@ impl Config {
     /// line ([`crate::planner::RejectReason`]).
     ///
     /// The rules go in front of the peer's own. An eBGP peer without an
-    /// import policy keeps none: RFC 8212 already refuses everything.
+    /// import policy keeps none: RFC 8212 already refuses everything. A
+    /// mesh peer gets [`Config::limit_node_peer`]'s limits as well.
     pub fn guard_import(&self, peer: &mut PeerConfig) {
+        if self.mesh.peers.contains(&peer.address) {
+            self.limit_node_peer(peer);
+        }
         let rules = self.guard_rules();
         let filter = match peer.import.take() {
             Some(own) => {
@@ -660,6 +699,105 @@ impl Config {
             None => return,
         };
         peer.import = Some(filter);
+    }
+
+    /// Limits on a peer that is another node (a mesh peer, a reflector or
+    /// a reflector client; issue 16): one bad node must not push more
+    /// routes than the cluster can have into every node's RIB and kernel.
+    /// Its max-prefix limit is `mesh.max-prefixes` or
+    /// [`Config::default_node_max_prefixes`] (Cease, started again after
+    /// [`NODE_MAX_PREFIX_RESTART`] s; checked before the RIB takes a
+    /// route), and its import filter takes only what nodes announce inside
+    /// the pools ([`Config::node_import_rules`]). A peer's own
+    /// `max-prefixes` is kept.
+    pub fn limit_node_peer(&self, peer: &mut PeerConfig) {
+        peer.max_prefixes
+            .get_or_insert_with(|| self.node_max_prefixes());
+        let rules = self.node_import_rules();
+        peer.import = Some(match peer.import.take() {
+            Some(own) => {
+                PrefixFilter::new(rules.into_iter().chain(own.rules).collect(), own.default)
+            }
+            None => PrefixFilter::new(rules, Action::Accept),
+        });
+    }
+
+    /// `mesh.max-prefixes`, else [`Config::default_node_max_prefixes`].
+    pub fn node_max_prefixes(&self) -> MaxPrefix {
+        self.mesh.max_prefixes.unwrap_or_else(|| {
+            let mut m = MaxPrefix::new(self.default_node_max_prefixes(), MaxPrefixAction::Cease);
+            m.restart_after = Some(NODE_MAX_PREFIX_RESTART);
+            m
+        })
+    }
+
+    /// The default limit on prefixes from another node: three times the
+    /// blocks the pools hold at their block size (each pool counted up to
+    /// [`MAX_BLOCKS_COUNTED`]), at least [`MIN_NODE_MAX_PREFIXES`]. Every
+    /// block of the cluster is what a reflector legitimately sends; twice
+    /// that again leaves room for borrowed single addresses. A /16 pool of
+    /// /26 blocks: 3 × 1,024 = 3,072.
+    pub fn default_node_max_prefixes(&self) -> u32 {
+        let blocks: u64 = self
+            .pools
+            .iter()
+            .map(|p| {
+                let bits = self.block_size(p).saturating_sub(p.cidr.prefix());
+                1u64.checked_shl(u32::from(bits))
+                    .unwrap_or(u64::MAX)
+                    .min(MAX_BLOCKS_COUNTED)
+            })
+            .sum();
+        u32::try_from(blocks.saturating_mul(3))
+            .unwrap_or(u32::MAX)
+            .max(MIN_NODE_MAX_PREFIXES)
+    }
+
+    /// The block size of `pool`: `block-size`, else the length of this
+    /// node's first block inside it, else Calico's default
+    /// ([`DEFAULT_BLOCK_SIZE_V4`], [`DEFAULT_BLOCK_SIZE_V6`]).
+    pub fn block_size(&self, pool: &PoolSpec) -> u8 {
+        pool.block_size.unwrap_or_else(|| {
+            let own = self.blocks.iter().find(|b| {
+                b.is_ipv4() == pool.cidr.is_ipv4()
+                    && b.prefix() >= pool.cidr.prefix()
+                    && pool.cidr.contains(b.network())
+            });
+            match (own, pool.cidr) {
+                (Some(b), _) => b.prefix(),
+                (None, IpNetwork::V4(_)) => DEFAULT_BLOCK_SIZE_V4,
+                (None, IpNetwork::V6(_)) => DEFAULT_BLOCK_SIZE_V6,
+            }
+        })
+    }
+
+    /// What another node may announce inside each pool: its blocks at the
+    /// pool's block size and single addresses (/32, /128: Calico announces
+    /// addresses borrowed from another node's block); any other length
+    /// inside the pool (the pool itself, a split or merged block) is
+    /// refused before the RIB. Routes outside the pools are left to the
+    /// rest of the filter.
+    pub fn node_import_rules(&self) -> Vec<PrefixRule> {
+        let mut rules = Vec::new();
+        for pool in &self.pools {
+            let host = if pool.cidr.is_ipv4() { 32 } else { 128 };
+            let size = self.block_size(pool).clamp(pool.cidr.prefix(), host);
+            for len in [size, host] {
+                rules.push(PrefixRule {
+                    prefix: pool.cidr,
+                    ge: Some(len),
+                    le: Some(len),
+                    action: Action::Accept,
+                });
+            }
+            rules.push(PrefixRule {
+                prefix: pool.cidr,
+                ge: Some(pool.cidr.prefix()),
+                le: Some(host),
+                action: Action::Reject,
+            });
+        }
+        rules
     }
 
     /// The rules of [`Config::guard_import`]: our blocks, what is inside

@@ -76,7 +76,7 @@ fn unknown_field_fails_with_file_line_and_exit_2() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("unknown field `ipip`, expected `cidr` or `ipip-mode`"),
+        stderr.contains("unknown field `ipip`, expected one of `cidr`, `ipip-mode`, `block-size`"),
         "{stderr}"
     );
     assert!(out.stdout.is_empty());

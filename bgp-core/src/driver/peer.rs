@@ -116,7 +116,7 @@ async fn connect(t: Transport) -> io::Result<TcpStream> {
         TcpSocket::new_v6()?
     };
     if let Some(key) = &t.md5_key {
-        sys::set_tcp_md5(&socket, t.remote, key.as_bytes())?;
+        sys::set_tcp_md5(&socket, t.remote, key.expose().as_bytes())?;
     }
     if let Some(hops) = t.ttl_security {
         sys::set_ttl_security(&socket, t.remote.is_ipv6(), hops)?;

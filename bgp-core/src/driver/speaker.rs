@@ -19,7 +19,7 @@ use crate::engine::{Action, Control, Engine};
 use crate::rib::PeerId;
 use ipnetwork::IpNetwork;
 
-use crate::speaker::{Command, LocalRoute, RouteChange, SpeakerConfig, SpeakerError};
+use crate::speaker::{Command, LocalRoute, Password, RouteChange, SpeakerConfig, SpeakerError};
 
 /// Route-stream batches buffered before the speaker waits for its reader.
 const ROUTE_QUEUE: usize = 1024;
@@ -101,18 +101,20 @@ pub(crate) async fn spawn(
     };
     if let Some(l) = &listener {
         for p in config.peers.iter().filter(|p| p.password.is_some()) {
-            listener::set_key(l, p.address, p.password.as_deref()).map_err(|source| {
-                SpeakerError::Md5 {
+            listener::set_key(l, p.address, p.password.as_ref().map(Password::expose)).map_err(
+                |source| SpeakerError::Md5 {
                     peer: p.address,
                     source,
-                }
-            })?;
+                },
+            )?;
         }
         for r in &config.dynamic_neighbors {
             if let Some(key) = &r.password {
-                listener::set_range_key(l, r.prefix, key).map_err(|source| SpeakerError::Md5 {
-                    peer: r.prefix.network(),
-                    source,
+                listener::set_range_key(l, r.prefix, key.expose()).map_err(|source| {
+                    SpeakerError::Md5 {
+                        peer: r.prefix.network(),
+                        source,
+                    }
                 })?;
             }
         }
@@ -315,7 +317,7 @@ impl Shell {
             return Err(SpeakerError::DuplicatePeer(config.address));
         }
         if let (Some(key), Some(l)) = (&config.password, &self.listener) {
-            listener::set_key(l, config.address, Some(key)).map_err(|source| {
+            listener::set_key(l, config.address, Some(key.expose())).map_err(|source| {
                 SpeakerError::Md5 {
                     peer: config.address,
                     source,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::export::PeerOutbox;
 use crate::rib::PeerId;
 use crate::session::Session;
+use crate::speaker::Password;
 use crate::wire::{Notification, RouteRefresh};
 
 /// How a peer's TCP connections are made.
@@ -16,8 +17,8 @@ pub struct Transport {
     pub remote: SocketAddr,
     /// Source address for our connections (BIRD `local`, Calico's node IP).
     pub local: Option<IpAddr>,
-    /// TCP-MD5 key (RFC 2385; BIRD `password`).
-    pub md5_key: Option<String>,
+    /// TCP-MD5 key (RFC 2385; BIRD `password`); shown redacted.
+    pub md5_key: Option<Password>,
     /// GTSM: the peer is at most this many hops away (RFC 5082; BIRD
     /// `ttl security on; multihop N`).
     pub ttl_security: Option<u8>,

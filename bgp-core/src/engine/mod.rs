@@ -464,7 +464,7 @@ impl Engine {
             SessionEvent::Established(negotiated) => {
                 self.established(id, *negotiated, local);
             }
-            SessionEvent::Update(update) => self.update(now, id, update),
+            SessionEvent::Update(update) => self.update(now, id, local, update),
             SessionEvent::RouteRefresh(_) => self.hub.refresh(id),
             SessionEvent::Down(reason) => self.down(now, id, reason),
             SessionEvent::AttemptFailed(reason) => {

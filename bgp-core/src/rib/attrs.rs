@@ -1,6 +1,6 @@
 //! The attributes of a route as the decision process and export use them.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::iana::AS_TRANS;
 use crate::wire::{
@@ -44,6 +44,19 @@ impl NextHop {
         }
     }
 
+    /// Whether `address` is this next hop: the IPv4 address, or either of
+    /// the IPv6 ones. RFC 4271 §6.3 (a) refuses a next hop that is the
+    /// receiving speaker's own address.
+    pub fn is_address(&self, address: IpAddr) -> bool {
+        match (*self, address) {
+            (NextHop::V4(a), IpAddr::V4(b)) => a == b,
+            (NextHop::V6 { global, link_local }, IpAddr::V6(b)) => {
+                global == b || link_local == Some(b)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this is the unspecified address (`0.0.0.0` or `::` without a
     /// link-local): on a local route it means "this speaker".
     pub fn is_unspecified(&self) -> bool {
@@ -71,6 +84,16 @@ impl NextHop {
             NextHop::V6 { global, link_local } => wire::NextHop::Ipv6 { global, link_local },
         }
     }
+}
+
+/// Where an UPDATE announces prefixes; each place has its own next hop
+/// (RFC 4760 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Announced {
+    /// The NLRI field (IPv4): next hop NEXT_HOP (RFC 4271 §4.3).
+    NlriField,
+    /// MP_REACH_NLRI: the next hop it carries (RFC 4760 §3).
+    MpReach,
 }
 
 /// The path attributes of a route, decoded into the fields the decision
@@ -146,16 +169,32 @@ impl PathAttrs {
         }
     }
 
-    /// The attributes of the `family` routes an UPDATE announces.
-    ///
-    /// IPv4 routes take NEXT_HOP when present, else the next hop of an
-    /// IPv4 MP_REACH_NLRI (RFC 8950); IPv6 routes take the next hop of an
-    /// IPv6 MP_REACH_NLRI. An UPDATE announcing IPv4 in both the NLRI field
-    /// and MP_REACH_NLRI gets NEXT_HOP for both.
+    /// The attributes of the `family` routes an UPDATE announces: those of
+    /// the NLRI field for IPv4 when it holds prefixes, else those of an
+    /// MP_REACH_NLRI of `family` ([`PathAttrs::from_reach`]).
     ///
     /// `None` when ORIGIN, AS_PATH or that next hop is missing: the codec
     /// already makes such an UPDATE treat-as-withdraw (RFC 7606 §3d).
     pub fn from_update(update: &Update, family: Family) -> Option<PathAttrs> {
+        let source = if family == Family::Ipv4Unicast && !update.nlri.is_empty() {
+            Announced::NlriField
+        } else if update.mp_reach()?.family() == Some(family) {
+            Announced::MpReach
+        } else {
+            return None;
+        };
+        PathAttrs::from_reach(update, source)
+    }
+
+    /// The attributes of the routes an UPDATE announces in `source`. Each
+    /// part has its own next hop (RFC 4760 §3): the NLRI field's routes
+    /// take NEXT_HOP, MP_REACH_NLRI's routes (IPv6, and IPv4 over IPv4 or
+    /// IPv6 next hops, RFC 8950) take the next hop MP_REACH_NLRI carries,
+    /// and a NEXT_HOP beside it is ignored. One UPDATE may hold both.
+    ///
+    /// `None` when ORIGIN, AS_PATH or that next hop is missing: the codec
+    /// already makes such an UPDATE treat-as-withdraw (RFC 7606 §3d).
+    pub fn from_reach(update: &Update, source: Announced) -> Option<PathAttrs> {
         let mut origin = None;
         let mut as_path = None;
         let mut as4_path = None;
@@ -184,11 +223,7 @@ impl PathAttrs {
                 AttrValue::ClusterList(c) => a.cluster_list.clone_from(c),
                 AttrValue::ExtendedCommunities(c) => a.ext_communities.clone_from(c),
                 AttrValue::LargeCommunities(c) => a.large_communities.clone_from(c),
-                AttrValue::MpReach(m) => {
-                    if m.family() == Some(family) {
-                        mp_next_hop = NextHop::from_wire(&m.next_hop);
-                    }
-                }
+                AttrValue::MpReach(m) => mp_next_hop = NextHop::from_wire(&m.next_hop),
                 AttrValue::MpUnreach(_) => {}
                 AttrValue::Ipv6ExtendedCommunities(_)
                 | AttrValue::Otc(_)
@@ -196,9 +231,9 @@ impl PathAttrs {
             }
         }
         a.origin = origin?;
-        a.next_hop = match family {
-            Family::Ipv4Unicast => next_hop_attr.or(mp_next_hop)?,
-            Family::Ipv6Unicast => mp_next_hop?,
+        a.next_hop = match source {
+            Announced::NlriField => next_hop_attr?,
+            Announced::MpReach => mp_next_hop?,
         };
         // RFC 6793 §4.2.3: AS4_PATH and AS4_AGGREGATOR are ignored when
         // AGGREGATOR carries a real (non-AS_TRANS) AS.

@@ -445,6 +445,29 @@ impl Rib {
             .unwrap_or(0)
     }
 
+    /// How many of `announced` `peer` holds no path for (same prefix and
+    /// path id): by how much [`Rib::update`] with them would raise
+    /// [`Rib::received`]. One table lookup per prefix, no allocation; a
+    /// maximum-prefix limit asks before the update, so a peer over its
+    /// limit never gets a prefix into the RIB.
+    pub fn new_paths(&self, peer: PeerId, announced: &[Prefix]) -> usize {
+        let Some(index) = self.peer_index(peer) else {
+            return announced.len();
+        };
+        let index = index as usize;
+        announced
+            .iter()
+            .filter(|p| {
+                let path_id = p.path_id.unwrap_or(0);
+                !self.routes.get(NetKey::of(&p.network)).is_some_and(|r| {
+                    self.route_paths(r)
+                        .iter()
+                        .any(|s| s.peer_index() == index && s.path_id == path_id)
+                })
+            })
+            .count()
+    }
+
     /// Number of distinct attribute sets in use.
     pub fn attr_sets(&self) -> usize {
         self.attrs.len()

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use ipnetwork::IpNetwork;
 
 pub use attrs::{
-    DEFAULT_LOCAL_PREF, NO_ADVERTISE, NO_EXPORT, NO_EXPORT_SUBCONFED, NextHop, PathAttrs,
+    Announced, DEFAULT_LOCAL_PREF, NO_ADVERTISE, NO_EXPORT, NO_EXPORT_SUBCONFED, NextHop, PathAttrs,
 };
 pub use export::{AdjRibOut, ExportContext, OutChange};
 pub use loc::Rib;

@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
+use super::Password;
 use crate::policy::{MaxPrefix, PrefixFilter};
 
 fn default_hold_time() -> u16 {
@@ -98,9 +99,9 @@ pub struct PeerConfig {
     /// Only accept connections, never connect.
     #[serde(default)]
     pub passive: bool,
-    /// TCP-MD5 password (RFC 2385).
+    /// TCP-MD5 password (RFC 2385); shown and serialised redacted.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// GTSM: the neighbour is at most this many hops away (RFC 5082).
     #[serde(default)]
     pub ttl_security: Option<u8>,
@@ -274,9 +275,10 @@ pub struct NeighborRange {
     /// Set ourselves as next hop on routes sent to them (iBGP).
     #[serde(default)]
     pub next_hop_self: bool,
-    /// TCP-MD5 password for the whole range (RFC 2385).
+    /// TCP-MD5 password for the whole range (RFC 2385); shown and
+    /// serialised redacted.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// GTSM hop limit (RFC 5082).
     #[serde(default)]
     pub ttl_security: Option<u8>,

@@ -27,6 +27,7 @@
 mod config;
 #[cfg(feature = "speaker")]
 mod handle;
+mod password;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use config::{GracefulRestart, ListenConfig, NeighborRange, PeerConfig, Speak
 pub(crate) use handle::Command;
 #[cfg(feature = "speaker")]
 pub use handle::{RouteStream, Speaker};
+pub use password::{Password, REDACTED};
 
 use crate::rib::PathAttrs;
 use crate::session::{DownReason, Negotiated, State};

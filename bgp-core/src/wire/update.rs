@@ -194,6 +194,7 @@ impl Update {
             nlri,
         };
         check_mandatory(&update, ctx, &seen, &mut faults);
+        ignore_unused_next_hop(&update, &mut faults);
         check_first_as(&update, ctx)?;
         Ok(UpdateDecode { update, faults })
     }
@@ -319,6 +320,20 @@ fn check_mandatory(update: &Update, ctx: &DecodeContext, seen: &Seen, faults: &m
                 action: FaultAction::TreatAsWithdraw,
             });
         }
+    }
+}
+
+/// RFC 4760 §3: NEXT_HOP in an UPDATE without NLRI-field prefixes (the
+/// MP_REACH_NLRI ones carry their own next hop) "SHOULD be ignored". A
+/// malformed or martian one therefore is discarded (RFC 7606 §2, attribute
+/// discard: it cannot affect any route) instead of withdrawing the
+/// MP_REACH_NLRI routes. Runs once per UPDATE over its few faults.
+fn ignore_unused_next_hop(update: &Update, faults: &mut [AttrFault]) {
+    if !update.nlri.is_empty() {
+        return;
+    }
+    for f in faults.iter_mut().filter(|f| f.code == code::NEXT_HOP) {
+        f.action = FaultAction::Discard;
     }
 }
 

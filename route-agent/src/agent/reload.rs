@@ -52,14 +52,20 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
             .collect()
     };
     let (before, after) = (peers(old), peers(new));
+    // A new limit on the other nodes (`mesh.max-prefixes`, or a default
+    // that moved with the pools) re-adds the mesh sessions: the engine
+    // takes a peer's limit when the peer is added.
+    let new_limit = old.node_max_prefixes() != new.node_max_prefixes();
+    let relimited = |a: &IpAddr| new_limit && new.mesh.peers.contains(a);
     let mut reload = Reload::default();
     for (address, peer) in &before {
-        if after.get(address) != Some(peer) {
+        if after.get(address) != Some(peer) || relimited(address) {
             reload.remove_peers.push(*address);
         }
     }
     for (address, peer) in &after {
-        if before.get(address) != Some(peer) {
+        if before.get(address) != Some(peer) || (before.contains_key(address) && relimited(address))
+        {
             let mut peer = peer.clone();
             new.guard_import(&mut peer);
             reload.add_peers.push(peer);
@@ -126,6 +132,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use bgp_core::speaker::Password;
 
     fn config(text: &str) -> Config {
         Config::parse(Path::new("test.yaml"), text).unwrap()
@@ -174,7 +181,51 @@ mesh: {peers: [10.0.0.6, 10.0.0.7]}
         assert!(
             r.add_peers
                 .iter()
-                .all(|p| p.password.as_deref() == Some("s3cret"))
+                .all(|p| p.password.as_ref().map(Password::expose) == Some("s3cret"))
+        );
+    }
+
+    #[test]
+    fn the_logged_diff_shows_no_password() {
+        // The agent logs a reload's diff with `Debug` (`?change`).
+        let new = BASE.replace("10.0.0.7]}", "10.0.0.7], password: s3cret}")
+            + "peers: [{address: 192.0.2.1, asn: 65001, password: 0th3r}]\n";
+        let r = diff(&config(BASE), &config(&new), NODE);
+        assert_eq!(r.add_peers.len(), 3);
+        for shown in [format!("{r:?}"), format!("{r:#?}")] {
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("0th3r"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_limit_on_the_other_nodes_re_adds_the_mesh_sessions_only() {
+        let old = BASE.to_owned() + "peers: [{address: 192.0.2.1, asn: 65001}]\n";
+        let new = old.replace(
+            "10.0.0.7]}",
+            "10.0.0.7], max-prefixes: {limit: 50, action: cease}}",
+        );
+        let r = diff(&config(&old), &config(&new), NODE);
+        let mesh: [IpAddr; 2] = [[10, 0, 0, 6].into(), [10, 0, 0, 7].into()];
+        assert_eq!(r.remove_peers, mesh);
+        assert_eq!(
+            r.add_peers.iter().map(|p| p.address).collect::<Vec<_>>(),
+            mesh
+        );
+        assert!(
+            r.add_peers
+                .iter()
+                .all(|p| p.max_prefixes.map(|m| m.limit) == Some(50)),
+            "{:?}",
+            r.add_peers
+        );
+        // A pool change that moves the default limit does the same.
+        let bigger = old.replace("10.244.0.0/16", "10.244.0.0/15");
+        assert_eq!(
+            diff(&config(&old), &config(&bigger), NODE).remove_peers,
+            mesh
         );
     }
 

@@ -225,6 +225,20 @@ pub enum Problem {
         /// The address.
         addr: IpAddr,
     },
+    /// A block size that does not fit its pool.
+    #[error(
+        "pools: {pool}: block-size {size} is outside {min}–{max} — give the prefix length of the pool's blocks (Calico's blockSize: 26 for IPv4, 122 for IPv6 by default), at least the pool's own"
+    )]
+    BadBlockSize {
+        /// The pool.
+        pool: IpNetwork,
+        /// The size given.
+        size: u8,
+        /// The pool's prefix length.
+        min: u8,
+        /// 32 or 128.
+        max: u8,
+    },
     /// Not a usable TCP-MD5 key.
     #[error(
         "{what}: the password is empty or longer than 80 bytes (TCP_MD5SIG_MAXKEYLEN) — use 1 to 80 bytes, the same on both sides"

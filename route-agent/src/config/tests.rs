@@ -802,7 +802,7 @@ fn speaker_config_has_router_id_listener_mesh_and_explicit_peers() {
                 p.asn,
                 p.passive,
                 p.local_address,
-                p.password.as_deref(),
+                p.password.as_ref().map(Password::expose),
             )
         })
         .collect();
@@ -1018,4 +1018,110 @@ fn reflector_settings_that_cannot_work_are_named() {
     }
     .to_string();
     assert!(shown.contains("did you mean `10.0.0.0/16`"), "{shown}");
+}
+
+// ---- limits on the other nodes' sessions (issue 16 item 3) ----
+
+#[test]
+fn mesh_peers_get_a_max_prefix_limit_derived_from_the_pools_by_default() {
+    let c = ok(&with("mesh: {peers: [10.0.0.6]}\n"));
+    let s = c.to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    assert_eq!(s.peers[0].max_prefixes.map(|m| m.limit), Some(3072));
+}
+
+#[test]
+fn a_prefix_of_the_wrong_length_inside_a_pool_is_refused_at_import_from_mesh_peers() {
+    let c = ok(&with(
+        "mesh: {peers: [10.0.0.6]}\nroute-reflector: {cluster-id: 10.0.0.5, clients: [{prefix: 10.1.0.0/16}]}\n",
+    ));
+    let s = c.to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    let mesh = s.peers[0].import.as_ref().expect("an import filter");
+    let range = s.dynamic_neighbors[0]
+        .import
+        .as_ref()
+        .expect("an import filter");
+    for import in [mesh, range] {
+        assert!(
+            import.accepts(&net("10.244.2.0/26")),
+            "another node's block"
+        );
+        assert!(import.accepts(&net("10.244.2.7/32")), "a borrowed address");
+        for wrong in [
+            "10.244.2.0/27",
+            "10.244.2.0/25",
+            "10.244.2.0/31",
+            "10.244.0.0/16",
+            "10.244.0.0/18",
+        ] {
+            assert!(!import.accepts(&net(wrong)), "{wrong} accepted");
+        }
+    }
+}
+
+#[test]
+fn mesh_max_prefixes_and_a_pool_block_size_override_the_defaults() {
+    let c = ok(
+        "node: {address: 10.0.0.5/24}\npools: [{cidr: 10.244.0.0/16, block-size: 24}]\nmesh: {peers: [10.0.0.6], max-prefixes: {limit: 500, action: warn-only}}\n",
+    );
+    let s = c.to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    assert_eq!(
+        s.peers[0].max_prefixes,
+        Some(MaxPrefix::new(500, MaxPrefixAction::WarnOnly))
+    );
+    let import = s.peers[0].import.as_ref().expect("an import filter");
+    assert!(import.accepts(&net("10.244.7.0/24")));
+    assert!(import.accepts(&net("10.244.7.9/32")));
+    assert!(!import.accepts(&net("10.244.7.0/26")));
+    // 256 /24 blocks: 3 × 256 is below the floor.
+    let c = ok(
+        "node: {address: 10.0.0.5/24}\npools: [{cidr: 10.244.0.0/16, block-size: 24}]\nmesh: {peers: [10.0.0.6]}\n",
+    );
+    let s = c.to_speaker_config(Ipv4Addr::new(10, 0, 0, 5));
+    let m = s.peers[0].max_prefixes.expect("a default limit");
+    assert_eq!(
+        (m.limit, m.action, m.restart_after),
+        (
+            MIN_NODE_MAX_PREFIXES,
+            MaxPrefixAction::Cease,
+            Some(NODE_MAX_PREFIX_RESTART)
+        )
+    );
+}
+
+#[test]
+fn an_ipv6_pool_counts_a_bounded_number_of_blocks() {
+    // A /48 of /122 blocks holds 2^74 blocks; the limit stays finite.
+    let c = ok(&with("mesh: {peers: [10.0.0.6]}\n").replace(
+        "  - cidr: 10.244.0.0/16\n",
+        "  - cidr: 10.244.0.0/16\n  - cidr: fd00:244::/48\n",
+    ));
+    assert_eq!(
+        c.default_node_max_prefixes(),
+        3 * (1024 + MAX_BLOCKS_COUNTED as u32)
+    );
+}
+
+#[test]
+fn a_block_size_that_does_not_fit_its_pool_is_named() {
+    let p = problems(
+        "node: {address: 10.0.0.5/24}\npools: [{cidr: 10.244.0.0/16, block-size: 12}, {cidr: fd00::/48, block-size: 129}]\n",
+    );
+    assert!(
+        p.contains(&Problem::BadBlockSize {
+            pool: net("10.244.0.0/16"),
+            size: 12,
+            min: 16,
+            max: 32
+        }),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&Problem::BadBlockSize {
+            pool: net("fd00::/48"),
+            size: 129,
+            min: 48,
+            max: 128
+        }),
+        "{p:?}"
+    );
 }

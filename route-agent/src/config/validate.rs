@@ -11,6 +11,7 @@ use super::error::{ConfigError, ModeName, PeerList, Problem, Warning};
 use super::{Autodetect, Config};
 use crate::datastore::DatastoreKind;
 use crate::planner::IpipMode;
+use bgp_core::speaker::Password;
 
 /// Where the example config lives, for hints.
 const EXAMPLE: &str = "route-agent/examples/node.yaml";
@@ -35,10 +36,15 @@ pub(super) fn parse_error(file: &Path, text: &str, e: &yaml_serde::Error) -> Con
         Some(l) => refine(text, &message, l.line(), l.column()),
         None => (None, None),
     };
-    let (message, hint) = explain(
-        message,
-        line.zip(column).and_then(|(l, c)| value_at(text, l, c)),
-    );
+    // A password is never quoted back (issue 16): the error names the key.
+    let secret = message
+        .split_once(": ")
+        .is_some_and(|(path, _)| path.rsplit('.').next() == Some("password"));
+    let value = line
+        .zip(column)
+        .filter(|_| !secret)
+        .and_then(|(l, c)| value_at(text, l, c));
+    let (message, hint) = explain(message, value);
     ConfigError::Parse {
         file: file.to_owned(),
         line,
@@ -195,7 +201,7 @@ fn valid_device_name(name: &str) -> bool {
         && name != ".."
 }
 
-fn bad_password(p: &Option<String>) -> bool {
+fn bad_password(p: &Option<Password>) -> bool {
     p.as_ref().is_some_and(|p| p.is_empty() || p.len() > 80)
 }
 
@@ -296,6 +302,18 @@ fn pools_and_blocks(c: &Config, out: &mut Vec<Problem>) {
                     b: q.cidr,
                 });
             }
+        }
+        let max = if p.cidr.is_ipv4() { 32 } else { 128 };
+        if let Some(size) = p
+            .block_size
+            .filter(|s| !(p.cidr.prefix()..=max).contains(s))
+        {
+            out.push(Problem::BadBlockSize {
+                pool: p.cidr,
+                size,
+                min: p.cidr.prefix(),
+                max,
+            });
         }
         let pool = p.pool();
         if pool.cidr.is_ipv6() && pool.ipip_mode != IpipMode::Never {

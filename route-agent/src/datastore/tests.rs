@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
+use bgp_core::speaker::Password;
+
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -362,6 +364,34 @@ fn without_reflectors_every_node_meshes_with_every_other() {
 }
 
 #[test]
+fn every_session_with_another_node_gets_the_node_limits() {
+    // Issue 16 item 3: B reflects for A and C (clients: explicit peers of
+    // its config); A peers with B (a mesh peer of its config).
+    let mut nodes = three();
+    nodes[1] = labelled(nodes[1].clone(), node::REFLECTOR_LABEL, "true");
+    for (me, local, other) in [
+        ("node-b", "10.0.1.11/24", [10, 0, 1, 10]),
+        ("node-a", "10.0.1.10/24", [10, 0, 1, 11]),
+    ] {
+        let c = desired(&nodes, me, local);
+        let s = c.to_speaker_config(local.split('/').next().unwrap().parse().unwrap());
+        let peer = |a: [u8; 4]| {
+            s.peers
+                .iter()
+                .find(|p| p.address == IpAddr::from(a))
+                .unwrap()
+        };
+        let p = peer(other);
+        assert_eq!(p.max_prefixes, Some(c.node_max_prefixes()), "{me}");
+        let import = p.import.as_ref().expect("an import filter");
+        assert!(import.accepts(&net("10.244.3.0/26")), "{me}");
+        assert!(!import.accepts(&net("10.244.3.0/27")), "{me}");
+        // The file's eBGP peer is no node: its own settings only.
+        assert_eq!(peer([192, 0, 2, 1]).max_prefixes, None, "{me}");
+    }
+}
+
+#[test]
 fn with_a_reflector_ordinary_nodes_peer_only_with_it_and_it_with_everyone_as_clients() {
     let mut nodes = three();
     nodes[1] = labelled(nodes[1].clone(), node::REFLECTOR_LABEL, "true");
@@ -392,7 +422,10 @@ fn with_a_reflector_ordinary_nodes_peer_only_with_it_and_it_with_everyone_as_cli
         .iter()
         .find(|p| p.address == IpAddr::from([10, 0, 1, 10]))
         .unwrap();
-    assert_eq!(client.password.as_deref(), Some("s3cret"));
+    assert_eq!(
+        client.password.as_ref().map(Password::expose),
+        Some("s3cret")
+    );
     assert_eq!(client.local_address, Some(IpAddr::from([10, 0, 1, 11])));
     // The mesh rule on both ends: B connects to the lower string.
     assert!(!client.passive);

@@ -74,6 +74,8 @@ pub fn desired_config(
         peer.passive = mesh_peer_is_passive(own, addr);
         peer.password.clone_from(&c.mesh.password);
         peer.route_reflector_client = true;
+        // A client is another node: the mesh's limits (issue 16).
+        c.limit_node_peer(&mut peer);
         c.peers.push(peer);
     }
     c
