@@ -50,6 +50,7 @@
 //!   address changed, is not confirmed: its routes go at once.
 
 mod outputs;
+
 #[cfg(test)]
 mod tests;
 
@@ -468,6 +469,13 @@ impl Control {
         }
         ds.nodes = snapshot.nodes.clone();
         ds.me = me;
+        // A route held through a hand-over stays only while the node set
+        // still confirms it: its withdrawal may have come just before the
+        // news that its node's block or address changed, or that the node
+        // left, and then it must go at once.
+        let nodes = &ds.nodes;
+        self.held
+            .retain(|prefix, next_hop| confirms(nodes, *prefix, *next_hop));
         let new = desired_config(&ds.file, &ds.nodes, &ds.me, self.node.address);
         let owners = ds.nodes.block_owners();
         if owners != ds.owners {
@@ -642,11 +650,10 @@ impl Control {
             return;
         };
         let handing_over = self.timer(Timer::Handover).is_some_and(|end| now < end);
-        let confirmed = self.datastore.as_ref().is_some_and(|ds| {
-            ds.nodes
-                .iter()
-                .any(|n| IpAddr::V4(n.ip()) == next_hop && n.blocks.contains(&prefix))
-        });
+        let confirmed = self
+            .datastore
+            .as_ref()
+            .is_some_and(|ds| confirms(&ds.nodes, prefix, next_hop));
         if handing_over && confirmed {
             self.held.insert(prefix, next_hop);
         }
@@ -802,4 +809,12 @@ impl Control {
     fn stop_timer(&mut self, timer: Timer) {
         self.timers.retain(|(t, _)| *t != timer);
     }
+}
+
+/// Whether a node of `nodes` has the address `next_hop` and the block
+/// `prefix`: a route the node set confirms.
+fn confirms(nodes: &NodeSet, prefix: IpNetwork, next_hop: IpAddr) -> bool {
+    nodes
+        .iter()
+        .any(|n| IpAddr::V4(n.ip()) == next_hop && n.blocks.contains(&prefix))
 }

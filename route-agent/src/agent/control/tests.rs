@@ -690,5 +690,38 @@ fn a_node_that_left_loses_its_routes_at_once_even_during_a_hand_over() {
     assert_eq!(last, [BLACKHOLE.to_owned()]);
 }
 
+#[test]
+fn a_route_held_through_a_hand_over_goes_when_its_nodes_block_changes() {
+    // Seen in the Kubernetes test under load: C's withdrawal of its old
+    // block came during the hand-over of another change (D removed) and
+    // just before the news that C's podCIDR changed; the route was held
+    // and stayed planned for the rest of the hand-over.
+    let (mut c, t0, _) = start_with_nodes();
+    c.handle_routes(t0, &[best("10.244.3.0/26", "10.0.0.7", "10.0.0.7")]);
+    drain(&mut c);
+    c.handle_nodes(t0, &snapshot(node_set(true)));
+    drain(&mut c);
+    c.handle_routes(t0, &[RouteChange::Withdrawn(net("10.244.3.0/26"))]);
+    let held = plans(&drain(&mut c)).pop().unwrap();
+    assert!(
+        held.iter().any(|r| r.starts_with("10.244.3.0/26")),
+        "held through the hand-over: {held:?}"
+    );
+    let mut moved = NodeSet::new();
+    for n in node_set(true).iter() {
+        if n.name == "node-c" {
+            moved.insert(cluster_node("node-c", "10.0.0.7", "10.244.5.0/26", false));
+        } else {
+            moved.insert(n.clone());
+        }
+    }
+    c.handle_nodes(t0, &snapshot(moved));
+    let last = plans(&drain(&mut c)).pop().unwrap();
+    assert!(
+        !last.iter().any(|r| r.starts_with("10.244.3.0/26")),
+        "{last:?}"
+    );
+}
+
 /// The CNI file's outputs.
 mod cni;
