@@ -180,6 +180,7 @@ impl Agent {
             .collect();
         let (speaker, routes) = Speaker::start_with_routes(speaker_config, blocks).await?;
         let state = Arc::new(AgentState::new(speaker.clone()));
+        state.metrics.set_per_peer(config.admin.per_peer_metrics);
         Ok(Agent {
             config,
             options,
