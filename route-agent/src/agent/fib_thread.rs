@@ -213,3 +213,23 @@ fn apply(
     });
     ran
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn coalesced_plans_keep_the_oldest_waiting_time() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(5);
+        // A newer plan with routes does not move the wait forward.
+        assert_eq!(oldest(Some(t0), Some(t1)), Some(t0));
+        assert_eq!(oldest(Some(t1), Some(t0)), Some(t0));
+        // A plan without new routes (a resync) keeps the routes waiting.
+        assert_eq!(oldest(Some(t0), None), Some(t0));
+        assert_eq!(oldest(None, Some(t1)), Some(t1));
+        assert_eq!(oldest(None, None), None);
+    }
+}
