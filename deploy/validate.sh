@@ -4,7 +4,10 @@
 #   schemas with kubernetes-validate (PyPI; it ships the schemas), strict: an
 #   unknown field is an error, as the API server's strict field validation
 #   would make it; and no manifest here left out of the kustomization;
-# - the Dockerfile, with hadolint.
+# - the Dockerfile, with hadolint;
+# - grafana-dashboard.json parses as JSON (that its queries use only
+#   metrics the agent serves is route-agent/tests/admin.rs's
+#   every_metric_of_the_grafana_dashboard_is_in_a_scrape).
 # The tools come from scripts/install-deps.sh (a virtualenv, PODROUTE_VENV).
 #
 # KUBERNETES_VERSION (default 1.34, the API version route-agent's
@@ -33,4 +36,5 @@ done
 
 "$venv/bin/kubernetes-validate" --strict -k "$version" "${resources[@]}"
 "$venv/bin/hadolint" Dockerfile
-echo "deploy/: ${#resources[@]} manifest files valid for Kubernetes $version; Dockerfile lint clean"
+"$venv/bin/python" -m json.tool grafana-dashboard.json > /dev/null
+echo "deploy/: ${#resources[@]} manifest files valid for Kubernetes $version; Dockerfile lint clean; Grafana dashboard is JSON"

@@ -17,7 +17,7 @@
 //! | `route-protocol` | 98 | the kernel route protocol the agent owns |
 //! | `persist-routes` | true | keep our kernel routes when the agent stops (BIRD's `persist`) |
 //! | `nexthop-objects` | auto | gateway routes through kernel nexthop objects: `auto` for tables of over 1,000 gateway routes (back below 500), `true` always, `false` never; faster with hundreds of nodes and more, `ip route` then shows `nhid` |
-//! | `admin` | `listen: 127.0.0.1:9179` | the admin HTTP listener |
+//! | `admin` | `listen: 127.0.0.1:9179`, `per-peer-metrics: true` | the admin HTTP listener; `per-peer-metrics: false` leaves the series labelled by peer out of `/metrics` (large meshes), keeping sessions by state; both need a restart |
 //! | `cni` | off | the CNI network config for the standard plugins ([`crate::cni`]): `enabled`, `conf-dir: /etc/cni/net.d`, `file: 10-podroute.conflist`, `name: podroute`, `mtu: 0` (= the underlay MTU, − 20 with IPIP), `ipam-data-dir` (host-local's leases) |
 //! | `datastore` | `kubernetes` in a pod (`KUBERNETES_SERVICE_HOST` set), else `file` | where the nodes come from: `file` (this file's `blocks` and `mesh.peers`) or `kubernetes` (the Node objects, [`crate::datastore`]; then `blocks`, `mesh.peers`, `node.address`, `node.autodetect`, `tunnel.address` and `route-reflector` must not be set: each node's come from its Node) |
 //!
@@ -492,12 +492,19 @@ pub struct AdminConfig {
     /// Where to listen; loopback by default.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
+    /// Whether `/metrics` carries the series labelled by peer (up, uptime,
+    /// prefixes, info); on by default. Off, a node of a large mesh serves
+    /// a few dozen series instead of several per peer, and the aggregates
+    /// stay (`route_agent_bgp_sessions` by state).
+    #[serde(default = "default_true")]
+    pub per_peer_metrics: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: default_admin_listen(),
+            per_peer_metrics: true,
         }
     }
 }

@@ -11,14 +11,20 @@
 //! readers take a snapshot ([`AgentState::snapshot`]) and never hold the
 //! lock across an await. Peers and the Loc-RIB are not copied here: they
 //! are asked from the speaker ([`AgentState::speaker`]).
+//!
+//! What cannot be read from a snapshot, the distribution of events over
+//! time, is kept in [`Metrics`]: histograms the agent observes into and
+//! `/metrics` encodes.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use bgp_core::speaker::Speaker;
 use ipnetwork::Ipv4Network;
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 
 use crate::planner::{DesiredRoute, RejectReason};
@@ -32,6 +38,8 @@ pub struct AgentState {
     pub started: Instant,
     /// Progress marks of the agent's long-running parts (`/healthz`).
     pub heartbeats: Heartbeats,
+    /// Event histograms for `/metrics`.
+    pub metrics: Metrics,
     status: Mutex<Status>,
 }
 
@@ -161,6 +169,7 @@ impl AgentState {
             speaker,
             started: Instant::now(),
             heartbeats: Heartbeats::default(),
+            metrics: Metrics::default(),
             status: Mutex::new(Status::default()),
         }
     }
@@ -176,6 +185,64 @@ impl AgentState {
     /// Changes the status under the lock.
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// Upper bounds (seconds) of the reconcile-duration buckets: a pass over
+/// a small table takes a millisecond, 100,000 routes into an empty table
+/// a few hundred (route-agent/benches/README.md); the top buckets catch a
+/// kernel that holds the RTNL lock.
+pub const RECONCILE_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Upper bounds (seconds) of the BGP-update-to-kernel buckets: a route
+/// batch normally reaches the kernel within milliseconds; graceful
+/// restart holds the first plan for up to its restart time (120 s by
+/// default), which the top buckets show.
+pub const UPDATE_TO_KERNEL_BUCKETS: [f64; 17] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+/// The events `/metrics` reports as distributions, and how it reports
+/// peers. The histograms are shared handles: the agent observes into
+/// them, each scrape encodes the same ones (one lock each, taken once per
+/// reconcile pass, never per route).
+#[derive(Debug)]
+pub struct Metrics {
+    /// Seconds one reconcile pass took (kernel dump, diff, apply), as the
+    /// FIB thread measures it around the pass.
+    pub reconcile_duration: Histogram,
+    /// Seconds from a route batch reaching the agent from the speaker to
+    /// the end of the reconcile pass that applied the first plan holding
+    /// it (one observation per pass, from the oldest batch it applied).
+    pub update_to_kernel: Histogram,
+    /// Whether `/metrics` carries the series labelled by peer
+    /// (`admin.per-peer-metrics`).
+    per_peer: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            reconcile_duration: Histogram::new(RECONCILE_BUCKETS),
+            update_to_kernel: Histogram::new(UPDATE_TO_KERNEL_BUCKETS),
+            per_peer: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Metrics {
+    /// Whether the series labelled by peer are served (default: yes).
+    pub fn per_peer(&self) -> bool {
+        self.per_peer.load(Ordering::Relaxed)
+    }
+
+    /// Serves the series labelled by peer, or leaves them out (large
+    /// meshes: one series per peer and metric on every node).
+    pub fn set_per_peer(&self, on: bool) {
+        self.per_peer.store(on, Ordering::Relaxed);
     }
 }
 

@@ -18,7 +18,7 @@ use bgp_core::speaker::{
 use route_agent::admin::dto::{BestRouteDoc, FibWithNodeDoc, PeerDoc, PeerType, StatusDoc};
 use route_agent::inspect;
 use route_agent::planner::{DesiredRoute, RejectReason, RouteKind};
-use route_agent::state::{AgentState, TunnelInUse};
+use route_agent::state::{AgentState, Part, TunnelInUse};
 use route_agent::status::{self, AdminArgs, FetchError, HttpResponse, StatusArgs};
 use tokio::task::JoinHandle;
 
@@ -167,6 +167,11 @@ fn fib_applied(a: &Agent) {
         // left out rather than reported as zero.
         s.tunnel.device = "ratest-none0".into();
     });
+    // The FIB thread's observations of those passes.
+    for took in [0.004, 0.0007, 0.03] {
+        a.state.metrics.reconcile_duration.observe(took);
+    }
+    a.state.metrics.update_to_kernel.observe(0.012);
 }
 
 /// A and B peered, B's route in A's Loc-RIB, the FIB "applied".
@@ -244,7 +249,9 @@ async fn readyz_names_the_peer_until_established_then_waits_for_the_fib() {
 type Sample = (String, BTreeMap<String, String>, f64);
 
 /// Checks `text` line by line against the text exposition format 0.0.4
-/// and returns the samples. Panics naming the offending line.
+/// and returns the samples. Panics naming the offending line. A
+/// histogram's samples (`_bucket` with `le`, `_sum`, `_count`) belong to
+/// the family of its TYPE line; a counter's end in `_total`.
 fn parse_exposition(text: &str) -> Vec<Sample> {
     fn is_name(s: &str, colon: bool) -> bool {
         let mut chars = s.chars();
@@ -368,14 +375,28 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
                 .unwrap_or_else(|_| panic!("bad timestamp: {line}"));
         }
         assert!(fields.next().is_none(), "trailing text: {line}");
+        let histogram = ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+            let family = name.strip_suffix(suffix)?;
+            (typed.get(family).map(String::as_str) == Some("histogram")).then_some(family)
+        });
+        let family = histogram.unwrap_or(name);
         let kind = typed
-            .get(name)
+            .get(family)
             .unwrap_or_else(|| panic!("sample without TYPE: {line}"));
+        assert!(helped.contains_key(family), "sample without HELP: {line}");
         if kind == "counter" {
             assert!(name.ends_with("_total"), "counter not named _total: {line}");
             assert!(value >= 0.0, "negative counter: {line}");
         }
-        seen_samples.insert(name.to_owned(), ());
+        if kind == "histogram" {
+            assert!(histogram.is_some(), "histogram sample {name}: {line}");
+            assert_eq!(
+                name.ends_with("_bucket"),
+                labels.contains_key("le"),
+                "le on buckets only: {line}"
+            );
+        }
+        seen_samples.insert(family.to_owned(), ());
         samples.push((name.to_owned(), labels, value));
     }
     samples
@@ -416,7 +437,7 @@ async fn metrics_are_valid_exposition_with_session_route_and_fib_values() {
         ("route_agent_bgp_sessions", &[("state", "active")], 0.0),
         ("route_agent_bgp_sessions", &[("state", "idle")], 0.0),
         ("route_agent_bgp_peer_up", &peer, 1.0),
-        ("route_agent_bgp_prefixes_received", &peer, 1.0),
+        ("route_agent_bgp_prefixes_received_total", &peer, 1.0),
         ("route_agent_bgp_prefixes_accepted", &peer, 1.0),
         ("route_agent_bgp_prefixes_advertised", &peer, 1.0),
         (
@@ -459,11 +480,263 @@ async fn metrics_are_valid_exposition_with_session_route_and_fib_values() {
             ]
         ) == Some(1.0)
     );
+    for (name, labels, want) in [
+        (
+            "route_agent_fib_reconcile_duration_seconds_count",
+            &[][..],
+            3.0,
+        ),
+        (
+            "route_agent_fib_reconcile_duration_seconds_bucket",
+            &[("le", "0.001")],
+            1.0,
+        ),
+        (
+            "route_agent_fib_reconcile_duration_seconds_bucket",
+            &[("le", "0.005")],
+            2.0,
+        ),
+        (
+            "route_agent_fib_reconcile_duration_seconds_bucket",
+            &[("le", "+Inf")],
+            3.0,
+        ),
+        ("route_agent_bgp_update_to_kernel_seconds_count", &[], 1.0),
+        (
+            "route_agent_bgp_update_to_kernel_seconds_bucket",
+            &[("le", "0.01")],
+            0.0,
+        ),
+        (
+            "route_agent_bgp_update_to_kernel_seconds_bucket",
+            &[("le", "0.025")],
+            1.0,
+        ),
+    ] {
+        assert_eq!(value(&s, name, labels), Some(want), "{name} {labels:?}");
+    }
+    let sum = value(&s, "route_agent_bgp_update_to_kernel_seconds_sum", &[]);
+    assert!(sum.is_some_and(|v| (v - 0.012).abs() < 1e-9), "{sum:?}");
+    // This test process's own figures (its CPU time counts in 10 ms
+    // ticks: maybe still 0).
+    assert!(value(&s, "process_cpu_seconds_total", &[]).is_some_and(|v| v >= 0.0));
+    for name in [
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(value(&s, name, &[]).is_some_and(|v| v > 0.0), "{name}");
+    }
     // The tunnel device does not exist here: no tunnel series at all.
     assert!(
         !s.iter()
             .any(|(n, _, _)| n.starts_with("route_agent_tunnel_"))
     );
+}
+
+/// `GET /metrics` with an `Accept` header, by hand (the status client
+/// asks for JSON or text): the `Content-Type` and the body.
+async fn scrape_accepting(addr: SocketAddr, accept: &'static str) -> (String, String) {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        (content_type, body.to_owned())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_gets_openmetrics_and_other_clients_the_text_format() {
+    let (a, _b) = peered().await;
+    // Prometheus 3's default Accept header.
+    let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+    let (content_type, body) = scrape_accepting(a.addr, prometheus).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    // OpenMetrics names a counter family without `_total`, its samples
+    // with it; histograms and the info metric have their types.
+    for line in [
+        "# TYPE route_agent_fib_reconciles counter",
+        "route_agent_fib_reconciles_total 3",
+        "# TYPE route_agent_fib_reconcile_duration_seconds histogram",
+        "# TYPE route_agent_bgp_update_to_kernel_seconds histogram",
+        "# TYPE route_agent_build info",
+        "# TYPE process_cpu_seconds counter",
+        "route_agent_bgp_prefixes_received_total{peer=\"127.0.0.2\"} 1",
+    ] {
+        assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
+    }
+    // curl's `*/*` and an explicit text/plain get 0.0.4.
+    for accept in ["*/*", "text/plain;version=0.0.4"] {
+        let (content_type, body) = scrape_accepting(a.addr, accept).await;
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        parse_exposition(&body);
+        assert!(!body.contains("# EOF"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_peer_metrics_off_serves_sessions_by_state_without_peer_series() {
+    let (a, _b) = peered().await;
+    poll(a.addr, "/metrics", "the peer's series", |r| {
+        r.text()
+            .contains("route_agent_bgp_peer_up{peer=\"127.0.0.2\"} 1\n")
+    })
+    .await;
+    // What `admin: {per-peer-metrics: false}` sets at start.
+    a.state.metrics.set_per_peer(false);
+    let r = get(a.addr, "GET", "/metrics").await;
+    let s = parse_exposition(&r.text());
+    assert!(
+        s.iter().all(|(_, labels, _)| !labels.contains_key("peer")),
+        "{}",
+        r.text()
+    );
+    assert!(
+        !r.text().contains("route_agent_bgp_prefixes_"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        value(&s, "route_agent_bgp_sessions", &[("state", "established")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "route_agent_bgp_sessions", &[("state", "idle")]),
+        Some(0.0)
+    );
+}
+
+/// The metric names a PromQL expression uses: every name of ours
+/// (`route_agent_*`) or of the process collector (`process_*`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = |p: &str| expr[i..].starts_with(p);
+        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if boundary && (starts("route_agent_") || starts("process_")) {
+            let end = expr[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .map_or(expr.len(), |n| i + n);
+            names.push(expr[i..end].to_owned());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// Every string under the key `key` anywhere in `value`.
+fn strings_under(value: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if k == key
+                    && let Some(s) = v.as_str()
+                {
+                    out.push(s.to_owned());
+                }
+                strings_under(v, key, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                strings_under(v, key, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_of_the_grafana_dashboard_is_in_a_scrape() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../deploy/grafana-dashboard.json"))
+            .expect("deploy/grafana-dashboard.json is JSON");
+    let (a, _b) = peered().await;
+    // A running agent watches its parts' heartbeats.
+    a.state.heartbeats.watch(
+        Part::FibThread,
+        Instant::now(),
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    // `lo` stands in for the tunnel device, as in the tunnel test below.
+    a.state.update(|s| {
+        s.tunnel.backend = TunnelInUse::Userspace;
+        s.tunnel.device = "lo".into();
+    });
+    let r = poll(a.addr, "/metrics", "the peer's series", |r| {
+        r.text()
+            .contains("route_agent_bgp_peer_up{peer=\"127.0.0.2\"} 1\n")
+    })
+    .await;
+    let served: std::collections::BTreeSet<String> = parse_exposition(&r.text())
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    let mut exprs = Vec::new();
+    strings_under(&dashboard, "expr", &mut exprs);
+    // The template variables' queries too (`label_values(…)`).
+    strings_under(&dashboard["templating"], "definition", &mut exprs);
+    let used: std::collections::BTreeSet<String> =
+        exprs.iter().flat_map(|e| metric_names(e)).collect();
+    let missing: Vec<&String> = used.iter().filter(|n| !served.contains(*n)).collect();
+    assert!(missing.is_empty(), "not in a scrape: {missing:?}");
+    // What the dashboard is for is there.
+    for name in [
+        "route_agent_bgp_sessions",
+        "route_agent_bgp_peer_up",
+        "route_agent_bgp_prefixes_accepted",
+        "route_agent_routes_installed",
+        "route_agent_fib_reconcile_duration_seconds_bucket",
+        "route_agent_bgp_update_to_kernel_seconds_bucket",
+        "route_agent_netlink_errors_total",
+        "route_agent_tunnel_receive_bytes_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(used.contains(name), "the dashboard does not show {name}");
+    }
+    // Every panel and query takes its data source from the variable.
+    let mut sources = Vec::new();
+    strings_under(&dashboard["panels"], "uid", &mut sources);
+    assert!(!sources.is_empty());
+    assert!(
+        sources.iter().all(|u| u == "${DS_PROMETHEUS}"),
+        "{sources:?}"
+    );
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(variables.iter().any(|v| v["name"] == "DS_PROMETHEUS"
+        && v["type"] == "datasource"
+        && v["query"] == "prometheus"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use bgp_core::speaker::{Speaker, SpeakerConfig};
 use ipip::filter::IpipFilter;
 use ipip::packet::{Tunnel, encapsulate};
-use route_agent::admin::metrics::{self, Checks};
+use route_agent::admin::metrics;
+use route_agent::admin::process::ProcessStats;
 use route_agent::agent::ipip_filter::{FilterTask, IpipFilterStatus};
 use route_agent::planner::{DesiredRoute, RouteKind};
 use route_agent::state::{AgentState, TunnelInUse};
@@ -140,7 +141,16 @@ fn the_kernel_backend_gets_a_filter_that_follows_the_nodes_and_reports_its_drops
         task.nodes([NODE].into());
         wait_for(&state, "two drops counted", |f| f.dropped_packets == 2);
         let status = state.snapshot();
-        let text = metrics::render(&status, &[], None, &Checks::default());
+        let text = metrics::render(
+            metrics::Scrape {
+                status,
+                ..metrics::Scrape::default()
+            },
+            &route_agent::state::Metrics::default(),
+            ProcessStats::default(),
+            metrics::Format::Text,
+        )
+        .unwrap();
         assert!(
             text.lines()
                 .any(|l| l == "route_agent_ipip_filter_dropped_packets_total 2"),

@@ -202,7 +202,9 @@ pub struct PeerSnapshot {
     pub state: State,
     /// How long it has been established.
     pub uptime: Option<Duration>,
-    /// Prefixes received in the last UPDATEs, before import policy.
+    /// Prefixes announced by the peer, before import policy, since it
+    /// was configured: a running total across sessions (Prometheus: a
+    /// counter).
     pub received: u64,
     /// Prefixes from this peer now in the RIB.
     pub accepted: usize,

@@ -60,7 +60,8 @@ pub struct PeerDoc {
     pub state: String,
     /// Seconds since the session came up; `null` when it is not up.
     pub uptime_seconds: Option<u64>,
-    /// Prefixes received in the last UPDATEs, before import policy.
+    /// Prefixes the peer announced, before import policy, since it was
+    /// configured (a running total across sessions).
     pub prefixes_received: u64,
     /// Prefixes from this peer now in the Loc-RIB.
     pub prefixes_accepted: u64,

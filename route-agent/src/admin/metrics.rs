@@ -1,22 +1,45 @@
-//! `/metrics` in the Prometheus text exposition format 0.0.4, written by
-//! hand: a dozen families rendered from one snapshot do not need a metrics
-//! registry, and the values already live in the speaker and the agent's
-//! state (a registry would be a second copy to keep in step).
+//! `/metrics` on the prometheus-client crate, in the format the scraper
+//! asks for ([`Format::negotiate`]): OpenMetrics 1.0 when its `Accept`
+//! header prefers it (Prometheus's does), else the text format 0.0.4
+//! (curl, older scrapers, a request without `Accept`).
+//!
+//! Two kinds of source, so that nothing is kept twice:
+//! - values that already live in a snapshot (the speaker's peers, the
+//!   agent's [`Status`], the tunnel's interface statistics, `/proc`) are
+//!   encoded at scrape time by collectors ([`Scrape`], [`Process`]);
+//! - events that exist only as they happen (a reconcile pass's duration,
+//!   a route batch's way to the kernel) are observed into the histograms
+//!   of [`Metrics`], which every scrape encodes.
 //!
 //! The families are listed in the [admin module docs](super).
 
-use std::fmt::{Display, Write as _};
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
 use bgp_core::session::State;
 use bgp_core::speaker::PeerSnapshot;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use super::dto::{REJECT_REASONS, ROUTE_KINDS, backend_name, reject_reason_name, route_kind_name};
-use crate::state::{Part, Status, TunnelInUse};
+use super::process::ProcessStats;
+use crate::state::{Metrics, Part, Status, TunnelInUse};
 
-/// The `Content-Type` of the exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The `Content-Type` of the text format 0.0.4.
+pub const CONTENT_TYPE_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The `Content-Type` of OpenMetrics text 1.0.0 (what prometheus-client's
+/// `encoding::text` writes, ending in `# EOF`).
+pub const CONTENT_TYPE_OPENMETRICS: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Where the kernel publishes interface counters.
 pub const SYS_CLASS_NET: &str = "/sys/class/net";
@@ -31,7 +54,7 @@ const STATES: [(State, &str); 6] = [
     (State::Established, "established"),
 ];
 
-/// The `statistics/` files read for the tunnel and the metric each feeds
+/// The `statistics/` files read for the tunnel and the counter each feeds
 /// (`route_agent_tunnel_<name>_total`).
 const TUNNEL_FILES: [(&str, &str); 6] = [
     ("rx_packets", "receive_packets"),
@@ -41,6 +64,52 @@ const TUNNEL_FILES: [(&str, &str); 6] = [
     ("tx_bytes", "transmit_bytes"),
     ("tx_dropped", "transmit_dropped"),
 ];
+
+/// The exposition format of one answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics text 1.0.0.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format for a request's `Accept` header: OpenMetrics when it is
+    /// listed with a quality at least that of `text/plain`, else (no
+    /// header, `*/*`, `text/plain` preferred) the text format 0.0.4.
+    /// Prometheus lists OpenMetrics first unless told otherwise
+    /// (`scrape_protocols`), so both of its choices are served.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let (mut openmetrics, mut text) = (0.0_f64, 0.0_f64);
+        for range in accept.unwrap_or("").split(',') {
+            let mut params = range.split(';').map(str::trim);
+            let media = params.next().unwrap_or("");
+            let q = params
+                .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .find_map(|q| q.parse::<f64>().ok())
+                .unwrap_or(1.0);
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                openmetrics = openmetrics.max(q);
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                text = text.max(q);
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+
+    /// The `Content-Type` of an answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => CONTENT_TYPE_TEXT,
+            Format::OpenMetrics => CONTENT_TYPE_OPENMETRICS,
+        }
+    }
+}
 
 /// The tunnel device's interface counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,326 +171,459 @@ pub struct Checks {
     pub heartbeats: Vec<(Part, Duration)>,
 }
 
-/// The exposition text for one snapshot.
+/// One scrape's snapshot: the collector of every family whose values live
+/// in the agent's state, the speaker or sysfs.
+#[derive(Clone, Debug, Default)]
+pub struct Scrape {
+    /// The agent's status.
+    pub status: Status,
+    /// The speaker's peers (empty when it did not answer in time).
+    pub peers: Vec<PeerSnapshot>,
+    /// The tunnel device's counters, when there is one.
+    pub tunnel: Option<TunnelCounters>,
+    /// Readiness, liveness and heartbeats.
+    pub checks: Checks,
+    /// Whether the series labelled by peer go out
+    /// (`admin.per-peer-metrics`).
+    pub per_peer: bool,
+}
+
+/// The exposition of one scrape, the event histograms and the process
+/// figures, in `format`. The error comes from the encoder only (writing
+/// into a `String` does not fail).
 pub fn render(
-    status: &Status,
-    peers: &[PeerSnapshot],
-    tunnel: Option<&TunnelCounters>,
-    checks: &Checks,
-) -> String {
-    let mut m = Exposition::default();
-    m.family(
-        "route_agent_build_info",
-        "gauge",
-        "Always 1; the version is the label.",
+    scrape: Scrape,
+    metrics: &Metrics,
+    process: ProcessStats,
+    format: Format,
+) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    // The registry appends the final period to these two help texts.
+    registry.register(
+        "route_agent_fib_reconcile_duration_seconds",
+        "Seconds one reconcile pass took: kernel dump, diff and the netlink batches that apply it",
+        metrics.reconcile_duration.clone(),
     );
-    m.sample(
-        "route_agent_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1,
+    registry.register(
+        "route_agent_bgp_update_to_kernel_seconds",
+        "Seconds from a route batch of the BGP speaker reaching the agent to the end of the reconcile pass that put it in the kernel (one observation per pass, from the oldest batch it applied; a graceful-restart hold counts)",
+        metrics.update_to_kernel.clone(),
     );
+    registry.register_collector(Box::new(scrape));
+    registry.register_collector(Box::new(Process(process)));
+    let mut out = String::new();
+    match format {
+        Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?,
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry)?,
+    }
+    Ok(out)
+}
 
-    m.family(
-        "route_agent_ready",
-        "gauge",
-        "1 when /readyz answers 200: initial sync done, kernel routes in sync, and the peers as bird-ready wants them (every one during the first 30 s, then one, or none when alone).",
-    );
-    m.sample("route_agent_ready", &[], u8::from(checks.ready));
-    m.family(
-        "route_agent_live",
-        "gauge",
-        "1 when /healthz answers 200: every watched part of the agent made progress in time.",
-    );
-    m.sample("route_agent_live", &[], u8::from(checks.live));
-    m.family(
-        "route_agent_heartbeat_age_seconds",
-        "gauge",
-        "Seconds since each watched part of the agent (speaker, agent-loop, fib-thread, reconcile) last made progress.",
-    );
-    for (part, age) in &checks.heartbeats {
-        m.sample(
+/// A label set: names and values.
+type Labels<'a> = Vec<(&'static str, Cow<'a, str>)>;
+
+/// Encodes one family: its HELP and TYPE, then a sample per row.
+/// Counters get their `_total` from the encoder.
+fn family<'a, V: EncodeGaugeValue + EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (Labels<'a>, V)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in rows {
+        let sample = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(value).encode(sample)?,
+            _ => ConstGauge::new(value).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+/// A family of one sample without labels.
+fn single<V: EncodeGaugeValue + EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    value: V,
+) -> Result<(), std::fmt::Error> {
+    family(encoder, name, help, kind, [(Labels::new(), value)])
+}
+
+fn label<'a>(name: &'static str, value: impl Into<Cow<'a, str>>) -> (&'static str, Cow<'a, str>) {
+    (name, value.into())
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use MetricType::{Counter, Gauge};
+        let e = &mut e;
+        let info = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
+        info.encode(e.encode_descriptor(
+            "route_agent_build",
+            "Always 1; the version is the label.",
+            None,
+            MetricType::Info,
+        )?)?;
+
+        single(
+            e,
+            "route_agent_ready",
+            "1 when /readyz answers 200: initial sync done, kernel routes in sync, and the peers as bird-ready wants them (every one during the first 30 s, then one, or none when alone).",
+            Gauge,
+            u64::from(self.checks.ready),
+        )?;
+        single(
+            e,
+            "route_agent_live",
+            "1 when /healthz answers 200: every watched part of the agent made progress in time.",
+            Gauge,
+            u64::from(self.checks.live),
+        )?;
+        family(
+            e,
             "route_agent_heartbeat_age_seconds",
-            &[("part", part.name())],
-            format!("{:.3}", age.as_secs_f64()),
-        );
-    }
+            "Seconds since each watched part of the agent (speaker, agent-loop, fib-thread, reconcile) last made progress.",
+            Gauge,
+            self.checks
+                .heartbeats
+                .iter()
+                .map(|(part, age)| (vec![label("part", part.name())], age.as_secs_f64())),
+        )?;
 
-    m.family(
-        "route_agent_bgp_sessions",
-        "gauge",
-        "BGP sessions by state.",
-    );
-    for (state, label) in STATES {
-        let n = peers.iter().filter(|p| p.state == state).count();
-        m.sample("route_agent_bgp_sessions", &[("state", label)], n);
-    }
-    let addresses: Vec<String> = peers.iter().map(|p| p.address.to_string()).collect();
-    let per_peer = |m: &mut Exposition,
-                    name: &str,
-                    kind: &str,
-                    help: &str,
-                    value: &dyn Fn(&PeerSnapshot) -> u64| {
-        m.family(name, kind, help);
-        for (p, address) in peers.iter().zip(&addresses) {
-            m.sample(name, &[("peer", address)], value(p));
+        family(
+            e,
+            "route_agent_bgp_sessions",
+            "BGP sessions by state.",
+            Gauge,
+            STATES.iter().map(|(state, name)| {
+                let n = self.peers.iter().filter(|p| p.state == *state).count();
+                (vec![label("state", *name)], n as u64)
+            }),
+        )?;
+        if self.per_peer {
+            self.encode_peers(e)?;
         }
-    };
-    m.family(
-        "route_agent_bgp_peer_info",
-        "gauge",
-        "Always 1 per peer; its AS, type (ibgp, ebgp), whether it is a dynamic neighbour (a route-reflector client accepted from a range) and session state are labels.",
-    );
-    for (p, address) in peers.iter().zip(&addresses) {
-        let asn = p.asn.to_string();
-        let state = STATES
-            .iter()
-            .find(|(s, _)| *s == p.state)
-            .map_or("unknown", |(_, l)| l);
-        let kind = if p.ibgp { "ibgp" } else { "ebgp" };
-        m.sample(
-            "route_agent_bgp_peer_info",
-            &[
-                ("peer", address),
-                ("asn", &asn),
-                ("type", kind),
-                ("dynamic", if p.dynamic { "true" } else { "false" }),
-                ("state", state),
-            ],
-            1,
-        );
-    }
-    per_peer(
-        &mut m,
-        "route_agent_bgp_peer_up",
-        "gauge",
-        "1 when the session with the peer is Established.",
-        &|p| u64::from(p.state == State::Established),
-    );
-    per_peer(
-        &mut m,
-        "route_agent_bgp_peer_uptime_seconds",
-        "gauge",
-        "Seconds since the session came up (0 when down).",
-        &|p| p.uptime.map_or(0, |d| d.as_secs()),
-    );
-    per_peer(
-        &mut m,
-        "route_agent_bgp_prefixes_received",
-        "gauge",
-        "Prefixes received from the peer in the last UPDATEs, before import policy.",
-        &|p| p.received,
-    );
-    per_peer(
-        &mut m,
-        "route_agent_bgp_prefixes_accepted",
-        "gauge",
-        "Prefixes from the peer now in the Loc-RIB.",
-        &|p| u64::try_from(p.accepted).unwrap_or(u64::MAX),
-    );
-    per_peer(
-        &mut m,
-        "route_agent_bgp_prefixes_advertised",
-        "gauge",
-        "Prefixes advertised to the peer.",
-        &|p| u64::try_from(p.advertised).unwrap_or(u64::MAX),
-    );
 
-    let fib = &status.fib;
-    m.family(
-        "route_agent_routes_installed",
-        "gauge",
-        "Kernel routes of our protocol as last applied, by kind.",
-    );
-    for kind in ROUTE_KINDS {
-        let n = fib
-            .installed
-            .iter()
-            .filter(|r| route_kind_name(&r.kind) == kind)
-            .count();
-        m.sample("route_agent_routes_installed", &[("kind", kind)], n);
-    }
-    m.family(
-        "route_agent_fib_started",
-        "gauge",
-        "1 once the first plan was applied (graceful restart may hold it back).",
-    );
-    m.sample("route_agent_fib_started", &[], u8::from(fib.started));
-    m.family(
-        "route_agent_fib_in_sync",
-        "gauge",
-        "1 when the newest plan is applied with no route failing.",
-    );
-    m.sample("route_agent_fib_in_sync", &[], u8::from(fib.in_sync));
-    m.family(
-        "route_agent_fib_nexthop_objects",
-        "gauge",
-        "1 when gateway routes go through kernel nexthop objects (nexthop-objects: auto takes them for tables of over 1,000 gateway routes).",
-    );
-    m.sample(
-        "route_agent_fib_nexthop_objects",
-        &[],
-        u8::from(fib.nexthop_objects),
-    );
-    m.family(
-        "route_agent_fib_reconciles_total",
-        "counter",
-        "Reconcile passes run (kernel dump, diff, apply).",
-    );
-    m.sample("route_agent_fib_reconciles_total", &[], fib.reconciles);
-    m.family(
-        "route_agent_fib_route_changes_total",
-        "counter",
-        "Kernel routes changed, by operation.",
-    );
-    for (op, n) in [
-        ("add", fib.added),
-        ("replace", fib.replaced),
-        ("delete", fib.deleted),
-    ] {
-        m.sample("route_agent_fib_route_changes_total", &[("op", op)], n);
-    }
-    if let Some(t) = fib
-        .last_reconcile
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-    {
-        m.family(
-            "route_agent_fib_last_reconcile_timestamp_seconds",
-            "gauge",
-            "When the last reconcile finished, in seconds since the Unix epoch.",
-        );
-        m.sample(
-            "route_agent_fib_last_reconcile_timestamp_seconds",
-            &[],
-            t.as_secs(),
-        );
-    }
-    m.family(
-        "route_agent_netlink_batches_total",
-        "counter",
-        "Netlink sendmsg calls carrying route requests.",
-    );
-    m.sample("route_agent_netlink_batches_total", &[], fib.batches);
-    m.family(
-        "route_agent_netlink_errors_total",
-        "counter",
-        "Route requests the kernel refused.",
-    );
-    m.sample("route_agent_netlink_errors_total", &[], fib.errors);
+        let fib = &self.status.fib;
+        family(
+            e,
+            "route_agent_routes_installed",
+            "Kernel routes of our protocol as last applied, by kind.",
+            Gauge,
+            ROUTE_KINDS.iter().map(|kind| {
+                let n = fib
+                    .installed
+                    .iter()
+                    .filter(|r| route_kind_name(&r.kind) == *kind)
+                    .count();
+                (vec![label("kind", *kind)], n as u64)
+            }),
+        )?;
+        single(
+            e,
+            "route_agent_fib_started",
+            "1 once the first plan was applied (graceful restart may hold it back).",
+            Gauge,
+            u64::from(fib.started),
+        )?;
+        single(
+            e,
+            "route_agent_fib_in_sync",
+            "1 when the newest plan is applied with no route failing.",
+            Gauge,
+            u64::from(fib.in_sync),
+        )?;
+        single(
+            e,
+            "route_agent_fib_nexthop_objects",
+            "1 when gateway routes go through kernel nexthop objects (nexthop-objects: auto takes them for tables of over 1,000 gateway routes).",
+            Gauge,
+            u64::from(fib.nexthop_objects),
+        )?;
+        single(
+            e,
+            "route_agent_fib_reconciles",
+            "Reconcile passes run (kernel dump, diff, apply).",
+            Counter,
+            fib.reconciles,
+        )?;
+        family(
+            e,
+            "route_agent_fib_route_changes",
+            "Kernel routes changed, by operation.",
+            Counter,
+            [
+                ("add", fib.added),
+                ("replace", fib.replaced),
+                ("delete", fib.deleted),
+            ]
+            .map(|(op, n)| (vec![label("op", op)], n)),
+        )?;
+        if let Some(t) = fib
+            .last_reconcile
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        {
+            single(
+                e,
+                "route_agent_fib_last_reconcile_timestamp_seconds",
+                "When the last reconcile finished, in seconds since the Unix epoch.",
+                Gauge,
+                t.as_secs_f64(),
+            )?;
+        }
+        single(
+            e,
+            "route_agent_netlink_batches",
+            "Netlink sendmsg calls carrying route requests.",
+            Counter,
+            fib.batches,
+        )?;
+        single(
+            e,
+            "route_agent_netlink_errors",
+            "Route requests the kernel refused.",
+            Counter,
+            fib.errors,
+        )?;
 
-    m.family(
-        "route_agent_routes_rejected",
-        "gauge",
-        "Learned routes the planner refuses to install now, by reason.",
-    );
-    for reason in REJECT_REASONS {
-        let n = status.rejected.get(&reason).copied().unwrap_or(0);
-        m.sample(
+        family(
+            e,
             "route_agent_routes_rejected",
-            &[("reason", reject_reason_name(reason))],
-            n,
-        );
-    }
+            "Learned routes the planner refuses to install now, by reason.",
+            Gauge,
+            REJECT_REASONS.iter().map(|reason| {
+                let n = self.status.rejected.get(reason).copied().unwrap_or(0);
+                (vec![label("reason", reject_reason_name(*reason))], n)
+            }),
+        )?;
 
-    if let Some(ds) = &status.datastore {
-        m.family(
-            "route_agent_datastore_nodes",
-            "gauge",
-            "Valid nodes in the datastore (datastore: kubernetes).",
-        );
-        m.sample("route_agent_datastore_nodes", &[], ds.nodes);
-        m.family(
-            "route_agent_datastore_nodes_skipped",
-            "gauge",
-            "Nodes skipped now for bad input (no InternalIP, bad or overlapping podCIDR, duplicate address, bad annotation), by reason.",
-        );
-        for (reason, n) in &ds.skipped {
-            m.sample(
+        if let Some(ds) = &self.status.datastore {
+            single(
+                e,
+                "route_agent_datastore_nodes",
+                "Valid nodes in the datastore (datastore: kubernetes).",
+                Gauge,
+                ds.nodes as u64,
+            )?;
+            family(
+                e,
                 "route_agent_datastore_nodes_skipped",
-                &[("reason", reason)],
-                n,
-            );
+                "Nodes skipped now for bad input (no InternalIP, bad or overlapping podCIDR, duplicate address, bad annotation), by reason.",
+                Gauge,
+                ds.skipped
+                    .iter()
+                    .map(|(reason, n)| (vec![label("reason", *reason)], *n)),
+            )?;
         }
-    }
 
-    if let Some(f) = &status.ipip_filter {
-        m.family(
-            "route_agent_ipip_filter_dropped_packets_total",
-            "counter",
-            "IPIP packets the kernel tunnel's filter dropped: IP protocol 4 from an address that is no node (nftables table ip podroute).",
-        );
-        m.sample(
-            "route_agent_ipip_filter_dropped_packets_total",
-            &[],
-            f.dropped_packets,
-        );
-    }
-
-    if let Some(t) = tunnel {
-        for (name, value) in &t.values {
-            let family = format!("route_agent_tunnel_{name}_total");
-            let help = format!(
-                "The tunnel device's {} (kernel interface statistics).",
-                name.replace('_', " ")
-            );
-            m.family(&family, "counter", &help);
-            m.sample(
-                &family,
-                &[("device", &t.device), ("backend", t.backend)],
-                value,
-            );
+        if let Some(f) = &self.status.ipip_filter {
+            single(
+                e,
+                "route_agent_ipip_filter_dropped_packets",
+                "IPIP packets the kernel tunnel's filter dropped: IP protocol 4 from an address that is no node (nftables table ip podroute).",
+                Counter,
+                f.dropped_packets,
+            )?;
         }
-    }
-    m.out
-}
 
-/// The text being written.
-#[derive(Default)]
-struct Exposition {
-    out: String,
-}
+        family(
+            e,
+            "route_agent_preflight_checks",
+            "The start's preflight checks (route-agent preflight): 1 for the level each check found (ok, warning, error).",
+            Gauge,
+            self.status.preflight.iter().flat_map(|(check, found)| {
+                [
+                    crate::preflight::Level::Ok,
+                    crate::preflight::Level::Warning,
+                    crate::preflight::Level::Error,
+                ]
+                .into_iter()
+                .map(move |level| {
+                    (
+                        vec![label("check", *check), label("level", level.name())],
+                        u64::from(level == *found),
+                    )
+                })
+            }),
+        )?;
 
-impl Exposition {
-    /// `# HELP` and `# TYPE` for a family.
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        // In HELP text only backslash and newline are escaped.
-        let help = help.replace('\\', r"\\").replace('\n', r"\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    /// One sample line.
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+        if let Some(t) = &self.tunnel {
+            for (name, value) in &t.values {
+                let help = format!(
+                    "The tunnel device's {} (kernel interface statistics).",
+                    name.replace('_', " ")
+                );
+                family(
+                    e,
+                    &format!("route_agent_tunnel_{name}"),
+                    &help,
+                    Counter,
+                    [(
+                        vec![
+                            label("device", t.device.as_str()),
+                            label("backend", t.backend),
+                        ],
+                        *value,
+                    )],
+                )?;
             }
-            self.out.push('}');
         }
-        let _ = writeln!(self.out, " {value}");
+        Ok(())
     }
 }
 
-/// A label value with backslash, double quote and newline escaped.
-fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str(r"\\"),
-            '"' => s.push_str(r#"\""#),
-            '\n' => s.push_str(r"\n"),
-            c => s.push(c),
-        }
+impl Scrape {
+    /// The families labelled by peer (`admin.per-peer-metrics`).
+    fn encode_peers(&self, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use MetricType::{Counter, Gauge};
+        let addresses: Vec<String> = self.peers.iter().map(|p| p.address.to_string()).collect();
+        let peers = || self.peers.iter().zip(&addresses);
+        let per_peer = |e: &mut DescriptorEncoder<'_>,
+                        name: &str,
+                        help: &str,
+                        kind: MetricType,
+                        value: &dyn Fn(&PeerSnapshot) -> u64| {
+            family(
+                e,
+                name,
+                help,
+                kind,
+                peers().map(|(p, address)| (vec![label("peer", address.as_str())], value(p))),
+            )
+        };
+        family(
+            e,
+            "route_agent_bgp_peer_info",
+            "Always 1 per peer; its AS, type (ibgp, ebgp), whether it is a dynamic neighbour (a route-reflector client accepted from a range) and session state are labels.",
+            Gauge,
+            peers().map(|(p, address)| {
+                let state = STATES
+                    .iter()
+                    .find(|(s, _)| *s == p.state)
+                    .map_or("unknown", |(_, l)| l);
+                let labels = vec![
+                    label("peer", address.as_str()),
+                    label("asn", p.asn.to_string()),
+                    label("type", if p.ibgp { "ibgp" } else { "ebgp" }),
+                    label("dynamic", if p.dynamic { "true" } else { "false" }),
+                    label("state", state),
+                ];
+                (labels, 1_u64)
+            }),
+        )?;
+        per_peer(
+            e,
+            "route_agent_bgp_peer_up",
+            "1 when the session with the peer is Established.",
+            Gauge,
+            &|p| u64::from(p.state == State::Established),
+        )?;
+        per_peer(
+            e,
+            "route_agent_bgp_peer_uptime_seconds",
+            "Seconds since the session came up (0 when down).",
+            Gauge,
+            &|p| p.uptime.map_or(0, |d| d.as_secs()),
+        )?;
+        per_peer(
+            e,
+            "route_agent_bgp_prefixes_received",
+            "Prefixes the peer announced, before import policy, since it was configured.",
+            Counter,
+            &|p| p.received,
+        )?;
+        per_peer(
+            e,
+            "route_agent_bgp_prefixes_accepted",
+            "Prefixes from the peer now in the Loc-RIB.",
+            Gauge,
+            &|p| u64::try_from(p.accepted).unwrap_or(u64::MAX),
+        )?;
+        per_peer(
+            e,
+            "route_agent_bgp_prefixes_advertised",
+            "Prefixes advertised to the peer now.",
+            Gauge,
+            &|p| u64::try_from(p.advertised).unwrap_or(u64::MAX),
+        )
     }
-    s
+}
+
+/// The `process_*` families ([`super::process`]), each left out when its
+/// figure could not be read.
+#[derive(Debug)]
+pub struct Process(pub ProcessStats);
+
+impl Collector for Process {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use MetricType::{Counter, Gauge};
+        let s = &self.0;
+        let e = &mut e;
+        if let Some(v) = s.cpu_seconds {
+            single(
+                e,
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds.",
+                Counter,
+                v,
+            )?;
+        }
+        if let Some(v) = s.resident_bytes {
+            single(
+                e,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                Gauge,
+                v,
+            )?;
+        }
+        if let Some(v) = s.virtual_bytes {
+            single(
+                e,
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                Gauge,
+                v,
+            )?;
+        }
+        if let Some(v) = s.open_fds {
+            single(
+                e,
+                "process_open_fds",
+                "Number of open file descriptors.",
+                Gauge,
+                v,
+            )?;
+        }
+        if let Some(v) = s.max_fds {
+            single(
+                e,
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                Gauge,
+                v,
+            )?;
+        }
+        if let Some(v) = s.start_time_seconds {
+            single(
+                e,
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                Gauge,
+                v,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use super::*;
@@ -444,18 +646,331 @@ mod tests {
         }
     }
 
+    fn scrape(status: Status, peers: Vec<PeerSnapshot>) -> Scrape {
+        Scrape {
+            status,
+            peers,
+            per_peer: true,
+            ..Scrape::default()
+        }
+    }
+
+    fn text(s: Scrape) -> String {
+        render(
+            s,
+            &Metrics::default(),
+            ProcessStats::default(),
+            Format::Text,
+        )
+        .unwrap()
+    }
+
     fn lines(text: &str) -> Vec<&str> {
         text.lines().filter(|l| !l.starts_with('#')).collect()
     }
 
+    /// One family as a scrape declares it.
+    #[derive(Debug, Default)]
+    struct Family {
+        kind: String,
+        help: bool,
+        samples: Vec<(String, String, f64)>,
+    }
+
+    /// Reads `text` line by line as `format` requires and returns the
+    /// families by name (OpenMetrics names: counters without `_total`).
+    /// Panics naming the line that breaks a rule: every sample follows
+    /// its family's HELP and TYPE, counters' samples end in `_total`,
+    /// gauges' carry the family name, histograms have cumulative
+    /// buckets up to `+Inf`, a sum and a count equal to the last bucket;
+    /// OpenMetrics ends with `# EOF`.
+    fn check(text: &str, format: Format) -> BTreeMap<String, Family> {
+        let mut families: BTreeMap<String, Family> = BTreeMap::new();
+        let mut current: Option<String> = None;
+        let body = match format {
+            Format::Text => text,
+            Format::OpenMetrics => text
+                .strip_suffix("# EOF\n")
+                .unwrap_or_else(|| panic!("no # EOF at the end:\n{text}")),
+        };
+        assert!(!body.contains("# EOF"), "EOF before the end");
+        // In 0.0.4 a counter's HELP and TYPE name carries `_total`.
+        let family_name = |name: &str, kind: &str| match (format, kind) {
+            (Format::Text, "counter") => name
+                .strip_suffix("_total")
+                .unwrap_or_else(|| panic!("0.0.4 counter {name} without _total"))
+                .to_owned(),
+            _ => name.to_owned(),
+        };
+        let mut pending_help: Option<String> = None;
+        for line in body.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').unwrap();
+                assert!(!help.is_empty(), "empty help: {line}");
+                pending_help = Some(name.to_owned());
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert_eq!(
+                    pending_help.take().as_deref(),
+                    Some(name),
+                    "TYPE without HELP: {line}"
+                );
+                let family = family_name(name, kind);
+                let f = families.entry(family.clone()).or_default();
+                assert!(f.kind.is_empty(), "second TYPE: {line}");
+                f.kind = kind.to_owned();
+                f.help = true;
+                current = Some(family);
+                continue;
+            }
+            assert!(!line.starts_with('#'), "stray comment: {line}");
+            let family = current
+                .as_ref()
+                .unwrap_or_else(|| panic!("sample before TYPE: {line}"));
+            let f = families.get_mut(family).unwrap();
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+            };
+            let suffix = name
+                .strip_prefix(family.as_str())
+                .unwrap_or_else(|| panic!("sample {name} in family {family}: {line}"));
+            let allowed: &[&str] = match f.kind.as_str() {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            assert!(
+                allowed.contains(&suffix),
+                "{} sample {name}: {line}",
+                f.kind
+            );
+            f.samples.push((name.to_owned(), labels.to_owned(), value));
+        }
+        for (name, f) in &families {
+            assert!(f.help && !f.kind.is_empty(), "{name} without HELP/TYPE");
+            if f.kind == "histogram" {
+                let buckets: Vec<f64> = f
+                    .samples
+                    .iter()
+                    .filter(|(n, _, _)| n.ends_with("_bucket"))
+                    .map(|(_, _, v)| *v)
+                    .collect();
+                assert!(
+                    buckets.windows(2).all(|w| w[0] <= w[1]),
+                    "{name}: buckets not cumulative"
+                );
+                let inf = f
+                    .samples
+                    .iter()
+                    .find(|(n, l, _)| n.ends_with("_bucket") && l == "le=\"+Inf\"")
+                    .unwrap_or_else(|| panic!("{name}: no +Inf bucket"));
+                let count = f.samples.iter().find(|(n, _, _)| n.ends_with("_count"));
+                let sum = f.samples.iter().find(|(n, _, _)| n.ends_with("_sum"));
+                assert_eq!(count.map(|c| c.2), Some(inf.2), "{name}: count");
+                assert!(sum.is_some(), "{name}: no sum");
+            }
+        }
+        families
+    }
+
+    fn full_scrape() -> (Scrape, Metrics, ProcessStats) {
+        let mut status = Status::default();
+        status.fib.reconciles = 5;
+        status.fib.last_reconcile = Some(std::time::SystemTime::now());
+        status.datastore = Some(crate::state::DatastoreStatus {
+            nodes: 3,
+            skipped: [("no-internal-ip", 1)].into_iter().collect(),
+        });
+        let mut s = scrape(
+            status,
+            vec![
+                peer("10.0.0.6", State::Established),
+                peer("10.0.0.7", State::Active),
+            ],
+        );
+        s.tunnel = Some(TunnelCounters {
+            device: "tunl0".into(),
+            backend: "kernel",
+            values: vec![("receive_packets", 9), ("transmit_bytes", 1500)],
+        });
+        s.checks.heartbeats = vec![(Part::Speaker, Duration::from_millis(250))];
+        let metrics = Metrics::default();
+        metrics.reconcile_duration.observe(0.003);
+        metrics.reconcile_duration.observe(0.2);
+        metrics.update_to_kernel.observe(0.04);
+        let process = ProcessStats::read(Path::new(super::super::process::PROC));
+        (s, metrics, process)
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_counters_total_histograms_buckets_sum_count() {
+        for format in [Format::Text, Format::OpenMetrics] {
+            let (s, metrics, process) = full_scrape();
+            let text = render(s, &metrics, process, format).unwrap();
+            let families = check(&text, format);
+            let kind = |name: &str| families.get(name).map(|f| f.kind.as_str());
+            let info = if format == Format::Text {
+                "gauge"
+            } else {
+                "info"
+            };
+            for (name, want) in [
+                ("route_agent_build", Some(info)),
+                ("route_agent_bgp_sessions", Some("gauge")),
+                ("route_agent_bgp_prefixes_received", Some("counter")),
+                ("route_agent_fib_reconciles", Some("counter")),
+                ("route_agent_tunnel_receive_packets", Some("counter")),
+                ("route_agent_datastore_nodes_skipped", Some("gauge")),
+                (
+                    "route_agent_fib_reconcile_duration_seconds",
+                    Some("histogram"),
+                ),
+                (
+                    "route_agent_bgp_update_to_kernel_seconds",
+                    Some("histogram"),
+                ),
+                ("process_cpu_seconds", Some("counter")),
+                ("process_resident_memory_bytes", Some("gauge")),
+                ("process_virtual_memory_bytes", Some("gauge")),
+                ("process_open_fds", Some("gauge")),
+                ("process_max_fds", Some("gauge")),
+                ("process_start_time_seconds", Some("gauge")),
+            ] {
+                let name = match (format, name) {
+                    (Format::Text, "route_agent_build") => "route_agent_build_info",
+                    _ => name,
+                };
+                assert_eq!(kind(name), want, "{format:?} {name}\n{text}");
+            }
+            let l = lines(&text);
+            for want in [
+                "route_agent_build_info{version=\"0.1.0\"} 1",
+                "route_agent_fib_reconciles_total 5",
+                "route_agent_bgp_prefixes_received_total{peer=\"10.0.0.6\"} 3",
+                "route_agent_fib_reconcile_duration_seconds_count 2",
+                "route_agent_fib_reconcile_duration_seconds_bucket{le=\"0.005\"} 1",
+                "route_agent_fib_reconcile_duration_seconds_bucket{le=\"0.25\"} 2",
+                "route_agent_bgp_update_to_kernel_seconds_count 1",
+                "route_agent_bgp_update_to_kernel_seconds_bucket{le=\"0.025\"} 0",
+                "route_agent_bgp_update_to_kernel_seconds_bucket{le=\"0.05\"} 1",
+                "route_agent_tunnel_transmit_bytes_total{device=\"tunl0\",backend=\"kernel\"} 1500",
+                "route_agent_datastore_nodes 3",
+            ] {
+                assert!(l.contains(&want), "{format:?}: missing {want} in\n{text}");
+            }
+            assert!(
+                text.contains("\nroute_agent_fib_reconcile_duration_seconds_sum 0.203"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn histograms_are_present_before_the_first_observation() {
+        let text = text(scrape(Status::default(), Vec::new()));
+        let families = check(&text, Format::Text);
+        for name in [
+            "route_agent_fib_reconcile_duration_seconds",
+            "route_agent_bgp_update_to_kernel_seconds",
+        ] {
+            assert_eq!(families[name].kind, "histogram");
+            assert!(
+                lines(&text).contains(&format!("{name}_count 0").as_str()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_per_peer_switch_drops_every_peer_series_and_keeps_sessions_by_state() {
+        let (mut s, metrics, process) = full_scrape();
+        s.per_peer = false;
+        let text = render(s, &metrics, process, Format::OpenMetrics).unwrap();
+        let families = check(&text, Format::OpenMetrics);
+        assert!(!text.contains("peer="), "{text}");
+        for gone in [
+            "route_agent_bgp_peer_info",
+            "route_agent_bgp_peer_up",
+            "route_agent_bgp_peer_uptime_seconds",
+            "route_agent_bgp_prefixes_received",
+            "route_agent_bgp_prefixes_accepted",
+            "route_agent_bgp_prefixes_advertised",
+        ] {
+            assert!(!families.contains_key(gone), "{gone} still in\n{text}");
+        }
+        let l = lines(&text);
+        assert!(l.contains(&"route_agent_bgp_sessions{state=\"established\"} 1"));
+        assert!(l.contains(&"route_agent_bgp_sessions{state=\"active\"} 1"));
+        // With the switch on, the same scrape has them.
+        let (s, metrics, process) = full_scrape();
+        let text = render(s, &metrics, process, Format::OpenMetrics).unwrap();
+        assert!(text.contains("route_agent_bgp_peer_up{peer=\"10.0.0.7\"} 0"));
+    }
+
+    #[test]
+    fn accept_headers_choose_the_format() {
+        // Prometheus 2.x and 3.x by default.
+        for prometheus in [
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+        ] {
+            assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        }
+        for text in [
+            None,
+            Some("*/*"),
+            Some("text/plain"),
+            Some("text/plain;version=0.0.4;q=0.9, application/openmetrics-text;q=0.5"),
+            Some("application/openmetrics-text;q=0"),
+            Some("application/json"),
+        ] {
+            assert_eq!(Format::negotiate(text), Format::Text, "{text:?}");
+        }
+        assert_eq!(
+            Format::negotiate(Some("Application/OpenMetrics-Text; Q=0.3")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::Text.content_type(),
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        assert_eq!(
+            Format::OpenMetrics.content_type(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+    }
+
+    #[test]
+    fn process_families_are_left_out_when_unreadable() {
+        let text = text(scrape(Status::default(), Vec::new()));
+        assert!(!text.contains("process_"), "{text}");
+        let s = ProcessStats {
+            cpu_seconds: Some(1.5),
+            max_fds: Some(1024),
+            ..ProcessStats::default()
+        };
+        let text = render(Scrape::default(), &Metrics::default(), s, Format::Text).unwrap();
+        let l = lines(&text);
+        assert!(l.contains(&"process_cpu_seconds_total 1.5"), "{text}");
+        assert!(l.contains(&"process_max_fds 1024"), "{text}");
+        assert!(!text.contains("process_open_fds"), "{text}");
+    }
+
     #[test]
     fn every_session_state_is_present_with_zeros() {
-        let text = render(
-            &Status::default(),
-            &[peer("10.0.0.6", State::Established)],
-            None,
-            &Checks::default(),
-        );
+        let text = text(scrape(
+            Status::default(),
+            vec![peer("10.0.0.6", State::Established)],
+        ));
         let l = lines(&text);
         for want in [
             r#"route_agent_bgp_sessions{state="idle"} 0"#,
@@ -464,7 +979,7 @@ mod tests {
             r#"route_agent_bgp_sessions{state="established"} 1"#,
             r#"route_agent_bgp_peer_up{peer="10.0.0.6"} 1"#,
             r#"route_agent_bgp_peer_uptime_seconds{peer="10.0.0.6"} 42"#,
-            r#"route_agent_bgp_prefixes_received{peer="10.0.0.6"} 3"#,
+            r#"route_agent_bgp_prefixes_received_total{peer="10.0.0.6"} 3"#,
             r#"route_agent_bgp_prefixes_accepted{peer="10.0.0.6"} 2"#,
             r#"route_agent_bgp_prefixes_advertised{peer="10.0.0.6"} 1"#,
             r#"route_agent_bgp_peer_info{peer="10.0.0.6",asn="64512",type="ibgp",dynamic="false",state="established"} 1"#,
@@ -500,7 +1015,8 @@ mod tests {
             },
         ];
         status.rejected.insert(RejectReason::OutsidePools, 4);
-        let checks = Checks {
+        let mut s = scrape(status, Vec::new());
+        s.checks = Checks {
             ready: true,
             live: true,
             heartbeats: vec![
@@ -508,7 +1024,7 @@ mod tests {
                 (Part::FibThread, Duration::from_secs(3)),
             ],
         };
-        let text = render(&status, &[], None, &checks);
+        let text = text(s);
         let l = lines(&text);
         for want in [
             r#"route_agent_routes_installed{kind="blackhole"} 1"#,
@@ -522,8 +1038,8 @@ mod tests {
             r#"route_agent_routes_rejected{reason="outside-pools"} 4"#,
             "route_agent_ready 1",
             "route_agent_live 1",
-            r#"route_agent_heartbeat_age_seconds{part="speaker"} 0.250"#,
-            r#"route_agent_heartbeat_age_seconds{part="fib-thread"} 3.000"#,
+            r#"route_agent_heartbeat_age_seconds{part="speaker"} 0.25"#,
+            r#"route_agent_heartbeat_age_seconds{part="fib-thread"} 3.0"#,
         ] {
             assert!(l.contains(&want), "missing {want} in\n{text}");
         }
@@ -533,35 +1049,61 @@ mod tests {
 
     #[test]
     fn the_ipip_filter_drop_counter_is_a_series_only_while_there_is_a_filter() {
-        let mut status = Status::default();
-        let text = render(&status, &[], None, &Checks::default());
-        assert!(!text.contains("route_agent_ipip_filter"), "{text}");
-        status.ipip_filter = Some(crate::agent::ipip_filter::IpipFilterStatus {
-            nodes: 3,
-            dropped_packets: 17,
-            dropped_bytes: 1700,
-            error: None,
-        });
-        let text = render(&status, &[], None, &Checks::default());
+        let text0 = text(scrape(Status::default(), vec![]));
+        assert!(!text0.contains("route_agent_ipip_filter"), "{text0}");
+        let status = Status {
+            ipip_filter: Some(crate::agent::ipip_filter::IpipFilterStatus {
+                nodes: 3,
+                dropped_packets: 17,
+                dropped_bytes: 1700,
+                error: None,
+            }),
+            ..Status::default()
+        };
+        let t = text(scrape(status, vec![]));
         assert!(
-            lines(&text).contains(&"route_agent_ipip_filter_dropped_packets_total 17"),
-            "{text}"
+            lines(&t).contains(&"route_agent_ipip_filter_dropped_packets_total 17"),
+            "{t}"
         );
-        assert!(text.contains("# TYPE route_agent_ipip_filter_dropped_packets_total counter\n"));
+        assert!(t.contains("# TYPE route_agent_ipip_filter_dropped_packets_total counter\n"));
+    }
+
+    #[test]
+    fn each_preflight_check_has_one_series_per_level_with_the_found_one_at_1() {
+        use crate::preflight::Level;
+        let status = Status {
+            preflight: vec![
+                ("ip-forward", Level::Ok),
+                ("tcp-congestion-control", Level::Warning),
+            ],
+            ..Status::default()
+        };
+        let t = text(scrape(status, vec![]));
+        let l = lines(&t);
+        for want in [
+            r#"route_agent_preflight_checks{check="ip-forward",level="ok"} 1"#,
+            r#"route_agent_preflight_checks{check="ip-forward",level="warning"} 0"#,
+            r#"route_agent_preflight_checks{check="tcp-congestion-control",level="warning"} 1"#,
+            r#"route_agent_preflight_checks{check="tcp-congestion-control",level="error"} 0"#,
+        ] {
+            assert!(l.contains(&want), "no {want} in:\n{t}");
+        }
     }
 
     #[test]
     fn label_values_escape_backslash_quote_and_newline() {
-        assert_eq!(escape_label("a\\b\"c\nd"), r#"a\\b\"c\nd"#);
-        let t = TunnelCounters {
-            device: "t\"0".into(),
-            backend: "kernel",
-            values: vec![("receive_packets", 9)],
+        let s = Scrape {
+            tunnel: Some(TunnelCounters {
+                device: "t\"0\\\n".into(),
+                backend: "kernel",
+                values: vec![("receive_packets", 9)],
+            }),
+            ..Scrape::default()
         };
-        let text = render(&Status::default(), &[], Some(&t), &Checks::default());
+        let text = text(s);
         assert!(
             text.contains(
-                r#"route_agent_tunnel_receive_packets_total{device="t\"0",backend="kernel"} 9"#
+                r#"route_agent_tunnel_receive_packets_total{device="t\"0\\\n",backend="kernel"} 9"#
             ),
             "{text}"
         );

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `/healthz` | liveness ([`live`]): 200 `ok` while every watched part of the agent (speaker, agent loop, FIB thread, reconciles) makes progress in time; else 503 with one line per stale part (`fib-thread: no progress for 63.2 s …`) |
 //! | `/readyz` | readiness ([`ready`], Calico's `bird-ready` adapted): 200 with the rule that made it ready (`ready: at least one peer Established`); else 503 with one line per unmet rule (`peer 10.0.0.6: Active`, `fib: not in sync`) |
-//! | `/metrics` | Prometheus text format 0.0.4, below |
+//! | `/metrics` | Prometheus metrics ([`metrics`]), below: OpenMetrics 1.0 (`application/openmetrics-text`) when the `Accept` header prefers it, as Prometheus's does; else the text format 0.0.4 (`text/plain; version=0.0.4`) |
 //! | `/api/v1/peers` | JSON array of [`dto::PeerDoc`] |
 //! | `/api/v1/routes` | JSON array of [`dto::BestRouteDoc`]: the Loc-RIB best routes |
 //! | `/api/v1/fib` | [`dto::FibWithNodeDoc`]: installed kernel routes, counters, node, tunnel |
@@ -18,41 +18,64 @@
 //!
 //! # Metrics
 //!
-//! Names follow the operators' habits listed for Calico, kube-router,
-//! GoBGP and MetalLB (`*_bgp_session_up{peer}`, `*_bgp_peer_info{…}`,
-//! prefixes received / accepted / advertised), under one `route_agent_`
-//! prefix. Every label value that can be zero is present with 0, so a
-//! rate or an alert does not see series appear and vanish.
+//! Encoded by the `prometheus-client` crate: counters end in `_total`,
+//! durations are histograms in seconds, and the process figures carry the
+//! names every client library uses. Names follow the operators' habits
+//! listed for Calico, kube-router, GoBGP and MetalLB (`*_bgp_peer_up{peer}`,
+//! `*_bgp_peer_info{…}`, prefixes received / accepted / advertised; a
+//! reconcile histogram as kube-router's `controller_routes_sync_time` and
+//! Felix's `felix_int_dataplane_apply_time_seconds`), under one
+//! `route_agent_` prefix. Every label value that can be zero is present
+//! with 0, so a rate or an alert does not see series appear and vanish.
+//! The series marked *per peer* are left out with
+//! `admin: {per-peer-metrics: false}` (a large mesh: several series per
+//! peer on every node); the sessions by state stay.
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `route_agent_build_info` | gauge | `version` | always 1 |
+//! | `route_agent_build_info` | info (a gauge in 0.0.4) | `version` | always 1 |
 //! | `route_agent_ready` | gauge | | 1 when `/readyz` answers 200 |
 //! | `route_agent_live` | gauge | | 1 when `/healthz` answers 200 |
 //! | `route_agent_heartbeat_age_seconds` | gauge | `part` (speaker, agent-loop, fib-thread, reconcile) | seconds since the part last made progress; only watched parts |
 //! | `route_agent_bgp_sessions` | gauge | `state` (idle, connect, active, opensent, openconfirm, established) | sessions per state |
-//! | `route_agent_bgp_peer_info` | gauge | `peer`, `asn`, `type` (ibgp, ebgp), `state` | always 1 per peer |
-//! | `route_agent_bgp_peer_up` | gauge | `peer` | 1 when Established |
-//! | `route_agent_bgp_peer_uptime_seconds` | gauge | `peer` | seconds since Established, 0 when down |
-//! | `route_agent_bgp_prefixes_received` | gauge | `peer` | prefixes in the peer's last UPDATEs, before import policy |
-//! | `route_agent_bgp_prefixes_accepted` | gauge | `peer` | the peer's prefixes in the Loc-RIB |
-//! | `route_agent_bgp_prefixes_advertised` | gauge | `peer` | prefixes we advertise to the peer |
+//! | `route_agent_bgp_peer_info` | gauge | `peer`, `asn`, `type` (ibgp, ebgp), `dynamic` (true, false), `state` | always 1 per peer; *per peer* |
+//! | `route_agent_bgp_peer_up` | gauge | `peer` | 1 when Established; *per peer* |
+//! | `route_agent_bgp_peer_uptime_seconds` | gauge | `peer` | seconds since Established, 0 when down; *per peer* |
+//! | `route_agent_bgp_prefixes_received_total` | counter | `peer` | prefixes the peer announced, before import policy, since it was configured; *per peer* (was the gauge `route_agent_bgp_prefixes_received`) |
+//! | `route_agent_bgp_prefixes_accepted` | gauge | `peer` | the peer's prefixes in the Loc-RIB; *per peer* |
+//! | `route_agent_bgp_prefixes_advertised` | gauge | `peer` | prefixes we advertise to the peer; *per peer* |
+//! | `route_agent_bgp_update_to_kernel_seconds` | histogram | | from a route batch of the speaker reaching the agent to the end of the reconcile pass that applied it (one observation per pass with new routes, from its oldest batch; a graceful-restart hold counts) |
 //! | `route_agent_routes_installed` | gauge | `kind` (blackhole, direct, tunnel, underlay) | kernel routes of our protocol |
 //! | `route_agent_fib_started` | gauge | | 1 once the first plan was applied |
 //! | `route_agent_fib_in_sync` | gauge | | 1 when the newest plan is applied without failures |
 //! | `route_agent_fib_nexthop_objects` | gauge | | 1 when gateway routes go through kernel nexthop objects |
 //! | `route_agent_fib_reconciles_total` | counter | | reconcile passes |
+//! | `route_agent_fib_reconcile_duration_seconds` | histogram | | one reconcile pass: kernel dump, diff, netlink batches |
 //! | `route_agent_fib_route_changes_total` | counter | `op` (add, replace, delete) | kernel routes changed |
 //! | `route_agent_fib_last_reconcile_timestamp_seconds` | gauge | | end of the last reconcile (absent before the first) |
 //! | `route_agent_netlink_batches_total` | counter | | netlink sends carrying route requests |
 //! | `route_agent_netlink_errors_total` | counter | | route requests the kernel refused |
 //! | `route_agent_routes_rejected` | gauge | `reason` (overlaps-local-block, default-route, outside-pools, next-hop-is-this-node, next-hop-family, no-underlay-route) | learned routes the planner refuses now |
+//! | `route_agent_datastore_nodes` | gauge | | valid nodes in the datastore; only with `datastore: kubernetes` |
+//! | `route_agent_datastore_nodes_skipped` | gauge | `reason` (every skip reason) | nodes skipped now for bad input; only with `datastore: kubernetes` |
 //! | `route_agent_tunnel_{receive,transmit}_{packets,bytes,dropped}_total` | counter | `device`, `backend` (kernel, userspace) | the tunnel device's interface statistics from `/sys/class/net/<device>/statistics`; absent without a tunnel device |
+//! | `route_agent_preflight_checks` | gauge | `check` (ip-forward, rp-filter, tunnel-backend, mtu, tcp-congestion-control, conntrack), `level` (ok, warning, error) | 1 for the level the start's preflight found ([`crate::preflight`]), 0 for the others |
 //! | `route_agent_ipip_filter_dropped_packets_total` | counter | | IPIP the kernel tunnel's filter dropped (IP protocol 4 from an address that is no node: `table ip podroute`); absent without the filter |
+//! | `process_cpu_seconds_total` | counter | | user and system CPU time ([`process`]: `/proc/self/stat`) |
+//! | `process_resident_memory_bytes` | gauge | | resident set size (`/proc/self/status` `VmRSS`) |
+//! | `process_virtual_memory_bytes` | gauge | | virtual memory size (`VmSize`) |
+//! | `process_open_fds` | gauge | | open file descriptors (`/proc/self/fd`) |
+//! | `process_max_fds` | gauge | | the soft limit on them (`/proc/self/limits`; absent when unlimited) |
+//! | `process_start_time_seconds` | gauge | | process start, seconds since the Unix epoch (`/proc/self/stat` and the boot time) |
+//!
+//! `deploy/grafana-dashboard.json` is a dashboard over these names;
+//! `route-agent/tests/admin.rs` checks that every metric its queries use
+//! is in a scrape of a running agent.
 
 pub mod dto;
 pub mod live;
 pub mod metrics;
+pub mod process;
 pub mod ready;
 
 use std::convert::Infallible;
@@ -63,7 +86,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT, ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -77,7 +100,8 @@ use bgp_core::speaker::PeerSnapshot;
 use crate::state::{AgentState, Watch};
 use dto::{BestRouteDoc, FibWithNodeDoc, PeerDoc, StatusDoc};
 use live::Limits;
-use metrics::Checks;
+use metrics::{Checks, Format, Scrape};
+use process::ProcessStats;
 use ready::Readiness;
 
 /// Connections served at once; more wait in the listen backlog. The API is
@@ -265,11 +289,24 @@ async fn handle(
                 &status.tunnel.device,
                 status.tunnel.backend,
             );
-            // Without the speaker's answer the peer series are left out
-            // of this scrape; `route_agent_ready` says 0.
-            let peers = peers.unwrap_or_default();
-            let body = metrics::render(&status, &peers, tunnel.as_ref(), &checks);
-            respond(StatusCode::OK, metrics::CONTENT_TYPE, body.into())
+            let scrape = Scrape {
+                status,
+                // Without the speaker's answer the peer series are left
+                // out of this scrape; `route_agent_ready` says 0.
+                peers: peers.unwrap_or_default(),
+                tunnel,
+                checks,
+                per_peer: state.metrics.per_peer(),
+            };
+            let format = Format::negotiate(req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()));
+            let process = ProcessStats::read(Path::new(process::PROC));
+            match metrics::render(scrape, &state.metrics, process, format) {
+                Ok(body) => respond(StatusCode::OK, format.content_type(), body.into()),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot encode the metrics: {e}\n"),
+                ),
+            }
         }
         "/api/v1/peers" => {
             let Some(peers) = peers(state).await else {

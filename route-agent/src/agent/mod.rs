@@ -181,6 +181,7 @@ impl Agent {
             .collect();
         let (speaker, routes) = Speaker::start_with_routes(speaker_config, blocks).await?;
         let state = Arc::new(AgentState::new(speaker.clone()));
+        state.metrics.set_per_peer(config.admin.per_peer_metrics);
         Ok(Agent {
             config,
             options,
@@ -501,7 +502,7 @@ impl Io {
         while let Some(output) = control.poll_output() {
             match output {
                 Output::Plan(plan) => {
-                    self.filter.plan(&plan);
+                    self.filter.plan(&plan.routes);
                     let _ = self.fib.send(FibWork::Plan(plan));
                 }
                 Output::NodeAddresses(nodes) => self.filter.nodes(nodes),

@@ -542,6 +542,27 @@ fn tunnel_mtu_zero_means_underlay_minus_20() {
 }
 
 #[test]
+fn per_peer_metrics_are_on_by_default_and_can_be_turned_off() {
+    assert!(ok(BASE).admin.per_peer_metrics);
+    let c = ok(&with("admin: {per-peer-metrics: false}\n"));
+    assert!(!c.admin.per_peer_metrics);
+    // The listener keeps its default beside it.
+    assert_eq!(c.admin.listen, "127.0.0.1:9179".parse().unwrap());
+    // Not a boolean: the line and the fix.
+    let (line, _, message, _, display) =
+        parse_error(&with("admin:\n  per-peer-metrics: no-thanks\n"));
+    assert_eq!(line, Some(8), "{display}");
+    assert!(message.contains("per-peer-metrics"), "{message}");
+    // A misspelt key is refused with the keys there are.
+    let (line, _, message, _, _) = parse_error(&with("admin: {per-peer-metric: false}\n"));
+    assert_eq!(line, Some(7));
+    assert!(
+        message.contains("unknown field `per-peer-metric`") && message.contains("per-peer-metrics"),
+        "{message}"
+    );
+}
+
+#[test]
 fn tunnel_gro_egress_is_on_by_default_and_can_be_turned_off() {
     assert!(ok(BASE).tunnel.gro_egress);
     assert!(!ok(&with("tunnel: {gro-egress: false}\n")).tunnel.gro_egress);

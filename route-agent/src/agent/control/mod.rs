@@ -55,7 +55,8 @@ mod outputs;
 mod tests;
 
 pub use outputs::{
-    AddressChange, Event, Output, PeerChange, PeerResult, PlanCause, SpeakerCommand, StatusChange,
+    AddressChange, Event, Output, PeerChange, PeerResult, Plan, PlanCause, SpeakerCommand,
+    StatusChange,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
@@ -192,6 +193,9 @@ pub struct Control {
     tunnel: TunnelWork,
     /// Something changed since the last plan.
     replan: bool,
+    /// When the oldest route batch not yet in a plan arrived
+    /// ([`Plan::routes_since`]).
+    routes_since: Option<Instant>,
     /// When the CNI file is to be written.
     cni: CniTracker,
     timers: Vec<(Timer, Instant)>,
@@ -297,6 +301,7 @@ impl Control {
             tunnel_ready: false,
             tunnel: TunnelWork::Idle,
             replan: true,
+            routes_since: None,
             cni: CniTracker::default(),
             timers: Vec::new(),
             outputs: VecDeque::new(),
@@ -364,21 +369,34 @@ impl Control {
 
     /// A batch of the speaker's route changes.
     pub fn handle_routes(&mut self, now: Instant, changes: &[RouteChange]) {
+        let mut routes = false;
         for change in changes {
             match change {
                 RouteChange::Best(route) if route.peer.is_some() => {
                     self.learned.insert(route.prefix, route.next_hop);
                     self.held.remove(&route.prefix);
+                    routes = true;
                 }
                 // Our own blocks are planned from the config.
-                RouteChange::Best(route) => self.unlearn(now, route.prefix),
-                RouteChange::Withdrawn(prefix) => self.unlearn(now, *prefix),
+                RouteChange::Best(route) => {
+                    self.unlearn(now, route.prefix);
+                    routes = true;
+                }
+                RouteChange::Withdrawn(prefix) => {
+                    self.unlearn(now, *prefix);
+                    routes = true;
+                }
                 RouteChange::EndOfRib { peer, family } => {
                     self.awaiting.remove(&(*peer, *family));
                 }
                 // Sessions coming and going change no route by themselves.
                 _ => {}
             }
+        }
+        if routes {
+            // The oldest batch counts: a later one in the same plan waited
+            // less.
+            self.routes_since.get_or_insert(now);
         }
         self.replan = true;
         self.end_hold_if_complete();
@@ -737,7 +755,10 @@ impl Control {
             routes: routes.len(),
             cause,
         });
-        self.outputs.push_back(Output::Plan(routes));
+        self.outputs.push_back(Output::Plan(Plan {
+            routes,
+            routes_since: self.routes_since.take(),
+        }));
     }
 
     /// The underlay's IPv6 routes, asked for only when a learned IPv6

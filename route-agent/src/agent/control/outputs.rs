@@ -20,7 +20,7 @@ use crate::state::{DatastoreStatus, NodeStatus, TunnelStatus};
 #[derive(Debug)]
 pub enum Output {
     /// Apply this plan: send it to the FIB thread (it replaces the last).
-    Plan(Vec<DesiredRoute>),
+    Plan(Plan),
     /// Tell the speaker; the loop must not wait for it.
     Speaker(SpeakerCommand),
     /// Read the node ([`NodeView::read`]) and answer with
@@ -48,6 +48,20 @@ pub enum Output {
     /// are bound to the old one. `route-agent run` exits with code 3 and
     /// its supervisor (the DaemonSet) starts it again on the new address.
     Stop(AddressChange),
+}
+
+/// The kernel routes to have, and since when learned routes waited for
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The routes.
+    pub routes: Vec<DesiredRoute>,
+    /// When the oldest route batch that no earlier plan included reached
+    /// the agent; `None` when no route changed since the last plan (a
+    /// resync, a node or config change). The FIB thread measures the
+    /// BGP-update-to-kernel latency from it: one timestamp per plan,
+    /// never one per route.
+    pub routes_since: Option<std::time::Instant>,
 }
 
 /// This node's address before and after a datastore change.

@@ -85,7 +85,7 @@ fn drain(c: &mut Control) -> Vec<Output> {
 fn plans(out: &[Output]) -> Vec<Vec<String>> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Plan(p) => Some(p.iter().map(ToString::to_string).collect()),
+            Output::Plan(p) => Some(p.routes.iter().map(ToString::to_string).collect()),
             _ => None,
         })
         .collect()
@@ -202,6 +202,55 @@ fn a_burst_of_route_batches_is_planned_once() {
     );
     assert_eq!(plans(&drain(&mut c)), [vec![BLACKHOLE.to_owned()]]);
     assert!(drain(&mut c).is_empty(), "nothing changed, nothing to do");
+}
+
+/// The `routes_since` of each plan among `out`.
+fn plan_times(out: &[Output]) -> Vec<Option<Instant>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Plan(p) => Some(p.routes_since),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_plan_carries_when_its_oldest_new_route_batch_arrived() {
+    let (mut c, t0, out) = start(DIRECT, false);
+    assert_eq!(plan_times(&out), [None], "the first plan learned nothing");
+    let t1 = t0 + Duration::from_millis(10);
+    let t2 = t0 + Duration::from_millis(20);
+    c.handle_routes(t1, &[best("10.244.2.0/26", "10.0.0.6", "10.0.0.6")]);
+    c.handle_routes(t2, &[best("10.244.3.0/26", "10.0.0.7", "10.0.0.7")]);
+    assert_eq!(plan_times(&drain(&mut c)), [Some(t1)], "the oldest batch");
+    // The next plan counts from its own batch, not the earlier one.
+    let t3 = t0 + Duration::from_millis(30);
+    c.handle_routes(t3, &[RouteChange::Withdrawn(net("10.244.3.0/26"))]);
+    assert_eq!(plan_times(&drain(&mut c)), [Some(t3)]);
+    // A batch without route changes (End-of-RIB) and the periodic
+    // re-plan carry no time: no route waited for them.
+    c.handle_routes(t3, &[end_of_rib("10.0.0.6", Family::Ipv4Unicast)]);
+    assert_eq!(plan_times(&drain(&mut c)), [None]);
+    c.handle_timeout(t0 + RESYNC);
+    assert_eq!(plan_times(&drain(&mut c)), [None]);
+}
+
+#[test]
+fn routes_held_by_graceful_restart_count_from_their_arrival() {
+    let (mut c, t0, _) = start(DIRECT, true);
+    let t1 = t0 + Duration::from_secs(1);
+    c.handle_routes(t1, &[best("10.244.2.0/26", "10.0.0.6", "10.0.0.6")]);
+    assert!(plan_times(&drain(&mut c)).is_empty(), "held");
+    let t2 = t0 + Duration::from_secs(2);
+    c.handle_routes(
+        t2,
+        &[
+            end_of_rib("10.0.0.6", Family::Ipv4Unicast),
+            end_of_rib("10.0.0.7", Family::Ipv4Unicast),
+        ],
+    );
+    // The hold is part of the wait the route saw.
+    assert_eq!(plan_times(&drain(&mut c)), [Some(t1)]);
 }
 
 #[test]
