@@ -503,6 +503,13 @@ pub fn render(doc: &StatusDoc) -> String {
     if let Some(note) = &tunnel.note {
         let _ = writeln!(out, "  {note}");
     }
+    if tunnel.failures > 0 {
+        let _ = writeln!(
+            out,
+            "  {} failed set-ups or exits since the start",
+            tunnel.failures
+        );
+    }
     if !fib.installed.is_empty() {
         out.push_str("\nKernel routes (ip route):\n");
         for r in &fib.installed {
@@ -586,6 +593,7 @@ mod tests {
                 backend: "none".into(),
                 device: "tunl0".into(),
                 note: None,
+                failures: 0,
             },
         }
     }

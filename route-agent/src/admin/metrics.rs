@@ -343,6 +343,29 @@ pub fn render(
         }
     }
 
+    if status.tunnel.wanted {
+        let device = status.tunnel.device.as_str();
+        m.family(
+            "route_agent_tunnel_up",
+            "gauge",
+            "1 when the IPIP tunnel an IPIP pool needs is set up; 0 while it is not (a failed set-up or an exited userspace tunnel, retried with a backoff).",
+        );
+        m.sample(
+            "route_agent_tunnel_up",
+            &[("device", device)],
+            u8::from(status.tunnel.backend != TunnelInUse::None),
+        );
+        m.family(
+            "route_agent_tunnel_failures_total",
+            "counter",
+            "Tunnel set-ups that failed and userspace tunnel processes that exited since the agent started.",
+        );
+        m.sample(
+            "route_agent_tunnel_failures_total",
+            &[("device", device)],
+            status.tunnel.failures,
+        );
+    }
     if let Some(t) = tunnel {
         for (name, value) in &t.values {
             let family = format!("route_agent_tunnel_{name}_total");
