@@ -46,7 +46,12 @@ pub enum Received<'a> {
     Messages(Messages<'a>),
     /// Notifications were lost (`ENOBUFS`: the socket's buffer overflowed,
     /// or a datagram was larger than the receive buffer): anything may have
-    /// changed.
+    /// changed. Until every datagram still queued has been read (or
+    /// [drained](Monitor::drain)), the kernel drops each new notification
+    /// without reporting it again (the socket stays "congested"), so read
+    /// the state again (a dump) only after the queue is empty: a dump made
+    /// before misses the changes made between it and the end of the
+    /// congestion.
     Overrun,
 }
 
@@ -99,6 +104,24 @@ impl Monitor {
             Ok(socket::Received::Whole) => Ok(Received::Messages(Messages::new(&self.buf))),
             Ok(socket::Received::Cut { .. }) => Ok(Received::Overrun),
             Err(e) if is_overrun(&e) => Ok(Received::Overrun),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The next datagram of notifications if one is queued, without
+    /// waiting (`None`: none is).
+    ///
+    /// # Errors
+    /// When the socket fails other than by losing notifications.
+    pub fn try_recv(&mut self) -> io::Result<Option<Received<'_>>> {
+        self.socket.set_non_blocking(true)?;
+        let got = receive(&self.socket, &mut self.buf);
+        self.socket.set_non_blocking(false)?;
+        match got {
+            Ok(socket::Received::Whole) => Ok(Some(Received::Messages(Messages::new(&self.buf)))),
+            Ok(socket::Received::Cut { .. }) => Ok(Some(Received::Overrun)),
+            Err(e) if is_overrun(&e) => Ok(Some(Received::Overrun)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
     }

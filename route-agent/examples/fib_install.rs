@@ -336,7 +336,12 @@ fn watch(count: usize, protocol: u8) -> io::Result<()> {
             }
             Received::Overrun => {
                 // Notifications were dropped: the table itself is the
-                // truth. Routes in it now are in, whatever was lost.
+                // truth. Routes in it now are in, whatever was lost. The
+                // queue is emptied first: until it is, the kernel drops
+                // every new notification without a second ENOBUFS, and a
+                // route added after the dump would never be counted (a
+                // soak round waited forever for it).
+                monitor.drain()?;
                 resyncs += 1;
                 seen = fib
                     .installed()?

@@ -18,7 +18,7 @@ use ipnetwork::{IpNetwork, Ipv4Network};
 
 use crate::admin::{self, AdminError};
 use crate::agent::node::{NodeError, NodeView};
-use crate::agent::{Agent, AgentDatastore, AgentError, Options};
+use crate::agent::{Agent, AgentDatastore, AgentError, Options, Signals};
 use crate::config::Config;
 use crate::datastore::kubernetes::{self, KubernetesError};
 use crate::datastore::{DatastoreKind, desired_config};
@@ -62,19 +62,30 @@ pub enum DaemonError {
 /// Runs the agent, with its admin API beside it, until SIGTERM or SIGINT.
 ///
 /// In this order, so that each failure is reported before anything it
-/// would leave half-started: the node is read (a node address that does
-/// not fit this host is a config problem), the admin listener is bound (a
-/// taken port fails the start before any BGP session opens), the agent
-/// starts its speaker, and only then is the admin API served, from the
-/// agent's state. The API stops when the agent has stopped.
+/// would leave half-started: the signal handlers are installed (first of
+/// all, so that a SIGHUP during the start is kept for the agent and a
+/// SIGTERM stops a start that waits, instead of either killing the
+/// process), the node is read (a node address that does not fit this host
+/// is a config problem), the admin listener is bound (a taken port fails
+/// the start before any BGP session opens), the agent starts its speaker,
+/// and only then is the admin API served, from the agent's state. The API
+/// stops when the agent has stopped.
 pub async fn run(config: Config, mut options: Options) -> Result<(), DaemonError> {
+    let mut signals = Signals::install()?;
     let (config, node, client) = match config.datastore() {
         DatastoreKind::File => {
             let node = NodeView::read(&config.node)?;
             (config, node, None)
         }
         DatastoreKind::Kubernetes => {
-            let (config, node, client) = kubernetes_start(config, &mut options).await?;
+            let started = tokio::select! {
+                started = kubernetes_start(config, &mut options) => started?,
+                () = signals.stop() => {
+                    tracing::info!("stopped while waiting for the datastore");
+                    return Ok(());
+                }
+            };
+            let (config, node, client) = started;
             (config, node, Some(client))
         }
     };
@@ -82,7 +93,7 @@ pub async fn run(config: Config, mut options: Options) -> Result<(), DaemonError
     let preflight = crate::preflight::at_start(&config, (&node.underlay, node.mtu));
     let listener = admin::bind(config.admin.listen).await?;
     let node_name = options.node_name.clone();
-    let agent = Agent::start(config, node, options).await?;
+    let agent = Agent::start(config, node, options, signals).await?;
     agent.state().update(|s| {
         s.preflight = preflight.iter().map(|f| (f.check, f.level)).collect();
     });

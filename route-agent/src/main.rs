@@ -23,7 +23,9 @@ enum Command {
     /// Run the agent: BGP speaker, planner and kernel routes, until SIGTERM
     /// (routes persist after it exits). Exit codes: 2 for a config that
     /// cannot be used, 3 when this node's address changed in the
-    /// Kubernetes datastore (start it again: the DaemonSet does).
+    /// Kubernetes datastore (start it again: the DaemonSet does), 1 when
+    /// it cannot work (the BGP speaker stopped, the tunnel can never be set
+    /// up; the cause is the last line on stderr).
     Run {
         /// The YAML config file.
         #[arg(long, env = "ROUTE_AGENT_CONFIG")]
@@ -177,6 +179,12 @@ fn init_logs(log_format: LogFormat) {
     } else {
         builder.init();
     }
+    // A panicking task (the BGP speaker's, say) is logged like everything
+    // else, so it is found next to the error the agent stops with.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        tracing::error!(thread = thread.name().unwrap_or("?"), "panic: {info}");
+    }));
 }
 
 fn runtime() -> Option<tokio::runtime::Runtime> {

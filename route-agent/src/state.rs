@@ -159,6 +159,12 @@ pub struct TunnelStatus {
     /// Why the configured backend is not the one in use, or why setup
     /// failed.
     pub note: Option<String>,
+    /// An IPv4 pool uses IPIP, so the tunnel should be running (with
+    /// `backend: none` it is not: readiness fails).
+    pub wanted: bool,
+    /// Set-ups that failed and userspace tunnel processes that exited
+    /// since the agent started (each is retried after a backoff).
+    pub failures: u64,
 }
 
 impl AgentState {

@@ -558,6 +558,13 @@ pub fn render(doc: &StatusDoc, routes: bool) -> String {
             let _ = writeln!(out, "  IPIP filter error: {e}");
         }
     }
+    if tunnel.failures > 0 {
+        let _ = writeln!(
+            out,
+            "  {} failed set-ups or exits since the start",
+            tunnel.failures
+        );
+    }
     if routes && !fib.installed.is_empty() {
         out.push_str("\nKernel routes (ip route):\n");
         for r in &fib.installed {
@@ -645,6 +652,7 @@ mod tests {
                 backend: "none".into(),
                 device: "tunl0".into(),
                 note: None,
+                failures: 0,
             },
             ipip_filter: None,
         }

@@ -291,6 +291,10 @@ pub struct TunnelDoc {
     /// Why the configured backend is not the one in use, or why setup
     /// failed.
     pub note: Option<String>,
+    /// Set-ups that failed and userspace tunnel processes that exited
+    /// since the agent started.
+    #[serde(default)]
+    pub failures: u64,
 }
 
 /// The label of a tunnel backend (JSON and the metrics' `backend` label).
@@ -308,6 +312,7 @@ impl From<&TunnelStatus> for TunnelDoc {
             backend: backend_name(t.backend).to_owned(),
             device: t.device.clone(),
             note: t.note.clone(),
+            failures: t.failures,
         }
     }
 }

@@ -430,6 +430,27 @@ impl Collector for Scrape {
             )?;
         }
 
+        if self.status.tunnel.wanted {
+            let device = self.status.tunnel.device.as_str();
+            family(
+                e,
+                "route_agent_tunnel_up",
+                "1 when the IPIP tunnel an IPIP pool needs is set up; 0 while it is not (a failed set-up or an exited userspace tunnel, retried with a backoff).",
+                Gauge,
+                [(
+                    vec![label("device", device)],
+                    u64::from(self.status.tunnel.backend != TunnelInUse::None),
+                )],
+            )?;
+            family(
+                e,
+                "route_agent_tunnel_failures",
+                "Tunnel set-ups that failed and userspace tunnel processes that exited since the agent started.",
+                Counter,
+                [(vec![label("device", device)], self.status.tunnel.failures)],
+            )?;
+        }
+
         family(
             e,
             "route_agent_preflight_checks",
@@ -1066,6 +1087,32 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("# TYPE route_agent_ipip_filter_dropped_packets_total counter\n"));
+    }
+
+    #[test]
+    fn the_tunnel_an_ipip_pool_needs_reports_up_and_failures() {
+        let none = text(scrape(Status::default(), vec![]));
+        assert!(!none.contains("route_agent_tunnel_up"), "{none}");
+        let mut status = Status::default();
+        status.tunnel.wanted = true;
+        status.tunnel.device = "tunl0".into();
+        status.tunnel.failures = 2;
+        let down = text(scrape(status.clone(), vec![]));
+        let l = lines(&down);
+        assert!(
+            l.contains(&r#"route_agent_tunnel_up{device="tunl0"} 0"#),
+            "{down}"
+        );
+        assert!(
+            l.contains(&r#"route_agent_tunnel_failures_total{device="tunl0"} 2"#),
+            "{down}"
+        );
+        status.tunnel.backend = TunnelInUse::Userspace;
+        let up = text(scrape(status, vec![]));
+        assert!(
+            lines(&up).contains(&r#"route_agent_tunnel_up{device="tunl0"} 1"#),
+            "{up}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | the speaker answers | it does not answer a `peers()` request in time (`speaker: …`) |
 //! | initial sync | no reconcile pass has run yet: graceful restart holds the first plan until every peer sent End-of-RIB or the restart time passed (`fib: not started …`) |
 //! | kernel in sync | the newest plan is not applied without failures (`fib: not in sync (…)`): this node's own routing is broken |
+//! | tunnel | an IPIP pool needs the tunnel and it is not running (`tunnel: tunl0 not running (…)`): its set-up failed or its process exited, and it is retried with a backoff |
 //! | start: every peer | during the first [`GRACE`] (30 s) after the start: a configured peer is not Established (`peer 10.0.0.6: Active`), or there is no peer at all (a node in the Kubernetes datastore learns its peers in its first second) |
 //! | then: one peer, or alone | after the grace period: no peer is Established *and* one was since the start — every session this node had is down (`peers: none Established …`) |
 //!
@@ -28,7 +29,7 @@ use std::time::Duration;
 use bgp_core::session::State;
 use bgp_core::speaker::PeerSnapshot;
 
-use crate::state::Status;
+use crate::state::{Status, TunnelInUse};
 
 /// How long after the start every configured peer must be Established
 /// (Calico's `bird-ready` uses 30 s).
@@ -107,6 +108,13 @@ pub fn check(inputs: &Inputs<'_>) -> Readiness {
         lines.push(match &status.fib.last_error {
             Some(e) => format!("fib: not in sync ({e})"),
             None => "fib: not in sync".to_owned(),
+        });
+    }
+    let tunnel = &status.tunnel;
+    if tunnel.wanted && tunnel.backend == TunnelInUse::None {
+        lines.push(match &tunnel.note {
+            Some(note) => format!("tunnel: {} not running ({note})", tunnel.device),
+            None => format!("tunnel: {} not set up yet", tunnel.device),
         });
     }
     let Some(peers) = inputs.peers else {
@@ -209,6 +217,31 @@ mod tests {
             status,
             peers: Some(peers),
         })
+    }
+
+    #[test]
+    fn a_tunnel_an_ipip_pool_needs_and_that_is_not_running_holds_readiness_with_its_note() {
+        let mut status = synced(&["10.0.0.6"]);
+        status.tunnel = crate::state::TunnelStatus {
+            backend: TunnelInUse::None,
+            device: "tunl0".into(),
+            note: Some("the userspace tunnel exited (set up again in 2 s)".into()),
+            wanted: true,
+            failures: 2,
+        };
+        let peers = [peer("10.0.0.6", State::Established)];
+        assert_eq!(
+            at(40 * SEC, &status, &peers),
+            Readiness::NotReady(vec![
+                "tunnel: tunl0 not running (the userspace tunnel exited (set up again in 2 s))"
+                    .into()
+            ])
+        );
+        status.tunnel.backend = TunnelInUse::Userspace;
+        assert!(at(40 * SEC, &status, &peers).is_ready());
+        // No IPIP pool: no tunnel is wanted, none is missing.
+        status.tunnel = crate::state::TunnelStatus::default();
+        assert!(at(40 * SEC, &status, &peers).is_ready());
     }
 
     #[test]

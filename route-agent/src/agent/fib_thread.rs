@@ -24,6 +24,7 @@ use std::time::{Instant, SystemTime};
 
 use super::control::Plan;
 use super::heartbeat::FIB_THREAD_EVERY;
+use super::monitor::ResyncRequests;
 use super::state::{AgentState, Part};
 use crate::fib::{Fib, NexthopMode};
 use crate::planner::DesiredRoute;
@@ -44,12 +45,15 @@ pub enum FibWork {
 /// Starts the thread; nothing is applied before the first
 /// [`FibWork::Plan`] (graceful restart may be holding it back). The FIB
 /// socket's netlink port id goes into `port`, so the monitor can tell our
-/// own changes' notifications from everyone else's.
+/// own changes' notifications from everyone else's; `resync` is marked
+/// taken as each [`FibWork::Resync`] is dequeued (the monitor sends one
+/// only when none waits).
 pub fn spawn(
     protocol: u8,
     nexthop_mode: NexthopMode,
     state: Arc<AgentState>,
     port: Arc<AtomicU32>,
+    resync: ResyncRequests,
 ) -> Sender<FibWork> {
     let (tx, rx) = channel::<FibWork>();
     state.heartbeats.watch(
@@ -94,7 +98,7 @@ pub fn spawn(
                         // routes into the newer one: the oldest time stays.
                         waiting = oldest(waiting, p.routes_since);
                     }
-                    FibWork::Resync => {}
+                    FibWork::Resync => resync.taken(),
                     FibWork::Last(p, done) => {
                         apply(&mut fib, &p, &state, None);
                         let _ = done.send(());

@@ -23,10 +23,20 @@
 //!
 //! On SIGTERM or SIGINT the kernel routes stay (Calico runs BIRD with
 //! `persist`); the sessions close for a graceful restart when it is
-//! enabled (peers keep our routes meanwhile), with Cease otherwise. With
-//! graceful restart enabled, the first reconcile waits until every peer
-//! has sent End-of-RIB (or the restart time has passed), so a restarted
+//! enabled (peers keep our routes meanwhile), with Cease otherwise. An
+//! agent that finds routes of an earlier run in the kernel holds its first
+//! reconcile until every peer has sent End-of-RIB for each family its
+//! session negotiated, or a bound passes (the restart time, or 15 s
+//! without graceful restart: [`control::first_sync`]), so a restarted
 //! agent does not remove routes its peers are about to re-announce.
+//!
+//! The signal handlers ([`Signals`]) are installed before anything that
+//! can wait, by the caller; SIGHUPs and config file changes that come
+//! together are one reload. The agent stops on its own, with an error,
+//! when it cannot work: the speaker's task ended
+//! ([`AgentError::SpeakerStopped`]), or the tunnel can never be set up
+//! ([`AgentError::TunnelUnusable`]); a tunnel that fails otherwise is
+//! retried with a backoff ([`control::tunnel`]).
 
 pub mod config_watch;
 pub mod control;
@@ -61,13 +71,13 @@ use crate::datastore::kubernetes::Snapshot;
 use crate::state::AgentState;
 use control::{
     AddressChange, Control, DatastoreStart, Event, Output, PeerChange, PeerResult, PlanCause,
-    SpeakerCommand, Start, StatusChange, TunnelOutcome,
+    SpeakerCommand, Start, StatusChange, Stop, TunnelOutcome,
 };
 use fib_thread::FibWork;
 use node::{KernelUnderlay, NodeView};
 use tunnel::{TunnelError, TunnelSetup};
 
-/// Why the agent could not start.
+/// Why the agent could not start, or stopped without being asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The signal handlers (SIGTERM, SIGINT, SIGHUP) could not be set.
@@ -76,6 +86,16 @@ pub enum AgentError {
     /// The speaker did not start.
     #[error("BGP speaker: {0}")]
     Speaker(#[from] SpeakerError),
+    /// The speaker task ended while the agent ran (it panicked: its message
+    /// is logged above). No session or route changes any more: the agent
+    /// stops (routes persist) so that its supervisor starts it again.
+    #[error(
+        "the BGP speaker stopped unexpectedly (see the panic logged above): stopping so that the agent is started again (routes persist)"
+    )]
+    SpeakerStopped,
+    /// The tunnel can never be set up as configured.
+    #[error("{0}: stopping, since no retry can set it up (routes persist)")]
+    TunnelUnusable(#[source] TunnelError),
     /// This node's address changed in the datastore; the agent stopped
     /// (routes persist) so that it is started again on the new one.
     #[error(
@@ -116,21 +136,37 @@ pub struct AgentDatastore {
     pub pools: Arc<watch::Sender<Vec<ipnetwork::IpNetwork>>>,
 }
 
-/// The signals the agent acts on.
-struct Signals {
+/// The signals the agent acts on, handled from the moment they are
+/// installed: `route-agent run` installs them before anything that can
+/// wait (the node read, the datastore, the speaker), so a SIGHUP during
+/// the start is a reload once the agent runs (signals that come meanwhile
+/// are kept, several as one) and never the default action, which would
+/// kill it; a SIGTERM or SIGINT then stops it at once.
+#[derive(Debug)]
+pub struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,
 }
 
 impl Signals {
-    fn install() -> Result<Signals, AgentError> {
+    /// Replaces the default actions of SIGTERM, SIGINT and SIGHUP (inside
+    /// a tokio runtime).
+    pub fn install() -> Result<Signals, AgentError> {
         let on = |kind| signal(kind).map_err(AgentError::Signals);
         Ok(Signals {
             term: on(SignalKind::terminate())?,
             int: on(SignalKind::interrupt())?,
             hup: on(SignalKind::hangup())?,
         })
+    }
+
+    /// Waits for SIGTERM or SIGINT.
+    pub async fn stop(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 
@@ -139,7 +175,7 @@ pub struct Agent {
     config: Config,
     options: Options,
     node: NodeView,
-    restarting: bool,
+    installed: bool,
     speaker: Speaker,
     routes: RouteStream,
     state: Arc<AgentState>,
@@ -150,29 +186,34 @@ impl Agent {
     /// Starts the BGP speaker on `node` (read with [`NodeView::read`]),
     /// originating our blocks from the start: a peer keeping our routes
     /// across our restart removes, at our End-of-RIB, any we had not sent
-    /// by then.
+    /// by then. `signals` are those installed first thing by the caller.
     pub async fn start(
         config: Config,
         node: NodeView,
         options: Options,
+        signals: Signals,
     ) -> Result<Agent, AgentError> {
-        let signals = Signals::install()?;
         let mut speaker_config = config.to_speaker_config(node.address.ip());
-        let mut restarting = false;
+        // Routes of ours from an earlier run are still in the kernel: the
+        // first plan waits for the peers' End-of-RIBs (control::first_sync).
+        let installed = crate::fib::Fib::open(config.route_protocol)
+            .and_then(|mut f| f.installed())
+            .is_ok_and(|routes| !routes.is_empty());
         if let Some(gr) = &mut speaker_config.graceful_restart {
-            // Routes of ours from an earlier run are still in the kernel: we
-            // are a restarting speaker that kept its forwarding state, so our
-            // OPENs carry the Restart State bit (RFC 4724 §4.1) and peers keep
-            // our routes until our End-of-RIB instead of flapping them.
-            gr.restarting = crate::fib::Fib::open(config.route_protocol)
-                .and_then(|mut f| f.installed())
-                .is_ok_and(|routes| !routes.is_empty());
-            restarting = gr.restarting;
-            if gr.restarting {
+            // We are a restarting speaker that kept its forwarding state, so
+            // our OPENs carry the Restart State bit (RFC 4724 §4.1) and peers
+            // keep our routes until our End-of-RIB instead of flapping them.
+            gr.restarting = installed;
+            if installed {
                 tracing::info!(
                     "routes of an earlier run are installed: restarting with graceful restart"
                 );
             }
+        } else if installed {
+            tracing::info!(
+                wait_s = control::first_sync::WAIT_WITHOUT_GR.as_secs(),
+                "routes of an earlier run are installed: the first reconcile waits for every peer's End-of-RIB"
+            );
         }
         let blocks = config
             .blocks
@@ -186,7 +227,7 @@ impl Agent {
             config,
             options,
             node,
-            restarting,
+            installed,
             speaker,
             routes,
             state,
@@ -199,35 +240,33 @@ impl Agent {
         self.state.clone()
     }
 
-    /// Runs the agent until SIGTERM or SIGINT (or until the speaker
-    /// stops).
+    /// Runs the agent until SIGTERM or SIGINT; an error when it stops on
+    /// its own ([`AgentError::SpeakerStopped`],
+    /// [`AgentError::AddressChanged`], [`AgentError::TunnelUnusable`]).
     pub async fn run(self) -> Result<(), AgentError> {
         let Agent {
             config,
             options,
             node,
-            restarting,
+            installed,
             speaker,
             mut routes,
             state,
             mut signals,
         } = self;
         let fib_port = Arc::new(AtomicU32::new(0));
+        let resync = monitor::ResyncRequests::default();
         let fib = fib_thread::spawn(
             config.route_protocol,
             config.nexthop_objects,
             state.clone(),
             fib_port.clone(),
+            resync.clone(),
         );
-        let hold = if restarting {
-            Duration::from_secs(config.graceful_restart.restart_time.into())
-        } else {
-            Duration::ZERO
-        };
-        heartbeat::watch_agent(&state, std::time::Instant::now(), hold);
         let probe = tokio::spawn(heartbeat::probe_speaker(speaker.clone(), state.clone()));
         let node_changed = Arc::new(Notify::new());
-        monitor::spawn(fib.clone(), node_changed.clone(), fib_port);
+        monitor::spawn(fib.clone(), resync, node_changed.clone(), fib_port);
+        let (tunnel_exits, mut exited) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (peer_results_tx, mut peer_results) = mpsc::unbounded_channel();
         let executor = tokio::spawn(speaker_commands(
@@ -248,6 +287,7 @@ impl Agent {
             fib,
             commands,
             tunnel: tunnel_tx,
+            tunnel_exits,
             node: config.node.clone(),
         };
         let underlay = Box::new(KernelUnderlay::new(config.route_protocol));
@@ -258,7 +298,7 @@ impl Agent {
                 node,
                 node_name: options.node_name.clone(),
                 log_format: options.log_format.clone(),
-                restarting,
+                installed,
                 datastore: options.datastore.as_ref().map(|d| DatastoreStart {
                     name: d.name.clone(),
                     file: d.file.clone(),
@@ -267,13 +307,19 @@ impl Agent {
             },
             underlay,
         );
+        // The first reconcile may wait for the hold; it is due one resync
+        // period after it.
+        let hold = control
+            .hold_until()
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now()));
+        heartbeat::watch_agent(&io.state, std::time::Instant::now(), hold);
         if let Some(d) = &options.datastore {
             control.handle_nodes(now(), &d.initial);
         }
         let mut stopped_for = None;
         loop {
-            if let Some(change) = io.carry_out(&mut control) {
-                stopped_for = Some(change);
+            if let Some(reason) = io.carry_out(&mut control) {
+                stopped_for = Some(reason);
                 break;
             }
             io.state
@@ -282,7 +328,12 @@ impl Agent {
             let deadline = control.poll_timeout();
             tokio::select! {
                 batch = routes.recv_batch() => {
-                    let Some(first) = batch else { return Ok(()) };
+                    let Some(first) = batch else {
+                        // Nobody asked the speaker to stop: its task ended.
+                        tracing::error!("the BGP speaker stopped: the agent stops");
+                        stopped_for = Some(Stopped::Speaker);
+                        break;
+                    };
                     // Plan once per burst: take every batch already waiting
                     // (a table of one UPDATE per node arrives as thousands).
                     let now = now();
@@ -295,20 +346,19 @@ impl Agent {
                 () = node_changed.notified() => control.handle_node_changed(now()),
                 Some(result) = peer_results.recv() => control.handle_peer_result(now(), result),
                 Some(outcome) = tunnels.recv() => control.handle_tunnel(now(), outcome),
+                Some(exit) = exited.recv() => control.handle_tunnel_exited(now(), exit),
+                // SIGHUP, or the file changed on disk (a ConfigMap update):
+                // one reload for every request already waiting.
                 _ = signals.hup.recv() => {
-                    if let Some(file) = &options.config_file {
-                        control.handle_reload(now(), Config::load(file));
-                        send_pools(&control, pools.as_deref());
-                    }
+                    while file_changes.try_recv().is_ok() {}
+                    reload(&mut control, options.config_file.as_deref(), pools.as_deref());
                 }
-                // The file changed on disk (a ConfigMap update): the same
-                // as SIGHUP.
                 Some(()) = file_changes.recv() => {
+                    while file_changes.try_recv().is_ok() {}
                     if let Some(file) = &options.config_file {
                         tracing::info!(file = %file.display(), "config file changed: reloading");
-                        control.handle_reload(now(), Config::load(file));
-                        send_pools(&control, pools.as_deref());
                     }
+                    reload(&mut control, options.config_file.as_deref(), pools.as_deref());
                 }
                 Some(snapshot) = next_snapshot(&mut snapshots) => {
                     control.handle_nodes(now(), &snapshot);
@@ -328,9 +378,37 @@ impl Agent {
         let _ = tokio::task::spawn_blocking(move || filter.stop(remove_filter)).await;
         stop(control.config(), &io.fib, &speaker, &mut routes).await;
         match stopped_for {
-            Some(change) => Err(AgentError::AddressChanged(change)),
             None => Ok(()),
+            Some(Stopped::Control(Stop::AddressChanged(change))) => {
+                Err(AgentError::AddressChanged(change))
+            }
+            Some(Stopped::Control(Stop::TunnelUnusable(e))) => Err(AgentError::TunnelUnusable(e)),
+            Some(Stopped::Speaker) => Err(AgentError::SpeakerStopped),
         }
+    }
+}
+
+/// Why the loop ended other than by a signal.
+enum Stopped {
+    /// The control step said so.
+    Control(Stop),
+    /// The speaker's route stream ended.
+    Speaker,
+}
+
+/// Re-reads the config file (SIGHUP or a change on disk) and hands the
+/// control step the result; without a file there is nothing to reload.
+fn reload(
+    control: &mut Control,
+    file: Option<&std::path::Path>,
+    pools: Option<&watch::Sender<Vec<ipnetwork::IpNetwork>>>,
+) {
+    match file {
+        Some(file) => {
+            control.handle_reload(now(), Config::load(file));
+            send_pools(control, pools);
+        }
+        None => tracing::info!("SIGHUP: no config file to reload"),
     }
 }
 
@@ -491,6 +569,9 @@ struct Io {
     fib: Sender<FibWork>,
     commands: mpsc::UnboundedSender<SpeakerCommand>,
     tunnel: mpsc::UnboundedSender<TunnelOutcome>,
+    /// Where a userspace tunnel process the agent started reports its
+    /// exit.
+    tunnel_exits: tunnel::ExitSink,
     /// How to find the node (a reload does not change it).
     node: NodeConfig,
 }
@@ -498,7 +579,7 @@ struct Io {
 impl Io {
     /// Carries out every output the control step has; returns why to
     /// stop, when it says so.
-    fn carry_out(&mut self, control: &mut Control) -> Option<AddressChange> {
+    fn carry_out(&mut self, control: &mut Control) -> Option<Stopped> {
         while let Some(output) = control.poll_output() {
             match output {
                 Output::Plan(plan) => {
@@ -529,9 +610,13 @@ impl Io {
                     });
                 }
                 Output::Event(event) => log(&event),
-                Output::Stop(change) => {
+                Output::Stop(Stop::AddressChanged(change)) => {
                     tracing::warn!(old = %change.old, new = %change.new, "this node's address changed in the datastore: stopping to be restarted on it (routes persist)");
-                    return Some(change);
+                    return Some(Stopped::Control(Stop::AddressChanged(change)));
+                }
+                Output::Stop(Stop::TunnelUnusable(e)) => {
+                    tracing::error!("the tunnel cannot be set up: {e}");
+                    return Some(Stopped::Control(Stop::TunnelUnusable(e)));
                 }
             }
         }
@@ -543,8 +628,9 @@ impl Io {
     /// loop.
     fn ensure_tunnel(&self, setup: TunnelSetup) {
         let done = self.tunnel.clone();
+        let exits = self.tunnel_exits.clone();
         tokio::spawn(async move {
-            let outcome = tokio::task::spawn_blocking(move || tunnel::ensure(&setup))
+            let outcome = tokio::task::spawn_blocking(move || tunnel::ensure(&setup, &exits))
                 .await
                 .unwrap_or_else(|e| Err(TunnelError::Panicked(e)));
             let _ = done.send(outcome);
@@ -586,7 +672,7 @@ fn log(event: &Event) {
         Event::InSync => tracing::info!("every peer sent End-of-RIB: routes in sync"),
         Event::HoldExpired { missing } => tracing::info!(
             ?missing,
-            "restart time passed without End-of-RIB from every peer"
+            "the first reconcile waited long enough without End-of-RIB from every peer"
         ),
         Event::Refused(r) => tracing::warn!(
             prefix = %r.route.prefix,
@@ -605,7 +691,12 @@ fn log(event: &Event) {
             }
         }
         Event::NodeUnreadable(e) => tracing::warn!("after a link or address change: {e}"),
-        Event::TunnelFailed(e) => tracing::error!("{e}"),
+        Event::TunnelFailed { error, retry_in } => {
+            tracing::error!(retry_in_s = retry_in.as_secs(), "{error}");
+        }
+        Event::TunnelExited { exit, retry_in } => {
+            tracing::error!(retry_in_s = retry_in.as_secs(), "{exit}");
+        }
         Event::ReloadRefused(e) => {
             tracing::error!("SIGHUP: config not reloaded, the running one stays: {e}");
         }

@@ -10,7 +10,11 @@
 //!   or the underlay MTU, or remove the tunnel device: the agent's loop
 //!   looks again and re-plans when something it uses changed.
 //!
-//! Lost notifications (`ENOBUFS`) count as both.
+//! Lost notifications (`ENOBUFS`) count as both, and so does a receive
+//! error; consecutive errors back off ([`Backoff`]: 10 ms doubling up to
+//! 5 s) instead of spinning. Resyncs coalesce ([`ResyncRequests`]): at
+//! most one waits in the FIB thread's queue, however many notifications
+//! or errors come meanwhile, so the queue cannot grow with them.
 
 // Bytes from outside the process are parsed here: no panics and no
 // unchecked arithmetic outside tests (the lint set of bgp-core's `wire`).
@@ -26,8 +30,9 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
+use std::time::Duration;
 
 use netlink::header::Messages;
 use netlink::{Group, MessageType, Monitor, Received};
@@ -89,10 +94,115 @@ pub fn classify(messages: Messages<'_>, ours: u32) -> Touched {
     touched
 }
 
+/// The first delay after a receive error.
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(10);
+
+/// The longest delay between two receives that fail.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The delays between receives that keep failing: [`BACKOFF_FIRST`],
+/// doubling, at most [`BACKOFF_MAX`]; a receive that works starts over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backoff {
+    errors: u32,
+}
+
+impl Backoff {
+    /// One more receive failed: how long to wait before the next.
+    pub fn failed(&mut self) -> Duration {
+        self.errors = self.errors.saturating_add(1);
+        let doublings = self.errors.saturating_sub(1).min(16);
+        BACKOFF_FIRST
+            .saturating_mul(1 << doublings)
+            .min(BACKOFF_MAX)
+    }
+
+    /// A receive worked; returns how many failed before it.
+    pub fn succeeded(&mut self) -> u32 {
+        std::mem::take(&mut self.errors)
+    }
+}
+
+/// Resync requests to the FIB thread, coalesced: a [`FibWork::Resync`] is
+/// sent only when none is waiting, and the FIB thread marks it taken when
+/// it dequeues it (so a change during its pass asks for another).
+#[derive(Clone, Debug, Default)]
+pub struct ResyncRequests(Arc<AtomicBool>);
+
+impl ResyncRequests {
+    /// Asks for a resync: true when a [`FibWork::Resync`] is to be sent
+    /// (none is waiting).
+    pub fn request(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+
+    /// The FIB thread took the waiting one.
+    pub fn taken(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// What a receive gave: what changed, or an error.
+type Receive = std::io::Result<Touched>;
+
+/// The watcher's loop: each receive's changes go out (a resync to the
+/// FIB thread, coalesced; a node change to `node_changed`), errors wait
+/// `sleep(backoff)` first. Ends when `receive` returns `None` or the FIB
+/// thread is gone.
+fn watch(
+    mut receive: impl FnMut() -> Option<Receive>,
+    mut sleep: impl FnMut(Duration),
+    fib: &Sender<FibWork>,
+    resync: &ResyncRequests,
+    node_changed: &Notify,
+) {
+    let everything = Touched {
+        routes: true,
+        node: true,
+    };
+    let mut backoff = Backoff::default();
+    while let Some(received) = receive() {
+        let touched = match received {
+            Ok(touched) => {
+                let errors = backoff.succeeded();
+                if errors > 0 {
+                    tracing::info!(errors, "kernel monitor: receiving again");
+                }
+                touched
+            }
+            Err(e) => {
+                let wait = backoff.failed();
+                if wait == BACKOFF_FIRST {
+                    tracing::warn!(
+                        "kernel monitor: {e} (treated as lost notifications; retrying with a backoff)"
+                    );
+                } else {
+                    tracing::debug!(wait_ms = wait.as_millis(), "kernel monitor: {e}");
+                }
+                sleep(wait);
+                // Lost notifications: anything may have changed.
+                everything
+            }
+        };
+        if touched.node {
+            node_changed.notify_one();
+        }
+        if touched.routes && resync.request() && fib.send(FibWork::Resync).is_err() {
+            return;
+        }
+    }
+}
+
 /// Starts the watcher thread. Route changes (but those the FIB socket
-/// with port id `fib_port` made) go to the FIB thread, link and address
-/// changes wake `node_changed`.
-pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>, fib_port: Arc<AtomicU32>) {
+/// with port id `fib_port` made) go to the FIB thread as resyncs
+/// (coalesced through `resync`, which the FIB thread shares), link and
+/// address changes wake `node_changed`.
+pub fn spawn(
+    fib: Sender<FibWork>,
+    resync: ResyncRequests,
+    node_changed: Arc<Notify>,
+    fib_port: Arc<AtomicU32>,
+) {
     std::thread::spawn(move || {
         let monitor = Monitor::open(&GROUPS).and_then(|m| {
             m.set_receive_buffer(RECEIVE_BUFFER)?;
@@ -107,29 +217,19 @@ pub fn spawn(fib: Sender<FibWork>, node_changed: Arc<Notify>, fib_port: Arc<Atom
                 return;
             }
         };
-        let everything = Touched {
-            routes: true,
-            node: true,
-        };
-        loop {
-            let touched = match monitor.recv() {
-                Ok(Received::Messages(messages)) => {
+        let receive = || {
+            Some(monitor.recv().map(|received| match received {
+                Received::Messages(messages) => {
                     classify(messages, fib_port.load(Ordering::Relaxed))
                 }
                 // Lost notifications: anything may have changed.
-                Ok(Received::Overrun) => everything,
-                Err(e) => {
-                    tracing::debug!("kernel monitor: {e}");
-                    everything
-                }
-            };
-            if touched.node {
-                node_changed.notify_one();
-            }
-            if touched.routes && fib.send(FibWork::Resync).is_err() {
-                return;
-            }
-        }
+                Received::Overrun => Touched {
+                    routes: true,
+                    node: true,
+                },
+            }))
+        };
+        watch(receive, std::thread::sleep, &fib, &resync, &node_changed);
     });
 }
 
@@ -213,6 +313,52 @@ mod tests {
                 node: false
             }
         );
+    }
+
+    #[test]
+    fn receive_errors_back_off_to_five_seconds_and_a_success_starts_over() {
+        let mut b = Backoff::default();
+        let waits: Vec<u128> = (0..12).map(|_| b.failed().as_millis()).collect();
+        assert_eq!(
+            waits,
+            [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5000, 5000, 5000]
+        );
+        assert_eq!(b.succeeded(), 12);
+        assert_eq!(b.failed(), BACKOFF_FIRST);
+    }
+
+    #[test]
+    fn a_socket_that_keeps_failing_waits_between_receives_and_queues_one_resync_only() {
+        // 1,000 failing receives while the FIB thread is busy (it takes
+        // nothing from its queue): the loop used to spin and queue one
+        // resync per error.
+        let (fib, queue) = std::sync::mpsc::channel();
+        let resync = ResyncRequests::default();
+        let node_changed = Notify::new();
+        let mut left = 1000;
+        let mut slept = Vec::new();
+        watch(
+            || {
+                left -= 1;
+                (left >= 0).then(|| Err(std::io::Error::from_raw_os_error(libc::EIO)))
+            },
+            |d| slept.push(d),
+            &fib,
+            &resync,
+            &node_changed,
+        );
+        assert_eq!(queue.try_iter().count(), 1, "one resync waits, not 1,000");
+        assert_eq!(slept.len(), 1000);
+        assert_eq!(slept[0], BACKOFF_FIRST);
+        assert!(slept[20..].iter().all(|d| *d == BACKOFF_MAX));
+        // Once the FIB thread has taken it, the next change asks again.
+        resync.taken();
+        let mut once = Some(Ok(Touched {
+            routes: true,
+            node: false,
+        }));
+        watch(|| once.take(), |_| {}, &fib, &resync, &node_changed);
+        assert_eq!(queue.try_iter().count(), 1);
     }
 
     #[test]

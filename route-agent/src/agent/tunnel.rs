@@ -11,7 +11,12 @@
 //!   so it needs nothing from the agent after start, and it is started in
 //!   its own process group so that it keeps forwarding while the agent
 //!   restarts or is killed. A running one is recognised by its device (a
-//!   TUN device vanishes with the process that holds it) and reused.
+//!   TUN device vanishes with the process that holds it) and reused. One
+//!   the agent starts is watched: an exit before its device appears fails
+//!   the set-up at once with its exit status ([`TunnelError::ExitedAtStart`];
+//!   a refused command line is [permanent](TunnelError::is_permanent)),
+//!   a later exit is reported as a [`TunnelExit`]; the control step
+//!   restarts it with a backoff.
 //! - `auto` (default): `kernel`, falling back to `userspace` with a
 //!   warning when the kernel has no ipip support.
 //!
@@ -88,7 +93,58 @@ pub enum TunnelError {
         /// The device.
         device: String,
     },
+    /// The userspace tunnel process ended before its device appeared.
+    #[error(
+        "the userspace tunnel `{command}` exited ({status}) before creating {device} (its error is in the log above)"
+    )]
+    ExitedAtStart {
+        /// The device.
+        device: String,
+        /// The command line it was started with.
+        command: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
 }
+
+impl TunnelError {
+    /// True when trying again cannot help: the userspace tunnel refused
+    /// the command line the agent gave it (exit code [`USAGE_EXIT`]), so
+    /// the same set-up fails the same way every time.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, TunnelError::ExitedAtStart { status, .. } if status.code() == Some(USAGE_EXIT))
+    }
+}
+
+/// The exit code of `route-agent tunnel` when its arguments are refused
+/// (clap's usage error).
+pub const USAGE_EXIT: i32 = 2;
+
+/// A userspace tunnel process the agent started has ended after it had
+/// created its device.
+#[derive(Debug)]
+pub struct TunnelExit {
+    /// The device it held (gone with it).
+    pub device: String,
+    /// Its process ID.
+    pub pid: u32,
+    /// How it ended.
+    pub status: std::process::ExitStatus,
+}
+
+impl std::fmt::Display for TunnelExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the userspace tunnel holding {} (pid {}) exited ({})",
+            self.device, self.pid, self.status
+        )
+    }
+}
+
+/// Where the exit of a userspace tunnel process the agent started is
+/// reported (to the agent's loop, which restarts it).
+pub type ExitSink = tokio::sync::mpsc::UnboundedSender<TunnelExit>;
 
 impl TunnelSetup {
     /// The tunnel for `config` on a node with address `local` and underlay
@@ -145,15 +201,19 @@ impl TunnelSetup {
 
 /// Makes the tunnel exist as configured and says which backend runs. With
 /// `auto`, a kernel without ipip falls back to userspace with a warning
-/// (also returned, for the status).
-pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), TunnelError> {
+/// (also returned, for the status). A userspace tunnel process started
+/// here reports its exit to `exits`.
+pub fn ensure(
+    setup: &TunnelSetup,
+    exits: &ExitSink,
+) -> Result<(TunnelInUse, Option<String>), TunnelError> {
     match setup.backend {
         TunnelBackend::Kernel => {
             ensure_tunnel(&setup.kernel_config())?;
             Ok((TunnelInUse::Kernel, None))
         }
         TunnelBackend::Userspace => {
-            userspace(setup)?;
+            userspace(setup, exits)?;
             Ok((TunnelInUse::Userspace, None))
         }
         TunnelBackend::Auto => match ensure_tunnel(&setup.kernel_config()) {
@@ -165,7 +225,7 @@ pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), Tunn
                     "this kernel has no IPIP support (creating {device} of type ipip failed: {source}): using the userspace data plane"
                 );
                 tracing::warn!(device = %setup.device, "{note}");
-                userspace(setup)?;
+                userspace(setup, exits)?;
                 Ok((TunnelInUse::Userspace, Some(note)))
             }
             // Our userspace tunnel from an earlier run is still forwarding.
@@ -173,7 +233,7 @@ pub fn ensure(setup: &TunnelSetup) -> Result<(TunnelInUse, Option<String>), Tunn
                 kind: Some(InfoKind::Tun),
                 ..
             }) => {
-                userspace(setup)?;
+                userspace(setup, exits)?;
                 Ok((TunnelInUse::Userspace, None))
             }
             Err(e) => Err(e.into()),
@@ -189,22 +249,40 @@ fn tun_exists(nl: &mut Handle, device: &str) -> Result<bool, KernelError> {
 }
 
 /// Starts `route-agent tunnel` unless one runs already, then sets the
-/// device's MTU and address as the kernel backend would.
-fn userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
+/// device's MTU and address as the kernel backend would. A process that
+/// ends before its device appears is an error at once (with its exit
+/// status), not after [`START_TIMEOUT`]; one that ends later is reported
+/// to `exits`.
+fn userspace(setup: &TunnelSetup, exits: &ExitSink) -> Result<(), TunnelError> {
     let mut nl = Handle::open()?;
     if tun_exists(&mut nl, &setup.device)? {
         tracing::info!(device = %setup.device, "userspace tunnel already running");
     } else {
-        spawn_userspace(setup)?;
+        let mut child = spawn_userspace(setup)?;
         let deadline = Instant::now() + START_TIMEOUT;
-        while !tun_exists(&mut nl, &setup.device)? {
-            if Instant::now() > deadline {
-                return Err(TunnelError::NoDevice {
+        let up = loop {
+            if let Some(status) = child.try_wait().ok().flatten() {
+                return Err(TunnelError::ExitedAtStart {
                     device: setup.device.clone(),
+                    command: format!("route-agent tunnel {}", userspace_args(setup).join(" ")),
+                    status,
                 });
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            match tun_exists(&mut nl, &setup.device) {
+                Ok(true) => break Ok(()),
+                Ok(false) if Instant::now() > deadline => {
+                    break Err(TunnelError::NoDevice {
+                        device: setup.device.clone(),
+                    });
+                }
+                Ok(false) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => break Err(TunnelError::from(e)),
+            }
+        };
+        // From here on it is watched either way: a process that did not
+        // come up in time may still, and its exit is worth knowing.
+        supervise(child, setup.device.clone(), exits.clone());
+        up?;
     }
     let link = nl
         .link_get(&setup.device)?
@@ -230,7 +308,7 @@ fn userspace_args(setup: &TunnelSetup) -> Vec<String> {
         "--local",
         &setup.local.to_string(),
         "--underlay-mtu",
-        &setup.underlay_mtu.to_string(),
+        &userspace_underlay_mtu(setup.underlay_mtu).to_string(),
         "--log-format",
         &setup.log_format,
     ]
@@ -239,6 +317,13 @@ fn userspace_args(setup: &TunnelSetup) -> Vec<String> {
     .collect();
     args.extend(userspace_extra_args(setup));
     args
+}
+
+/// The underlay MTU the userspace tunnel is given: no IPv4 packet is
+/// larger than 65,535 bytes, so an interface MTU above that (loopback's is
+/// 65,536) means the same as 65,535, and the tunnel's argument is a `u16`.
+fn userspace_underlay_mtu(mtu: u32) -> u16 {
+    u16::try_from(mtu).unwrap_or(u16::MAX)
 }
 
 /// The `route-agent tunnel` arguments that depend on the configuration
@@ -254,7 +339,8 @@ fn userspace_extra_args(setup: &TunnelSetup) -> Vec<String> {
     args
 }
 
-fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
+/// Starts `route-agent tunnel` for `setup`.
+fn spawn_userspace(setup: &TunnelSetup) -> Result<std::process::Child, TunnelError> {
     use std::os::unix::process::CommandExt;
     let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("route-agent"));
     let mut command = std::process::Command::new(&program);
@@ -265,21 +351,34 @@ fn spawn_userspace(setup: &TunnelSetup) -> Result<(), TunnelError> {
         .process_group(0)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
-    let mut child = command.spawn().map_err(|source| TunnelError::Spawn {
+    let child = command.spawn().map_err(|source| TunnelError::Spawn {
         program: program.clone(),
         device: setup.device.clone(),
         source,
     })?;
     tracing::info!(device = %setup.device, pid = child.id(), "userspace tunnel started");
-    // Reap it if it exits while we run (the agent re-creates it on the
-    // next link change or resync).
-    let device = setup.device.clone();
-    std::thread::spawn(move || {
-        if let Ok(status) = child.wait() {
-            tracing::warn!(%device, %status, "userspace tunnel exited");
-        }
-    });
-    Ok(())
+    Ok(child)
+}
+
+/// Reaps `child` when it exits and reports that to `exits` (the agent's
+/// loop restarts it, with a backoff). A thread of its own: `wait` blocks,
+/// and there is at most one such process at a time.
+fn supervise(mut child: std::process::Child, device: String, exits: ExitSink) {
+    let pid = child.id();
+    let spawned = std::thread::Builder::new()
+        .name("tunnel-wait".into())
+        .spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = exits.send(TunnelExit {
+                    device,
+                    pid,
+                    status,
+                });
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(pid, "cannot watch the userspace tunnel process: {e}");
+    }
 }
 
 /// `route-agent tunnel`: runs the userspace data plane until SIGTERM or
@@ -353,5 +452,36 @@ mod tests {
                 gro_egress: false,
             }
         );
+    }
+
+    #[test]
+    fn a_loopback_underlay_of_mtu_65536_gives_the_tunnel_a_command_line_it_accepts() {
+        use clap::Parser;
+        // `lo` has MTU 65,536: the tunnel's argument parser refused it,
+        // the process exited at start and the agent ran on without it.
+        let setup = TunnelSetup {
+            underlay_mtu: 65_536,
+            ..setup(true)
+        };
+        let argv = std::iter::once("tunnel".to_owned()).chain(userspace_args(&setup));
+        let parsed = TunnelCommand::try_parse_from(argv).unwrap();
+        assert_eq!(parsed.args.config().mtu, 65_535);
+    }
+
+    #[test]
+    fn only_a_refused_command_line_is_a_permanent_failure() {
+        use std::os::unix::process::ExitStatusExt;
+        let exited = |raw| TunnelError::ExitedAtStart {
+            device: "tunl0".into(),
+            command: "route-agent tunnel".into(),
+            status: std::process::ExitStatus::from_raw(raw),
+        };
+        assert!(exited(USAGE_EXIT << 8).is_permanent());
+        assert!(!exited(1 << 8).is_permanent(), "a run-time failure");
+        assert!(!exited(libc::SIGKILL).is_permanent(), "killed");
+        let no_device = TunnelError::NoDevice {
+            device: "tunl0".into(),
+        };
+        assert!(!no_device.is_permanent());
     }
 }

@@ -22,14 +22,15 @@
 //!
 //! | input | from | decides |
 //! |---|---|---|
-//! | [`handle_routes`](Control::handle_routes) | a batch of the speaker's route stream | the learned routes; End-of-RIB ends the graceful-restart hold. Feed every batch of a burst, then poll: one plan per burst |
+//! | [`handle_routes`](Control::handle_routes) | a batch of the speaker's route stream | the learned routes; a session's families and their End-of-RIBs end the first plan's hold ([`first_sync`]). Feed every batch of a burst, then poll: one plan per burst |
 //! | [`handle_node_changed`](Control::handle_node_changed) | the kernel monitor (a link or address changed) | read the node once changes settle ([`NODE_SETTLE`]) |
 //! | [`handle_node`](Control::handle_node) | the answer to [`Output::ReadNode`] | re-plan when address, underlay or MTU changed; make sure of the tunnel |
 //! | [`handle_reload`](Control::handle_reload) | SIGHUP: the config file re-read, or why it could not be | peers, blocks and pools live ([`super::reload`]); the rest reported as needing a restart |
 //! | [`handle_nodes`](Control::handle_nodes) | the datastore (Kubernetes): a new [`Snapshot`] of the nodes | the desired peers and blocks ([`desired_config`]), applied by the same live diff as a reload; block owners to the speaker; routes of replaced sessions held across the hand-over ([`HANDOVER`]) |
 //! | [`handle_peer_result`](Control::handle_peer_result) | the speaker's answer to a peer command | reported when it failed |
-//! | [`handle_tunnel`](Control::handle_tunnel) | the answer to [`Output::EnsureTunnel`] | the tunnel status; plans wait for the first set-up (routes through the tunnel need its device) |
-//! | [`handle_timeout`](Control::handle_timeout) | [`poll_timeout`](Control::poll_timeout) | the restart time is up; the node read is due; the periodic full re-plan ([`RESYNC`]) |
+//! | [`handle_tunnel`](Control::handle_tunnel) | the answer to [`Output::EnsureTunnel`] | the tunnel status; plans wait for the first set-up (routes through the tunnel need its device); a failure is retried with a backoff, a permanent one stops the agent ([`tunnel`]) |
+//! | [`handle_tunnel_exited`](Control::handle_tunnel_exited) | a userspace tunnel process the agent started exited | the tunnel status; set up again with a backoff |
+//! | [`handle_timeout`](Control::handle_timeout) | [`poll_timeout`](Control::poll_timeout) | the first plan's hold is over; the node read is due; the periodic full re-plan ([`RESYNC`]) |
 //!
 //! A source of nodes other than the config file ([`crate::datastore`]:
 //! Kubernetes, later etcd) fits the same way: what it learns (the peers,
@@ -49,14 +50,16 @@
 //!   change) or the hand-over ends. A node that left, or whose block or
 //!   address changed, is not confirmed: its routes go at once.
 
+pub mod first_sync;
 mod outputs;
 
 #[cfg(test)]
 mod tests;
+pub mod tunnel;
 
 pub use outputs::{
     AddressChange, Event, Output, PeerChange, PeerResult, Plan, PlanCause, SpeakerCommand,
-    StatusChange,
+    StatusChange, Stop,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
@@ -64,19 +67,18 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bgp_core::speaker::{LocalRoute, RouteChange};
-use bgp_core::wire::Family;
 use ipnetwork::IpNetwork;
 
 use super::node::{NodeError, NodeView};
 use super::reload;
-use super::tunnel::{TunnelError, TunnelSetup};
+use super::tunnel::TunnelError;
 use crate::cni::{CniAction, CniInputs, CniTracker};
 use crate::config::{Config, ConfigError};
 use crate::datastore::kubernetes::Snapshot;
 use crate::datastore::{BlockOwner, ClusterNode, NodeSet, SkipReason, desired_config};
 use crate::netinfo::UnderlayRoutes;
 use crate::planner::{DesiredRoute, LearnedRoute, LocalNode, Pool, Rejection, plan};
-use crate::state::{DatastoreStatus, TunnelInUse, TunnelStatus};
+use crate::state::{DatastoreStatus, TunnelInUse};
 
 /// How often the whole plan is re-applied regardless of changes: the
 /// backstop for a kernel change the monitor missed.
@@ -125,11 +127,11 @@ pub struct Start {
     pub node_name: Option<String>,
     /// The log format a userspace tunnel process is started with.
     pub log_format: String,
-    /// Routes of an earlier run are in the kernel and graceful restart is
-    /// on: hold the first plan until every peer has sent End-of-RIB or the
-    /// restart time is up (RFC 4724 §4.1's deferral), so that a restarted
+    /// Routes of an earlier run are in the kernel: hold the first plan
+    /// until every peer has sent End-of-RIB for every family its session
+    /// negotiated, or a bound passes ([`first_sync`]), so that a restarted
     /// agent does not remove routes its peers are about to re-announce.
-    pub restarting: bool,
+    pub installed: bool,
     /// The nodes, when they come from a datastore rather than the file
     /// (then `config` is [`desired_config`] of `file` and these nodes).
     pub datastore: Option<DatastoreStart>,
@@ -149,7 +151,7 @@ pub struct DatastoreStart {
 /// The control step's deadlines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
-    /// The restart time of the graceful-restart hold.
+    /// The end of the first plan's hold ([`first_sync::bound`]).
     RestartHold,
     /// A burst of link or address changes has settled.
     NodeSettle,
@@ -157,16 +159,8 @@ enum Timer {
     Resync,
     /// The end of the hand-over after a change of nodes ([`HANDOVER`]).
     Handover,
-}
-
-/// The tunnel set-up in flight, if any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TunnelWork {
-    Idle,
-    /// One runs; `again`: another was asked for meanwhile.
-    Running {
-        again: bool,
-    },
+    /// The next set-up of a tunnel that failed ([`tunnel::retry_delay`]).
+    TunnelRetry,
 }
 
 /// The agent's control step; see the module docs for the call order.
@@ -184,13 +178,13 @@ pub struct Control {
     /// Refusals already logged.
     reported: HashSet<Rejection>,
     underlay: Box<dyn Underlay>,
-    /// End-of-RIBs the graceful-restart hold waits for: (peer, family).
-    awaiting: BTreeSet<(IpAddr, Family)>,
+    /// End-of-RIBs the first plan waits for ([`first_sync`]).
+    awaiting: first_sync::Awaiting,
     /// The hold is over (or there was none): plans go out.
     synced: bool,
     /// The first tunnel set-up has answered (or no tunnel is needed).
     tunnel_ready: bool,
-    tunnel: TunnelWork,
+    tunnel: tunnel::TunnelState,
     /// Something changed since the last plan.
     replan: bool,
     /// When the oldest route batch not yet in a plan arrived
@@ -270,21 +264,21 @@ fn configured_peers(config: &Config, node: &NodeView) -> Vec<IpAddr> {
 impl Control {
     /// The control step of an agent starting at `now`. Its first outputs
     /// announce our blocks, set the status, ask for the tunnel and, unless
-    /// a graceful restart holds it, plan.
+    /// routes of an earlier run hold it ([`first_sync`]), plan.
     pub fn new(now: Instant, start: Start, underlay: Box<dyn Underlay>) -> Control {
         let Start {
             config,
             node,
             node_name,
             log_format,
-            restarting,
+            installed,
             datastore,
         } = start;
         let peers = configured_peers(&config, &node);
-        let awaiting: BTreeSet<(IpAddr, Family)> = if restarting {
-            peers.iter().map(|p| (*p, Family::Ipv4Unicast)).collect()
-        } else {
-            BTreeSet::new()
+        let hold = first_sync::bound(&config, installed, peers.len());
+        let awaiting = match hold {
+            Some(_) => first_sync::Awaiting::peers(&peers),
+            None => first_sync::Awaiting::default(),
         };
         let mut control = Control {
             local: node.local_node(&config),
@@ -299,7 +293,7 @@ impl Control {
             synced: awaiting.is_empty(),
             awaiting,
             tunnel_ready: false,
-            tunnel: TunnelWork::Idle,
+            tunnel: tunnel::TunnelState::default(),
             replan: true,
             routes_since: None,
             cni: CniTracker::default(),
@@ -333,9 +327,8 @@ impl Control {
                 owners,
             });
         }
-        if !control.synced {
-            let restart_time = u64::from(control.config.graceful_restart.restart_time);
-            control.set_timer(Timer::RestartHold, now + Duration::from_secs(restart_time));
+        if let Some(hold) = hold {
+            control.set_timer(Timer::RestartHold, now + hold);
         }
         control.set_timer(Timer::Resync, now + RESYNC);
         for block in control.config.blocks.clone() {
@@ -348,7 +341,7 @@ impl Control {
         control.ensure_tunnel();
         control.refresh_node_addresses();
         // Without a tunnel nothing waits for one.
-        control.tunnel_ready = control.tunnel == TunnelWork::Idle;
+        control.tunnel_ready = control.tunnel.is_idle();
         control
     }
 
@@ -362,9 +355,18 @@ impl Control {
         &self.node
     }
 
-    /// Whether plans go out (no graceful-restart hold, or it is over).
+    /// Whether plans go out (no first-plan hold, or it is over).
     pub fn is_synced(&self) -> bool {
         self.synced
+    }
+
+    /// When the first plan's hold ends at the latest, while it holds.
+    pub fn hold_until(&self) -> Option<Instant> {
+        if self.synced {
+            None
+        } else {
+            self.timer(Timer::RestartHold)
+        }
     }
 
     /// A batch of the speaker's route changes.
@@ -387,9 +389,12 @@ impl Control {
                     routes = true;
                 }
                 RouteChange::EndOfRib { peer, family } => {
-                    self.awaiting.remove(&(*peer, *family));
+                    self.awaiting.end_of_rib(*peer, *family);
                 }
-                // Sessions coming and going change no route by themselves.
+                RouteChange::PeerUp(up) => {
+                    self.awaiting.session_up(up.peer, &up.negotiated.families);
+                }
+                // A session going down changes no route by itself.
                 _ => {}
             }
         }
@@ -482,7 +487,8 @@ impl Control {
                 old: self.node.address.ip(),
                 new: me.ip(),
             };
-            self.outputs.push_back(Output::Stop(change));
+            self.outputs
+                .push_back(Output::Stop(Stop::AddressChanged(change)));
             return;
         }
         ds.nodes = snapshot.nodes.clone();
@@ -533,8 +539,13 @@ impl Control {
         self.local = self.node.local_node(&self.config);
         let configured = configured_peers(&self.config, &self.node);
         // A removed peer's End-of-RIB is no longer awaited.
-        self.awaiting.retain(|(p, _)| configured.contains(p));
+        self.awaiting.retain(&configured);
         self.status(StatusChange::ConfiguredPeers(configured));
+        if change.pools_changed {
+            // An IPIP pool added wants the tunnel; the last one removed
+            // clears its status.
+            self.ensure_tunnel();
+        }
         self.event(match cause {
             Cause::Reload => Event::Reloaded(change),
             Cause::Nodes => Event::NodesApplied(change),
@@ -564,37 +575,6 @@ impl Control {
         }
     }
 
-    /// The answer to [`Output::EnsureTunnel`]: the backend in use and why
-    /// it is not the configured one, or why there is none.
-    pub fn handle_tunnel(&mut self, _now: Instant, outcome: TunnelOutcome) {
-        let device = self.config.tunnel.device.clone();
-        let status = match outcome {
-            Ok((backend, note)) => TunnelStatus {
-                backend,
-                device,
-                note,
-            },
-            Err(e) => {
-                let note = Some(e.to_string());
-                self.event(Event::TunnelFailed(e));
-                TunnelStatus {
-                    backend: TunnelInUse::None,
-                    device,
-                    note,
-                }
-            }
-        };
-        self.status(StatusChange::Tunnel(status));
-        // Routes through the tunnel wait for the first set-up, whatever
-        // its outcome (a failed one is retried after the next change).
-        self.tunnel_ready = true;
-        let again = self.tunnel == TunnelWork::Running { again: true };
-        self.tunnel = TunnelWork::Idle;
-        if again {
-            self.ensure_tunnel();
-        }
-    }
-
     /// A deadline of [`Control::poll_timeout`] was reached (early calls do
     /// nothing).
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -609,7 +589,7 @@ impl Control {
             match timer {
                 Timer::RestartHold => {
                     if !self.synced {
-                        let missing = self.awaiting.iter().map(|(p, _)| *p).collect();
+                        let missing = self.awaiting.missing();
                         self.event(Event::HoldExpired { missing });
                         self.synced = true;
                         self.replan = true;
@@ -622,6 +602,7 @@ impl Control {
                         self.replan = true;
                     }
                 }
+                Timer::TunnelRetry => self.retry_tunnel(),
                 Timer::Resync => {
                     self.set_timer(Timer::Resync, now + RESYNC);
                     self.cni.recheck();
@@ -774,24 +755,6 @@ impl Control {
             self.underlay.routes()
         } else {
             UnderlayRoutes::default()
-        }
-    }
-
-    /// Asks for the tunnel as the config and node want it (none when no
-    /// IPv4 pool uses IPIP); one set-up at a time, the next after it.
-    fn ensure_tunnel(&mut self) {
-        let Some(mut setup) =
-            TunnelSetup::from_config(&self.config, self.node.address.ip(), self.node.mtu)
-        else {
-            return;
-        };
-        setup.log_format.clone_from(&self.log_format);
-        match self.tunnel {
-            TunnelWork::Idle => {
-                self.tunnel = TunnelWork::Running { again: false };
-                self.outputs.push_back(Output::EnsureTunnel(setup));
-            }
-            TunnelWork::Running { .. } => self.tunnel = TunnelWork::Running { again: true },
         }
     }
 

@@ -9,7 +9,7 @@ use ipnetwork::IpNetwork;
 
 use super::super::node::{NodeError, NodeView};
 use super::super::reload::Reload;
-use super::super::tunnel::{TunnelError, TunnelSetup};
+use super::super::tunnel::{TunnelError, TunnelExit, TunnelSetup};
 use super::Rejection;
 use crate::config::ConfigError;
 use crate::datastore::BlockOwner;
@@ -43,11 +43,22 @@ pub enum Output {
     Status(StatusChange),
     /// Something to log.
     Event(Event),
-    /// Stop the agent (routes persist, as on SIGTERM): this node's address
-    /// changed in the datastore, and the speaker's router ID and listener
-    /// are bound to the old one. `route-agent run` exits with code 3 and
-    /// its supervisor (the DaemonSet) starts it again on the new address.
-    Stop(AddressChange),
+    /// Stop the agent (routes persist, as on SIGTERM), for this reason.
+    Stop(Stop),
+}
+
+/// Why the agent stops on its own.
+#[derive(Debug)]
+pub enum Stop {
+    /// This node's address changed in the datastore, and the speaker's
+    /// router ID and listener are bound to the old one. `route-agent run`
+    /// exits with code 3 and its supervisor (the DaemonSet) starts it
+    /// again on the new address.
+    AddressChanged(AddressChange),
+    /// The tunnel can never be set up as configured (the userspace tunnel
+    /// refused the command line the agent gave it): `route-agent run`
+    /// exits non-zero with the cause rather than run on without it.
+    TunnelUnusable(TunnelError),
 }
 
 /// The kernel routes to have, and since when learned routes waited for
@@ -143,9 +154,11 @@ pub enum Event {
         /// Why.
         cause: PlanCause,
     },
-    /// Every peer sent End-of-RIB: the graceful-restart hold is over.
+    /// Every peer sent End-of-RIB for each of its families: the first
+    /// plan's hold is over.
     InSync,
-    /// The restart time passed first; these peers' End-of-RIB never came.
+    /// The hold's bound passed first; these peers' End-of-RIB never came
+    /// (for every family).
     HoldExpired {
         /// The peers still awaited.
         missing: Vec<IpAddr>,
@@ -163,8 +176,21 @@ pub enum Event {
     },
     /// The node could not be read after a link or address change.
     NodeUnreadable(NodeError),
-    /// The tunnel could not be set up.
-    TunnelFailed(TunnelError),
+    /// The tunnel could not be set up; it is tried again after `retry_in`.
+    TunnelFailed {
+        /// Why.
+        error: TunnelError,
+        /// The backoff before the next set-up.
+        retry_in: std::time::Duration,
+    },
+    /// The userspace tunnel process the agent started exited; it is set up
+    /// again after `retry_in`.
+    TunnelExited {
+        /// Which process, and how it ended.
+        exit: TunnelExit,
+        /// The backoff before the next set-up.
+        retry_in: std::time::Duration,
+    },
     /// The config file could not be reloaded; the running one stays.
     ReloadRefused(ConfigError),
     /// These reloaded keys take effect only after a restart.

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use bgp_core::rib::{NextHop, PathAttrs};
 use bgp_core::speaker::BestRoute;
-use bgp_core::wire::{AsPath, Origin};
+use bgp_core::wire::{AsPath, Family, Origin};
 
 use super::*;
+use crate::agent::tunnel::TunnelSetup;
 use crate::planner::RejectReason;
+use crate::state::TunnelStatus;
 use bgp_core::speaker::SpeakerError;
 
 /// Three nodes of one mesh, direct routes only (no tunnel).
@@ -58,8 +60,9 @@ impl Underlay for NoUnderlay {
     }
 }
 
-/// A control step started at the returned instant, and its first outputs.
-fn start(text: &str, restarting: bool) -> (Control, Instant, Vec<Output>) {
+/// A control step started at the returned instant, and its first outputs;
+/// `installed`: routes of an earlier run are in the kernel.
+fn start(text: &str, installed: bool) -> (Control, Instant, Vec<Output>) {
     let t0 = Instant::now();
     let mut c = Control::new(
         t0,
@@ -68,7 +71,7 @@ fn start(text: &str, restarting: bool) -> (Control, Instant, Vec<Output>) {
             node: node(1500),
             node_name: Some("node-a".into()),
             log_format: "json".into(),
-            restarting,
+            installed,
             datastore: None,
         },
         Box::new(NoUnderlay),
@@ -140,6 +143,27 @@ fn best(prefix: &str, next_hop: &str, peer: &str) -> RouteChange {
             NextHop::V4(next_hop),
         )),
         stale: false,
+    })
+}
+
+/// `peer`'s session came up with `families`.
+fn peer_up(peer: &str, families: &[Family]) -> RouteChange {
+    use bgp_core::session::Negotiated;
+    RouteChange::PeerUp(bgp_core::speaker::PeerUp {
+        peer: ip(peer),
+        local: None,
+        negotiated: Negotiated {
+            peer_as: 64512,
+            peer_id: Ipv4Addr::new(10, 0, 0, 6),
+            hold_time: 90,
+            keepalive_time: None,
+            families: families.to_vec(),
+            rx: bgp_core::wire::DecodeContext::ibgp(),
+            tx: bgp_core::wire::DecodeContext::ibgp(),
+            route_refresh: true,
+            enhanced_route_refresh: false,
+            peer_graceful_restart: None,
+        },
     })
 }
 
@@ -242,9 +266,13 @@ fn routes_held_by_graceful_restart_count_from_their_arrival() {
     c.handle_routes(t1, &[best("10.244.2.0/26", "10.0.0.6", "10.0.0.6")]);
     assert!(plan_times(&drain(&mut c)).is_empty(), "held");
     let t2 = t0 + Duration::from_secs(2);
+    // The hold ends with every peer's End-of-RIB for the families its
+    // session negotiated (here IPv4 only).
     c.handle_routes(
         t2,
         &[
+            peer_up("10.0.0.6", &[Family::Ipv4Unicast]),
+            peer_up("10.0.0.7", &[Family::Ipv4Unicast]),
             end_of_rib("10.0.0.6", Family::Ipv4Unicast),
             end_of_rib("10.0.0.7", Family::Ipv4Unicast),
         ],
@@ -265,15 +293,26 @@ fn graceful_restart_holds_the_first_plan_until_every_peer_sent_end_of_rib() {
     c.handle_routes(
         t1,
         &[
+            peer_up("10.0.0.6", &[Family::Ipv4Unicast]),
             best("10.244.2.0/26", "10.0.0.6", "10.0.0.6"),
             end_of_rib("10.0.0.6", Family::Ipv4Unicast),
         ],
     );
     assert!(plans(&drain(&mut c)).is_empty(), "10.0.0.7 still awaited");
-    // Only IPv4 End-of-RIB ends a peer's wait.
+    // 10.0.0.7 negotiated both families: its wait ends with the second
+    // End-of-RIB, whichever comes first.
+    c.handle_routes(
+        t1,
+        &[
+            peer_up("10.0.0.7", &[Family::Ipv4Unicast, Family::Ipv6Unicast]),
+            end_of_rib("10.0.0.7", Family::Ipv4Unicast),
+        ],
+    );
+    assert!(
+        plans(&drain(&mut c)).is_empty(),
+        "10.0.0.7's IPv6 still due"
+    );
     c.handle_routes(t1, &[end_of_rib("10.0.0.7", Family::Ipv6Unicast)]);
-    assert!(plans(&drain(&mut c)).is_empty());
-    c.handle_routes(t1, &[end_of_rib("10.0.0.7", Family::Ipv4Unicast)]);
     let out = drain(&mut c);
     assert!(matches!(events(&out)[0], Event::InSync), "{out:?}");
     assert_eq!(
@@ -295,7 +334,13 @@ fn graceful_restart_holds_the_first_plan_until_every_peer_sent_end_of_rib() {
 #[test]
 fn the_restart_time_ends_the_hold_without_every_end_of_rib() {
     let (mut c, t0, _) = start(DIRECT, true);
-    c.handle_routes(t0, &[end_of_rib("10.0.0.6", Family::Ipv4Unicast)]);
+    c.handle_routes(
+        t0,
+        &[
+            peer_up("10.0.0.6", &[Family::Ipv4Unicast]),
+            end_of_rib("10.0.0.6", Family::Ipv4Unicast),
+        ],
+    );
     // The resync tick does not plan while held.
     c.handle_timeout(t0 + RESYNC);
     assert!(plans(&drain(&mut c)).is_empty());
@@ -376,7 +421,13 @@ fn a_reload_that_cannot_be_read_changes_nothing() {
 #[test]
 fn a_reload_that_removes_the_last_awaited_peer_ends_the_hold() {
     let (mut c, t0, _) = start(DIRECT, true);
-    c.handle_routes(t0, &[end_of_rib("10.0.0.6", Family::Ipv4Unicast)]);
+    c.handle_routes(
+        t0,
+        &[
+            peer_up("10.0.0.6", &[Family::Ipv4Unicast]),
+            end_of_rib("10.0.0.6", Family::Ipv4Unicast),
+        ],
+    );
     assert!(plans(&drain(&mut c)).is_empty());
     c.handle_reload(
         t0,
@@ -409,13 +460,12 @@ fn plans_wait_for_the_first_tunnel_set_up_and_set_ups_never_overlap() {
         }),
     );
     let out = drain(&mut c);
-    assert!(matches!(events(&out)[0], Event::TunnelFailed(_)));
+    assert!(matches!(events(&out)[0], Event::TunnelFailed { .. }));
     assert!(statuses(&out).iter().any(|s| matches!(
         s,
         StatusChange::Tunnel(TunnelStatus { backend: TunnelInUse::None, note: Some(n), .. })
             if n.contains("did not create tunl0")
     )));
-    assert_eq!(tunnel_setups(&out).len(), 1, "the one asked for meanwhile");
     assert_eq!(
         plans(&out),
         [vec![
@@ -423,6 +473,12 @@ fn plans_wait_for_the_first_tunnel_set_up_and_set_ups_never_overlap() {
             "10.244.2.0/26 via 10.0.1.6 dev tunl0 onlink mtu 1480".to_owned()
         ]]
     );
+    // The one asked for meanwhile waits for the retry (1 s).
+    assert!(tunnel_setups(&out).is_empty());
+    let retry = t0 + Duration::from_secs(1);
+    assert_eq!(c.poll_timeout(), Some(retry));
+    c.handle_timeout(retry);
+    assert_eq!(tunnel_setups(&drain(&mut c)).len(), 1);
     c.handle_tunnel(t0, Ok((TunnelInUse::Kernel, None)));
     let out = drain(&mut c);
     assert!(tunnel_setups(&out).is_empty());
@@ -432,7 +488,9 @@ fn plans_wait_for_the_first_tunnel_set_up_and_set_ups_never_overlap() {
         [&StatusChange::Tunnel(TunnelStatus {
             backend: TunnelInUse::Kernel,
             device: "tunl0".into(),
-            note: None
+            note: None,
+            wanted: true,
+            failures: 1,
         })]
     );
 }
@@ -631,7 +689,7 @@ fn start_with_nodes() -> (Control, Instant, Vec<Output>) {
             node: node(1500),
             node_name: Some("node-a".into()),
             log_format: "json".into(),
-            restarting: false,
+            installed: false,
             datastore: Some(DatastoreStart {
                 name: "node-a".into(),
                 file,
@@ -774,3 +832,5 @@ fn a_route_held_through_a_hand_over_goes_when_its_nodes_block_changes() {
 
 /// The CNI file's outputs.
 mod cni;
+mod first_plan;
+mod tunnel_retry;
