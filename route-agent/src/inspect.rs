@@ -240,7 +240,12 @@ pub fn render_neighbor(p: &PeerDoc) -> String {
 fn route_row(r: &BestRouteDoc) -> Vec<String> {
     vec![
         format!("{}{}", if r.stale { "(stale) " } else { "" }, r.prefix),
-        r.next_hop.to_string(),
+        // Our own blocks have no next hop (BIRD shows them as local too).
+        if r.peer.is_none() && r.next_hop.is_unspecified() {
+            "-".to_owned()
+        } else {
+            r.next_hop.to_string()
+        },
         r.peer.map_or_else(|| "local".to_owned(), |p| p.to_string()),
         r.as_path.clone(),
         r.origin.clone(),
@@ -314,7 +319,7 @@ mod tests {
     fn table_rows() -> Vec<BestRouteDoc> {
         vec![
             route("10.244.0.0/16", "10.0.0.9", Some("10.0.0.9")),
-            route("10.244.1.0/26", "10.0.0.5", None),
+            route("10.244.1.0/26", "0.0.0.0", None),
             route("10.244.2.0/26", "10.0.0.6", Some("10.0.0.6")),
             route("fd00:244::/64", "fd00::6", Some("fd00::6")),
         ]
@@ -357,7 +362,7 @@ mod tests {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(
             &cells[1..8],
-            ["10.244.1.0/26", "10.0.0.5", "local", "", "igp", "100", ""]
+            ["10.244.1.0/26", "-", "local", "", "igp", "100", ""]
         );
         assert!(text.ends_with("4 routes\n"), "{text}");
     }
