@@ -246,7 +246,7 @@ impl FilterTask {
     }
 
     /// Stops the thread; with `remove` (`persist-routes: false`) our table
-    /// goes first. Waits up to [`STOP_TIMEOUT`].
+    /// goes first. Waits up to 5 s (`STOP_TIMEOUT`).
     pub fn stop(mut self, remove: bool) {
         let (done, wait) = mpsc::channel();
         if self.tx.send(Message::Stop { remove, done }).is_ok() {
