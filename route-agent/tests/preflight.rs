@@ -6,43 +6,16 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_route-agent");
+mod common;
 
-fn require_root() {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    assert_eq!(
-        uid.ok().as_deref(),
-        Some("0"),
-        "the preflight test needs root (network namespaces); CI runs it as root"
-    );
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{AGENT, delete_namespace, ip, require_root};
 
 /// A namespace deleted on every path out of the test.
 struct Namespace(String);
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.0])
-            .status();
+        delete_namespace(&self.0);
     }
 }
 

@@ -9,7 +9,9 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_route-agent");
+mod common;
+
+use common::{AGENT, delete_namespace, ip, require_root};
 
 /// Every password the configs use, old and new.
 const MESH: &str = "mesh-Pw-4c1d";
@@ -19,29 +21,6 @@ const PEER_NEW: &str = "peer-Pw-new-31f4";
 const RANGE: &str = "range-Pw-5e6f";
 const RANGE_NEW: &str = "range-Pw-new-08c2";
 const ALL: [&str; 6] = [MESH, MESH_NEW, PEER, PEER_NEW, RANGE, RANGE_NEW];
-
-fn require_root() {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    assert_eq!(
-        uid.ok().as_deref(),
-        Some("0"),
-        "the secrets test needs root (network namespaces); CI runs it as root"
-    );
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -162,17 +141,7 @@ impl Drop for Node {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.ns])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.ns])
-            .status();
+        delete_namespace(&self.ns);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

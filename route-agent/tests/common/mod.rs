@@ -28,6 +28,17 @@ pub fn require_root() {
     );
 }
 
+/// Kills every process left in namespace `ns` (an agent's userspace
+/// tunnel outlives it on purpose), then deletes the namespace.
+pub fn delete_namespace(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "delete", ns]).status();
+}
+
 pub fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("ip runs");
     assert!(
@@ -167,19 +178,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
-        // The agent's userspace tunnel outlives it on purpose: kill every
-        // process left in the namespace.
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.ns])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.ns])
-            .status();
+        delete_namespace(&self.ns);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
