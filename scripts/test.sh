@@ -49,6 +49,13 @@ if [ ${#packages[@]} -eq 0 ]; then
     echo "no publishable crate found in cargo metadata" >&2
     exit 1
 fi
+# cargo package verifies each crate against the others' tarballs through a
+# local registry under target/package, and cargo extracts such a registry
+# into $CARGO_HOME/registry/src/-<hash of its path>/ once: a clone at the same
+# path as an earlier run would verify against that run's sources (seen: ipip
+# built against a podroute-netlink without the modules added since). Those
+# extractions are caches of our own crates only; drop them.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/
 cargo package --locked --allow-dirty "${packages[@]}"
 
 step "fuzzing every target for ${FUZZ_SECONDS:-30} s"
