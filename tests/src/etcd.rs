@@ -1,0 +1,239 @@
+//! A three-member etcd cluster (Debian's `etcd-server`) in network
+//! namespaces, for the tests of `datastore: etcd`.
+//!
+//! ```text
+//!                 switch namespace: bridge br0
+//!      ┌────────────────┬───────┴────────┬──────────────────┐
+//!  member 1         member 2         member 3        client namespaces
+//!  10.199.0.1/24    10.199.0.2/24    10.199.0.3/24   10.199.0.100+N/24
+//! ```
+//!
+//! Each member is its own namespace, so a test can kill one (or two, to
+//! lose quorum) and start it again on its data directory. Everything is
+//! torn down on drop, on every path: the members are killed, then the
+//! namespaces and the data directories are deleted. Each cluster has its
+//! own switch namespace, so clusters of parallel tests never meet.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use crate::{Daemon, Netns, Scratch};
+
+/// The members' subnet inside a cluster's switch namespace.
+const SUBNET: [u8; 3] = [10, 199, 0];
+/// How long a member may take to answer `/health` after it starts.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Fails the calling test with the install command unless `etcd` (Debian's
+/// `etcd-server`) is on PATH.
+pub fn require_etcd() {
+    let found = std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "etcd is not installed: the etcd tests need Debian's etcd-server \
+         (apt-get install -y etcd-server; scripts/install-deps.sh installs it)"
+    );
+}
+
+/// One member: its namespace, address and process (`None` while killed).
+#[derive(Debug)]
+struct Member {
+    name: String,
+    ns: Netns,
+    address: Ipv4Addr,
+    process: Option<Daemon>,
+    /// How many times it was started (each life logs to its own file).
+    lives: usize,
+}
+
+/// A three-member etcd cluster; see the module doc.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    // Drop order: processes (inside `members`) before namespaces, and the
+    // scratch directory (data and logs) last.
+    members: Vec<Member>,
+    clients: Vec<Netns>,
+    switch: Netns,
+    scratch: Scratch,
+    token: String,
+}
+
+impl EtcdCluster {
+    /// Starts three members and waits until each answers `/health` with
+    /// `true` (the cluster has a leader). Fails the test with the member's
+    /// log when one does not.
+    pub fn start(tag: &str) -> EtcdCluster {
+        crate::require_root("the etcd cluster");
+        require_etcd();
+        let switch = Netns::new(&format!("{tag}-sw"));
+        switch.exec("ip", &["link", "add", "br0", "type", "bridge"]);
+        switch.exec("ip", &["link", "set", "br0", "up"]);
+        let scratch = Scratch::new(&format!("etcd-{tag}"));
+        let token = format!("pr-{tag}-{}", std::process::id());
+        let mut members = Vec::new();
+        for i in 1..=3u8 {
+            let ns = Netns::new(&format!("{tag}-e{i}"));
+            let address = Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], i);
+            attach(&switch, &ns, address);
+            members.push(Member {
+                name: format!("m{i}"),
+                ns,
+                address,
+                process: None,
+                lives: 0,
+            });
+        }
+        let mut cluster = EtcdCluster {
+            members,
+            clients: Vec::new(),
+            switch,
+            scratch,
+            token,
+        };
+        for i in 0..3 {
+            cluster.spawn(i, "new");
+        }
+        for i in 0..3 {
+            cluster.wait_healthy(i);
+        }
+        cluster
+    }
+
+    /// The members' client URLs (`http://10.199.0.N:2379`), for
+    /// `etcd.endpoints`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://{}:2379", m.address))
+            .collect()
+    }
+
+    /// A new namespace on the cluster's switch (address
+    /// `10.199.0.(100 + N)/24`) from which the members are reachable;
+    /// deleted with the cluster.
+    pub fn client_netns(&mut self) -> &Netns {
+        let n = u8::try_from(self.clients.len()).unwrap_or(u8::MAX);
+        let address = Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], 100u8.saturating_add(n));
+        let ns = Netns::new("etcdc");
+        attach(&self.switch, &ns, address);
+        self.clients.push(ns);
+        self.clients.last().unwrap_or_else(|| unreachable!())
+    }
+
+    /// Kills member `i` (0, 1 or 2) with SIGKILL; its data stays.
+    pub fn kill(&mut self, i: usize) {
+        self.members[i].process = None;
+    }
+
+    /// Starts member `i` again on its data directory and waits for it.
+    pub fn restart(&mut self, i: usize) {
+        self.spawn(i, "existing");
+        self.wait_healthy(i);
+    }
+
+    /// Starts member `i` again without waiting: with quorum lost, no
+    /// member is healthy until enough are back.
+    pub fn restart_no_wait(&mut self, i: usize) {
+        self.spawn(i, "existing");
+    }
+
+    /// Waits until member `i` answers `/health` with `true`.
+    pub fn wait_healthy(&self, i: usize) {
+        let m = &self.members[i];
+        let url = SocketAddr::V4(SocketAddrV4::new(m.address, 2379));
+        let ns = m.ns.name().to_owned();
+        let ok = crate::wait_for(START_TIMEOUT, || {
+            health(&ns, url).filter(|h| *h).map(|_| ())
+        });
+        if ok.is_none() {
+            let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "etcd member {} did not become healthy within {START_TIMEOUT:?}; last log lines (newest first):\n{}",
+                m.name,
+                tail.join("\n")
+            );
+        }
+    }
+
+    fn log_path(&self, i: usize) -> std::path::PathBuf {
+        let m = &self.members[i];
+        self.scratch.join(&format!("{}.{}.log", m.name, m.lives))
+    }
+
+    fn spawn(&mut self, i: usize, state: &str) {
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}=http://{}:2380", m.name, m.address))
+            .collect();
+        let initial = initial.join(",");
+        self.members[i].lives += 1;
+        let log = self.log_path(i);
+        let m = &self.members[i];
+        let data = self.scratch.join(&format!("{}.data", m.name));
+        let data = data.to_string_lossy().into_owned();
+        let client = format!("http://{}:2379", m.address);
+        let peer = format!("http://{}:2380", m.address);
+        let args = [
+            "--name",
+            &m.name,
+            "--data-dir",
+            &data,
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            &initial,
+            "--initial-cluster-token",
+            &self.token,
+            "--initial-cluster-state",
+            state,
+            // Short elections, so that a killed leader is replaced fast.
+            "--heartbeat-interval",
+            "100",
+            "--election-timeout",
+            "1000",
+        ];
+        let process = Daemon::spawn(Some(&m.ns), "etcd", &args, &log);
+        self.members[i].process = Some(process);
+    }
+}
+
+/// Puts `ns` on the switch's bridge with `address`/24.
+fn attach(switch: &Netns, ns: &Netns, address: Ipv4Addr) {
+    let (here, there) = ns.veth_pair(switch);
+    ns.exec(
+        "ip",
+        &["addr", "add", &format!("{address}/24"), "dev", &here],
+    );
+    ns.exec("ip", &["link", "set", &here, "up"]);
+    switch.exec("ip", &["link", "set", &there, "master", "br0"]);
+    switch.exec("ip", &["link", "set", &there, "up"]);
+}
+
+/// `GET /health` on a member from inside `ns`: `Some(true)` when it
+/// answers `"health":"true"`, `Some(false)` for another answer, `None`
+/// when it cannot be reached.
+fn health(ns: &str, member: SocketAddr) -> Option<bool> {
+    use std::io::{Read, Write};
+    let ns = ns.to_owned();
+    crate::in_netns(&ns, move || {
+        let mut s =
+            std::net::TcpStream::connect_timeout(&member, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /health HTTP/1.0\r\nHost: etcd\r\n\r\n")
+            .ok()?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).ok()?;
+        Some(answer.contains("\"health\":\"true\""))
+    })
+}
