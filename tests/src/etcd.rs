@@ -67,17 +67,41 @@ impl EtcdCluster {
     /// log when one does not.
     pub fn start(tag: &str) -> EtcdCluster {
         crate::require_root("the etcd cluster");
-        require_etcd();
         let switch = Netns::new(&format!("{tag}-sw"));
         switch.exec("ip", &["link", "add", "br0", "type", "bridge"]);
         switch.exec("ip", &["link", "set", "br0", "up"]);
+        let on_switch = |ns: &Netns, i: usize| {
+            let host = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            let address = Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], host);
+            attach(&switch, ns, address);
+            address
+        };
+        let (members, scratch, token) = Self::members(tag, on_switch);
+        Self::run(members, switch, scratch, token)
+    }
+
+    /// [`EtcdCluster::start`] with the members plugged in by `attach`
+    /// (given each member's namespace and index 0..3, it wires the
+    /// namespace and returns the member's address): to put the members on
+    /// a subnet of a namespace cluster, where its nodes reach them.
+    pub fn start_on(tag: &str, attach: impl FnMut(&Netns, usize) -> Ipv4Addr) -> EtcdCluster {
+        crate::require_root("the etcd cluster");
+        let switch = Netns::new(&format!("{tag}-sw"));
+        let (members, scratch, token) = Self::members(tag, attach);
+        Self::run(members, switch, scratch, token)
+    }
+
+    fn members(
+        tag: &str,
+        mut attach: impl FnMut(&Netns, usize) -> Ipv4Addr,
+    ) -> (Vec<Member>, Scratch, String) {
+        require_etcd();
         let scratch = Scratch::new(&format!("etcd-{tag}"));
         let token = format!("pr-{tag}-{}", std::process::id());
         let mut members = Vec::new();
-        for i in 1..=3u8 {
+        for i in 0..3 {
             let ns = Netns::new(&format!("{tag}-e{i}"));
-            let address = Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], i);
-            attach(&switch, &ns, address);
+            let address = attach(&ns, i);
             members.push(Member {
                 name: format!("m{i}"),
                 ns,
@@ -86,6 +110,10 @@ impl EtcdCluster {
                 lives: 0,
             });
         }
+        (members, scratch, token)
+    }
+
+    fn run(members: Vec<Member>, switch: Netns, scratch: Scratch, token: String) -> EtcdCluster {
         let mut cluster = EtcdCluster {
             members,
             clients: Vec::new(),
