@@ -112,3 +112,85 @@ fn a_restarted_node_keeps_its_block_and_a_full_pool_names_the_pool() {
         assert_eq!(etcd.claim_block("node-c", pool, 26).await.unwrap(), first);
     });
 }
+
+#[test]
+fn node_remove_deletes_the_record_and_releases_the_blocks() {
+    use route_agent::datastore::ClusterNode;
+    use route_agent::datastore::etcd::record::NodeRecord;
+
+    let mut cluster = EtcdCluster::start("noderm");
+    let config = settings(&cluster, "/rm");
+    let ns = cluster.client_netns().name().to_owned();
+    let scratch = podroute_tests::Scratch::new("noderm");
+    let file = scratch.write(
+        "node.yaml",
+        &format!(
+            "datastore: etcd\nnode: {{name: node-x, address: 10.199.0.100/24}}\npools: [{{cidr: 10.244.0.0/16}}]\netcd: {{endpoints: [{}], prefix: /rm}}\n",
+            cluster.endpoints().join(", ")
+        ),
+    );
+    let setup = config.clone();
+    podroute_tests::in_netns(&ns, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut etcd = Etcd::connect(&setup).unwrap();
+                for (i, name) in ["node-a", "node-b"].into_iter().enumerate() {
+                    let block = etcd
+                        .claim_block(name, net("10.244.0.0/16"), 26)
+                        .await
+                        .unwrap();
+                    let node = ClusterNode {
+                        name: name.into(),
+                        address: format!("10.0.1.{}/24", 10 + i).parse().unwrap(),
+                        blocks: vec![block.into()],
+                        tunnel_address: None,
+                        reflector: None,
+                    };
+                    etcd.put_record(&NodeRecord::of(&node, 64512))
+                        .await
+                        .unwrap();
+                }
+            })
+    });
+    let agent = env!("CARGO_BIN_EXE_route-agent");
+    let remove = || {
+        std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &ns, agent, "node", "remove", "node-a", "--config",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = remove();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("node node-a removed: record deleted, blocks released: 10.244.0.0/26"),
+        "{stdout}"
+    );
+    let listing = podroute_tests::in_netns(&ns, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move { Etcd::connect(&config).unwrap().list().await.unwrap() })
+    });
+    let names: Vec<&str> = listing.records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["node-b"]);
+    assert_eq!(
+        listing.claims.into_iter().collect::<Vec<_>>(),
+        vec![(net("10.244.0.64/26"), "node-b".to_owned())]
+    );
+    // Again: nothing left to remove, exit code 1 naming the node.
+    let out = remove();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no node node-a in etcd under /rm"));
+}

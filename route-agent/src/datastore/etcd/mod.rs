@@ -414,6 +414,27 @@ impl Etcd {
     }
 }
 
+/// What [`Etcd::remove_node`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Whether there was a record.
+    pub record: bool,
+    /// The blocks released.
+    pub blocks: Vec<Ipv4Network>,
+}
+
+impl Etcd {
+    /// Removes node `name` for good (`route-agent node remove`): its record
+    /// first, so that no record lists a released block, then its block
+    /// claims. Every agent drops the node's sessions and routes when the
+    /// record goes; its blocks are free for the next node that claims one.
+    pub async fn remove_node(&mut self, name: &str) -> Result<Removed, EtcdError> {
+        let record = self.delete_record(name).await?;
+        let blocks = self.release_blocks(name).await?;
+        Ok(Removed { record, blocks })
+    }
+}
+
 /// The range end that makes a range request cover every key starting
 /// with `prefix` (etcd's `clientv3.GetPrefixRangeEnd`): the prefix with its
 /// last byte below 0xff incremented and the rest cut.
