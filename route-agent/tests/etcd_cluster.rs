@@ -285,10 +285,25 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
         "a restart changed the claims"
     );
 
-    // After the resync the watch works again: a record removed is seen.
-    s.delete("node-c");
+    // After the resync the watch works again: `route-agent node remove`
+    // takes node-c's route off every other node.
+    let config = s.c.dir().join("remove.yaml");
+    std::fs::write(&config, agent_config("node-x", 9, 99, &s.endpoints)).unwrap();
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &s.router, AGENT, "node", "remove", "node-c", "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(
-        wait_until(Duration::from_secs(10), || !s.has_route("node-a", c_block)),
-        "after quorum came back, a deleted record was not followed"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !s.has_route("node-a", c_block)
+            && !s.has_route("node-b", c_block)),
+        "after quorum came back, a removed node was not followed"
     );
 }

@@ -207,6 +207,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_three_node_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("### Without Kubernetes").unwrap()..];
+        let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+        let yaml = &section[start..start + section[start..].find("```").unwrap()];
+        let c = Config::parse_with(Path::new("README.md"), yaml, DatastoreKind::File).unwrap();
+        assert_eq!(c.datastore(), DatastoreKind::Etcd);
+        assert_eq!(c.etcd.unwrap().endpoints.len(), 3);
+        assert!(c.blocks.is_empty() && c.mesh.peers.is_empty());
+    }
+
+    #[test]
     fn unknown_etcd_key_is_refused_with_its_line() {
         let err = parse("etcd:\n  endpoints: [http://10.0.0.1:2379]\n  prefx: /a\n").unwrap_err();
         let text = err.to_string();
