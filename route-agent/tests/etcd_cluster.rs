@@ -172,6 +172,17 @@ impl Setup {
             .any(|r| r.starts_with(&block.to_string()))
     }
 
+    /// `/metrics` of node `name`'s agent.
+    fn metrics(&self, name: &str) -> String {
+        let ns = &self.c.node(name).unwrap().ns;
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "bash", "-c"])
+            .arg("exec 3<>/dev/tcp/127.0.0.1/9179; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
+            .output()
+            .expect("metrics");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn record(&self, name: &str) -> NodeRecord {
         let name = name.to_owned();
         let listing = etcd_do(&self.router, &self.endpoints, |mut e| async move {
@@ -246,12 +257,76 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     s.put(c_record.clone());
     s.converge(Duration::from_secs(10));
 
-    // A record with another AS (written by something else) is
-    // skipped: node-c keeps its last valid version, nothing changes.
-    let monitors = s.monitors();
-    s.put(NodeRecord { asn: 1, ..c_record });
-    std::thread::sleep(Duration::from_secs(2));
-    assert_no_churn(monitors, "a bad record for node-c");
+    // Records written by something else that cannot be used: each is
+    // skipped with a log line and the metric, node-c keeps its last valid
+    // version, and no route changes anywhere.
+    let bad_cases: [(&str, String); 4] = [
+        ("bad-record", "{\"name\": \"node-c\", ".to_owned()),
+        (
+            "address-outside-subnet",
+            String::from_utf8(
+                NodeRecord {
+                    address: "10.0.2.0/24".parse().unwrap(),
+                    ..c_record.clone()
+                }
+                .to_json(),
+            )
+            .unwrap(),
+        ),
+        (
+            "block-not-claimed",
+            String::from_utf8(
+                NodeRecord {
+                    blocks: vec![s.blocks["node-a"]],
+                    ..c_record.clone()
+                }
+                .to_json(),
+            )
+            .unwrap(),
+        ),
+        (
+            "other-as",
+            String::from_utf8(
+                NodeRecord {
+                    asn: 1,
+                    ..c_record.clone()
+                }
+                .to_json(),
+            )
+            .unwrap(),
+        ),
+    ];
+    for (reason, value) in bad_cases {
+        let monitors = s.monitors();
+        let bytes = value.into_bytes();
+        etcd_do(&s.router, &s.endpoints, move |mut e| {
+            let bytes = bytes.clone();
+            async move { e.put_raw_record("node-c", bytes).await }
+        });
+        let metric = format!("route_agent_datastore_nodes_skipped{{reason=\"{reason}\"}} 1");
+        assert!(
+            wait_until(Duration::from_secs(10), || ["node-a", "node-b", "node-c"]
+                .iter()
+                .all(|n| s.metrics(n).contains(&metric))),
+            "{reason}: no `{metric}` on every node; node-a's metrics:\n{}",
+            s.metrics("node-a")
+        );
+        assert!(
+            s.c.log("node-a")
+                .contains("etcd record of node node-c skipped (it keeps its last valid settings)"),
+            "{reason}: no log line on node-a:\n{}",
+            s.c.log("node-a")
+        );
+        assert_no_churn(monitors, reason);
+        s.put(c_record.clone());
+        let cleared = format!("route_agent_datastore_nodes_skipped{{reason=\"{reason}\"}} 0");
+        assert!(
+            wait_until(Duration::from_secs(10), || s
+                .metrics("node-a")
+                .contains(&cleared)),
+            "{reason}: the skip was not cleared by a good record"
+        );
+    }
     s.converge(Duration::from_secs(1));
 
     // Quorum lost for 30 s: every route stays, pods keep talking; when it

@@ -332,7 +332,7 @@ pub fn render(
         m.family(
             "route_agent_datastore_nodes_skipped",
             "gauge",
-            "Nodes skipped now for bad input (no InternalIP, bad or overlapping podCIDR, duplicate address, bad annotation), by reason.",
+            "Nodes skipped now for bad input (no InternalIP, bad or overlapping podCIDR, duplicate address, bad annotation; etcd: bad record, address outside its subnet, block not claimed for it, other AS), by reason.",
         );
         for (reason, n) in &ds.skipped {
             m.sample(

@@ -333,6 +333,19 @@ impl Etcd {
         Ok(())
     }
 
+    /// Writes `value` as `name`'s record, whatever it holds: for tools
+    /// that write records themselves (and tests of records that do not
+    /// parse).
+    pub async fn put_raw_record(&mut self, name: &str, value: Vec<u8>) -> Result<(), EtcdError> {
+        let request = pb::PutRequest {
+            key: record::node_key(&self.prefix, name).into_bytes(),
+            value,
+            ..Default::default()
+        };
+        self.client.kv.put(request).await?;
+        Ok(())
+    }
+
     /// Deletes `name`'s record; true when there was one.
     pub async fn delete_record(&mut self, name: &str) -> Result<bool, EtcdError> {
         let request = pb::DeleteRangeRequest {
