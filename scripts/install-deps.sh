@@ -11,8 +11,9 @@ set -euo pipefail
 # (route-agent/tests/cni.rs), which runs them as a container runtime does;
 # python3-venv for the deploy/ checkers' virtualenv below; etcd-server
 # (etcd 3.4) for the three-member clusters of `datastore: etcd`'s tests
-# (tests/src/etcd.rs, route-agent/tests/etcd.rs).
-packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 python3-venv qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins etcd-server)
+# (tests/src/etcd.rs, route-agent/tests/etcd.rs), openssl for its TLS
+# certificates.
+packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 python3-venv qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins etcd-server openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -194,3 +194,36 @@ fn node_remove_deletes_the_record_and_releases_the_blocks() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no node node-a in etcd under /rm"));
 }
+
+#[test]
+fn claims_go_over_tls_with_the_client_certificate() {
+    use route_agent::config::EtcdTls;
+
+    let mut cluster = EtcdCluster::start_tls("claimtls");
+    let files = cluster.tls().cloned().unwrap();
+    let mut config = settings(&cluster, "/tls");
+    assert!(config.endpoints.iter().all(|e| e.starts_with("https://")));
+    config.tls = Some(EtcdTls {
+        ca: files.ca.clone(),
+        cert: Some(files.cert),
+        key: Some(files.key),
+    });
+    // The CA alone: the members require a client certificate.
+    let mut no_identity = config.clone();
+    no_identity.tls = Some(EtcdTls {
+        ca: files.ca,
+        cert: None,
+        key: None,
+    });
+    in_client(&mut cluster, move || async move {
+        let mut etcd = Etcd::connect(&config).unwrap();
+        let block = etcd
+            .claim_block("node-a", net("10.244.0.0/16"), 26)
+            .await
+            .unwrap();
+        assert_eq!(block, net("10.244.0.0/26"));
+        assert_eq!(etcd.claims().await.unwrap().len(), 1);
+        let refused = Etcd::connect(&no_identity).unwrap().claims().await;
+        assert!(refused.is_err(), "a client without certificate was served");
+    });
+}

@@ -59,6 +59,20 @@ pub struct EtcdCluster {
     switch: Netns,
     scratch: Scratch,
     token: String,
+    /// With TLS on the client URLs: the PEM files.
+    tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a TLS cluster ([`EtcdCluster::start_tls`]): the CA
+/// that signed every certificate, and a client certificate and key.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The CA certificate.
+    pub ca: std::path::PathBuf,
+    /// A client certificate (`extendedKeyUsage=clientAuth`).
+    pub cert: std::path::PathBuf,
+    /// Its key.
+    pub key: std::path::PathBuf,
 }
 
 impl EtcdCluster {
@@ -77,7 +91,30 @@ impl EtcdCluster {
             address
         };
         let (members, scratch, token) = Self::members(tag, on_switch);
-        Self::run(members, switch, scratch, token)
+        Self::run(members, switch, scratch, token, false)
+    }
+
+    /// [`EtcdCluster::start`] with TLS on the client URLs (`https://`) and
+    /// client certificates required (`--client-cert-auth`), from a CA
+    /// made here with `openssl`.
+    pub fn start_tls(tag: &str) -> EtcdCluster {
+        crate::require_root("the etcd cluster");
+        let switch = Netns::new(&format!("{tag}-sw"));
+        switch.exec("ip", &["link", "add", "br0", "type", "bridge"]);
+        switch.exec("ip", &["link", "set", "br0", "up"]);
+        let on_switch = |ns: &Netns, i: usize| {
+            let host = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            let address = Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], host);
+            attach(&switch, ns, address);
+            address
+        };
+        let (members, scratch, token) = Self::members(tag, on_switch);
+        Self::run(members, switch, scratch, token, true)
+    }
+
+    /// The TLS files of a [`EtcdCluster::start_tls`] cluster.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// [`EtcdCluster::start`] with the members plugged in by `attach`
@@ -88,7 +125,7 @@ impl EtcdCluster {
         crate::require_root("the etcd cluster");
         let switch = Netns::new(&format!("{tag}-sw"));
         let (members, scratch, token) = Self::members(tag, attach);
-        Self::run(members, switch, scratch, token)
+        Self::run(members, switch, scratch, token, false)
     }
 
     fn members(
@@ -113,13 +150,21 @@ impl EtcdCluster {
         (members, scratch, token)
     }
 
-    fn run(members: Vec<Member>, switch: Netns, scratch: Scratch, token: String) -> EtcdCluster {
+    fn run(
+        members: Vec<Member>,
+        switch: Netns,
+        scratch: Scratch,
+        token: String,
+        tls: bool,
+    ) -> EtcdCluster {
+        let tls = tls.then(|| make_certificates(&scratch, &members));
         let mut cluster = EtcdCluster {
             members,
             clients: Vec::new(),
             switch,
             scratch,
             token,
+            tls,
         };
         for i in 0..3 {
             cluster.spawn(i, "new");
@@ -135,8 +180,12 @@ impl EtcdCluster {
     pub fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()
-            .map(|m| format!("http://{}:2379", m.address))
+            .map(|m| format!("{}://{}:2379", self.scheme(), m.address))
             .collect()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// A new namespace on the cluster's switch (address
@@ -171,7 +220,9 @@ impl EtcdCluster {
     /// Waits until member `i` answers `/health` with `true`.
     pub fn wait_healthy(&self, i: usize) {
         let m = &self.members[i];
-        let url = SocketAddr::V4(SocketAddrV4::new(m.address, 2379));
+        // The plain-HTTP metrics listener answers /health with or without
+        // TLS on the client URLs.
+        let url = SocketAddr::V4(SocketAddrV4::new(m.address, 2381));
         let ns = m.ns.name().to_owned();
         let ok = crate::wait_for(START_TIMEOUT, || {
             health(&ns, url).filter(|h| *h).map(|_| ())
@@ -204,9 +255,28 @@ impl EtcdCluster {
         let m = &self.members[i];
         let data = self.scratch.join(&format!("{}.data", m.name));
         let data = data.to_string_lossy().into_owned();
-        let client = format!("http://{}:2379", m.address);
+        let client = format!("{}://{}:2379", self.scheme(), m.address);
         let peer = format!("http://{}:2380", m.address);
-        let args = [
+        let metrics = format!("http://{}:2381", m.address);
+        let tls_args: Vec<String> = match &self.tls {
+            None => Vec::new(),
+            Some(t) => vec![
+                "--cert-file".into(),
+                self.scratch
+                    .join(&format!("{}.pem", m.name))
+                    .to_string_lossy()
+                    .into_owned(),
+                "--key-file".into(),
+                self.scratch
+                    .join(&format!("{}-key.pem", m.name))
+                    .to_string_lossy()
+                    .into_owned(),
+                "--trusted-ca-file".into(),
+                t.ca.to_string_lossy().into_owned(),
+                "--client-cert-auth".into(),
+            ],
+        };
+        let base = [
             "--name",
             &m.name,
             "--data-dir",
@@ -230,9 +300,96 @@ impl EtcdCluster {
             "100",
             "--election-timeout",
             "1000",
+            "--listen-metrics-urls",
+            &metrics,
         ];
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(tls_args.iter().map(String::as_str));
         let process = Daemon::spawn(Some(&m.ns), "etcd", &args, &log);
         self.members[i].process = Some(process);
+    }
+}
+
+/// A CA, a server certificate per member (its address as IP SAN) and a
+/// client certificate, with `openssl`, in `scratch`.
+fn make_certificates(scratch: &Scratch, members: &[Member]) -> TlsFiles {
+    let path = |name: &str| scratch.join(name).to_string_lossy().into_owned();
+    let ca = path("ca.pem");
+    let ca_key = path("ca-key.pem");
+    crate::run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=podroute-test-ca",
+        ],
+    );
+    let sign = |name: &str, ext: &str| {
+        let key = path(&format!("{name}-key.pem"));
+        let csr = path(&format!("{name}.csr"));
+        let cert = path(&format!("{name}.pem"));
+        let extfile = scratch.write(&format!("{name}.ext"), ext);
+        crate::run(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        crate::run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile.to_string_lossy(),
+            ],
+        );
+        (cert, key)
+    };
+    for m in members {
+        sign(
+            &m.name,
+            &format!(
+                "subjectAltName=IP:{}\nextendedKeyUsage=serverAuth,clientAuth\n",
+                m.address
+            ),
+        );
+    }
+    let (cert, key) = sign("client", "extendedKeyUsage=clientAuth\n");
+    TlsFiles {
+        ca: ca.into(),
+        cert: cert.into(),
+        key: key.into(),
     }
 }
 
