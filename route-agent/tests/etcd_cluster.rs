@@ -382,3 +382,78 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
         "after quorum came back, a removed node was not followed"
     );
 }
+
+#[test]
+fn twenty_agents_started_at_once_get_twenty_blocks_in_etcd_and_every_kernel() {
+    podroute_tests::require_root("the etcd cluster test");
+    let _one = podroute_tests::one_cluster_at_a_time();
+    let mut c = Cluster::new(&format!("rae20{}", std::process::id())).expect("cluster");
+    let names: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        c.add_node(name, 1, 10 + u8::try_from(i).unwrap())
+            .expect("node");
+    }
+    let router = c.router().to_owned();
+    let etcd = EtcdCluster::start_on("e220", |ns, i| {
+        let host = u8::try_from(i + 21).unwrap();
+        c.attach(ns.name(), 9, host)
+            .expect("attach etcd member")
+            .ip()
+    });
+    let endpoints = etcd.endpoints();
+    // One subnet, no IPIP: direct routes only, no tunnels to start.
+    for (i, name) in names.iter().enumerate() {
+        let config = agent_config(name, 1, 10 + u8::try_from(i).unwrap(), &endpoints)
+            .replace("ipip-mode: cross-subnet", "ipip-mode: never");
+        c.start_agent(name, std::path::Path::new(AGENT), &config)
+            .expect("agent");
+    }
+    // In etcd: twenty claims, one per node, all distinct (a map by block).
+    let mut by_node: BTreeMap<String, Ipv4Network> = BTreeMap::new();
+    let all_claimed = wait_until(Duration::from_secs(60), || {
+        by_node = claims(&router, &endpoints)
+            .into_iter()
+            .map(|(b, n)| (n, b))
+            .collect();
+        by_node.len() == 20
+    });
+    let claimed = claims(&router, &endpoints);
+    assert!(
+        all_claimed && claimed.len() == 20,
+        "claims: {claimed:?}\nfirst log:\n{}",
+        c.log(&names[0])
+    );
+    // In every kernel: its own block as a blackhole, the nineteen others
+    // via their nodes.
+    let want = |me: &str| -> Vec<String> {
+        let mut v: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                if n == me {
+                    format!("blackhole {}", by_node[n])
+                } else {
+                    format!("{} via 10.0.1.{} dev eth0 onlink", by_node[n], 10 + i)
+                }
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let converged = wait_until(Duration::from_secs(90), || {
+        names
+            .iter()
+            .all(|n| routes(&c.node(n).unwrap().ns, PROTO).unwrap_or_default() == want(n))
+    });
+    let wrong: Vec<String> = names
+        .iter()
+        .filter(|n| routes(&c.node(n).unwrap().ns, PROTO).unwrap_or_default() != want(n))
+        .map(|n| format!("{n}: {:?}", routes(&c.node(n).unwrap().ns, PROTO)))
+        .collect();
+    assert!(
+        converged,
+        "kernels without every block:\n{}",
+        wrong.join("\n")
+    );
+    drop(etcd);
+}
