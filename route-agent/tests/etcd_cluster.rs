@@ -360,6 +360,42 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
         "a restart changed the claims"
     );
 
+    // node-c moves to another address and its agent starts again there:
+    // it rewrites its record, and the others route its block to the new
+    // address.
+    s.c.kill_agent("node-c").expect("kill node-c's agent");
+    let c_ns = s.c.node("node-c").unwrap().ns.clone();
+    for args in [
+        &["addr", "del", "10.0.2.10/24", "dev", "eth0"][..],
+        &["addr", "add", "10.0.2.12/24", "dev", "eth0"][..],
+        &["route", "replace", "default", "via", "10.0.2.1"][..],
+    ] {
+        route_agent::demo::cluster::exec(&c_ns, "ip", args).expect("ip");
+    }
+    let config = agent_config("node-c", 2, 12, &s.endpoints);
+    s.c.start_agent("node-c", std::path::Path::new(AGENT), &config)
+        .expect("agent");
+    let via_new = format!("{c_block} via 10.0.2.12 dev tunl0");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            ["node-a", "node-b"].iter().all(|n| {
+                routes(&s.c.node(n).unwrap().ns, PROTO)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|r| r.starts_with(&via_new))
+            })
+        }),
+        "node-c's new address is not in the routes: A has {:?}\nnode-c's log:\n{}",
+        routes(&s.c.node("node-a").unwrap().ns, PROTO),
+        s.c.log("node-c")
+    );
+    assert_eq!(s.record("node-c").address.to_string(), "10.0.2.12/24");
+    assert_eq!(
+        claims(&s.router, &s.endpoints),
+        before,
+        "a move changed the claims"
+    );
+
     // After the resync the watch works again: `route-agent node remove`
     // takes node-c's route off every other node.
     let config = s.c.dir().join("remove.yaml");
