@@ -9,8 +9,11 @@ set -euo pipefail
 # the IPIP VM test (ipip/tests/vm.rs); containernetworking-plugins (ptp,
 # host-local, portmap, installed in /usr/lib/cni) for the CNI test
 # (route-agent/tests/cni.rs), which runs them as a container runtime does;
-# python3-venv for the deploy/ checkers' virtualenv below.
-packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 python3-venv qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins)
+# python3-venv for the deploy/ checkers' virtualenv below; etcd-server
+# (etcd 3.4) for the three-member clusters of `datastore: etcd`'s tests
+# (tests/src/etcd.rs, route-agent/tests/etcd.rs), openssl for its TLS
+# certificates.
+packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 python3-venv qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins etcd-server openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

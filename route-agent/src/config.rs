@@ -19,7 +19,8 @@
 //! | `nexthop-objects` | auto | gateway routes through kernel nexthop objects: `auto` for tables of over 1,000 gateway routes (back below 500), `true` always, `false` never; faster with hundreds of nodes and more, `ip route` then shows `nhid` |
 //! | `admin` | `listen: 127.0.0.1:9179`, `per-peer-metrics: true` | the admin HTTP listener; `per-peer-metrics: false` leaves the series labelled by peer out of `/metrics` (large meshes), keeping sessions by state; both need a restart |
 //! | `cni` | off | the CNI network config for the standard plugins ([`crate::cni`]): `enabled`, `conf-dir: /etc/cni/net.d`, `file: 10-podroute.conflist`, `name: podroute`, `mtu: 0` (= the underlay MTU, − 20 with IPIP), `ipam-data-dir` (host-local's leases) |
-//! | `datastore` | `kubernetes` in a pod (`KUBERNETES_SERVICE_HOST` set), else `file` | where the nodes come from: `file` (this file's `blocks` and `mesh.peers`) or `kubernetes` (the Node objects, [`crate::datastore`]; then `blocks`, `mesh.peers`, `node.address`, `node.autodetect`, `tunnel.address` and `route-reflector` must not be set: each node's come from its Node) |
+//! | `datastore` | `kubernetes` in a pod (`KUBERNETES_SERVICE_HOST` set), else `file` | where the nodes come from: `file` (this file's `blocks` and `mesh.peers`) or `kubernetes` (the Node objects, [`crate::datastore`]; then `blocks`, `mesh.peers`, `node.address`, `node.autodetect`, `tunnel.address` and `route-reflector` must not be set: each node's come from its Node) or `etcd` (node records and block claims in etcd, [`crate::datastore::etcd`]; `mesh.peers` must not be set) |
+//! | `etcd` | — | with `datastore: etcd`: `endpoints` (`https://10.0.0.1:2379`, ...), `prefix` (default `/podroute`), `tls: {ca, cert, key}` (PEM files) |
 //!
 //! [`Config::parse`] checks the shape (errors carry `FILE:LINE:COL`) and
 //! then every semantic rule (errors carry `FILE:`), collecting all
@@ -28,6 +29,7 @@
 mod cni;
 mod detect;
 mod error;
+mod etcd;
 mod text;
 mod validate;
 
@@ -52,6 +54,7 @@ pub use cni::{
 };
 pub use detect::{DetectError, InterfaceAddress, detect_address};
 pub use error::{ConfigError, ModeName, PeerList, Problem, Warning};
+pub use etcd::{DEFAULT_ETCD_PREFIX, EtcdConfig, EtcdTls};
 
 /// Calico's default AS.
 pub const DEFAULT_ASN: u32 = 64512;
@@ -170,6 +173,9 @@ pub struct Config {
     /// resolved by [`Config::parse`] ([`DatastoreKind::from_env`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datastore: Option<DatastoreKind>,
+    /// The etcd cluster of `datastore: etcd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
 }
 
 fn default_asn() -> u32 {

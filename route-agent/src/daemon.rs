@@ -20,9 +20,15 @@ use crate::admin::{self, AdminError};
 use crate::agent::node::{NodeError, NodeView};
 use crate::agent::{Agent, AgentDatastore, AgentError, Options, Signals};
 use crate::config::Config;
+use crate::datastore::ClusterNode;
+use crate::datastore::etcd::record::NodeRecord;
+use crate::datastore::etcd::{Etcd, EtcdError, source as etcd_source};
 use crate::datastore::kubernetes::{self, KubernetesError};
 use crate::datastore::{DatastoreKind, desired_config};
 use crate::fib::Netlink;
+
+/// How long to wait before asking etcd again at start.
+const ETCD_RETRY: Duration = Duration::from_secs(1);
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +50,20 @@ pub enum DaemonError {
         "no node name: with `datastore: kubernetes` set NODE_NAME (the DaemonSet passes spec.nodeName) or node.name"
     )]
     NoNodeName,
+    /// `datastore: etcd` and etcd refused for good (a full pool, a
+    /// configured block held by another node, unreadable TLS files).
+    #[error("{0}")]
+    Etcd(#[from] EtcdError),
+    /// `datastore: etcd` without a node name.
+    #[error("no node name: with `datastore: etcd` set node.name, NODE_NAME, or a hostname")]
+    NoEtcdNodeName,
+    /// `datastore: etcd` without the `etcd` section (the config check
+    /// refuses it first).
+    #[error("datastore is etcd but the config has no `etcd` section")]
+    NoEtcdSection,
+    /// The etcd source stopped before this node's record was in.
+    #[error("the etcd watch stopped before node {0}'s record was in")]
+    EtcdStopped(String),
     /// The Node watch ended before this node was found.
     #[error("the Kubernetes Node watch stopped before Node {0} was found")]
     WatchStopped(String),
@@ -87,6 +107,10 @@ pub async fn run(config: Config, mut options: Options) -> Result<(), DaemonError
             };
             let (config, node, client) = started;
             (config, node, Some(client))
+        }
+        DatastoreKind::Etcd => {
+            let (config, node) = etcd_start(config, &mut options).await?;
+            (config, node, None)
         }
     };
     tracing::info!(address = %node.address, underlay = %node.underlay, mtu = node.mtu, "node address");
@@ -161,6 +185,140 @@ async fn kubernetes_start(
         pools: Arc::new(source.pools),
     });
     Ok((config, node, client))
+}
+
+/// `datastore: etcd`: claims this node's blocks (the configured ones, else
+/// one per IPv4 pool), writes its record, starts the watch and waits for
+/// the record to come back in a snapshot. etcd being unreachable is
+/// waited out (logged every 10 s); a full pool or a configured block held
+/// by another node ends the start.
+async fn etcd_start(
+    file: Config,
+    options: &mut Options,
+) -> Result<(Config, NodeView), DaemonError> {
+    let name = options
+        .node_name
+        .clone()
+        .ok_or(DaemonError::NoEtcdNodeName)?;
+    let settings = file.etcd.clone().ok_or(DaemonError::NoEtcdSection)?;
+    let etcd = Etcd::connect(&settings)?;
+    let view = NodeView::read(&file.node)?;
+    let blocks = etcd_blocks(&etcd, &name, &file).await?;
+    let me = ClusterNode {
+        name: name.clone(),
+        address: view.address,
+        tunnel_address: file.tunnel.address.or_else(|| {
+            blocks.iter().find_map(|b| match b {
+                IpNetwork::V4(b) => Some(b.network()),
+                IpNetwork::V6(_) => None,
+            })
+        }),
+        blocks,
+        reflector: file.route_reflector.as_ref().map(|r| r.cluster_id),
+    };
+    let record = NodeRecord::of(&me, file.asn);
+    etcd_retry("write this node's record", || {
+        let mut etcd = etcd.clone();
+        let record = record.clone();
+        async move { etcd.put_record(&record).await }
+    })
+    .await?;
+    let pools: Vec<IpNetwork> = file.pools.iter().map(|p| p.cidr).collect();
+    let source = etcd_source::start(etcd, pools, file.asn);
+    let mut snapshots = source.snapshots.clone();
+    let started = tokio::time::Instant::now();
+    let snapshot = loop {
+        let current = snapshots.borrow_and_update().clone();
+        if let Some(s) = current.filter(|s| s.nodes.get(&name) == Some(&me)) {
+            break s;
+        }
+        tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return Err(DaemonError::EtcdStopped(name));
+                }
+            }
+            () = tokio::time::sleep(Duration::from_secs(10)) => tracing::info!(
+                node = %name,
+                waited_s = started.elapsed().as_secs(),
+                "waiting for this node's etcd record to be listed (and accepted: see the skip lines)"
+            ),
+        }
+    };
+    tracing::info!(node = %name, nodes = snapshot.nodes.len(), blocks = ?me.blocks, "etcd datastore in sync");
+    let config = desired_config(&file, &snapshot.nodes, &me, view.address);
+    let node = NodeView::read(&config.node)?;
+    options.datastore = Some(AgentDatastore {
+        name,
+        file,
+        initial: snapshot,
+        snapshots,
+        pools: Arc::new(source.pools),
+    });
+    Ok((config, node))
+}
+
+/// This node's blocks in etcd: each configured IPv4 block claimed as it
+/// is, else one block claimed in each IPv4 pool (its `block-size`, /26 by
+/// default). A claim held already is kept, so a restart keeps its blocks.
+async fn etcd_blocks(
+    etcd: &Etcd,
+    name: &str,
+    file: &Config,
+) -> Result<Vec<IpNetwork>, DaemonError> {
+    let mut out = Vec::new();
+    if !file.blocks.is_empty() {
+        for block in &file.blocks {
+            if let IpNetwork::V4(b) = *block {
+                etcd_retry("claim a configured block", || {
+                    let mut etcd = etcd.clone();
+                    async move { etcd.claim_exact(name, b).await }
+                })
+                .await?;
+            }
+            out.push(*block);
+        }
+        return Ok(out);
+    }
+    for pool in &file.pools {
+        let IpNetwork::V4(cidr) = pool.cidr else {
+            continue;
+        };
+        let size = pool
+            .block_size
+            .unwrap_or(crate::config::DEFAULT_BLOCK_SIZE_V4);
+        let block = etcd_retry("claim a block", || {
+            let mut etcd = etcd.clone();
+            async move { etcd.claim_block(name, cidr, size).await }
+        })
+        .await?;
+        out.push(IpNetwork::V4(block));
+    }
+    Ok(out)
+}
+
+/// Runs `attempt` until it succeeds or fails for good: request failures
+/// (etcd unreachable, no quorum) are retried every [`ETCD_RETRY`], logged
+/// once every 10 s.
+async fn etcd_retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, DaemonError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, EtcdError>>,
+{
+    let mut last_log: Option<tokio::time::Instant> = None;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(EtcdError::Request(e)) => {
+                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!("etcd: cannot {what} yet ({e}); retrying");
+                    last_log = Some(tokio::time::Instant::now());
+                }
+                tokio::time::sleep(ETCD_RETRY).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// This node's address with a prefix length: a known one (Calico's

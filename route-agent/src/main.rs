@@ -77,12 +77,31 @@ enum Command {
         #[arg(long, env = "ROUTE_AGENT_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The cluster's nodes in the etcd datastore.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Check a config file: prints `FILE: ok` and a summary, or the
     /// problems (`FILE:LINE:COL: what — fix`) on stderr with exit code 2.
     CheckConfig {
         /// The YAML config file.
         #[arg(env = "ROUTE_AGENT_CONFIG")]
         file: PathBuf,
+    },
+}
+
+/// `route-agent node ...`.
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Remove node NAME from the etcd datastore for good: deletes its
+    /// record (every agent drops its sessions and routes) and releases its
+    /// blocks. Exit code 1 when etcd has no such node or cannot be
+    /// reached, 2 for a config that is not `datastore: etcd`.
+    Remove {
+        /// The node's name.
+        name: String,
+        /// A config file with the `etcd` section (any node's).
+        #[arg(long, env = "ROUTE_AGENT_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -245,6 +264,61 @@ fn run(file: &Path, log_format: LogFormat) -> ExitCode {
     }
 }
 
+fn node_remove(name: &str, file: &Path) -> ExitCode {
+    let config = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(settings) = config
+        .etcd
+        .as_ref()
+        .filter(|_| config.datastore() == DatastoreKind::Etcd)
+    else {
+        eprintln!(
+            "{}: datastore is {}, not etcd — `node remove` works on the etcd datastore (with `datastore: kubernetes`, `kubectl delete node NAME`)",
+            file.display(),
+            config.datastore().name()
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(async {
+        let mut etcd = route_agent::datastore::etcd::Etcd::connect(settings)?;
+        etcd.remove_node(name).await
+    });
+    match result {
+        Ok(removed) if !removed.record && removed.blocks.is_empty() => {
+            eprintln!(
+                "no node {name} in etcd under {}: no record, no block claimed",
+                settings.prefix
+            );
+            ExitCode::FAILURE
+        }
+        Ok(removed) => {
+            let blocks: Vec<String> = removed.blocks.iter().map(ToString::to_string).collect();
+            println!(
+                "node {name} removed: record {}, blocks released: {}",
+                if removed.record { "deleted" } else { "absent" },
+                if blocks.is_empty() {
+                    "none".to_owned()
+                } else {
+                    blocks.join(", ")
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot remove node {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn tunnel(config: ipip::userspace::Config, log_format: LogFormat) -> ExitCode {
     init_logs(log_format);
     let Some(runtime) = runtime() else {
@@ -262,6 +336,7 @@ fn tunnel(config: ipip::userspace::Config, log_format: LogFormat) -> ExitCode {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Node(NodeCommand::Remove { name, config }) => node_remove(&name, &config),
         Command::Preflight { config } => preflight(config.as_deref()),
         Command::Demo => route_agent::demo::run(),
         Command::Status(args) => route_agent::status::run(&args),

@@ -107,7 +107,7 @@ fn listen(netns: Option<&str>, addr: SocketAddr) -> std::io::Result<TcpListener>
 
 /// setns(2) into the network namespace `file` names, for this thread only.
 #[allow(unsafe_code)]
-fn enter_netns(file: &std::fs::File) -> std::io::Result<()> {
+pub(crate) fn enter_netns(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: setns(2) takes a valid fd (kept open by `file` for the call)
     // and changes only the calling thread's network namespace.

@@ -5,6 +5,7 @@
 //! message that says so: a kernel test that silently passes proves nothing.
 
 pub mod bird;
+pub mod etcd;
 pub mod gobgp;
 pub mod kube_api;
 
@@ -193,6 +194,21 @@ impl Drop for Netns {
             .args(["netns", "delete", &self.name])
             .status();
     }
+}
+
+/// Runs `f` on a thread inside the network namespace `ns` (`ip netns add`
+/// made it) and returns its result: sockets `f` opens, and threads it
+/// starts (a tokio runtime's), live in that namespace. Fails the test when
+/// the namespace cannot be entered.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        kube_api::enter_netns(&file).unwrap_or_else(|e| panic!("setns {path}: {e}"));
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 /// Whether a namespace with this name exists.

@@ -405,14 +405,14 @@ impl Collector for Scrape {
             single(
                 e,
                 "route_agent_datastore_nodes",
-                "Valid nodes in the datastore (datastore: kubernetes).",
+                "Valid nodes in the datastore (datastore: kubernetes or etcd).",
                 Gauge,
                 ds.nodes as u64,
             )?;
             family(
                 e,
                 "route_agent_datastore_nodes_skipped",
-                "Nodes skipped now for bad input (no InternalIP, bad or overlapping podCIDR, duplicate address, bad annotation), by reason.",
+                "Nodes skipped now for bad input (no InternalIP, bad or overlapping podCIDR, duplicate address, bad annotation; etcd: bad record, address outside its subnet, block not claimed for it, other AS), by reason.",
                 Gauge,
                 ds.skipped
                     .iter()

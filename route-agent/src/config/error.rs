@@ -369,6 +369,54 @@ pub enum Problem {
         "blocks: {0} has no address for a pod: host-local keeps the network address, the gateway (first address) and the IPv4 broadcast address, and refuses blocks longer than /30 (IPv4) or /126 (IPv6) — use a larger block, or turn `cni.enabled` off"
     )]
     CniBlockTooSmall(IpNetwork),
+    /// `datastore: etcd` without an `etcd` section.
+    #[error(
+        "datastore is etcd but there is no `etcd` section — add `etcd: {{endpoints: [https://10.0.0.1:2379], tls: {{ca: ..., cert: ..., key: ...}}}}`"
+    )]
+    EtcdMissing,
+    /// An `etcd` section with another datastore.
+    #[error(
+        "`etcd` is set but datastore is {datastore} — set `datastore: etcd`, or remove the `etcd` section"
+    )]
+    EtcdWithoutEtcdDatastore {
+        /// The datastore in force.
+        datastore: &'static str,
+    },
+    /// `etcd.endpoints` is empty.
+    #[error(
+        "etcd.endpoints is empty — list the members' client URLs, e.g. `[https://10.0.0.1:2379]`"
+    )]
+    EtcdNoEndpoints,
+    /// An endpoint that is not `http(s)://HOST:PORT`.
+    #[error(
+        "etcd.endpoints: `{0}` is not a client URL — write `https://HOST:PORT` (or `http://` without TLS), e.g. `https://10.0.0.1:2379`"
+    )]
+    EtcdBadEndpoint(String),
+    /// `etcd.tls` with an `http://` endpoint.
+    #[error(
+        "etcd.tls is set but an endpoint is http:// — use https:// endpoints with TLS, or remove `etcd.tls`"
+    )]
+    EtcdTlsWithHttp,
+    /// An `https://` endpoint without `etcd.tls`.
+    #[error(
+        "an etcd endpoint is https:// but `etcd.tls` is not set — add `etcd.tls: {{ca: CA.pem, cert: CERT.pem, key: KEY.pem}}`"
+    )]
+    EtcdHttpsWithoutTls,
+    /// Only one of `cert` and `key`.
+    #[error(
+        "etcd.tls: `cert` and `key` go together — set both (the client certificate and its key) or neither"
+    )]
+    EtcdCertWithoutKey,
+    /// A prefix that is not `/NAME`.
+    #[error(
+        "etcd.prefix `{0}` must start with '/', not end with '/', and hold no spaces — e.g. `/podroute`"
+    )]
+    EtcdBadPrefix(String),
+    /// `mesh.peers` with `datastore: etcd`.
+    #[error(
+        "mesh.peers is set, but with `datastore: etcd` the other nodes come from their records in etcd — remove `mesh.peers`, or set `datastore: file`"
+    )]
+    MeshPeersWithEtcd,
 }
 
 /// An [`IpipMode`] as written in the config, for messages.

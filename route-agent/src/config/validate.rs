@@ -242,6 +242,7 @@ pub(super) fn problems(c: &Config) -> Vec<Problem> {
         });
     }
     super::cni::problems(c, &mut out);
+    super::etcd::problems(c, &mut out);
     out
 }
 

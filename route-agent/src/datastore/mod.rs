@@ -21,6 +21,7 @@
 //! slow reader only ever sees the newest set and nothing queues; the agent
 //! diffs it against what it runs.
 
+pub mod etcd;
 pub mod kubernetes;
 pub mod node;
 mod topology;
@@ -46,6 +47,9 @@ pub enum DatastoreKind {
     /// The Kubernetes API's Node objects do; `mesh.peers` and `blocks`
     /// must not be in the file.
     Kubernetes,
+    /// Node records and block claims in etcd (`etcd` section); `mesh.peers`
+    /// must not be in the file, `blocks` may (else one is claimed).
+    Etcd,
 }
 
 impl DatastoreKind {
@@ -68,6 +72,7 @@ impl DatastoreKind {
         match self {
             DatastoreKind::File => "file",
             DatastoreKind::Kubernetes => "kubernetes",
+            DatastoreKind::Etcd => "etcd",
         }
     }
 }

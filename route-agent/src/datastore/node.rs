@@ -54,17 +54,30 @@ pub enum SkipReason {
     DuplicateAddress,
     /// An annotation or label of ours or Calico's that does not parse.
     BadAnnotation,
+    /// An etcd node record that does not parse.
+    BadRecord,
+    /// An etcd node record whose address is not a host address of the
+    /// subnet its prefix length names.
+    AddressOutsideSubnet,
+    /// An etcd node record listing a block that is not claimed for it.
+    BlockNotClaimed,
+    /// An etcd node record with another AS than ours (the mesh is iBGP).
+    OtherAs,
 }
 
 impl SkipReason {
     /// Every reason, so the metric shows zeros too.
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 10] = [
         SkipReason::NoInternalIp,
         SkipReason::BadPodCidr,
         SkipReason::PodCidrOutsidePools,
         SkipReason::PodCidrOverlap,
         SkipReason::DuplicateAddress,
         SkipReason::BadAnnotation,
+        SkipReason::BadRecord,
+        SkipReason::AddressOutsideSubnet,
+        SkipReason::BlockNotClaimed,
+        SkipReason::OtherAs,
     ];
 
     /// The metric label and the Event's reason suffix.
@@ -76,6 +89,10 @@ impl SkipReason {
             SkipReason::PodCidrOverlap => "pod-cidr-overlap",
             SkipReason::DuplicateAddress => "duplicate-address",
             SkipReason::BadAnnotation => "bad-annotation",
+            SkipReason::BadRecord => "bad-record",
+            SkipReason::AddressOutsideSubnet => "address-outside-subnet",
+            SkipReason::BlockNotClaimed => "block-not-claimed",
+            SkipReason::OtherAs => "other-as",
         }
     }
 }
@@ -127,6 +144,38 @@ pub enum Skip {
         /// What it should be.
         expected: &'static str,
     },
+    /// An etcd node record that does not parse.
+    #[error(
+        "its record in etcd does not parse: {0} — rewrite it (the agent writes its own at start)"
+    )]
+    BadRecord(String),
+    /// An etcd record's address is the network or broadcast address of
+    /// its own subnet.
+    #[error(
+        "its address {0} is not a host address of its subnet (it is the network or broadcast address) — write the node's interface address with its prefix length, e.g. 10.0.1.10/24"
+    )]
+    AddressOutsideSubnet(Ipv4Network),
+    /// An etcd record lists a block that is not claimed for the node.
+    #[error(
+        "it lists block {block}, which is {} — a node announces only blocks claimed for it under the prefix's blocks/ folder",
+        match holder { Some(h) => format!("claimed by node {h}"), None => "claimed by no node".to_owned() }
+    )]
+    BlockNotClaimed {
+        /// The block.
+        block: Ipv4Network,
+        /// Who holds it, if anyone.
+        holder: Option<String>,
+    },
+    /// An etcd record with another AS.
+    #[error(
+        "its AS {asn} is not ours ({ours}): the node mesh is iBGP — give every node the same `asn`"
+    )]
+    OtherAs {
+        /// The record's AS.
+        asn: u32,
+        /// Ours.
+        ours: u32,
+    },
 }
 
 impl Skip {
@@ -139,6 +188,10 @@ impl Skip {
             Skip::PodCidrOverlap { .. } => SkipReason::PodCidrOverlap,
             Skip::DuplicateAddress { .. } => SkipReason::DuplicateAddress,
             Skip::BadAnnotation { .. } => SkipReason::BadAnnotation,
+            Skip::BadRecord(_) => SkipReason::BadRecord,
+            Skip::AddressOutsideSubnet(_) => SkipReason::AddressOutsideSubnet,
+            Skip::BlockNotClaimed { .. } => SkipReason::BlockNotClaimed,
+            Skip::OtherAs { .. } => SkipReason::OtherAs,
         }
     }
 }
@@ -349,7 +402,7 @@ pub fn build(nodes: &[Node], pools: &[IpNetwork], previous: &NodeSet) -> Built {
 }
 
 /// The checks against the pools and the nodes accepted so far.
-fn check(
+pub(crate) fn check(
     n: &ClusterNode,
     pools: &[IpNetwork],
     accepted: &NodeSet,
