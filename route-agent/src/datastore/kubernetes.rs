@@ -267,13 +267,16 @@ async fn run(
 }
 
 /// The send time of a burst that had its first event at `first` (or
-/// starts now) after an event at `now`.
-fn debounce(pending: Option<(Instant, Instant)>, now: Instant) -> (Instant, Instant) {
+/// starts now) after an event at `now` (the etcd source debounces the
+/// same way).
+pub(crate) fn debounce(pending: Option<(Instant, Instant)>, now: Instant) -> (Instant, Instant) {
     let first = pending.map_or(now, |(f, _)| f);
     (first, (now + QUIET).min(first + MAX_DELAY))
 }
 
-async fn sleep_until(at: Option<Instant>) {
+/// Sleeps until `at`, or forever without one (a `select!` arm that waits
+/// for a debounced send).
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -194,23 +194,7 @@ impl Etcd {
             let block = blocks::next_free(pool, size, &claimed)
                 .ok_or(EtcdError::PoolFull { pool, size })?;
             let key = blocks::block_key(&self.prefix, block).into_bytes();
-            let request = pb::TxnRequest {
-                compare: vec![pb::Compare {
-                    result: pb::compare::CompareResult::Equal as i32,
-                    target: pb::compare::CompareTarget::Create as i32,
-                    key: key.clone(),
-                    range_end: Vec::new(),
-                    target_union: Some(pb::compare::TargetUnion::CreateRevision(0)),
-                }],
-                success: vec![pb::RequestOp {
-                    request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
-                        key,
-                        value: node.as_bytes().to_vec(),
-                        ..Default::default()
-                    })),
-                }],
-                failure: Vec::new(),
-            };
+            let request = claim_if_unclaimed(key, node, Vec::new());
             if self.client.kv.txn(request).await?.succeeded {
                 tracing::info!(%node, %block, %pool, "claimed block");
                 return Ok(block);
@@ -360,28 +344,14 @@ impl Etcd {
     /// fails with [`EtcdError::BlockTaken`] when another node holds it.
     pub async fn claim_exact(&mut self, node: &str, block: Ipv4Network) -> Result<(), EtcdError> {
         let key = blocks::block_key(&self.prefix, block).into_bytes();
-        let request = pb::TxnRequest {
-            compare: vec![pb::Compare {
-                result: pb::compare::CompareResult::Equal as i32,
-                target: pb::compare::CompareTarget::Create as i32,
+        // On failure, read who holds it.
+        let read_holder = vec![pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestRange(pb::RangeRequest {
                 key: key.clone(),
-                range_end: Vec::new(),
-                target_union: Some(pb::compare::TargetUnion::CreateRevision(0)),
-            }],
-            success: vec![pb::RequestOp {
-                request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
-                    key: key.clone(),
-                    value: node.as_bytes().to_vec(),
-                    ..Default::default()
-                })),
-            }],
-            failure: vec![pb::RequestOp {
-                request: Some(pb::request_op::Request::RequestRange(pb::RangeRequest {
-                    key,
-                    ..Default::default()
-                })),
-            }],
-        };
+                ..Default::default()
+            })),
+        }];
+        let request = claim_if_unclaimed(key, node, read_holder);
         let response = self.client.kv.txn(request).await?;
         if response.succeeded {
             return Ok(());
@@ -461,6 +431,29 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     }
     // All 0xff (or empty): every key from `prefix` on.
     vec![0]
+}
+
+/// The claim transaction: `key` is written with `node` as its value only
+/// if it was never created (create revision 0), so two nodes racing for
+/// one block cannot both succeed; `failure` runs otherwise.
+fn claim_if_unclaimed(key: Vec<u8>, node: &str, failure: Vec<pb::RequestOp>) -> pb::TxnRequest {
+    pb::TxnRequest {
+        compare: vec![pb::Compare {
+            result: pb::compare::CompareResult::Equal as i32,
+            target: pb::compare::CompareTarget::Create as i32,
+            key: key.clone(),
+            range_end: Vec::new(),
+            target_union: Some(pb::compare::TargetUnion::CreateRevision(0)),
+        }],
+        success: vec![pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                key,
+                value: node.as_bytes().to_vec(),
+                ..Default::default()
+            })),
+        }],
+        failure,
+    }
 }
 
 #[cfg(test)]

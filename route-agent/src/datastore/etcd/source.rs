@@ -9,8 +9,8 @@
 //!   after 0.5 s, doubling to 5 s) and watches from there; a listing that
 //!   finds what was there builds an equal snapshot, which is not sent, so
 //!   a resync churns no route.
-//! - **Debounce** as with Kubernetes: [`QUIET`] after the last change of
-//!   a burst, at most [`MAX_DELAY`] after the first.
+//! - **Debounce** as with Kubernetes: [`QUIET`](super::super::kubernetes::QUIET) after the last change of
+//!   a burst, at most [`MAX_DELAY`](super::super::kubernetes::MAX_DELAY) after the first.
 //! - **Bad records** ([`super::record::build`]): each newly skipped node
 //!   gets one log line; the agent counts them in
 //!   `route_agent_datastore_nodes_skipped{reason}`.
@@ -23,7 +23,7 @@ use ipnetwork::IpNetwork;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::super::kubernetes::{MAX_DELAY, QUIET, Snapshot};
+use super::super::kubernetes::{Snapshot, debounce, sleep_until};
 use super::super::node::SkipReason;
 use super::{Etcd, Listing, record};
 
@@ -214,19 +214,5 @@ async fn round(
                 }
             }
         }
-    }
-}
-
-/// The send time of a burst that had its first change at `first` (or
-/// starts now) after a change at `now`.
-fn debounce(pending: Option<(Instant, Instant)>, now: Instant) -> (Instant, Instant) {
-    let first = pending.map_or(now, |(f, _)| f);
-    (first, (now + QUIET).min(first + MAX_DELAY))
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
