@@ -247,6 +247,7 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     s.etcd.kill(0);
     let c_block = s.blocks["node-c"];
     let c_record = s.record("node-c");
+    let t = Instant::now();
     s.delete("node-c");
     assert!(
         wait_until(Duration::from_secs(10), || !s.has_route("node-a", c_block)
@@ -254,8 +255,17 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
         "node-c's record was deleted but its route stays:\nA: {:?}",
         routes(&s.c.node("node-a").unwrap().ns, PROTO)
     );
+    eprintln!(
+        "one member down, node-c's record deleted: its route gone from A and B after {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
     s.put(c_record.clone());
     s.converge(Duration::from_secs(10));
+    eprintln!(
+        "one member down, node-c's record back: every node converged after {:?}",
+        t.elapsed()
+    );
 
     // Records written by something else that cannot be used: each is
     // skipped with a log line and the metric, node-c keeps its last valid
@@ -373,6 +383,7 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
         route_agent::demo::cluster::exec(&c_ns, "ip", args).expect("ip");
     }
     let config = agent_config("node-c", 2, 12, &s.endpoints);
+    let t = Instant::now();
     s.c.start_agent("node-c", std::path::Path::new(AGENT), &config)
         .expect("agent");
     let via_new = format!("{c_block} via 10.0.2.12 dev tunl0");
@@ -389,6 +400,10 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
         routes(&s.c.node("node-a").unwrap().ns, PROTO),
         s.c.log("node-c")
     );
+    eprintln!(
+        "node-c moved to 10.0.2.12: A and B route its block there {:?} after its agent started",
+        t.elapsed()
+    );
     assert_eq!(s.record("node-c").address.to_string(), "10.0.2.12/24");
     assert_eq!(
         claims(&s.router, &s.endpoints),
@@ -400,6 +415,7 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     // takes node-c's route off every other node.
     let config = s.c.dir().join("remove.yaml");
     std::fs::write(&config, agent_config("node-x", 9, 99, &s.endpoints)).unwrap();
+    let t = Instant::now();
     let out = std::process::Command::new("ip")
         .args([
             "netns", "exec", &s.router, AGENT, "node", "remove", "node-c", "--config",
@@ -416,6 +432,10 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
         wait_until(Duration::from_secs(10), || !s.has_route("node-a", c_block)
             && !s.has_route("node-b", c_block)),
         "after quorum came back, a removed node was not followed"
+    );
+    eprintln!(
+        "route-agent node remove node-c: its route gone from A and B {:?} after the command started",
+        t.elapsed()
     );
 }
 
