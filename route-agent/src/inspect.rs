@@ -43,15 +43,53 @@ pub struct RibArgs {
 
 /// An address (a host prefix) or a prefix, as `birdc show route for`
 /// takes either.
-fn parse_query(text: &str) -> Result<IpNetwork, String> {
+fn parse_query(text: &str) -> Result<IpNetwork, BadQuery> {
     if let Ok(addr) = text.parse::<IpAddr>() {
         return Ok(IpNetwork::from(addr));
     }
-    text.parse::<IpNetwork>().map_err(|e| {
-        format!(
-            "`{text}` is neither an address nor a prefix ({e}): try 10.244.1.7 or 10.244.1.0/26"
-        )
+    text.parse::<IpNetwork>().map_err(|source| BadQuery {
+        text: text.to_owned(),
+        source,
     })
+}
+
+/// A `rib` argument that is neither an address nor a prefix.
+#[derive(Debug, thiserror::Error)]
+#[error("`{text}` is neither an address nor a prefix ({source}): try 10.244.1.7 or 10.244.1.0/26")]
+pub struct BadQuery {
+    /// What was given.
+    pub text: String,
+    /// Why it is not a prefix.
+    pub source: ipnetwork::IpNetworkError,
+}
+
+/// What `neighbor` and `rib` were asked for and the agent does not have.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotThere {
+    /// No neighbour at that address; `known` are the ones there are.
+    #[error("no neighbor {addr}{}", Known(known))]
+    Neighbor {
+        /// The address asked for.
+        addr: IpAddr,
+        /// The agent's neighbours.
+        known: Vec<IpAddr>,
+    },
+    /// No route covers the address or prefix.
+    #[error("network {0} not in table")]
+    Network(IpNetwork),
+}
+
+/// `: the agent has no neighbours`, or ` (neighbours: a, b)`.
+struct Known<'a>(&'a [IpAddr]);
+
+impl std::fmt::Display for Known<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str(": the agent has no neighbours");
+        }
+        let known: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        write!(f, " (neighbours: {})", known.join(", "))
+    }
 }
 
 /// Runs `route-agent neighbor`: exit 0 when shown, 1 when the agent cannot
@@ -83,7 +121,7 @@ pub fn rib(args: &RibArgs) -> ExitCode {
             Some(q) => {
                 let covering = routes_for(routes, q);
                 if covering.is_empty() {
-                    Err(format!("network {q} not in table"))
+                    Err(NotThere::Network(q))
                 } else {
                     Ok(render_routes_for(&covering))
                 }
@@ -94,15 +132,14 @@ pub fn rib(args: &RibArgs) -> ExitCode {
 
 /// The neighbour at `addr`, or why there is none (naming the ones there
 /// are).
-pub fn find_neighbor(peers: &[PeerDoc], addr: IpAddr) -> Result<&PeerDoc, String> {
-    peers.iter().find(|p| p.address == addr).ok_or_else(|| {
-        let known: Vec<String> = peers.iter().map(|p| p.address.to_string()).collect();
-        if known.is_empty() {
-            format!("no neighbor {addr}: the agent has no neighbours")
-        } else {
-            format!("no neighbor {addr} (neighbours: {})", known.join(", "))
-        }
-    })
+pub fn find_neighbor(peers: &[PeerDoc], addr: IpAddr) -> Result<&PeerDoc, NotThere> {
+    peers
+        .iter()
+        .find(|p| p.address == addr)
+        .ok_or_else(|| NotThere::Neighbor {
+            addr,
+            known: peers.iter().map(|p| p.address).collect(),
+        })
 }
 
 /// One line per neighbour, like `gobgp neighbor`.
@@ -347,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_query_that_is_neither_address_nor_prefix_says_what_to_write() {
-        let e = parse_query("10.244.2").unwrap_err();
+        let e = parse_query("10.244.2").unwrap_err().to_string();
         assert!(e.contains("neither an address nor a prefix"), "{e}");
         assert!(e.contains("10.244.1.0/26"), "{e}");
     }
@@ -423,7 +460,9 @@ mod tests {
     #[test]
     fn an_unknown_neighbor_names_the_known_ones() {
         let peers = [peer(None)];
-        let e = find_neighbor(&peers, "10.0.0.9".parse().unwrap()).unwrap_err();
+        let e = find_neighbor(&peers, "10.0.0.9".parse().unwrap())
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "no neighbor 10.0.0.9 (neighbours: 10.0.0.6)");
         let text = render_neighbor(&peers[0]);
         assert!(!text.contains("Remote router ID"), "{text}");

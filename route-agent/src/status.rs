@@ -353,7 +353,7 @@ pub fn ask<T: serde::de::DeserializeOwned>(
     args: &AdminArgs,
     command: &str,
     path: &str,
-    show: impl FnOnce(&T) -> Result<String, String>,
+    show: impl FnOnce(&T) -> Result<String, crate::inspect::NotThere>,
 ) -> ExitCode {
     let addr = match admin_address(args) {
         Ok(a) => a,
