@@ -12,8 +12,10 @@ set -euo pipefail
 # python3-venv for the deploy/ checkers' virtualenv below; etcd-server
 # (etcd 3.4) for the three-member clusters of `datastore: etcd`'s tests
 # (tests/src/etcd.rs, route-agent/tests/etcd.rs), openssl for its TLS
-# certificates.
-packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 python3-venv qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins etcd-server openssl)
+# certificates; clang and llvm (with libbpf-dev's headers) build the
+# `bpf` tunnel backend's eBPF object (ipip/build.rs), and libelf-dev,
+# zlib1g-dev and pkg-config the libbpf that libbpf-rs compiles and links.
+packages=(bird2 gobgpd exabgp iproute2 iputils-ping python3 python3-venv qemu-system-x86 cpio busybox-static ethtool containernetworking-plugins etcd-server openssl clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

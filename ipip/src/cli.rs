@@ -117,6 +117,71 @@ pub struct KernelFilterArgs {
     pub remove: bool,
 }
 
+/// A pod block and the node it lives on, `BLOCK=NODE` on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRoute {
+    /// The pod block.
+    pub block: std::net::Ipv4Addr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// The node (outer destination).
+    pub node: Ipv4Addr,
+}
+
+/// A `--route` value that is not `BLOCK=NODE`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not BLOCK=NODE, e.g. 10.244.2.0/26=10.91.1.2")]
+pub struct BadBlockRoute(pub String);
+
+impl std::str::FromStr for BlockRoute {
+    type Err = BadBlockRoute;
+
+    /// `10.244.2.0/26=10.91.1.2`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadBlockRoute(s.to_owned());
+        let (block, node) = s.split_once('=').ok_or_else(bad)?;
+        let (addr, prefix) = block.split_once('/').ok_or_else(bad)?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if prefix > 32 {
+            return Err(bad());
+        }
+        Ok(BlockRoute {
+            block: addr.parse().map_err(|_| bad())?,
+            prefix,
+            node: node.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// `bpf-setup`'s arguments: the `bpf` backend's programs loaded (or
+/// adopted), their maps written, the ingress program on the underlay and
+/// a tunnel route per block; `--show` prints it, `--remove` takes it
+/// all away.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct BpfSetupArgs {
+    /// The underlay device: tunnel routes go out of it, IPIP comes in on it.
+    #[arg(long)]
+    pub underlay: String,
+    /// This node's address (the outer source).
+    #[arg(long, required_unless_present_any = ["show", "remove"])]
+    pub local: Option<Ipv4Addr>,
+    /// A pod block of another node, `BLOCK=NODE`; repeatable.
+    #[arg(long = "route")]
+    pub routes: Vec<BlockRoute>,
+    /// A node IPIP is accepted from, besides the routes' nodes; repeatable.
+    #[arg(long = "node")]
+    pub nodes: Vec<Ipv4Addr>,
+    /// Where programs and maps are pinned.
+    #[arg(long, default_value = "/sys/fs/bpf/podroute")]
+    pub pin_root: std::path::PathBuf,
+    /// Print the programs, maps and counters; change nothing.
+    #[arg(long, conflicts_with_all = ["routes", "nodes", "remove", "local"])]
+    pub show: bool,
+    /// Delete the tunnel routes, detach and unpin everything.
+    #[arg(long, conflicts_with_all = ["routes", "nodes", "local"])]
+    pub remove: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -237,5 +302,42 @@ mod tests {
             (Some(1400), Some(1500))
         );
         assert!(Kernel::try_parse_from(["k"]).is_err());
+    }
+
+    #[derive(Debug, Parser)]
+    struct Bpf {
+        #[command(flatten)]
+        args: BpfSetupArgs,
+    }
+
+    #[test]
+    fn bpf_setup_takes_block_routes_and_needs_a_local_address_to_change_anything() {
+        let b = Bpf::try_parse_from([
+            "b",
+            "--underlay",
+            "eth0",
+            "--local",
+            "10.90.1.2",
+            "--route",
+            "10.244.2.0/26=10.91.1.2",
+        ])
+        .unwrap();
+        assert_eq!(
+            b.args.routes,
+            [BlockRoute {
+                block: Ipv4Addr::new(10, 244, 2, 0),
+                prefix: 26,
+                node: Ipv4Addr::new(10, 91, 1, 2),
+            }]
+        );
+        assert!(Bpf::try_parse_from(["b", "--underlay", "eth0"]).is_err());
+        assert!(Bpf::try_parse_from(["b", "--underlay", "eth0", "--show"]).is_ok());
+        for bad in [
+            "10.244.2.0/26",
+            "10.244.2.0/33=10.0.0.1",
+            "10.244.2.0=10.0.0.1",
+        ] {
+            assert!(bad.parse::<BlockRoute>().is_err(), "{bad}");
+        }
     }
 }

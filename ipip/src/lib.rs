@@ -12,6 +12,10 @@
 //! - [`kernel`]: the kernel backend: the kernel's own `tunl0` managed over
 //!   rtnetlink (exists, up, MTU, /32 address), with a typed error naming
 //!   the userspace fallback when the kernel has no ipip module.
+//! - `bpf` (feature `bpf`, on by default): IPIP in eBPF programs for
+//!   kernels without the ipip module (a lightweight-tunnel xmit program
+//!   on tunnel routes, a tc ingress program on the underlay), with the
+//!   maps the agent keeps current, pinned so a restart adopts them.
 //! - [`filter`]: the kernel backend's nftables filter: IPIP only from the
 //!   cluster's nodes, drops counted (the kernel's tunl0 takes IPIP from
 //!   anyone otherwise).
@@ -69,6 +73,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "bpf")]
+pub mod bpf;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod filter;

@@ -1,6 +1,7 @@
 //! The system calls of the userspace data plane: a TUN device by name, its
 //! interface flags, and the raw IP-protocol-4 socket; plus moving a thread
-//! into a fresh network namespace (for tests and tools).
+//! into a fresh network namespace (for tests and tools); bpffs mounts for
+//! the `bpf` backend's pins.
 //!
 //! All of the crate's `unsafe` lives here, one `// SAFETY:` line per block.
 #![allow(unsafe_code)]
@@ -10,7 +11,9 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -121,6 +124,46 @@ pub fn unshare_net() -> io::Result<()> {
     // SAFETY: unshare takes a flags integer and touches no memory of ours;
     // CLONE_NEWNET affects only the calling thread's namespace.
     let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `BPF_FS_MAGIC` (<linux/magic.h>): `statfs`'s type of a bpffs mount.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// True when `path` is on a bpffs mount (`statfs`).
+pub fn is_bpffs(path: &Path) -> io::Result<bool> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: an all-zero `statfs` is valid; statfs fills it from a
+    // NUL-terminated path that outlives the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(cpath.as_ptr(), &mut st) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs by arch
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// Mounts a bpffs at `path` (`mount -t bpf bpf PATH`), where pinned BPF
+/// programs and maps outlive the process that loaded them.
+pub fn mount_bpffs(path: &Path) -> io::Result<()> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: every pointer is a NUL-terminated string that outlives the
+    // call; no mount data is passed.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            cpath.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }

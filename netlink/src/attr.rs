@@ -84,6 +84,23 @@ pub fn emit_address(buf: &mut Vec<u8>, kind: u16, address: IpAddr) {
     }
 }
 
+/// `NLA_F_NESTED` (<linux/netlink.h>): the attribute holds attributes.
+const NLA_F_NESTED: u16 = 0x8000;
+
+/// Appends a nested attribute whose value `body` writes, flagged
+/// `NLA_F_NESTED` as the kernel's `nla_nest_start` does; its length is
+/// patched in once the body is written (no buffer of its own).
+pub fn emit_nested(buf: &mut Vec<u8>, kind: u16, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0, 0]);
+    buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+    body(buf);
+    let len = u16::try_from(buf.len().saturating_sub(start)).unwrap_or(u16::MAX);
+    if let Some(field) = buf.get_mut(start..start.saturating_add(2)) {
+        field.copy_from_slice(&len.to_ne_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

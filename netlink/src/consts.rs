@@ -70,8 +70,25 @@ pub const RTA_METRICS: u16 = 8;
 pub const RTA_MULTIPATH: u16 = 9;
 /// The table, when it does not fit `rtm_table` (or always, in dumps).
 pub const RTA_TABLE: u16 = 15;
+/// The lightweight-tunnel state of a route (nested, by encap type).
+pub const RTA_ENCAP: u16 = 22;
+/// The type of `RTA_ENCAP` (`u16`, `enum lwtunnel_encap_types`).
+pub const RTA_ENCAP_TYPE: u16 = 21;
 /// The nexthop object a route goes through.
 pub const RTA_NH_ID: u16 = 30;
+
+// <linux/lwtunnel.h>.
+
+/// `LWTUNNEL_ENCAP_BPF`: BPF programs run on the route's packets.
+pub const LWTUNNEL_ENCAP_BPF: u16 = 6;
+/// `LWT_BPF_XMIT`: the program run before the packet leaves (nested).
+pub const LWT_BPF_XMIT: u16 = 3;
+/// `LWT_BPF_XMIT_HEADROOM`: the room the xmit program may push (`u32`).
+pub const LWT_BPF_XMIT_HEADROOM: u16 = 4;
+/// `LWT_BPF_PROG_FD`: the program, by file descriptor (written only).
+pub const LWT_BPF_PROG_FD: u16 = 1;
+/// `LWT_BPF_PROG_NAME`: the name the route gives its program (a string).
+pub const LWT_BPF_PROG_NAME: u16 = 2;
 /// The type bits of `rta_type`: the top two are `NLA_F_NESTED` and
 /// `NLA_F_NET_BYTEORDER` (<linux/netlink.h>).
 pub const NLA_TYPE_MASK: u16 = 0x3fff;

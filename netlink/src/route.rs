@@ -18,6 +18,7 @@
 //! | `Gateway`, onlink | `B via NH dev D onlink [mtu M] proto P` | `RTN_UNICAST`, `RTA_GATEWAY`, `RTA_OIF`, `RTNH_F_ONLINK`, `RTA_METRICS { RTAX_MTU }` |
 //! | `Gateway` | `B via GW dev D proto P` | `RTN_UNICAST`, `RTA_GATEWAY`, `RTA_OIF` |
 //! | `Nexthop` | `B nhid N [mtu M] proto P` | `RTN_UNICAST`, `RTA_NH_ID` |
+//! | `BpfGateway` | `B via NH dev D onlink encap bpf xmit podroute-ipip-ID+H headroom H proto P` | `RTN_UNICAST`, `RTA_GATEWAY`, `RTA_OIF`, `RTNH_F_ONLINK`, `RTA_ENCAP_TYPE`, `RTA_ENCAP` ([`encap`]) |
 //!
 //! `tests/kernel_vectors.rs` holds both directions against bytes captured
 //! from the kernel and from iproute2 (`tests/data/README.md`).
@@ -29,12 +30,16 @@ use ipnetwork::IpNetwork;
 
 use crate::attr::{self, address_of, attributes, u32_of};
 use crate::consts::{
-    RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY, RTA_METRICS,
-    RTA_MULTIPATH, RTA_NH_ID, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTMSG_LEN, RTN_BLACKHOLE,
-    RTN_UNICAST, RTN_UNSPEC, RTNEXTHOP_LEN, RTNH_F_ONLINK,
+    RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTA_DST, RTA_ENCAP, RTA_ENCAP_TYPE,
+    RTA_GATEWAY, RTA_METRICS, RTA_MULTIPATH, RTA_NH_ID, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTAX_MTU,
+    RTMSG_LEN, RTN_BLACKHOLE, RTN_UNICAST, RTN_UNSPEC, RTNEXTHOP_LEN, RTNH_F_ONLINK,
 };
 use crate::header::align;
 use crate::link::Links;
+
+pub mod encap;
+
+pub use encap::{BpfProgram, Encap};
 
 /// The main routing table, as [`Route::table`] holds it.
 pub const MAIN_TABLE: u32 = RT_TABLE_MAIN as u32;
@@ -109,6 +114,8 @@ pub struct Route {
     pub mtu: Option<u32>,
     /// `RTA_MULTIPATH`: the next hops of a multipath route.
     pub multipath: Option<Vec<NextHop>>,
+    /// `RTA_ENCAP_TYPE` and `RTA_ENCAP`: the lightweight tunnel.
+    pub encap: Option<Encap>,
 }
 
 impl Route {
@@ -129,6 +136,7 @@ impl Route {
             flags: u32_of(body.get(8..RTMSG_LEN)?)?,
             ..Self::default()
         };
+        let mut encap = (None, &[][..]);
         for (kind, value) in attributes(body.get(RTMSG_LEN..)?) {
             match kind {
                 RTA_DST => route.dst = address_of(value),
@@ -143,9 +151,14 @@ impl Route {
                         .and_then(|(_, v)| u32_of(v));
                 }
                 RTA_MULTIPATH => route.multipath = Some(next_hops(value)),
+                RTA_ENCAP_TYPE => {
+                    encap.0 = value.first_chunk::<2>().map(|t| u16::from_ne_bytes(*t));
+                }
+                RTA_ENCAP => encap.1 = value,
                 _ => {}
             }
         }
+        route.encap = encap.0.map(|kind| Encap::parse(kind, encap.1));
         Some(route)
     }
 
@@ -213,9 +226,23 @@ pub enum RouteShape {
         /// `RTAX_MTU`, when set.
         mtu: Option<u32>,
     },
+    /// `RTN_UNICAST` through one gateway on the link (`onlink`), each
+    /// packet first given to our BPF lightweight-tunnel xmit `program`
+    /// with `headroom` bytes to push (the `bpf` IPIP backend; see
+    /// [`encap`]). The headroom also lowers the route's path MTU.
+    BpfGateway {
+        /// `RTA_GATEWAY`.
+        via: IpAddr,
+        /// `RTA_OIF`.
+        oif: u32,
+        /// The xmit program.
+        program: BpfProgram,
+        /// `LWT_BPF_XMIT_HEADROOM`.
+        headroom: u16,
+    },
     /// Anything else (another route type, a multipath route, a route
-    /// without gateway): never what the FIB writes, so it is replaced or
-    /// deleted.
+    /// without gateway, an encapsulation other than our program): never
+    /// what the FIB writes, so it is replaced or deleted.
     Foreign,
 }
 
@@ -254,12 +281,26 @@ impl KernelRoute {
             (RouteType::UNICAST, _, _, Some(id)) if !multipath => {
                 RouteShape::Nexthop { id, mtu: route.mtu }
             }
-            (RouteType::UNICAST, Some(via), Some(oif), None) if !multipath => RouteShape::Gateway {
-                via,
-                oif,
-                onlink: route.flags & RTNH_F_ONLINK != 0,
-                mtu: route.mtu,
-            },
+            (RouteType::UNICAST, Some(via), Some(oif), None) if !multipath => {
+                let onlink = route.flags & RTNH_F_ONLINK != 0;
+                match route.encap.as_ref().map(Encap::our_program) {
+                    None => RouteShape::Gateway {
+                        via,
+                        oif,
+                        onlink,
+                        mtu: route.mtu,
+                    },
+                    Some(Some((program, headroom))) if onlink && route.mtu.is_none() => {
+                        RouteShape::BpfGateway {
+                            via,
+                            oif,
+                            program,
+                            headroom,
+                        }
+                    }
+                    Some(_) => RouteShape::Foreign,
+                }
+            }
             _ => RouteShape::Foreign,
         };
         Some(Self {
@@ -273,7 +314,7 @@ impl KernelRoute {
     /// The route in `ip route` syntax, devices named from `links`.
     pub fn display<'a>(&'a self, links: &'a Links) -> impl fmt::Display + 'a {
         let device = match self.shape {
-            RouteShape::Gateway { oif, .. } => links.name(oif),
+            RouteShape::Gateway { oif, .. } | RouteShape::BpfGateway { oif, .. } => links.name(oif),
             _ => None,
         };
         self.display_with_device(device)
@@ -316,6 +357,24 @@ impl fmt::Display for DisplayKernelRoute<'_> {
                 if let Some(mtu) = mtu {
                     write!(f, " mtu {mtu}")?;
                 }
+            }
+            RouteShape::BpfGateway {
+                via,
+                oif,
+                program,
+                headroom,
+            } => {
+                write!(f, "{} via {via} dev ", r.dst)?;
+                match self.device {
+                    Some(name) => write!(f, "{name}")?,
+                    None => write!(f, "if{oif}")?,
+                }
+                write!(
+                    f,
+                    " onlink encap bpf xmit {}{}+{headroom} headroom {headroom}",
+                    encap::PROGRAM_NAME_PREFIX,
+                    program.id
+                )?;
             }
             RouteShape::Nexthop { id, mtu } => {
                 write!(f, "{} nhid {id}", r.dst)?;
@@ -371,7 +430,9 @@ fn emit_header(
 pub fn emit_new_route(buf: &mut Vec<u8>, dst: &IpNetwork, shape: &RouteShape, protocol: u8) {
     let (kind, flags) = match *shape {
         RouteShape::Blackhole | RouteShape::Foreign => (RouteType::BLACKHOLE, 0),
-        RouteShape::Gateway { onlink: true, .. } => (RouteType::UNICAST, RTNH_F_ONLINK),
+        RouteShape::Gateway { onlink: true, .. } | RouteShape::BpfGateway { .. } => {
+            (RouteType::UNICAST, RTNH_F_ONLINK)
+        }
         RouteShape::Gateway { .. } | RouteShape::Nexthop { .. } => (RouteType::UNICAST, 0),
     };
     emit_header(buf, dst, protocol, 0, RT_SCOPE_UNIVERSE, kind, flags);
@@ -386,6 +447,16 @@ pub fn emit_new_route(buf: &mut Vec<u8>, dst: &IpNetwork, shape: &RouteShape, pr
         RouteShape::Nexthop { id, mtu } => {
             attr::emit_u32(buf, RTA_NH_ID, id);
             emit_mtu(buf, mtu);
+        }
+        RouteShape::BpfGateway {
+            via,
+            oif,
+            ref program,
+            headroom,
+        } => {
+            attr::emit_address(buf, RTA_GATEWAY, via);
+            attr::emit_u32(buf, RTA_OIF, oif);
+            encap::emit_bpf_xmit(buf, program, headroom);
         }
     }
 }
@@ -408,7 +479,9 @@ fn emit_mtu(buf: &mut Vec<u8>, mtu: Option<u32>) {
 pub fn emit_del_route(buf: &mut Vec<u8>, route: &KernelRoute, protocol: u8) {
     let kind = match route.shape {
         RouteShape::Blackhole => RouteType::BLACKHOLE,
-        RouteShape::Gateway { .. } | RouteShape::Nexthop { .. } => RouteType::UNICAST,
+        RouteShape::Gateway { .. } | RouteShape::Nexthop { .. } | RouteShape::BpfGateway { .. } => {
+            RouteType::UNICAST
+        }
         RouteShape::Foreign => RouteType::UNSPEC,
     };
     emit_header(
@@ -422,7 +495,9 @@ pub fn emit_del_route(buf: &mut Vec<u8>, route: &KernelRoute, protocol: u8) {
     );
     attr::emit_address(buf, RTA_DST, route.dst.network());
     attr::emit_u32(buf, RTA_PRIORITY, route.priority);
-    if let RouteShape::Gateway { via, oif, .. } = route.shape {
+    if let RouteShape::Gateway { via, oif, .. } | RouteShape::BpfGateway { via, oif, .. } =
+        route.shape
+    {
         attr::emit_address(buf, RTA_GATEWAY, via);
         attr::emit_u32(buf, RTA_OIF, oif);
     }

@@ -5,6 +5,7 @@
 //! ipip-tunnel [--device tunl0] --local NODE_IP [--underlay-mtu N] [--allow IP]... [--no-offload] [--no-gro-egress]
 //! ipip-tunnel kernel-setup --address TUNNEL_IP [--device tunl0] [--mtu N] [--underlay-mtu N]
 //! ipip-tunnel kernel-filter [--node IP]... | --show | --remove
+//! ipip-tunnel bpf-setup --underlay DEV --local NODE_IP [--route BLOCK=NODE]... [--node IP]... | --show | --remove
 //! ```
 //!
 //! The arguments are [`ipip::cli`]'s, the same `route-agent tunnel` takes
@@ -36,13 +37,25 @@
 //! route-agent keeps the same filter current with the cluster's nodes;
 //! this is the filter alone, for tests and for hosts without the agent.
 //!
+//! `bpf-setup` sets up the `bpf` backend ([`ipip::bpf`]) without the
+//! agent: the programs loaded or adopted, this node's address and the
+//! blocks and nodes written to their maps, the ingress program on the
+//! underlay, and `BLOCK via NODE dev DEV onlink encap bpf xmit … headroom
+//! 20 proto 98` for each `--route`; it prints `bpf encap=ID decap=ID
+//! opened=… ingress=… blocks=N nodes=N` and exits (exit 3 when the
+//! programs cannot run here). `--show` prints that and the counters,
+//! `--remove` deletes the routes, detaches and unpins everything.
+//!
 //! Bad arguments exit 2.
+
+#[path = "ipip-tunnel/bpf_setup.rs"]
+mod bpf_setup;
 
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
-use ipip::cli::{KernelFilterArgs, KernelSetupArgs, TunnelArgs};
+use ipip::cli::{BpfSetupArgs, KernelFilterArgs, KernelSetupArgs, TunnelArgs};
 use ipip::filter::{FilterError, IpipFilter};
 use ipip::kernel::{KernelError, ensure_tunnel};
 use ipip::userspace::{Config, Dataplane, Error};
@@ -73,6 +86,9 @@ enum Command {
     /// protocol 4 only from the given nodes, count the drops), show it, or
     /// remove it; then exit.
     KernelFilter(KernelFilterArgs),
+    /// Set up the `bpf` backend (programs, maps, ingress hook, tunnel
+    /// routes), show it, or remove it; then exit.
+    BpfSetup(BpfSetupArgs),
 }
 
 /// Runs `kernel-filter`: what it printed, or why it failed.
@@ -170,6 +186,7 @@ fn main() -> ExitCode {
     let tunnel = match (cli.command, cli.tunnel) {
         (Some(Command::KernelSetup(args)), _) => return kernel_setup(&args),
         (Some(Command::KernelFilter(args)), _) => return kernel_filter(&args),
+        (Some(Command::BpfSetup(args)), _) => return bpf_setup::run(&args),
         (None, Some(tunnel)) => tunnel,
         // No arguments at all (clap leaves an optional group of
         // arguments out without checking its required ones).
