@@ -170,6 +170,19 @@ pub fn mount_bpffs(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Unmounts `path` lazily (`umount -l PATH`: detached now, gone once
+/// nothing uses it).
+pub fn unmount(path: &Path) -> io::Result<()> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: a NUL-terminated path that outlives the call, and a flag.
+    let rc = unsafe { libc::umount2(cpath.as_ptr(), libc::MNT_DETACH) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets IFF_UP on the interface `name` (`ip link set NAME up`).
 pub fn set_link_up(name: &str) -> io::Result<()> {
     let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;

@@ -226,7 +226,7 @@ fn raw(plan: &[DesiredRoute], spread: bool, nhid: Option<u32>) -> io::Result<()>
             .collect();
     }
     let shape = match nhid {
-        None => shape_of(&plan[0].kind, &links).map_err(io::Error::other)?,
+        None => shape_of(&plan[0].kind, &links, None).map_err(io::Error::other)?,
         // `ip route replace B nhid ID proto 98`: no gateway or device of
         // its own.
         Some(id) => RouteShape::Nexthop { id, mtu: None },

@@ -46,7 +46,7 @@ use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::datastore::DatastoreKind;
-use crate::planner::{IpipMode, LocalNode, Pool};
+use crate::planner::{IpipMode, LocalNode, Pool, TunnelEncap};
 
 pub use cni::{
     CniConfig, DEFAULT_CNI_CONF_DIR, DEFAULT_CNI_FILE, DEFAULT_CNI_NETWORK, has_pod_addresses,
@@ -357,12 +357,16 @@ impl PoolSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TunnelBackend {
-    /// The kernel's tunl0 when the kernel has ipip, else userspace (with a
-    /// warning).
+    /// The kernel's tunl0 when the kernel has ipip, else the eBPF
+    /// programs, else userspace (the reason logged and in the status).
     #[default]
     Auto,
     /// The kernel's ipip module only.
     Kernel,
+    /// IPIP in eBPF programs ([`ipip::bpf`]): tunnel routes through the
+    /// underlay with an `encap bpf xmit` program, a tc ingress program
+    /// opening IPIP from nodes; for kernels without the ipip module.
+    Bpf,
     /// The userspace data plane only.
     Userspace,
 }
@@ -389,6 +393,15 @@ pub struct TunnelConfig {
     /// drop what the GRO device forwards.
     #[serde(default = "default_true")]
     pub gro_egress: bool,
+    /// `bpf` backend: where its programs and maps are pinned (on a bpffs;
+    /// one is mounted at `/sys/fs/bpf` when none is), so a restarted
+    /// agent adopts them instead of loading them again.
+    #[serde(default = "default_bpf_pin_root")]
+    pub bpf_pin_root: std::path::PathBuf,
+}
+
+fn default_bpf_pin_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(ipip::bpf::DEFAULT_PIN_ROOT)
 }
 
 impl Default for TunnelConfig {
@@ -399,6 +412,7 @@ impl Default for TunnelConfig {
             mtu: 0,
             address: None,
             gro_egress: true,
+            bpf_pin_root: default_bpf_pin_root(),
         }
     }
 }
@@ -635,6 +649,7 @@ impl Config {
             underlay: underlay.to_owned(),
             tunnel_device: self.tunnel.device.clone(),
             tunnel_mtu: self.tunnel.effective_mtu(underlay_mtu),
+            tunnel_encap: TunnelEncap::Device,
             blocks: self.blocks.clone(),
         }
     }
@@ -677,6 +692,7 @@ impl Config {
         let backend = match self.tunnel.backend {
             TunnelBackend::Auto => "auto",
             TunnelBackend::Kernel => "kernel",
+            TunnelBackend::Bpf => "bpf",
             TunnelBackend::Userspace => "userspace",
         };
         let gr = if self.graceful_restart.enabled {

@@ -70,6 +70,13 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Whether this host's kernel has the ipip module: loaded, built in, or a
+/// module file for the running release (what `tunnel.backend: auto`
+/// tries first).
+pub fn ipip_available() -> bool {
+    Host::default().ipip() != IpipSupport::Missing
+}
+
 /// The files the checks read, under a root (`/` on a node).
 #[derive(Clone, Debug)]
 pub struct Host {
@@ -297,9 +304,11 @@ fn tunnel_backend(host: &Host, node: &Node) -> Finding {
     let ipip = host.ipip();
     let tun = host.exists("/dev/net/tun");
     let btf = host.exists("/sys/kernel/btf/vmlinux");
+    // The bpffs mount point exists when the kernel has the bpf() syscall.
+    let bpf = host.exists("/sys/fs/bpf");
     let release = host.kernel_release().unwrap_or_else(|| "unknown".into());
     let found = format!(
-        "kernel {release}: ipip module {}; TUN {}; BTF {}",
+        "kernel {release}: ipip module {}; TUN {}; BTF {}; BPF {}",
         match ipip {
             IpipSupport::Loaded => "present",
             IpipSupport::Loadable => "loadable",
@@ -311,6 +320,11 @@ fn tunnel_backend(host: &Host, node: &Node) -> Finding {
             "absent"
         },
         if btf { "present" } else { "absent" },
+        if bpf {
+            "present (/sys/fs/bpf)"
+        } else {
+            "absent"
+        },
     );
     let kernel_ok = ipip != IpipSupport::Missing;
     let (level, why, fix) = match (node.backend, kernel_ok, tun) {
@@ -327,7 +341,17 @@ fn tunnel_backend(host: &Host, node: &Node) -> Finding {
         (TunnelBackend::Kernel, false, _) => (
             Level::Error,
             "tunnel.backend is kernel but this kernel has no ipip module: tunnel routes cannot forward".to_owned(),
-            Some("set tunnel.backend: auto (or userspace), or boot a kernel with CONFIG_NET_IPIP".to_owned()),
+            Some("set tunnel.backend: auto (or bpf, or userspace), or boot a kernel with CONFIG_NET_IPIP".to_owned()),
+        ),
+        (TunnelBackend::Bpf, _, _) | (TunnelBackend::Auto, false, _) if bpf => (
+            Level::Ok,
+            "the bpf backend runs here (an encap bpf xmit program on tunnel routes, a tc ingress program on the underlay): IPIP at the kernel's speed without the ipip module; a kernel that refuses the programs fails the start (auto: falls back to userspace)".to_owned(),
+            None,
+        ),
+        (TunnelBackend::Bpf, _, _) => (
+            Level::Error,
+            "tunnel.backend is bpf but this kernel has no BPF (no /sys/fs/bpf): the programs cannot load".to_owned(),
+            Some("set tunnel.backend: auto, or boot a kernel with CONFIG_BPF_SYSCALL and CONFIG_LWTUNNEL_BPF".to_owned()),
         ),
         (TunnelBackend::Auto | TunnelBackend::Userspace, false, true)
         | (TunnelBackend::Userspace, true, true) => (

@@ -74,6 +74,9 @@ pub struct Status {
     /// userspace tunnel checks peers itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipip_filter: Option<crate::agent::ipip_filter::IpipFilterStatus>,
+    /// The `bpf` tunnel backend's programs; `None` without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_tunnel: Option<crate::agent::bpf::BpfTunnelStatus>,
 }
 
 /// The nodes a datastore reports.
@@ -146,6 +149,8 @@ pub enum TunnelInUse {
     Kernel,
     /// Our userspace data plane (a `route-agent tunnel` process).
     Userspace,
+    /// The eBPF programs of [`ipip::bpf`].
+    Bpf,
 }
 
 /// The tunnel as set up by the agent.

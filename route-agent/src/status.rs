@@ -558,6 +558,26 @@ pub fn render(doc: &StatusDoc, routes: bool) -> String {
             let _ = writeln!(out, "  IPIP filter error: {e}");
         }
     }
+    if let Some(b) = &doc.bpf_tunnel {
+        let _ = writeln!(
+            out,
+            "  bpf programs: encap {}, decap {} (pinned in {}); {} blocks, IPIP accepted from {} nodes",
+            b.encap_program, b.decap_program, b.pin_dir, b.blocks, b.nodes
+        );
+        let _ = writeln!(
+            out,
+            "  bpf packets: {} encapsulated, {} decapsulated, {} dropped from non-nodes, {} without a block entry, {} errors; GSO: {}",
+            b.packets("egress", "encapsulated"),
+            b.packets("ingress", "decapsulated"),
+            b.packets("ingress", "not_node"),
+            b.packets("egress", "no_node"),
+            b.packets("egress", "error") + b.packets("ingress", "error"),
+            b.gso
+        );
+        if let Some(e) = &b.error {
+            let _ = writeln!(out, "  bpf tunnel error: {e}");
+        }
+    }
     if tunnel.failures > 0 {
         let _ = writeln!(
             out,
@@ -655,6 +675,7 @@ mod tests {
                 failures: 0,
             },
             ipip_filter: None,
+            bpf_tunnel: None,
         }
     }
 

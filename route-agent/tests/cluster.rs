@@ -3,11 +3,14 @@
 //! behind a router on 10.0.2.0/24, D is BIRD 2 on A's subnet peering with
 //! A over eBGP with a policy. A pod behind each of A, B and C. The agents
 //! run the real `route-agent run`; the tunnel is the kernel's tunl0 where
-//! the kernel has ipip, else the userspace data plane the agent starts
+//! the kernel has ipip, else the `bpf` backend's eBPF programs
 //! (`backend: auto`): the first test finds out which the kernel allows
 //! ([`kernel_has_ipip`]) and asserts that backend, and the test with
 //! nexthop objects runs the userspace backend whatever the kernel, so a
-//! stock kernel exercises both.
+//! kernel without ipip exercises both bpf and userspace. On such a kernel
+//! the restart test is the `bpf` backend's SIGKILL-and-restart test: the
+//! programs are adopted (a reload would replace every tunnel route, which
+//! `ip monitor` would show) and no ping is lost.
 //!
 //! The cluster is `route_agent::demo::cluster` (the same code as
 //! `route-agent demo`); BIRD comes from the interop tests' helpers. Needs
@@ -18,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use podroute_tests::bird::Bird;
 use podroute_tests::{Netns, RouteMonitor, Scratch, require_root};
-use route_agent::demo::cluster::{Cluster, routes};
+use route_agent::demo::cluster::{Cluster, kernel_has_ipip, routes};
 use route_agent::demo::node_config;
+use route_agent::planner::TunnelEncap;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_route-agent");
 const PROTO: u8 = 98;
@@ -85,6 +89,9 @@ fn cluster_on(
     backend: &str,
 ) -> Cluster {
     let mut c = Cluster::new(&format!("rae{tag}{}", std::process::id())).expect("cluster");
+    if backend == "userspace" {
+        c.set_tunnel_encap(TunnelEncap::Device);
+    }
     for (name, subnet, host, block) in NODES {
         c.add_node(name, subnet, host).expect("node");
         c.add_pod(name, block.parse().unwrap()).expect("pod");
@@ -112,15 +119,6 @@ fn cluster_on(
 
 /// Whether the running kernel can create IPIP devices: asked by creating
 /// one in a throwaway namespace.
-fn kernel_has_ipip() -> bool {
-    Command::new("unshare")
-        .args(["--net", "ip", "link", "add", "probe0", "type", "ipip"])
-        .stderr(Stdio::null())
-        .status()
-        .expect("run unshare (util-linux)")
-        .success()
-}
-
 /// `route-agent status --json` of the agent in namespace `ns`.
 fn status_json(ns: &str) -> serde_json::Value {
     let out = Command::new("ip")
@@ -149,8 +147,9 @@ fn link_kind(ns: &str, dev: &str) -> String {
 }
 
 /// Asserts that every node runs the tunnel backend `backend` (`kernel`:
-/// the ipip tunl0 with its IPIP filter; `userspace`: our TUN tunl0 and no
-/// filter). The status's note says why auto fell back only until the next
+/// the ipip tunl0 with its IPIP filter; `bpf`: no tunl0, the ingress
+/// program on eth0 and the other two nodes in its allow-list;
+/// `userspace`: our TUN tunl0 and no filter). The status's note says why auto fell back only until the next
 /// tunnel check finds our TUN tunl0 and keeps it, so it is not asserted.
 fn assert_backend(c: &Cluster, backend: &str) {
     eprintln!(
@@ -173,12 +172,38 @@ fn assert_backend(c: &Cluster, backend: &str) {
                 }
                 assert_eq!(doc["ipip_filter"]["nodes"], 2, "{}: {doc}", n.name);
             }
+            "bpf" => {
+                assert_eq!(kind, "none", "{}: no tunl0 with the bpf backend", n.name);
+                assert!(doc.get("ipip_filter").is_none(), "{}: {doc}", n.name);
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while doc["bpf_tunnel"]["nodes"].as_u64() != Some(2) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(500));
+                    doc = status_json(&n.ns);
+                }
+                assert_eq!(doc["bpf_tunnel"]["nodes"], 2, "{}: {doc}", n.name);
+                assert!(
+                    tc_ingress(&n.ns).contains("podroute_decap"),
+                    "{}: no ingress program on eth0",
+                    n.name
+                );
+            }
             _ => {
                 assert_eq!(kind, "tun", "{}", n.name);
                 assert!(doc.get("ipip_filter").is_none(), "{}: {doc}", n.name);
             }
         }
     }
+}
+
+/// `tc filter show dev eth0 ingress` in `ns`.
+fn tc_ingress(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "tc", "filter", "show", "dev", "eth0", "ingress",
+        ])
+        .output()
+        .expect("tc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn converge(c: &mut Cluster) {
@@ -240,11 +265,11 @@ fn four_nodes_converge_to_crosssubnet_routes_every_pod_reaches_every_other_and_n
     let (matrix, all) = c.ping_matrix(3);
     assert!(all, "pod-to-pod pings:\n{matrix}");
     // `backend: auto` took the kernel's tunl0 where the kernel has ipip,
-    // else fell back to the userspace tunnel saying why.
+    // else the bpf programs, saying why.
     if kernel_has_ipip() {
         assert_backend(&c, "kernel");
     } else {
-        assert_backend(&c, "userspace");
+        assert_backend(&c, "bpf");
     }
 
     // A route of A's deleted by hand is back within a second.
@@ -252,7 +277,7 @@ fn four_nodes_converge_to_crosssubnet_routes_every_pod_reaches_every_other_and_n
     let before = routes(&a, PROTO).unwrap();
     let tunnel_route = before
         .iter()
-        .find(|r| r.contains("tunl0"))
+        .find(|r| r.contains("tunl0") || r.ends_with("encap bpf"))
         .expect("A has a tunnel route")
         .clone();
     let dst = tunnel_route.split_whitespace().next().unwrap().to_owned();
@@ -397,11 +422,18 @@ fn killing_or_stopping_an_agent_keeps_its_routes_and_tunnel_and_its_restart_chan
         before[2],
         "C's routes outlive its agent"
     );
-    let tunl0 = Command::new("ip")
-        .args(["-n", &c_ns, "link", "show", "tunl0"])
-        .output()
-        .unwrap();
-    assert!(tunl0.status.success(), "C's tunl0 outlives its agent");
+    if c.tunnel_encap() == TunnelEncap::Bpf {
+        assert!(
+            tc_ingress(&c_ns).contains("podroute_decap"),
+            "C's ingress program outlives its agent"
+        );
+    } else {
+        let tunl0 = Command::new("ip")
+            .args(["-n", &c_ns, "link", "show", "tunl0"])
+            .output()
+            .unwrap();
+        assert!(tunl0.status.success(), "C's tunl0 outlives its agent");
+    }
 
     // Restart C's agent (graceful restart): it waits for its peers'
     // End-of-RIB before touching the kernel, and they keep its routes.

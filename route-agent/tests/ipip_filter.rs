@@ -122,7 +122,7 @@ fn in_fresh_netns_with_state<T: Send + 'static>(
 #[test]
 fn the_kernel_backend_gets_a_filter_that_follows_the_nodes_and_reports_its_drops() {
     in_fresh_netns_with_state(|state| {
-        let mut task = FilterTask::spawn(state.clone());
+        let mut task = FilterTask::spawn(state.clone(), Default::default());
         // The nodes, the backend and a plan whose tunnel goes to GATEWAY.
         task.nodes([NODE].into());
         task.backend(TunnelInUse::Kernel);
@@ -176,7 +176,7 @@ fn the_kernel_backend_gets_a_filter_that_follows_the_nodes_and_reports_its_drops
 
         // A new agent adopts it (the count stays); stopped with
         // persist-routes: false it removes it.
-        let mut task = FilterTask::spawn(state.clone());
+        let mut task = FilterTask::spawn(state.clone(), Default::default());
         task.nodes([STRANGER].into());
         task.backend(TunnelInUse::Kernel);
         wait_for(&state, "adopted", |f| {
@@ -192,7 +192,7 @@ fn the_userspace_backend_removes_a_filter_an_earlier_run_left() {
     in_fresh_netns_with_state(|state| {
         let mut filter = IpipFilter::open().unwrap();
         filter.apply(&BTreeSet::from([NODE])).unwrap();
-        let mut task = FilterTask::spawn(state.clone());
+        let mut task = FilterTask::spawn(state.clone(), Default::default());
         task.nodes([NODE].into());
         task.backend(TunnelInUse::Userspace);
         let deadline = Instant::now() + Duration::from_secs(10);

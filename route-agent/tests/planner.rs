@@ -12,6 +12,7 @@ fn node() -> LocalNode {
         underlay: "eth0".into(),
         tunnel_device: "tunl0".into(),
         tunnel_mtu: 1480,
+        tunnel_encap: TunnelEncap::Device,
         blocks: vec![
             "10.244.1.0/26".parse().unwrap(),
             "fd00:244:1::/122".parse().unwrap(),
@@ -123,6 +124,44 @@ fn ipv4_mode_and_subnet_matrix() {
     for (mode, nh, want) in cases {
         assert_eq!(
             outcome(&node(), &pools(mode), learned("10.244.2.0/26", nh)).as_deref(),
+            Ok(want),
+            "{mode:?} via {nh}"
+        );
+    }
+}
+
+/// With the `bpf` backend, the routes CrossSubnet sends through the
+/// tunnel leave by the underlay with the encapsulation program instead;
+/// direct routes stay as they are.
+#[test]
+fn with_the_bpf_backend_tunnel_routes_leave_by_the_underlay_with_the_program() {
+    let mut n = node();
+    n.tunnel_encap = TunnelEncap::Bpf;
+    let cases = [
+        (
+            IpipMode::CrossSubnet,
+            "10.0.0.6",
+            "10.244.2.0/26 via 10.0.0.6 dev eth0 onlink",
+        ),
+        (
+            IpipMode::CrossSubnet,
+            "10.1.0.7",
+            "10.244.2.0/26 via 10.1.0.7 dev eth0 onlink encap bpf",
+        ),
+        (
+            IpipMode::Always,
+            "10.0.0.6",
+            "10.244.2.0/26 via 10.0.0.6 dev eth0 onlink encap bpf",
+        ),
+        (
+            IpipMode::Never,
+            "10.1.0.7",
+            "10.244.2.0/26 via 10.1.0.7 dev eth0 onlink",
+        ),
+    ];
+    for (mode, nh, want) in cases {
+        assert_eq!(
+            outcome(&n, &pools(mode), learned("10.244.2.0/26", nh)).as_deref(),
             Ok(want),
             "{mode:?} via {nh}"
         );

@@ -180,6 +180,7 @@ impl BpfTunnel {
         if OBJECT.is_empty() {
             return Err(BpfError::NotBuilt(NOT_BUILT));
         }
+        libbpf_to_tracing();
         let mounted = ensure_bpffs(&config.pin_root)?;
         let netns = netns_dir(&config.pin_root)?;
         let dir = netns.join(object_hash());
@@ -447,6 +448,26 @@ impl BpfTunnel {
         }
         Ok(())
     }
+}
+
+/// Sends libbpf's messages to `tracing` (target `libbpf`) instead of
+/// stderr, at debug level: what fails comes back as a [`BpfError`], and
+/// some messages are expected (asking for our tc filter before it exists
+/// makes the kernel say it cannot find the filter chain). The verifier's
+/// log of a refused program is there with `ROUTE_AGENT_LOG=libbpf=debug`.
+fn libbpf_to_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, |level, message| {
+            let message = message.trim_end();
+            match level {
+                libbpf_rs::PrintLevel::Warn | libbpf_rs::PrintLevel::Info => {
+                    tracing::debug!(target: "libbpf", "{message}");
+                }
+                libbpf_rs::PrintLevel::Debug => tracing::trace!(target: "libbpf", "{message}"),
+            }
+        })));
+    });
 }
 
 /// Makes sure the pins under `root` land on a bpffs: when the nearest

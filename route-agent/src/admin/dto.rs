@@ -303,6 +303,7 @@ pub fn backend_name(backend: TunnelInUse) -> &'static str {
         TunnelInUse::None => "none",
         TunnelInUse::Kernel => "kernel",
         TunnelInUse::Userspace => "userspace",
+        TunnelInUse::Bpf => "bpf",
     }
 }
 
@@ -323,7 +324,7 @@ pub fn route_kind_name(kind: &RouteKind) -> &'static str {
     match kind {
         RouteKind::Blackhole => "blackhole",
         RouteKind::Direct { .. } => "direct",
-        RouteKind::Tunnel { .. } => "tunnel",
+        RouteKind::Tunnel { .. } | RouteKind::BpfTunnel { .. } => "tunnel",
         RouteKind::Underlay { .. } => "underlay",
     }
 }
@@ -352,9 +353,9 @@ impl From<&DesiredRoute> for KernelRouteDoc {
     fn from(r: &DesiredRoute) -> KernelRouteDoc {
         let (via, dev, mtu) = match &r.kind {
             RouteKind::Blackhole => (None, None, None),
-            RouteKind::Direct { via, dev } | RouteKind::Underlay { via, dev } => {
-                (Some(*via), Some(dev.clone()), None)
-            }
+            RouteKind::Direct { via, dev }
+            | RouteKind::Underlay { via, dev }
+            | RouteKind::BpfTunnel { via, dev } => (Some(*via), Some(dev.clone()), None),
             RouteKind::Tunnel { via, dev, mtu } => (Some(*via), Some(dev.clone()), Some(*mtu)),
         };
         KernelRouteDoc {
@@ -511,6 +512,9 @@ pub struct StatusDoc {
     /// The kernel tunnel's IPIP filter, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipip_filter: Option<IpipFilterStatus>,
+    /// The bpf tunnel programs, with the bpf backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_tunnel: Option<crate::agent::bpf::BpfTunnelStatus>,
 }
 
 impl StatusDoc {
@@ -532,6 +536,7 @@ impl StatusDoc {
             fib: FibDoc::new(&status.fib, &status.rejected),
             tunnel: TunnelDoc::from(&status.tunnel),
             ipip_filter: status.ipip_filter.clone(),
+            bpf_tunnel: status.bpf_tunnel.clone(),
         }
     }
 }

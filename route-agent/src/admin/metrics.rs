@@ -430,6 +430,24 @@ impl Collector for Scrape {
             )?;
         }
 
+        if let Some(b) = &self.status.bpf_tunnel {
+            family(
+                e,
+                "route_agent_bpf_tunnel_packets",
+                "Packets of the bpf tunnel programs by direction and result: egress encapsulated, no_node (no block entry), error, gso_switched; ingress decapsulated, not_node (IPIP from an address that is no node, dropped), fragment (left to the stack), error.",
+                Counter,
+                b.packets.iter().map(|(direction, result, n)| {
+                    (
+                        vec![
+                            label("direction", direction.as_str()),
+                            label("result", result.as_str()),
+                        ],
+                        *n,
+                    )
+                }),
+            )?;
+        }
+
         if self.status.tunnel.wanted {
             let device = self.status.tunnel.device.as_str();
             family(

@@ -61,6 +61,7 @@
 //! | `route_agent_tunnel_{receive,transmit}_{packets,bytes,dropped}_total` | counter | `device`, `backend` (kernel, userspace) | the tunnel device's interface statistics from `/sys/class/net/<device>/statistics`; absent without a tunnel device |
 //! | `route_agent_preflight_checks` | gauge | `check` (ip-forward, rp-filter, tunnel-backend, mtu, tcp-congestion-control, conntrack), `level` (ok, warning, error) | 1 for the level the start's preflight found ([`crate::preflight`]), 0 for the others |
 //! | `route_agent_ipip_filter_dropped_packets_total` | counter | | IPIP the kernel tunnel's filter dropped (IP protocol 4 from an address that is no node: `table ip podroute`); absent without the filter |
+//! | `route_agent_bpf_tunnel_packets_total` | counter | `direction`, `result` | the bpf tunnel programs' packets: `egress` `encapsulated`, `no_node`, `error`, `gso_switched`; `ingress` `decapsulated`, `not_node` (IPIP from an address that is no node, dropped), `fragment`, `error`; absent without the bpf backend |
 //! | `process_cpu_seconds_total` | counter | | user and system CPU time ([`process`]: `/proc/self/stat`) |
 //! | `process_resident_memory_bytes` | gauge | | resident set size (`/proc/self/status` `VmRSS`) |
 //! | `process_virtual_memory_bytes` | gauge | | virtual memory size (`VmSize`) |

@@ -23,6 +23,12 @@
 //! A restarted agent adopts the table it finds (the counter keeps
 //! counting); with `persist-routes: false` the agent removes it at
 //! shutdown, with its routes.
+//!
+//! With the `bpf` backend the same set goes into its programs' allow-list
+//! map instead ([`FilterAction::ApplyBpf`]; the tc ingress program drops
+//! and counts IPIP from anyone else, so our nftables table goes), and the
+//! thread reads the programs' counters into the status
+//! ([`super::bpf::BpfTunnelStatus`]) at each refresh.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -34,6 +40,7 @@ use std::time::Duration;
 use ipip::filter::{FilterError, IpipFilter};
 use serde::{Deserialize, Serialize};
 
+use super::bpf::{BpfTunnelStatus, SharedBpf, with_bpf};
 use crate::config::Config;
 use crate::datastore::NodeSet;
 use crate::planner::{DesiredRoute, RouteKind};
@@ -42,6 +49,10 @@ use crate::state::{AgentState, TunnelInUse};
 /// How often the drop counter is re-read for the status and metrics (and
 /// a failed change retried).
 pub const COUNTER_REFRESH: Duration = Duration::from_secs(10);
+
+/// The most changes made in one wake: a removal and an apply, and one to
+/// spare.
+const MAX_ACTIONS_PER_WAKE: usize = 3;
 
 /// How long shutdown waits for the filter's last change.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,6 +90,10 @@ pub fn tunnel_gateways(plan: &[DesiredRoute]) -> BTreeSet<Ipv4Addr> {
             RouteKind::Tunnel {
                 via: IpAddr::V4(via),
                 ..
+            }
+            | RouteKind::BpfTunnel {
+                via: IpAddr::V4(via),
+                ..
             } => Some(via),
             _ => None,
         })
@@ -92,6 +107,8 @@ pub enum FilterAction {
     Apply(BTreeSet<Ipv4Addr>),
     /// Delete our table.
     Remove,
+    /// Make the `bpf` backend's allow-list exactly these addresses.
+    ApplyBpf(BTreeSet<Ipv4Addr>),
 }
 
 /// The filter's decisions, without I/O: inputs are `handle_*`, the next
@@ -107,6 +124,8 @@ pub struct FilterState {
     applied: Option<BTreeSet<Ipv4Addr>>,
     /// Our table may exist (we made it, or an earlier run may have).
     maybe_installed: bool,
+    /// What the `bpf` backend's allow-list holds as far as we know.
+    bpf_applied: Option<BTreeSet<Ipv4Addr>>,
 }
 
 impl Default for FilterState {
@@ -118,6 +137,7 @@ impl Default for FilterState {
             applied: None,
             // An earlier run with the kernel backend may have left one.
             maybe_installed: true,
+            bpf_applied: None,
         }
     }
 }
@@ -154,7 +174,15 @@ impl FilterState {
                 let desired = self.desired()?;
                 (self.applied.as_ref() != Some(&desired)).then_some(FilterAction::Apply(desired))
             }
-            TunnelInUse::Userspace if self.maybe_installed => Some(FilterAction::Remove),
+            // The tc program filters: no nftables table of ours stays.
+            TunnelInUse::Userspace | TunnelInUse::Bpf if self.maybe_installed => {
+                Some(FilterAction::Remove)
+            }
+            TunnelInUse::Bpf => {
+                let desired = self.desired()?;
+                (self.bpf_applied.as_ref() != Some(&desired))
+                    .then_some(FilterAction::ApplyBpf(desired))
+            }
             TunnelInUse::Userspace | TunnelInUse::None => None,
         }
     }
@@ -174,6 +202,8 @@ impl FilterState {
             }
             // Retried at the next input or refresh.
             (FilterAction::Apply(_), false) => self.applied = None,
+            (FilterAction::ApplyBpf(set), true) => self.bpf_applied = Some(set.clone()),
+            (FilterAction::ApplyBpf(_), false) => self.bpf_applied = None,
         }
     }
 
@@ -196,17 +226,19 @@ enum Message {
 pub struct FilterTask {
     tx: Sender<Message>,
     thread: Option<JoinHandle<()>>,
-    kernel: bool,
+    /// A backend that filters by node runs (kernel or bpf).
+    filtering: bool,
     gateways: BTreeSet<Ipv4Addr>,
 }
 
 impl FilterTask {
-    /// Starts the thread; it does nothing until the kernel backend runs.
-    pub fn spawn(state: Arc<AgentState>) -> FilterTask {
+    /// Starts the thread; it does nothing until the kernel or bpf backend
+    /// runs (the bpf one's programs in `bpf`).
+    pub fn spawn(state: Arc<AgentState>, bpf: SharedBpf) -> FilterTask {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("ipip-filter".into())
-            .spawn(move || run(&rx, &state))
+            .spawn(move || run(&rx, &state, &bpf))
             .ok();
         if thread.is_none() {
             tracing::error!("cannot start the IPIP filter thread: IPIP is not filtered");
@@ -214,7 +246,7 @@ impl FilterTask {
         FilterTask {
             tx,
             thread,
-            kernel: false,
+            filtering: false,
             gateways: BTreeSet::new(),
         }
     }
@@ -222,7 +254,7 @@ impl FilterTask {
     /// The tunnel backend in use (from the tunnel's status).
     pub fn backend(&mut self, backend: TunnelInUse) {
         if backend != TunnelInUse::None {
-            self.kernel = backend == TunnelInUse::Kernel;
+            self.filtering = matches!(backend, TunnelInUse::Kernel | TunnelInUse::Bpf);
         }
         let _ = self.tx.send(Message::Backend(backend));
     }
@@ -233,9 +265,9 @@ impl FilterTask {
     }
 
     /// A new plan: its tunnel gateways go to the set (read only while the
-    /// kernel backend runs, and sent only when they change).
+    /// kernel or bpf backend runs, and sent only when they change).
     pub fn plan(&mut self, plan: &[DesiredRoute]) {
-        if !self.kernel {
+        if !self.filtering {
             return;
         }
         let gateways = tunnel_gateways(plan);
@@ -262,7 +294,7 @@ impl FilterTask {
 
 /// The filter thread: applies [`FilterState`]'s actions and refreshes the
 /// counter.
-fn run(rx: &Receiver<Message>, state: &AgentState) {
+fn run(rx: &Receiver<Message>, state: &AgentState, bpf: &SharedBpf) {
     let mut decisions = FilterState::default();
     let mut filter: Option<IpipFilter> = None;
     loop {
@@ -291,13 +323,30 @@ fn run(rx: &Receiver<Message>, state: &AgentState) {
                 }
             }
         }
-        if let Some(action) = decisions.poll_action() {
-            let result = carry_out(&mut filter, &action);
+        // One change can lead to another (the bpf backend first removes
+        // our nftables table, then fills its allow-list): carry them out
+        // now, not at the next refresh; a failure waits for it.
+        for _ in 0..MAX_ACTIONS_PER_WAKE {
+            let Some(action) = decisions.poll_action() else {
+                break;
+            };
+            let result = match &action {
+                FilterAction::ApplyBpf(set) => apply_bpf(bpf, set),
+                _ => carry_out(&mut filter, &action).map_err(AllowListError::Nftables),
+            };
             match (&result, &action) {
                 (Err(e), FilterAction::Apply(_)) => {
                     tracing::warn!("IPIP filter not updated (retried in {COUNTER_REFRESH:?}): {e}");
                     state.update(|s| {
                         s.ipip_filter.get_or_insert_default().error = Some(e.to_string());
+                    });
+                }
+                (Err(e), FilterAction::ApplyBpf(_)) => {
+                    tracing::warn!(
+                        "bpf tunnel allow-list not updated (retried in {COUNTER_REFRESH:?}): {e}"
+                    );
+                    state.update(|s| {
+                        s.bpf_tunnel.get_or_insert_default().error = Some(e.to_string());
                     });
                 }
                 (Err(e), FilterAction::Remove) => {
@@ -306,11 +355,43 @@ fn run(rx: &Receiver<Message>, state: &AgentState) {
                 (Ok(()), _) => {}
             }
             decisions.handle_done(&action, result.is_ok());
+            if result.is_err() {
+                break;
+            }
         }
         if decisions.installed() {
             refresh_counter(&mut filter, &decisions, state);
         }
+        if decisions.backend == TunnelInUse::Bpf {
+            let status = with_bpf(bpf, |t| BpfTunnelStatus::of(t));
+            state.update(|s| s.bpf_tunnel = status);
+        }
     }
+}
+
+/// Why the set of nodes IPIP is accepted from was not changed.
+#[derive(Debug, thiserror::Error)]
+enum AllowListError {
+    /// The nftables filter (kernel backend).
+    #[error(transparent)]
+    Nftables(#[from] FilterError),
+    /// The bpf programs' map.
+    #[error(transparent)]
+    Bpf(#[from] ipip::bpf::BpfError),
+    /// The bpf programs are not open yet (the tunnel set-up is running).
+    #[error("the bpf tunnel programs are not open yet")]
+    BpfNotOpen,
+}
+
+/// Makes the `bpf` backend's allow-list `set` (an error while its
+/// programs are not open yet: retried at the next refresh).
+fn apply_bpf(bpf: &SharedBpf, set: &BTreeSet<Ipv4Addr>) -> Result<(), AllowListError> {
+    with_bpf(bpf, |t| t.set_nodes(set)).ok_or(AllowListError::BpfNotOpen)??;
+    tracing::info!(
+        nodes = set.len(),
+        "bpf tunnel: IPIP accepted only from these nodes"
+    );
+    Ok(())
 }
 
 /// Runs `f` on the filter, opening it first if needed (and again after an
@@ -346,9 +427,12 @@ fn carry_out(filter: &mut Option<IpipFilter>, action: &FilterAction) -> Result<(
         }
         FilterAction::Remove => {
             if with_filter(filter, IpipFilter::remove)? {
-                tracing::info!("IPIP filter removed: the userspace tunnel checks peers itself");
+                tracing::info!(
+                    "IPIP filter removed: the userspace tunnel or the bpf programs check peers themselves"
+                );
             }
         }
+        FilterAction::ApplyBpf(_) => {}
     }
     Ok(())
 }
@@ -388,6 +472,43 @@ mod tests {
                 mtu: 1480,
             },
         }
+    }
+
+    /// With the bpf backend our nftables table goes (an earlier kernel-
+    /// backend run may have left it), and the programs' allow-list gets
+    /// the nodes and the gateways of bpf tunnel routes, changed when
+    /// either changes.
+    #[test]
+    fn the_bpf_backend_removes_the_table_and_keeps_its_allow_list_current() {
+        let mut f = FilterState::default();
+        f.handle_backend(TunnelInUse::Bpf);
+        assert_eq!(f.poll_action(), Some(FilterAction::Remove));
+        f.handle_done(&FilterAction::Remove, true);
+        // Nodes not known yet: nothing to apply.
+        assert_eq!(f.poll_action(), None);
+        f.handle_nodes(set(&["10.0.0.6"]));
+        let bpf_route = DesiredRoute {
+            dst: "10.244.3.0/26".parse().unwrap(),
+            kind: RouteKind::BpfTunnel {
+                via: "10.9.0.7".parse().unwrap(),
+                dev: "eth0".into(),
+            },
+        };
+        f.handle_gateways(tunnel_gateways(&[bpf_route]));
+        let want = set(&["10.0.0.6", "10.9.0.7"]);
+        assert_eq!(f.poll_action(), Some(FilterAction::ApplyBpf(want.clone())));
+        // Not open yet: tried again.
+        f.handle_done(&FilterAction::ApplyBpf(want.clone()), false);
+        assert_eq!(f.poll_action(), Some(FilterAction::ApplyBpf(want.clone())));
+        f.handle_done(&FilterAction::ApplyBpf(want), true);
+        assert_eq!(f.poll_action(), None);
+        f.handle_nodes(set(&["10.0.0.6", "10.0.0.8"]));
+        assert_eq!(
+            f.poll_action(),
+            Some(FilterAction::ApplyBpf(set(&[
+                "10.0.0.6", "10.0.0.8", "10.9.0.7"
+            ])))
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@
 //! ([`AgentError::TunnelUnusable`]); a tunnel that fails otherwise is
 //! retried with a backoff ([`control::tunnel`]).
 
+pub mod bpf;
 pub mod config_watch;
 pub mod control;
 pub mod fib_thread;
@@ -256,12 +257,14 @@ impl Agent {
         } = self;
         let fib_port = Arc::new(AtomicU32::new(0));
         let resync = monitor::ResyncRequests::default();
+        let bpf = bpf::SharedBpf::default();
         let fib = fib_thread::spawn(
             config.route_protocol,
             config.nexthop_objects,
             state.clone(),
             fib_port.clone(),
             resync.clone(),
+            bpf.clone(),
         );
         let probe = tokio::spawn(heartbeat::probe_speaker(speaker.clone(), state.clone()));
         let node_changed = Arc::new(Notify::new());
@@ -282,7 +285,8 @@ impl Agent {
         let mut snapshots = options.datastore.as_ref().map(|d| d.snapshots.clone());
         let pools = options.datastore.as_ref().map(|d| d.pools.clone());
         let mut io = Io {
-            filter: ipip_filter::FilterTask::spawn(state.clone()),
+            filter: ipip_filter::FilterTask::spawn(state.clone(), bpf.clone()),
+            bpf: bpf.clone(),
             state,
             fib,
             commands,
@@ -377,6 +381,11 @@ impl Agent {
         let filter = io.filter;
         let _ = tokio::task::spawn_blocking(move || filter.stop(remove_filter)).await;
         stop(control.config(), &io.fib, &speaker, &mut routes).await;
+        if remove_filter {
+            // The routes that ran them are gone: the programs go too.
+            let underlay = control.node_underlay().to_owned();
+            let _ = tokio::task::spawn_blocking(move || remove_bpf(&bpf, &underlay)).await;
+        }
         match stopped_for {
             None => Ok(()),
             Some(Stopped::Control(Stop::AddressChanged(change))) => {
@@ -384,6 +393,24 @@ impl Agent {
             }
             Some(Stopped::Control(Stop::TunnelUnusable(e))) => Err(AgentError::TunnelUnusable(e)),
             Some(Stopped::Speaker) => Err(AgentError::SpeakerStopped),
+        }
+    }
+}
+
+/// Detaches and unpins the `bpf` backend's programs (`persist-routes:
+/// false`, after our routes are removed); nothing without them.
+fn remove_bpf(shared: &bpf::SharedBpf, underlay: &str) {
+    let taken = shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(tunnel) = taken {
+        let ifindex = ipip::sys::if_index(underlay).ok();
+        match tunnel.remove(ifindex) {
+            Ok(()) => {
+                tracing::info!("bpf tunnel programs detached and unpinned (persist-routes: false)")
+            }
+            Err(e) => tracing::warn!("bpf tunnel programs not removed: {e}"),
         }
     }
 }
@@ -564,8 +591,10 @@ async fn speaker_commands(
 /// Where the control step's outputs go.
 struct Io {
     state: Arc<AgentState>,
-    /// The kernel tunnel's IPIP filter.
+    /// The kernel tunnel's IPIP filter (and the bpf backend's allow-list).
     filter: ipip_filter::FilterTask,
+    /// The `bpf` backend's programs, once set up.
+    bpf: bpf::SharedBpf,
     fib: Sender<FibWork>,
     commands: mpsc::UnboundedSender<SpeakerCommand>,
     tunnel: mpsc::UnboundedSender<TunnelOutcome>,
@@ -629,8 +658,9 @@ impl Io {
     fn ensure_tunnel(&self, setup: TunnelSetup) {
         let done = self.tunnel.clone();
         let exits = self.tunnel_exits.clone();
+        let bpf = self.bpf.clone();
         tokio::spawn(async move {
-            let outcome = tokio::task::spawn_blocking(move || tunnel::ensure(&setup, &exits))
+            let outcome = tokio::task::spawn_blocking(move || tunnel::ensure(&setup, &exits, &bpf))
                 .await
                 .unwrap_or_else(|e| Err(TunnelError::Panicked(e)));
             let _ = done.send(outcome);

@@ -17,8 +17,14 @@
 //!   a refused command line is [permanent](TunnelError::is_permanent)),
 //!   a later exit is reported as a [`TunnelExit`]; the control step
 //!   restarts it with a backoff.
-//! - `auto` (default): `kernel`, falling back to `userspace` with a
-//!   warning when the kernel has no ipip support.
+//! - `bpf`: the eBPF programs of [`ipip::bpf`] (an `encap bpf xmit`
+//!   program on tunnel routes, a tc ingress program on the underlay),
+//!   opened by [`bpf`]: the ones an earlier run pinned are adopted, not
+//!   reloaded, so a restart loses no packet. They go into the agent's
+//!   [`SharedBpf`](super::bpf::SharedBpf) for the FIB and filter threads.
+//! - `auto` (default): `kernel`; on a kernel without ipip support `bpf`;
+//!   when the kernel refuses the programs too, `userspace` (each fallback
+//!   with a warning, its reason in the status).
 //!
 //! The tunnel is set up only when an IPv4 pool uses IPIP (Calico creates
 //! tunl0 only then).
@@ -31,6 +37,7 @@ use ipip::kernel::{
     Handle, InfoKind, KernelError, TunnelConfig, configure_device, ensure_tunnel, link_kind,
 };
 
+use super::bpf::SharedBpf;
 use crate::config::{Config, TunnelBackend};
 use crate::planner::IpipMode;
 use crate::state::TunnelInUse;
@@ -63,6 +70,10 @@ pub struct TunnelSetup {
     pub log_format: String,
     /// Whether the userspace process sends bulk TCP through its GRO device.
     pub gro_egress: bool,
+    /// The underlay device (the `bpf` backend's ingress hook).
+    pub underlay: String,
+    /// Where the `bpf` backend pins its programs and maps.
+    pub bpf_pin_root: PathBuf,
 }
 
 /// Why the tunnel could not be set up.
@@ -92,6 +103,17 @@ pub enum TunnelError {
     NoDevice {
         /// The device.
         device: String,
+    },
+    /// The `bpf` backend's programs could not be set up.
+    #[error("bpf tunnel: {0}")]
+    Bpf(#[from] ipip::bpf::BpfError),
+    /// The underlay device the `bpf` backend hooks into is not there.
+    #[error("bpf tunnel: no underlay device {device}: {source}")]
+    NoUnderlay {
+        /// The device.
+        device: String,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// The userspace tunnel process ended before its device appeared.
     #[error(
@@ -147,9 +169,15 @@ impl std::fmt::Display for TunnelExit {
 pub type ExitSink = tokio::sync::mpsc::UnboundedSender<TunnelExit>;
 
 impl TunnelSetup {
-    /// The tunnel for `config` on a node with address `local` and underlay
-    /// MTU `underlay_mtu`; `None` when no IPv4 pool uses IPIP.
-    pub fn from_config(config: &Config, local: Ipv4Addr, underlay_mtu: u32) -> Option<Self> {
+    /// The tunnel for `config` on a node with address `local` on device
+    /// `underlay` of MTU `underlay_mtu`; `None` when no IPv4 pool uses
+    /// IPIP.
+    pub fn from_config(
+        config: &Config,
+        local: Ipv4Addr,
+        underlay: &str,
+        underlay_mtu: u32,
+    ) -> Option<Self> {
         let uses_ipip = config
             .pools()
             .iter()
@@ -186,6 +214,8 @@ impl TunnelSetup {
             allow,
             log_format: "human".to_owned(),
             gro_egress: config.tunnel.gro_egress,
+            underlay: underlay.to_owned(),
+            bpf_pin_root: config.tunnel.bpf_pin_root.clone(),
         })
     }
 
@@ -200,17 +230,23 @@ impl TunnelSetup {
 }
 
 /// Makes the tunnel exist as configured and says which backend runs. With
-/// `auto`, a kernel without ipip falls back to userspace with a warning
-/// (also returned, for the status). A userspace tunnel process started
-/// here reports its exit to `exits`.
+/// `auto`, a kernel without ipip falls back to the `bpf` backend, and one
+/// that refuses its programs too to userspace, with a warning (also
+/// returned, for the status). A userspace tunnel process started here
+/// reports its exit to `exits`; `bpf` programs opened here go to `shared`.
 pub fn ensure(
     setup: &TunnelSetup,
     exits: &ExitSink,
+    shared: &SharedBpf,
 ) -> Result<(TunnelInUse, Option<String>), TunnelError> {
     match setup.backend {
         TunnelBackend::Kernel => {
             ensure_tunnel(&setup.kernel_config())?;
             Ok((TunnelInUse::Kernel, None))
+        }
+        TunnelBackend::Bpf => {
+            let note = bpf(setup, shared)?;
+            Ok((TunnelInUse::Bpf, note))
         }
         TunnelBackend::Userspace => {
             userspace(setup, exits)?;
@@ -218,15 +254,33 @@ pub fn ensure(
         }
         TunnelBackend::Auto => match ensure_tunnel(&setup.kernel_config()) {
             Ok(_) => Ok((TunnelInUse::Kernel, None)),
+            // Our bpf programs from an earlier run (no tunl0 then) or a
+            // kernel without ipip: the bpf backend, else userspace.
             Err(KernelError::NoIpipSupport { device, source }) => {
                 // What failed, from the error's fields; its advice (load
-                // the module or use userspace) is what we do next.
-                let note = format!(
-                    "this kernel has no IPIP support (creating {device} of type ipip failed: {source}): using the userspace data plane"
+                // the module or use another backend) is what we do next.
+                let why = format!(
+                    "this kernel has no IPIP support (creating {device} of type ipip failed: {source})"
                 );
-                tracing::warn!(device = %setup.device, "{note}");
-                userspace(setup, exits)?;
-                Ok((TunnelInUse::Userspace, Some(note)))
+                match bpf(setup, shared) {
+                    Ok(more) => {
+                        let note = format!("{why}: using the bpf data plane (eBPF programs)");
+                        tracing::warn!(device = %setup.device, "{note}");
+                        let note = match more {
+                            Some(more) => format!("{note}; {more}"),
+                            None => note,
+                        };
+                        Ok((TunnelInUse::Bpf, Some(note)))
+                    }
+                    Err(e) => {
+                        let note = format!(
+                            "{why}, and the bpf programs cannot run ({e}): using the userspace data plane"
+                        );
+                        tracing::warn!(device = %setup.device, "{note}");
+                        userspace(setup, exits)?;
+                        Ok((TunnelInUse::Userspace, Some(note)))
+                    }
+                }
             }
             // Our userspace tunnel from an earlier run is still forwarding.
             Err(KernelError::NotIpip {
@@ -239,6 +293,47 @@ pub fn ensure(
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// Opens the `bpf` backend's programs (adopting pinned ones), sets this
+/// node's address as the outer source, puts the ingress program on the
+/// underlay and hands them to `shared`. Returns a note for the status
+/// when the pins live only as long as this process (a bpffs it mounted
+/// itself in a mount namespace of its own).
+fn bpf(setup: &TunnelSetup, shared: &SharedBpf) -> Result<Option<String>, TunnelError> {
+    let config = ipip::bpf::Config {
+        pin_root: setup.bpf_pin_root.clone(),
+        local: setup.local,
+    };
+    let (mut tunnel, opened) = ipip::bpf::BpfTunnel::open(&config)?;
+    let ifindex =
+        ipip::sys::if_index(&setup.underlay).map_err(|source| TunnelError::NoUnderlay {
+            device: setup.underlay.clone(),
+            source,
+        })?;
+    let attached = tunnel.attach_ingress(ifindex)?;
+    tracing::info!(
+        encap = tunnel.encap_program().id,
+        decap = tunnel.decap_program_id(),
+        ?opened,
+        ?attached,
+        pins = %tunnel.pin_dir().display(),
+        underlay = %setup.underlay,
+        "bpf tunnel programs ready"
+    );
+    let note = tunnel.mounted().map(|m| {
+        format!(
+            "bpffs mounted by the agent at {}: the pins last as long as its mount namespace",
+            m.display()
+        )
+    });
+    if let Some(note) = &note {
+        tracing::warn!("{note}");
+    }
+    *shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tunnel);
+    Ok(note)
 }
 
 /// True when `device` exists as a TUN device.
@@ -412,6 +507,8 @@ mod tests {
             allow: vec![Ipv4Addr::new(10, 0, 0, 2)],
             log_format: "human".into(),
             gro_egress,
+            underlay: "eth0".into(),
+            bpf_pin_root: PathBuf::from("/sys/fs/bpf/podroute"),
         }
     }
 

@@ -195,6 +195,11 @@ pub enum Problem {
         "tunnel.mtu {0} is outside 68–65515 (68 is IPv4's minimum, RFC 791; 65515 leaves room for the 20-byte outer header) — use 0 for the underlay MTU − 20, or a value in range"
     )]
     MtuOutOfRange(u32),
+    /// A pin root the agent would resolve against its working directory.
+    #[error(
+        "tunnel.bpf-pin-root {0:?} is relative — give an absolute path on a bpffs (the default is /sys/fs/bpf/podroute)"
+    )]
+    RelativeBpfPinRoot(std::path::PathBuf),
     /// The tunnel address lies in no IPv4 pool.
     #[error(
         "tunnel.address {0} is inside no IPv4 pool — take it from an IPv4 pool (Calico allocates it from one with IPIP), or leave it out"

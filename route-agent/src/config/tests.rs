@@ -100,6 +100,7 @@ fn defaults_follow_calico_and_document_the_admin_port() {
             mtu: 0,
             address: None,
             gro_egress: true,
+            bpf_pin_root: "/sys/fs/bpf/podroute".into(),
         }
     );
     assert!(c.mesh.peers.is_empty() && c.peers.is_empty());
@@ -526,6 +527,22 @@ fn mtu_below_68_is_rejected() {
         [Problem::MtuOutOfRange(65516)]
     );
     assert_eq!(ok(&with("tunnel: {mtu: 68}\n")).tunnel.mtu, 68);
+}
+
+#[test]
+fn the_bpf_backend_is_named_bpf_and_its_pin_root_must_be_absolute() {
+    let c = ok(&with(
+        "tunnel: {backend: bpf, bpf-pin-root: /run/podroute/bpf}\n",
+    ));
+    assert_eq!(c.tunnel.backend, TunnelBackend::Bpf);
+    assert_eq!(
+        c.tunnel.bpf_pin_root,
+        std::path::Path::new("/run/podroute/bpf")
+    );
+    assert_eq!(
+        problems(&with("tunnel: {bpf-pin-root: pins}\n")),
+        [Problem::RelativeBpfPinRoot("pins".into())]
+    );
 }
 
 #[test]

@@ -352,6 +352,9 @@ fn tunnel(c: &Config, out: &mut Vec<Problem>) {
     if t.mtu != 0 && !(68..=65515).contains(&t.mtu) {
         out.push(Problem::MtuOutOfRange(t.mtu));
     }
+    if !t.bpf_pin_root.is_absolute() {
+        out.push(Problem::RelativeBpfPinRoot(t.bpf_pin_root.clone()));
+    }
     if let Some(a) = t.address
         && !c.pools.iter().any(|p| match p.cidr {
             IpNetwork::V4(n) => n.contains(a),

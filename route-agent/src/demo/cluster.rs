@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use ipnetwork::Ipv4Network;
 
+use crate::planner::TunnelEncap;
+
 /// A command that failed while building or running the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -111,6 +113,17 @@ pub struct Cluster {
     /// The nodes, in the order added.
     pub nodes: Vec<Node>,
     pods: u8,
+    /// How the agents' tunnel routes look ([`Cluster::expected_routes`]).
+    tunnel: TunnelEncap,
+    /// A bpffs of the cluster's own, for the `bpf` backend's pins.
+    bpf_pins: Option<PathBuf>,
+}
+
+/// Whether this kernel has the ipip module, loaded, built in or loadable
+/// (preflight's reading of `/sys/module` and `/lib/modules`): what
+/// `tunnel.backend: auto` uses first.
+pub fn kernel_has_ipip() -> bool {
+    crate::preflight::ipip_available()
 }
 
 /// Runs a command, returning its output or an error naming it.
@@ -170,11 +183,28 @@ pub fn routes(ns: &str, proto: u8) -> Result<Vec<String>, ClusterError> {
     )?;
     let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(bpf_route_as_planned)
         .filter(|l| !l.is_empty())
         .collect();
     lines.sort();
     Ok(lines)
+}
+
+/// An `ip route` line with single spaces; a route running a BPF xmit
+/// program (`B encap bpf xmit NAME via …`, NAME carrying the program's
+/// id) as the planner writes it (`B via … encap bpf`).
+fn bpf_route_as_planned(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [dst, "encap", "bpf", "xmit", _name, rest @ ..] => {
+            let rest = match rest {
+                ["headroom", _, rest @ ..] => rest,
+                rest => rest,
+            };
+            format!("{dst} {} encap bpf", rest.join(" "))
+        }
+        _ => words.join(" "),
+    }
 }
 
 impl Cluster {
@@ -194,7 +224,21 @@ impl Cluster {
             namespaces: Vec::new(),
             nodes: Vec::new(),
             pods: 0,
+            tunnel: if kernel_has_ipip() {
+                TunnelEncap::Device
+            } else {
+                TunnelEncap::Bpf
+            },
+            bpf_pins: None,
         };
+        // `ip netns exec` gives each agent a /sys of its own: pins under
+        // /sys/fs/bpf would go with each agent process. A bpffs mounted
+        // here, before the agents start, is shared by all and outlives
+        // them, so a restarted agent adopts its programs.
+        let pins = cluster.dir.join("bpffs");
+        if std::fs::create_dir_all(&pins).is_ok() && ipip::sys::mount_bpffs(&pins).is_ok() {
+            cluster.bpf_pins = Some(pins);
+        }
         let router = cluster.router.clone();
         cluster.add_namespace(&router)?;
         sysctl(&router, "net.ipv4.ip_forward", "1")?;
@@ -424,6 +468,7 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let file = self.dir.join(format!("{name}.yaml"));
         let log_path = self.dir.join(format!("{name}.log"));
+        let config = self.with_pin_root(config);
         std::fs::write(&file, config).map_err(|source| ClusterError::File {
             path: file.clone(),
             source,
@@ -455,6 +500,37 @@ impl Cluster {
             })?;
         node.agent = Some(child);
         Ok(())
+    }
+
+    /// `config` with the cluster's bpffs as the `bpf` backend's pin root,
+    /// unless it names one (the line goes first under `tunnel:`).
+    fn with_pin_root(&self, config: &str) -> String {
+        match &self.bpf_pins {
+            Some(pins) if !config.contains("bpf-pin-root") && config.contains("\ntunnel:\n") => {
+                config.replacen(
+                    "\ntunnel:\n",
+                    &format!(
+                        "\ntunnel:\n  bpf-pin-root: {}\n",
+                        pins.join("podroute").display()
+                    ),
+                    1,
+                )
+            }
+            _ => config.to_owned(),
+        }
+    }
+
+    /// How the agents' tunnel routes are expected to look: through
+    /// tunl0 where the kernel has ipip, else with the `bpf` backend's
+    /// program (what `tunnel.backend: auto` picks); a test that sets
+    /// another backend says so here.
+    pub fn set_tunnel_encap(&mut self, encap: TunnelEncap) {
+        self.tunnel = encap;
+    }
+
+    /// See [`Cluster::set_tunnel_encap`].
+    pub fn tunnel_encap(&self) -> TunnelEncap {
+        self.tunnel
     }
 
     /// Node `name`'s agent's exit code, once it has exited.
@@ -494,8 +570,9 @@ impl Cluster {
     }
 
     /// The agent routes each node should hold, as `ip route show proto P`
-    /// prints them: a blackhole for its block, direct routes to nodes on
-    /// its subnet and tunnel routes (`tunnel_mtu`) to the others.
+    /// prints them ([`routes`]): a blackhole for its block, direct routes
+    /// to nodes on its subnet and tunnel routes (`tunnel_mtu`, or the
+    /// `bpf` backend's, see [`Cluster::set_tunnel_encap`]) to the others.
     pub fn expected_routes(
         &self,
         name: &str,
@@ -509,6 +586,11 @@ impl Cluster {
                 want.push(format!("blackhole {block}"));
             } else if me.address.contains(n.address.ip()) {
                 want.push(format!("{block} via {} dev eth0 onlink", n.address.ip()));
+            } else if self.tunnel == TunnelEncap::Bpf {
+                want.push(format!(
+                    "{block} via {} dev eth0 onlink encap bpf",
+                    n.address.ip()
+                ));
             } else {
                 want.push(format!(
                     "{block} via {} dev tunl0 onlink mtu {tunnel_mtu}",
@@ -671,6 +753,9 @@ impl Drop for Cluster {
         for ns in self.namespaces.iter().rev() {
             kill_all(ns);
             let _ = Command::new("ip").args(["netns", "delete", ns]).status();
+        }
+        if let Some(pins) = &self.bpf_pins {
+            let _ = ipip::sys::unmount(pins);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

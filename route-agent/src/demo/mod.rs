@@ -120,8 +120,13 @@ fn body(
         .and_then(|n| cluster::run("ip", &["-n", &n.ns, "-d", "link", "show", "tunl0"]).ok())
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
+    let bpf_routes = c.nodes.first().is_some_and(|n| {
+        cluster::routes(&n.ns, PROTO).is_ok_and(|r| r.iter().any(|l| l.ends_with("encap bpf")))
+    });
     let backend = if tunnel.contains("ipip") {
         "kernel ipip"
+    } else if bpf_routes {
+        "bpf (eBPF programs: encap bpf xmit on tunnel routes, tc ingress; this kernel has no ipip module)"
     } else {
         "userspace (this kernel has no ipip module)"
     };

@@ -62,4 +62,4 @@ pub use netlink::route::{KernelRoute, RouteShape};
 pub use netlink::{AckMode, Errno, Netlink};
 pub use nexthop::NexthopMode;
 pub use reconcile::{Fib, ReconcileStats, Reconciled};
-pub use shape::{DEFAULT_PROTOCOL, UnknownDevice, shape_of};
+pub use shape::{DEFAULT_PROTOCOL, ShapeError, shape_of};

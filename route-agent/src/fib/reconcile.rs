@@ -25,12 +25,14 @@ use ipnetwork::IpNetwork;
 use netlink::consts::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink::link::Links;
 use netlink::nexthop::{self, Nexthop, NexthopKey};
-use netlink::route::{self, FAMILY_ANY, KernelRoute, MAIN_TABLE, RouteShape, default_priority};
+use netlink::route::{
+    self, BpfProgram, FAMILY_ANY, KernelRoute, MAIN_TABLE, RouteShape, default_priority,
+};
 use netlink::{AckMode, Errno, MessageType, Netlink};
 
 use super::error::{FailedRoute, RouteError, RouteOp};
 use super::nexthop::{IdAllocator, NexthopMode};
-use super::shape::{DEFAULT_PROTOCOL, shape_of};
+use super::shape::{DEFAULT_PROTOCOL, ShapeError, shape_of};
 use crate::planner::{DesiredRoute, RouteKind};
 
 /// What one reconcile pass did.
@@ -76,6 +78,8 @@ pub struct Fib {
     /// `nexthop-objects`): with objects off, the nexthop dump stays out of
     /// every pass once one pass found none left.
     nexthops_maybe_left: bool,
+    /// The `bpf` backend's encapsulation program, for `bpf` tunnel routes.
+    bpf_program: Option<BpfProgram>,
 }
 
 /// A route's key in its table, as far as we compare: destination and
@@ -117,7 +121,15 @@ impl Fib {
             protocol,
             nexthop_mode: NexthopMode::default(),
             nexthops_maybe_left: true,
+            bpf_program: None,
         })
+    }
+
+    /// The encapsulation program `bpf` tunnel routes run ([`ipip::bpf`]);
+    /// a route of ours running another (an earlier build's) is replaced.
+    /// Without one, such routes are refused with `EBADF`.
+    pub fn set_bpf_program(&mut self, program: Option<BpfProgram>) {
+        self.bpf_program = program;
     }
 
     /// When gateway routes go through nexthop objects (`ip nexthop`)
@@ -317,15 +329,19 @@ impl Fib {
             } else {
                 RouteOp::Replace
             };
-            let shape = match shape_of(&desired[index].kind, &links) {
+            let shape = match shape_of(&desired[index].kind, &links, self.bpf_program) {
                 Ok(shape) => through_nexthop(shape),
-                Err(_unknown_device) => {
-                    // What the kernel would answer for an unknown ifindex;
-                    // the route is reported, not sent.
+                Err(e) => {
+                    // What the kernel would answer for an unknown ifindex,
+                    // or for a program descriptor that is none; the route
+                    // is reported, not sent.
                     out.errors.push(RouteError {
                         op,
                         route: FailedRoute::Planned(desired[index].clone()),
-                        errno: Errno::NoDevice,
+                        errno: match e {
+                            ShapeError::UnknownDevice { .. } => Errno::NoDevice,
+                            ShapeError::NoBpfProgram => Errno::Other(libc::EBADF),
+                        },
                     });
                     // A stale route of ours for this destination stays until
                     // the device is back: deleting it would not help.

@@ -10,6 +10,7 @@
 //! | `Blackhole` | `blackhole B proto 98` | `Blackhole` |
 //! | `Direct` | `B via NH dev eth0 onlink proto 98` | `Gateway`, onlink |
 //! | `Tunnel` | `B via NH dev tunl0 onlink mtu M proto 98` | `Gateway`, onlink, MTU |
+//! | `BpfTunnel` | `B via NH dev eth0 onlink encap bpf xmit podroute-ipip-ID+20 headroom 20 proto 98` | `BpfGateway` |
 //! | `Underlay` | `B via GW dev eth0 proto 98` | `Gateway` |
 //!
 //! A dumped route is read back into a [`netlink::route::KernelRoute`],
@@ -17,7 +18,7 @@
 //! kernel already holds what we want.
 
 use netlink::link::Links;
-use netlink::route::RouteShape;
+use netlink::route::{BpfProgram, RouteShape};
 
 use crate::planner::RouteKind;
 
@@ -29,22 +30,35 @@ use crate::planner::RouteKind;
 /// every [`Fib`](super::Fib) takes its protocol.
 pub const DEFAULT_PROTOCOL: u8 = 98;
 
-/// A planned route names a device the kernel does not have (it would
-/// answer `ENODEV`).
+/// Why a planned route has no shape the kernel would take.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no device named {device}")]
-pub struct UnknownDevice {
-    /// The device's name.
-    pub device: String,
+pub enum ShapeError {
+    /// It names a device the kernel does not have (it would answer
+    /// `ENODEV`).
+    #[error("no device named {device}")]
+    UnknownDevice {
+        /// The device's name.
+        device: String,
+    },
+    /// A `bpf` tunnel route while no encapsulation program is open (the
+    /// kernel would answer `EBADF` for its descriptor).
+    #[error("no bpf encapsulation program is loaded")]
+    NoBpfProgram,
 }
 
-/// The shape of a planned route, with devices resolved in `links`.
+/// The shape of a planned route, with devices resolved in `links`; `bpf`:
+/// the encapsulation program `bpf` tunnel routes run.
 ///
 /// # Errors
-/// [`UnknownDevice`] when the route's device does not exist.
-pub fn shape_of(kind: &RouteKind, links: &Links) -> Result<RouteShape, UnknownDevice> {
+/// [`ShapeError`] when the route's device does not exist, or a `bpf`
+/// tunnel route has no program.
+pub fn shape_of(
+    kind: &RouteKind,
+    links: &Links,
+    bpf: Option<BpfProgram>,
+) -> Result<RouteShape, ShapeError> {
     let resolve = |dev: &String| {
-        links.index(dev).ok_or_else(|| UnknownDevice {
+        links.index(dev).ok_or_else(|| ShapeError::UnknownDevice {
             device: dev.clone(),
         })
     };
@@ -64,6 +78,12 @@ pub fn shape_of(kind: &RouteKind, links: &Links) -> Result<RouteShape, UnknownDe
             // store a zero RTAX_MTU, so asking for one would never
             // compare equal and would churn.
             mtu: (*mtu != 0).then_some(*mtu),
+        },
+        RouteKind::BpfTunnel { via, dev } => RouteShape::BpfGateway {
+            via: *via,
+            oif: resolve(dev)?,
+            program: bpf.ok_or(ShapeError::NoBpfProgram)?,
+            headroom: ipip::bpf::HEADROOM,
         },
         RouteKind::Underlay { via, dev } => RouteShape::Gateway {
             via: *via,
@@ -117,6 +137,13 @@ mod tests {
                 },
             ),
             desired(
+                "10.244.5.0/26",
+                RouteKind::BpfTunnel {
+                    via,
+                    dev: "eth0".into(),
+                },
+            ),
+            desired(
                 "fd00:1::/122",
                 RouteKind::Underlay {
                     via: "fd00::1".parse().expect("ip"),
@@ -125,7 +152,8 @@ mod tests {
             ),
         ];
         for route in &routes {
-            let shape = shape_of(&route.kind, &links()).expect("devices exist");
+            let shape = shape_of(&route.kind, &links(), Some(BpfProgram { id: 41, fd: 5 }))
+                .expect("devices exist");
             let mut bytes = Vec::new();
             emit_new_route(&mut bytes, &route.dst, &shape, 98);
             let read = Route::parse(&bytes).expect("parses");
@@ -137,7 +165,13 @@ mod tests {
             assert_eq!(parsed.dst, route.dst);
             assert_eq!(parsed.shape, shape, "{route}");
             let text = parsed.display(&links()).to_string();
-            assert_eq!(text, route.to_string());
+            let planned = route.to_string();
+            // The kernel's text names the program the planner does not know.
+            let planned = planned.replace(
+                "encap bpf",
+                "encap bpf xmit podroute-ipip-41+20 headroom 20",
+            );
+            assert_eq!(text, planned);
         }
     }
 
@@ -151,10 +185,22 @@ mod tests {
             },
         );
         assert_eq!(
-            shape_of(&route.kind, &links()),
-            Err(UnknownDevice {
+            shape_of(&route.kind, &links(), None),
+            Err(ShapeError::UnknownDevice {
                 device: "nosuch0".to_string()
             })
+        );
+    }
+
+    #[test]
+    fn a_bpf_tunnel_route_without_a_program_is_refused() {
+        let kind = RouteKind::BpfTunnel {
+            via: "10.0.0.6".parse().expect("ip"),
+            dev: "eth0".into(),
+        };
+        assert_eq!(
+            shape_of(&kind, &links(), None),
+            Err(ShapeError::NoBpfProgram)
         );
     }
 
@@ -166,7 +212,7 @@ mod tests {
             mtu: 0,
         };
         assert!(matches!(
-            shape_of(&kind, &links()),
+            shape_of(&kind, &links(), None),
             Ok(RouteShape::Gateway { mtu: None, .. })
         ));
     }

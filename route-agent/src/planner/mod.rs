@@ -6,7 +6,7 @@
 //! |---|---|
 //! | a local block (not /32) | `blackhole B` |
 //! | remote block, next hop inside the node's subnet, or pool mode Never | `B via NH dev <underlay> onlink` |
-//! | remote IPv4 block otherwise, or pool mode Always | `B via NH dev tunl0 onlink mtu <tunnel MTU>` |
+//! | remote IPv4 block otherwise, or pool mode Always | `B via NH dev tunl0 onlink mtu <tunnel MTU>`; with the `bpf` backend `B via NH dev <underlay> onlink encap bpf` |
 //! | remote IPv6 block off the subnet | `B via <underlay gateway to NH> dev <its device>` (never IPIP) |
 //!
 //! and, so that no peer can hijack pod traffic, a learned route is refused
@@ -65,8 +65,24 @@ pub struct LocalNode {
     pub tunnel_device: String,
     /// MTU of tunnel routes (underlay MTU − 20).
     pub tunnel_mtu: u32,
+    /// How tunnel routes encapsulate: through the tunnel device, or with
+    /// the `bpf` backend's program on the underlay.
+    pub tunnel_encap: TunnelEncap,
     /// This node's pod blocks.
     pub blocks: Vec<IpNetwork>,
+}
+
+/// How the IPIP tunnel routes of a plan encapsulate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TunnelEncap {
+    /// `B via NH dev tunl0 onlink mtu M`: the tunnel device does it (the
+    /// kernel's ipip module, or the userspace data plane's TUN device).
+    #[default]
+    Device,
+    /// `B via NH dev eth0 onlink encap bpf xmit …`: the `bpf` backend's
+    /// program on the route pushes the outer header; the route's 20 bytes
+    /// of headroom make its path MTU the underlay's − 20.
+    Bpf,
 }
 
 /// The kernel route for one prefix.
@@ -90,6 +106,14 @@ pub enum RouteKind {
         dev: String,
         /// Route MTU.
         mtu: u32,
+    },
+    /// `B via NH dev DEV onlink encap bpf`: IPIP to the peer node by the
+    /// `bpf` backend's program, out of the underlay device.
+    BpfTunnel {
+        /// The outer destination (the peer node).
+        via: IpAddr,
+        /// The underlay device.
+        dev: String,
     },
     /// `B via GW dev DEV`: an IPv6 block whose next hop is off our subnet,
     /// sent to the underlay's gateway towards that next hop.
@@ -119,6 +143,9 @@ impl std::fmt::Display for DesiredRoute {
             RouteKind::Direct { via, dev } => write!(f, "{} via {via} dev {dev} onlink", self.dst),
             RouteKind::Tunnel { via, dev, mtu } => {
                 write!(f, "{} via {via} dev {dev} onlink mtu {mtu}", self.dst)
+            }
+            RouteKind::BpfTunnel { via, dev } => {
+                write!(f, "{} via {via} dev {dev} onlink encap bpf", self.dst)
             }
             RouteKind::Underlay { via, dev } => write!(f, "{} via {via} dev {dev}", self.dst),
         }
@@ -319,10 +346,16 @@ fn plan_one(
                     dev: node.underlay.clone(),
                 }
             } else {
-                RouteKind::Tunnel {
-                    via: route.next_hop,
-                    dev: node.tunnel_device.clone(),
-                    mtu: node.tunnel_mtu,
+                match node.tunnel_encap {
+                    TunnelEncap::Device => RouteKind::Tunnel {
+                        via: route.next_hop,
+                        dev: node.tunnel_device.clone(),
+                        mtu: node.tunnel_mtu,
+                    },
+                    TunnelEncap::Bpf => RouteKind::BpfTunnel {
+                        via: route.next_hop,
+                        dev: node.underlay.clone(),
+                    },
                 }
             })
         }

@@ -421,7 +421,7 @@ impl Control {
             Ok(new) if new != self.node => {
                 let old = std::mem::replace(&mut self.node, new.clone());
                 self.event(Event::NodeChanged { old, new });
-                self.local = self.node.local_node(&self.config);
+                self.refresh_local();
                 self.status(StatusChange::Node(self.node.status(self.node_name.clone())));
                 self.replan = true;
             }
@@ -537,7 +537,7 @@ impl Control {
         }
         reload::apply_live(&mut self.config, new);
         self.pools = self.config.pools();
-        self.local = self.node.local_node(&self.config);
+        self.refresh_local();
         let configured = configured_peers(&self.config, &self.node);
         // A removed peer's End-of-RIB is no longer awaited.
         self.awaiting.retain(&configured);
@@ -641,6 +641,19 @@ impl Control {
                 CniAction::Remove(path) => Output::RemoveCni(path),
             });
         }
+    }
+
+    /// The underlay device of the last node read.
+    pub fn node_underlay(&self) -> &str {
+        &self.node.underlay
+    }
+
+    /// The planner's node from the node read and the config, keeping how
+    /// tunnel routes encapsulate (a fact of the running backend).
+    fn refresh_local(&mut self) {
+        let encap = self.local.tunnel_encap;
+        self.local = self.node.local_node(&self.config);
+        self.local.tunnel_encap = encap;
     }
 
     fn plan_ready(&self) -> bool {

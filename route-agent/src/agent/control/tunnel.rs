@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::super::tunnel::{TunnelExit, TunnelSetup};
 use super::{Control, Event, Output, StatusChange, Stop, Timer, TunnelOutcome};
+use crate::planner::TunnelEncap;
 use crate::state::{TunnelInUse, TunnelStatus};
 
 /// The first retry's delay.
@@ -67,6 +68,12 @@ impl Control {
         let status = match outcome {
             Ok((backend, note)) => {
                 self.tunnel.up_since = Some(now);
+                self.set_tunnel_encap(match backend {
+                    TunnelInUse::Bpf => TunnelEncap::Bpf,
+                    TunnelInUse::Kernel | TunnelInUse::Userspace | TunnelInUse::None => {
+                        TunnelEncap::Device
+                    }
+                });
                 self.tunnel_status(backend, note)
             }
             Err(e) if e.is_permanent() => {
@@ -95,6 +102,16 @@ impl Control {
         }
     }
 
+    /// Tunnel routes encapsulate as the running backend does: a change
+    /// (the `bpf` backend came up, or `auto` fell back from it) plans
+    /// again.
+    fn set_tunnel_encap(&mut self, encap: TunnelEncap) {
+        if self.local.tunnel_encap != encap {
+            self.local.tunnel_encap = encap;
+            self.replan = true;
+        }
+    }
+
     /// A userspace tunnel process the agent started has exited: reported,
     /// and set up again after the backoff.
     pub fn handle_tunnel_exited(&mut self, now: Instant, exit: TunnelExit) {
@@ -114,9 +131,12 @@ impl Control {
     /// IPv4 pool uses IPIP); one set-up at a time, the next after it, none
     /// while a retry waits.
     pub(super) fn ensure_tunnel(&mut self) {
-        let Some(mut setup) =
-            TunnelSetup::from_config(&self.config, self.node.address.ip(), self.node.mtu)
-        else {
+        let Some(mut setup) = TunnelSetup::from_config(
+            &self.config,
+            self.node.address.ip(),
+            &self.node.underlay,
+            self.node.mtu,
+        ) else {
             if self.tunnel.wanted {
                 // A reload removed the last IPIP pool.
                 self.tunnel.wanted = false;
