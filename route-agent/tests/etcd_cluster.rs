@@ -386,7 +386,12 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     let t = Instant::now();
     s.c.start_agent("node-c", std::path::Path::new(AGENT), &config)
         .expect("agent");
-    let via_new = format!("{c_block} via 10.0.2.12 dev tunl0");
+    // Through tunl0, or the bpf backend's program on eth0 (auto's choice
+    // on a kernel without ipip).
+    let via_new = match s.c.tunnel_encap() {
+        route_agent::planner::TunnelEncap::Device => format!("{c_block} via 10.0.2.12 dev tunl0"),
+        route_agent::planner::TunnelEncap::Bpf => format!("{c_block} via 10.0.2.12 dev eth0"),
+    };
     assert!(
         wait_until(Duration::from_secs(30), || {
             ["node-a", "node-b"].iter().all(|n| {
