@@ -19,9 +19,9 @@
 //!   restarts it with a backoff.
 //! - `bpf`: the eBPF programs of [`ipip::bpf`] (an `encap bpf xmit`
 //!   program on tunnel routes, a tc ingress program on the underlay),
-//!   opened by [`bpf`]: the ones an earlier run pinned are adopted, not
+//!   opened by `bpf` here: the ones an earlier run pinned are adopted, not
 //!   reloaded, so a restart loses no packet. They go into the agent's
-//!   [`SharedBpf`](super::bpf::SharedBpf) for the FIB and filter threads.
+//!   [`SharedBpf`] for the FIB and filter threads.
 //! - `auto` (default): `kernel`; on a kernel without ipip support `bpf`;
 //!   when the kernel refuses the programs too, `userspace` (each fallback
 //!   with a warning, its reason in the status).
