@@ -27,9 +27,6 @@ use crate::datastore::kubernetes::{self, KubernetesError};
 use crate::datastore::{DatastoreKind, desired_config};
 use crate::fib::Netlink;
 
-/// How long to wait before asking etcd again at start.
-const ETCD_RETRY: Duration = Duration::from_secs(1);
-
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -183,6 +180,7 @@ async fn kubernetes_start(
         initial: snapshot,
         snapshots,
         pools: Arc::new(source.pools),
+        etcd: None,
     });
     Ok((config, node, client))
 }
@@ -254,6 +252,7 @@ async fn etcd_start(
         initial: snapshot,
         snapshots,
         pools: Arc::new(source.pools),
+        etcd: Some(settings),
     });
     Ok((config, node))
 }
@@ -297,28 +296,13 @@ async fn etcd_blocks(
     Ok(out)
 }
 
-/// Runs `attempt` until it succeeds or fails for good: request failures
-/// (etcd unreachable, no quorum) are retried every [`ETCD_RETRY`], logged
-/// once every 10 s.
-async fn etcd_retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, DaemonError>
+/// [`crate::datastore::etcd::retry`], failing as the daemon does.
+async fn etcd_retry<T, F, Fut>(what: &str, attempt: F) -> Result<T, DaemonError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, EtcdError>>,
 {
-    let mut last_log: Option<tokio::time::Instant> = None;
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(EtcdError::Request(e)) => {
-                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    tracing::warn!("etcd: cannot {what} yet ({e}); retrying");
-                    last_log = Some(tokio::time::Instant::now());
-                }
-                tokio::time::sleep(ETCD_RETRY).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    Ok(crate::datastore::etcd::retry(what, attempt).await?)
 }
 
 /// This node's address with a prefix length: a known one (Calico's

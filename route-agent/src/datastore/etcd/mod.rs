@@ -418,6 +418,33 @@ impl Etcd {
     }
 }
 
+/// How long to wait before asking etcd again after a request failed.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs `attempt` until it succeeds or fails for good: request failures
+/// (etcd unreachable, no quorum) are retried every [`RETRY_EVERY`], logged
+/// once every 10 s as "cannot `what` yet"; other errors (a full pool, a
+/// block held by another node, unreadable TLS files) are returned.
+pub async fn retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, EtcdError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, EtcdError>>,
+{
+    let mut last_log: Option<tokio::time::Instant> = None;
+    loop {
+        match attempt().await {
+            Err(EtcdError::Request(e)) => {
+                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!("etcd: cannot {what} yet ({e}); retrying");
+                    last_log = Some(tokio::time::Instant::now());
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// The range end that makes a range request cover every key starting
 /// with `prefix` (etcd's `clientv3.GetPrefixRangeEnd`): the prefix with its
 /// last byte below 0xff incremented and the rest cut.

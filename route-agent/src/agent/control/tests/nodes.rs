@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn cluster_node(name: &str, ip: &str, block: &str, reflector: bool) -> ClusterNode {
+pub(super) fn cluster_node(name: &str, ip: &str, block: &str, reflector: bool) -> ClusterNode {
     ClusterNode {
         name: name.into(),
         address: format!("{ip}/32").parse().unwrap(),
@@ -13,7 +13,7 @@ fn cluster_node(name: &str, ip: &str, block: &str, reflector: bool) -> ClusterNo
     }
 }
 
-fn node_set(b_reflects: bool) -> NodeSet {
+pub(super) fn node_set(b_reflects: bool) -> NodeSet {
     let mut set = NodeSet::new();
     set.insert(cluster_node("node-a", "10.0.0.5", "10.244.1.0/26", false));
     set.insert(cluster_node(
@@ -28,6 +28,12 @@ fn node_set(b_reflects: bool) -> NodeSet {
 
 /// A control step of node-a whose nodes come from a datastore.
 fn start_with_nodes() -> (Control, Instant, Vec<Output>) {
+    start_with(false)
+}
+
+/// [`start_with_nodes`]; `writes_record`: the agent writes node-a's
+/// record itself (etcd).
+pub(super) fn start_with(writes_record: bool) -> (Control, Instant, Vec<Output>) {
     let file = Config::parse_with(
         Path::new("k.yaml"),
         "node: {name: node-a}\npools: [{cidr: 10.244.0.0/16, ipip-mode: never}]\n",
@@ -50,6 +56,7 @@ fn start_with_nodes() -> (Control, Instant, Vec<Output>) {
                 name: "node-a".into(),
                 file,
                 nodes,
+                writes_record,
             }),
         },
         Box::new(NoUnderlay),
@@ -58,7 +65,7 @@ fn start_with_nodes() -> (Control, Instant, Vec<Output>) {
     (c, t0, out)
 }
 
-fn snapshot(nodes: NodeSet) -> Snapshot {
+pub(super) fn snapshot(nodes: NodeSet) -> Snapshot {
     Snapshot {
         nodes,
         skipped: Vec::new(),
