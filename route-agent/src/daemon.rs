@@ -186,7 +186,7 @@ async fn kubernetes_start(
 }
 
 /// `datastore: etcd`: claims this node's blocks (the configured ones, else
-/// one per IPv4 pool), writes its record, starts the watch and waits for
+/// one per pool, IPv4 and IPv6), writes its record, starts the watch and waits for
 /// the record to come back in a snapshot. etcd being unreachable is
 /// waited out (logged every 10 s); a full pool or a configured block held
 /// by another node ends the start.
@@ -205,6 +205,7 @@ async fn etcd_start(
     let me = ClusterNode {
         name: name.clone(),
         address: view.address,
+        address_v6: view.address_v6.map(|a| a.ip()),
         tunnel_address: file.tunnel.address.or_else(|| {
             blocks.iter().find_map(|b| match b {
                 IpNetwork::V4(b) => Some(b.network()),
@@ -257,9 +258,10 @@ async fn etcd_start(
     Ok((config, node))
 }
 
-/// This node's blocks in etcd: each configured IPv4 block claimed as it
-/// is, else one block claimed in each IPv4 pool (its `block-size`, /26 by
-/// default). A claim held already is kept, so a restart keeps its blocks.
+/// This node's blocks in etcd: each configured block claimed as it is,
+/// else one block claimed in each pool (its `block-size`; by default /26
+/// in an IPv4 pool, /122 in an IPv6 one, as Calico's). A claim held
+/// already is kept, so a restart keeps its blocks.
 async fn etcd_blocks(
     etcd: &Etcd,
     name: &str,
@@ -268,30 +270,25 @@ async fn etcd_blocks(
     let mut out = Vec::new();
     if !file.blocks.is_empty() {
         for block in &file.blocks {
-            if let IpNetwork::V4(b) = *block {
-                etcd_retry("claim a configured block", || {
-                    let mut etcd = etcd.clone();
-                    async move { etcd.claim_exact(name, b).await }
-                })
-                .await?;
-            }
-            out.push(*block);
+            let b = *block;
+            etcd_retry("claim a configured block", || {
+                let mut etcd = etcd.clone();
+                async move { etcd.claim_exact(name, b).await }
+            })
+            .await?;
+            out.push(b);
         }
         return Ok(out);
     }
     for pool in &file.pools {
-        let IpNetwork::V4(cidr) = pool.cidr else {
-            continue;
-        };
-        let size = pool
-            .block_size
-            .unwrap_or(crate::config::DEFAULT_BLOCK_SIZE_V4);
+        let cidr = pool.cidr;
+        let size = file.block_size(pool);
         let block = etcd_retry("claim a block", || {
             let mut etcd = etcd.clone();
             async move { etcd.claim_block(name, cidr, size).await }
         })
         .await?;
-        out.push(IpNetwork::V4(block));
+        out.push(block);
     }
     Ok(out)
 }

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use etcd_common::*;
-use ipnetwork::Ipv4Network;
 use podroute_tests::etcd::EtcdCluster;
 use route_agent::datastore::etcd::record::NodeRecord;
 use route_agent::demo::cluster::{Cluster, routes};
@@ -40,8 +39,9 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     assert!(
         wait_until(Duration::from_secs(10), || !s.has_route("node-a", c_block)
             && !s.has_route("node-b", c_block)),
-        "node-c's record was deleted but its route stays:\nA: {:?}",
-        routes(&s.c.node("node-a").unwrap().ns, PROTO)
+        "node-c's record was deleted but its route stays:\nA: {:?}\nA's log:\n{}",
+        routes(&s.c.node("node-a").unwrap().ns, PROTO),
+        s.c.log("node-a")
     );
     eprintln!(
         "one member down, node-c's record deleted: its route gone from A and B after {:?}",
@@ -75,7 +75,7 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
             "block-not-claimed",
             String::from_utf8(
                 NodeRecord {
-                    blocks: vec![s.blocks["node-a"]],
+                    blocks: vec![s.blocks["node-a"].into()],
                     ..c_record.clone()
                 }
                 .to_json(),
@@ -250,7 +250,7 @@ fn twenty_agents_started_at_once_get_twenty_blocks_in_etcd_and_every_kernel() {
         c.start_agent(name, &agent(), &config).expect("agent");
     }
     // In etcd: twenty claims, one per node, all distinct (a map by block).
-    let mut by_node: BTreeMap<String, Ipv4Network> = BTreeMap::new();
+    let mut by_node: BTreeMap<String, ipnetwork::IpNetwork> = BTreeMap::new();
     let all_claimed = wait_until(Duration::from_secs(60), || {
         by_node = claims(&router, &endpoints)
             .into_iter()

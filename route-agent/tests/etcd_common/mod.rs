@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use podroute_tests::etcd::EtcdCluster;
 use podroute_tests::{RouteMonitor, in_netns};
 use route_agent::config::EtcdConfig;
@@ -78,7 +78,8 @@ where
     })
 }
 
-pub fn claims(router: &str, endpoints: &[String]) -> BTreeMap<Ipv4Network, String> {
+/// Every block claim in etcd, IPv4 and IPv6.
+pub fn claims(router: &str, endpoints: &[String]) -> BTreeMap<IpNetwork, String> {
     etcd_do(router, endpoints, |mut e| async move { e.claims().await })
 }
 
@@ -100,7 +101,10 @@ pub struct Setup {
     pub c: Cluster,
     pub router: String,
     pub endpoints: Vec<String>,
+    /// Each node's IPv4 block.
     pub blocks: BTreeMap<String, Ipv4Network>,
+    /// Each node's IPv6 block, with IPv6 pools.
+    pub blocks_v6: BTreeMap<String, Ipv6Network>,
 }
 
 impl Setup {
@@ -114,10 +118,21 @@ impl Setup {
     /// [`Setup::new`] with each node's config from `config` (name,
     /// subnet, host, endpoints).
     pub fn with(tag: &str, config: fn(&str, u8, u8, &[String]) -> String) -> Setup {
+        Setup::build(tag, config, |_| {})
+    }
+
+    /// [`Setup::with`], and `prepare` run on the cluster once its nodes
+    /// are there, before any agent starts (IPv6 addresses, say).
+    pub fn build(
+        tag: &str,
+        config: fn(&str, u8, u8, &[String]) -> String,
+        prepare: fn(&Cluster),
+    ) -> Setup {
         let mut c = Cluster::new(&format!("rae{tag}{}", std::process::id())).expect("cluster");
         for (name, subnet, host) in NODES {
             c.add_node(name, subnet, host).expect("node");
         }
+        prepare(&c);
         let router = c.router().to_owned();
         let etcd = EtcdCluster::start_on(&format!("e2{tag}"), |ns, i| {
             // .1 is the router's address on the subnet.
@@ -133,6 +148,7 @@ impl Setup {
             router,
             endpoints,
             blocks: BTreeMap::new(),
+            blocks_v6: BTreeMap::new(),
         };
         for (name, subnet, host) in NODES {
             let config = config(name, subnet, host, &s.endpoints);
@@ -143,8 +159,15 @@ impl Setup {
             assert!(claimed, "{name} claimed no block:\n{}", s.c.log(name));
         }
         for (block, name) in claims(&s.router, &s.endpoints) {
-            s.c.add_pod(&name, block).expect("pod");
-            s.blocks.insert(name, block);
+            match block {
+                IpNetwork::V4(block) => {
+                    s.c.add_pod(&name, block).expect("pod");
+                    s.blocks.insert(name, block);
+                }
+                IpNetwork::V6(block) => {
+                    s.blocks_v6.insert(name, block);
+                }
+            }
         }
         s.converge(Duration::from_secs(30));
         s

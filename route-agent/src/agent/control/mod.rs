@@ -329,6 +329,7 @@ impl Control {
                 .unwrap_or_else(|| ClusterNode {
                     name: ds.name.clone(),
                     address: control.node.address,
+                    address_v6: control.node.address_v6.map(|a| a.ip()),
                     blocks: control.config.blocks.clone(),
                     tunnel_address: control.config.tunnel.address,
                     reflector: None,

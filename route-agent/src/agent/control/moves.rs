@@ -40,17 +40,19 @@ pub fn moved_hold(config: &Config) -> Duration {
 impl Control {
     /// The node was read again and differs from `old`: with a datastore
     /// where the agent writes its own record, write it with the new
-    /// address, and stop when the address (not only its prefix length)
-    /// changed.
+    /// address (or prefix length, or IPv6 address), and stop when the IPv4
+    /// address changed.
     pub(super) fn publish_own_address(&mut self, old: &NodeView) {
         let address = self.node.address;
+        let address_v6 = self.node.address_v6.map(|a| a.ip());
         let Some(ds) = self.datastore.as_mut().filter(|d| d.writes_record) else {
             return;
         };
-        if ds.me.address == address {
+        if ds.me.address == address && ds.me.address_v6 == address_v6 {
             return;
         }
         ds.me.address = address;
+        ds.me.address_v6 = address_v6;
         let me = ds.me.clone();
         self.outputs.push_back(Output::WriteRecord(me));
         if old.address.ip() != address.ip() {

@@ -4,7 +4,8 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `PREFIX/blocks/10.244.0.64-26` | the name of the node that holds the block |
+//! | `PREFIX/blocks/10.244.0.64-26`, `PREFIX/blocks/fd00:244::40-122` | the name of the node that holds the block |
+//! | `PREFIX/nodes/node-a` | node-a's record ([`record`]) |
 //!
 //! A claim is one transaction: "if the key was never created, create it
 //! with my name", so of any number of nodes racing for a block exactly
@@ -26,7 +27,7 @@ use std::time::Duration;
 use etcdv3client::grpc::{CredentialInterceptor, TonicClient};
 use etcdv3client::pb;
 use futures_util::StreamExt;
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::EtcdConfig;
@@ -65,7 +66,7 @@ pub enum EtcdError {
     )]
     BlockTaken {
         /// The block.
-        block: Ipv4Network,
+        block: IpNetwork,
         /// Who holds it.
         holder: String,
     },
@@ -75,7 +76,7 @@ pub enum EtcdError {
     )]
     PoolFull {
         /// The pool.
-        pool: Ipv4Network,
+        pool: IpNetwork,
         /// Its block size.
         size: u8,
     },
@@ -154,7 +155,7 @@ impl Etcd {
 
     /// Every block claim under the prefix, by block. Keys that are not
     /// block keys, or values that are not UTF-8, are left out (logged).
-    pub async fn claims(&mut self) -> Result<BTreeMap<Ipv4Network, String>, EtcdError> {
+    pub async fn claims(&mut self) -> Result<BTreeMap<IpNetwork, String>, EtcdError> {
         let folder = blocks::blocks_folder(&self.prefix);
         let mut out = BTreeMap::new();
         for kv in self.range_prefix(&folder).await? {
@@ -183,9 +184,9 @@ impl Etcd {
     pub async fn claim_block(
         &mut self,
         node: &str,
-        pool: Ipv4Network,
+        pool: IpNetwork,
         size: u8,
-    ) -> Result<Ipv4Network, EtcdError> {
+    ) -> Result<IpNetwork, EtcdError> {
         loop {
             let claimed = self.claims().await?;
             if let Some(held) = blocks::held_by(pool, node, &claimed).first() {
@@ -206,7 +207,7 @@ impl Etcd {
     /// Releases every block `node` holds: each key is deleted only if it
     /// still names `node` (a transaction per block). Returns the blocks
     /// released.
-    pub async fn release_blocks(&mut self, node: &str) -> Result<Vec<Ipv4Network>, EtcdError> {
+    pub async fn release_blocks(&mut self, node: &str) -> Result<Vec<IpNetwork>, EtcdError> {
         let mut released = Vec::new();
         for (block, holder) in self.claims().await? {
             if holder != node {
@@ -246,7 +247,7 @@ pub struct Listing {
     /// Every node record.
     pub records: Vec<record::RawRecord>,
     /// Every block claim, by block.
-    pub claims: BTreeMap<Ipv4Network, String>,
+    pub claims: BTreeMap<IpNetwork, String>,
     /// The store's revision of this listing.
     pub revision: i64,
 }
@@ -342,7 +343,7 @@ impl Etcd {
     /// Claims exactly `block` for `node` (a configured block): succeeds
     /// when the block is free (the claim is made) or already `node`'s;
     /// fails with [`EtcdError::BlockTaken`] when another node holds it.
-    pub async fn claim_exact(&mut self, node: &str, block: Ipv4Network) -> Result<(), EtcdError> {
+    pub async fn claim_exact(&mut self, node: &str, block: IpNetwork) -> Result<(), EtcdError> {
         let key = blocks::block_key(&self.prefix, block).into_bytes();
         // On failure, read who holds it.
         let read_holder = vec![pb::RequestOp {
@@ -403,7 +404,7 @@ pub struct Removed {
     /// Whether there was a record.
     pub record: bool,
     /// The blocks released.
-    pub blocks: Vec<Ipv4Network>,
+    pub blocks: Vec<IpNetwork>,
 }
 
 impl Etcd {

@@ -7,6 +7,7 @@ pub(super) fn cluster_node(name: &str, ip: &str, block: &str, reflector: bool) -
     ClusterNode {
         name: name.into(),
         address: format!("{ip}/32").parse().unwrap(),
+        address_v6: None,
         blocks: vec![net(block)],
         tunnel_address: None,
         reflector: reflector.then(|| ip.parse().unwrap()),
@@ -190,5 +191,62 @@ fn a_route_held_through_a_hand_over_goes_when_its_nodes_block_changes() {
     assert!(
         !last.iter().any(|r| r.starts_with("10.244.3.0/26")),
         "{last:?}"
+    );
+}
+
+/// `prefix` (IPv6) learned from `peer` with IPv6 next hop `next_hop`.
+fn best_v6(prefix: &str, next_hop: &str, peer: &str) -> RouteChange {
+    let global: std::net::Ipv6Addr = next_hop.parse().unwrap();
+    RouteChange::Best(BestRoute {
+        prefix: net(prefix),
+        next_hop: IpAddr::V6(global),
+        peer: Some(ip(peer)),
+        attrs: Arc::new(PathAttrs::new(
+            Origin::Igp,
+            AsPath::default(),
+            NextHop::V6 {
+                global,
+                link_local: None,
+            },
+        )),
+        stale: false,
+    })
+}
+
+#[test]
+fn an_ipv6_block_is_owned_through_its_nodes_ipv6_address() {
+    let (mut c, t0, _) = start_with(false);
+    let mut nodes = node_set(false);
+    let mut b = nodes.get("node-b").unwrap().clone();
+    b.address_v6 = Some("fd00::6".parse().unwrap());
+    b.blocks.push(net("fd00:244::40/122"));
+    nodes.insert(b);
+    c.handle_nodes(t0, &snapshot(nodes));
+    let out = drain(&mut c);
+    assert!(
+        commands(&out).iter().any(|cmd| matches!(
+            cmd,
+            SpeakerCommand::SetBlockOwners(o) if o.iter().any(|o| o.block == net("fd00:244::40/122") && o.next_hop == ip("fd00::6"))
+        )),
+        "{out:?}"
+    );
+    // From node-b's IPv6 address: its own route, not refused.
+    c.handle_routes(t0, &[best_v6("fd00:244::40/122", "fd00::6", "10.0.0.6")]);
+    let out = drain(&mut c);
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::NotFromOwner { .. })),
+        "{out:?}"
+    );
+    // From another IPv6 address: refused as not from the owner.
+    c.handle_routes(t0, &[best_v6("fd00:244::40/122", "fd00::7", "10.0.0.7")]);
+    let out = drain(&mut c);
+    assert!(
+        events(&out).iter().any(|e| matches!(
+            e,
+            Event::NotFromOwner { owner, .. } if owner == "node-b"
+        )),
+        "{out:?}"
     );
 }
