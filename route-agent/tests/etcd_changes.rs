@@ -107,9 +107,14 @@ fn an_address_change_is_written_to_etcd_and_moves_the_routes_before_the_restart(
     );
 
     // Started again as a service manager would, with the same config: no
-    // route changes anywhere, past the move's bound (the routes are
-    // node-c's sessions' by then).
-    let monitors = s.monitors();
+    // route changes on the other nodes, past the move's bound (the routes
+    // are node-c's sessions' by then). On node-c only its tunnel routes
+    // come and go: its userspace tunnel, bound to the old address, is
+    // replaced (this kernel has no ipip module), and its routes go with
+    // its device.
+    let c_routes = routes(&c_ns, PROTO).unwrap_or_default();
+    let (c_monitor, monitors): (Vec<_>, Vec<_>) =
+        s.monitors().into_iter().partition(|(n, _)| n == "node-c");
     let in_sync_before = s.c.log("node-c").matches("routes in sync").count();
     let config = moving_config("node-c", 2, 10, &s.endpoints);
     s.c.start_agent("node-c", &agent(), &config).expect("agent");
@@ -126,6 +131,21 @@ fn an_address_change_is_written_to_etcd_and_moves_the_routes_before_the_restart(
     let past_bound = moved_at + Duration::from_secs(MOVE_HOLD_S + 3);
     std::thread::sleep(past_bound.saturating_duration_since(Instant::now()));
     assert_no_churn(monitors, "node-c restarted on its new address");
+    for (_, m) in c_monitor {
+        let lines = m.stop(PROTO);
+        assert!(
+            lines.iter().all(|l| l.contains("dev tunl0")),
+            "node-c's restart changed routes other than its tunnel routes:\n{}",
+            lines.join("\n")
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || routes(&c_ns, PROTO)
+            .unwrap_or_default()
+            == c_routes),
+        "node-c's routes after its restart: {:?}, before: {c_routes:?}",
+        routes(&c_ns, PROTO)
+    );
     for n in ["node-a", "node-b"] {
         assert!(
             routes_via(&s, n, c_block, "10.0.2.12"),
@@ -138,6 +158,13 @@ fn an_address_change_is_written_to_etcd_and_moves_the_routes_before_the_restart(
         claims(&s.router, &s.endpoints),
         claims_before,
         "the move changed the claims"
+    );
+    // Pods on node-c are reached at its new address, through the tunnel.
+    let (matrix, ok) = s.c.ping_matrix(3);
+    assert!(
+        ok,
+        "pods cannot reach each other after the move:\n{matrix}\nnode-c's log:\n{}",
+        s.c.log("node-c")
     );
 }
 
