@@ -448,6 +448,7 @@ impl Control {
                 self.local = self.node.local_node(&self.config);
                 self.status(StatusChange::Node(self.node.status(self.node_name.clone())));
                 self.replan = true;
+                self.reannounce_ipv6(&old);
                 self.publish_own_address(&old);
             }
             Ok(_) => {}

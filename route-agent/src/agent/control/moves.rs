@@ -1,5 +1,8 @@
 //! Addresses that change while the agents run, with a datastore.
 //!
+//! - **Our IPv6 address** (every datastore): our IPv6 blocks are
+//!   announced with it as their next hop, so they are announced again
+//!   with the new one, or withdrawn when the node has none any more.
 //! - **Ours** (`datastore: etcd`, where the agent owns its record): when
 //!   the node read after a link or address change finds another address
 //!   (or prefix length), the record is written with it
@@ -22,7 +25,8 @@ use std::time::{Duration, Instant};
 use ipnetwork::IpNetwork;
 
 use super::{
-    AddressChange, Control, Event, HANDOVER, NodeSet, NodeView, Output, Stop, Timer, ownership,
+    AddressChange, Control, Event, HANDOVER, NodeSet, NodeView, Output, SpeakerCommand, Stop,
+    Timer, local_route, ownership,
 };
 use crate::config::Config;
 
@@ -38,6 +42,31 @@ pub fn moved_hold(config: &Config) -> Duration {
 }
 
 impl Control {
+    /// The node was read again and its IPv6 address differs from `old`'s:
+    /// our IPv6 blocks go out again with the new one as next hop (peers
+    /// would send their traffic to an address we no longer have), or are
+    /// withdrawn without one.
+    pub(super) fn reannounce_ipv6(&mut self, old: &NodeView) {
+        if old.address_v6 == self.node.address_v6 {
+            return;
+        }
+        let blocks: Vec<IpNetwork> = self
+            .config
+            .blocks
+            .iter()
+            .filter(|b| b.is_ipv6())
+            .copied()
+            .collect();
+        for block in blocks {
+            if local_route(&block, &self.node).is_some() {
+                self.announce(block);
+            } else {
+                self.command(SpeakerCommand::Withdraw(block));
+                self.event(Event::Ipv6BlockNotAnnounced(block));
+            }
+        }
+    }
+
     /// The node was read again and differs from `old`: with a datastore
     /// where the agent writes its own record, write it with the new
     /// address (or prefix length, or IPv6 address), and stop when the IPv4

@@ -175,3 +175,50 @@ fn without_an_own_record_a_new_address_writes_nothing() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_new_ipv6_address_announces_the_ipv6_blocks_again_through_it() {
+    let text = "
+node: {address: 10.0.0.5/24}
+pools: [{cidr: 10.244.0.0/16, ipip-mode: never}, {cidr: \"fd00:244::/48\"}]
+blocks: [10.244.1.0/26, \"fd00:244::40/122\"]
+";
+    let t0 = Instant::now();
+    let with_v6 = |a: &str| NodeView {
+        address_v6: Some(a.parse().unwrap()),
+        ..node(1500)
+    };
+    let mut c = Control::new(
+        t0,
+        Start {
+            config: config(text),
+            node: with_v6("fd00::5/64"),
+            node_name: Some("node-a".into()),
+            log_format: "json".into(),
+            installed: false,
+            datastore: None,
+        },
+        Box::new(NoUnderlay),
+    );
+    drain(&mut c);
+    c.handle_node(t0, Ok(with_v6("fd00::15/64")));
+    let out = drain(&mut c);
+    assert_eq!(
+        commands(&out),
+        [&SpeakerCommand::Announce(
+            net("fd00:244::40/122"),
+            bgp_core::speaker::LocalRoute::via(ip("fd00::15"))
+        )]
+    );
+    // The IPv6 address gone: the block is withdrawn, not left announced
+    // through an address the node does not have.
+    c.handle_node(t0, Ok(node(1500)));
+    let out = drain(&mut c);
+    assert_eq!(
+        commands(&out),
+        [&SpeakerCommand::Withdraw(net("fd00:244::40/122"))]
+    );
+    // An IPv4-only change announces nothing again.
+    c.handle_node(t0, Ok(moved_node("10.0.0.5/16")));
+    assert!(commands(&drain(&mut c)).is_empty());
+}
