@@ -205,7 +205,11 @@ async fn etcd_start(
     let me = ClusterNode {
         name: name.clone(),
         address: view.address,
-        address_v6: view.address_v6.map(|a| a.ip()),
+        // As the record holds it, so that the record read back equals it.
+        address_v6: crate::datastore::etcd::record::recorded_v6(
+            view.address_v6.map(|a| a.ip()),
+            &blocks,
+        ),
         tunnel_address: file.tunnel.address.or_else(|| {
             blocks.iter().find_map(|b| match b {
                 IpNetwork::V4(b) => Some(b.network()),

@@ -3,8 +3,9 @@
 //! B fd00:1::11 on one link, C fd00:2::10 behind the router): each agent
 //! claims one IPv4 and one IPv6 block (the IPv6 pool's Calico default,
 //! /122), writes both and its IPv6 address to its record, and every other
-//! kernel routes its IPv6 block to that address. Needs root and
-//! etcd-server.
+//! kernel routes its IPv6 block to that address; with IPv4 pools only,
+//! the records hold no IPv6 address (agents from before IPv6 blocks would
+//! refuse the key). Needs root and etcd-server.
 
 mod etcd_common;
 
@@ -162,4 +163,20 @@ fn a_dual_stack_pool_set_gives_each_node_a_block_of_each_family_routed_in_every_
         "IPv6 blocks not routed everywhere:{report}\nnode-a's log:\n{}",
         s.c.log("node-a")
     );
+}
+
+#[test]
+fn ipv4_only_pools_on_a_dual_stack_underlay_start_and_record_no_ipv6_address() {
+    podroute_tests::require_root("the etcd cluster test");
+    let _one = podroute_tests::one_cluster_at_a_time();
+    // Setup waits for every agent's claim and for every kernel's routes:
+    // an agent waiting for its own record to come back as it wrote it
+    // never gets there.
+    let s = Setup::build("4", agent_config, add_ipv6);
+    for (name, _, _) in NODES {
+        let record = s.record(name);
+        assert_eq!(record.address_v6, None, "{name}'s record: {record:?}");
+        assert!(record.blocks.iter().all(IpNetwork::is_ipv4), "{record:?}");
+    }
+    assert!(s.blocks_v6.is_empty());
 }

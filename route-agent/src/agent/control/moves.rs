@@ -29,6 +29,7 @@ use super::{
     Timer, local_route, ownership,
 };
 use crate::config::Config;
+use crate::datastore::etcd::record::recorded_v6;
 
 /// How long the routes of a node that moved point at its new address
 /// without its sessions: the graceful-restart restart time (its peers keep
@@ -73,10 +74,10 @@ impl Control {
     /// address changed.
     pub(super) fn publish_own_address(&mut self, old: &NodeView) {
         let address = self.node.address;
-        let address_v6 = self.node.address_v6.map(|a| a.ip());
         let Some(ds) = self.datastore.as_mut().filter(|d| d.writes_record) else {
             return;
         };
+        let address_v6 = recorded_v6(self.node.address_v6.map(|a| a.ip()), &ds.me.blocks);
         if ds.me.address == address && ds.me.address_v6 == address_v6 {
             return;
         }

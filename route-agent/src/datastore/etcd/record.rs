@@ -60,8 +60,10 @@ pub struct NodeRecord {
     /// prefix length is the CrossSubnet test).
     #[serde(deserialize_with = "with_prefix_length")]
     pub address: Ipv4Network,
-    /// Its IPv6 address, the next hop of its IPv6 blocks (none: the node
-    /// has no IPv6 address).
+    /// Its IPv6 address, the next hop of its IPv6 blocks; written only
+    /// with IPv6 blocks (agents before IPv6 blocks refuse unknown keys, so
+    /// an IPv4-only cluster's records stay readable to them during an
+    /// upgrade).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address_v6: Option<Ipv6Addr>,
     /// Its tunnel device's address (default: its first block's first
@@ -84,7 +86,7 @@ impl NodeRecord {
         NodeRecord {
             name: node.name.clone(),
             address: node.address,
-            address_v6: node.address_v6,
+            address_v6: recorded_v6(node.address_v6, &node.blocks),
             tunnel_address: node.tunnel_address,
             blocks: node.blocks.clone(),
             asn,
@@ -97,6 +99,14 @@ impl NodeRecord {
         // A struct of strings and numbers always serialises.
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+/// The IPv6 address a record holds for a node with `address_v6` and
+/// `blocks`: its address when it has an IPv6 block (its next hop), else
+/// none ([`NodeRecord::address_v6`]). The agent's own node is built with
+/// this, so that it equals its record read back.
+pub fn recorded_v6(address_v6: Option<Ipv6Addr>, blocks: &[IpNetwork]) -> Option<Ipv6Addr> {
+    address_v6.filter(|_| blocks.iter().any(IpNetwork::is_ipv6))
 }
 
 /// An IPv4 address that must be written with its prefix length.
@@ -396,6 +406,25 @@ mod tests {
         let again = NodeRecord::of(c, ASN);
         assert_eq!(again.blocks.len(), 2);
         assert_eq!(again.address_v6, Some("fd00:2::10".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_node_without_ipv6_blocks_writes_no_ipv6_address() {
+        // Agents from before IPv6 blocks refuse unknown keys: an IPv4-only
+        // node's record stays as they know it.
+        let node = ClusterNode {
+            name: "a".into(),
+            address: "10.0.1.10/24".parse().unwrap(),
+            address_v6: Some("fd00:1::10".parse().unwrap()),
+            blocks: vec!["10.244.0.0/26".parse().unwrap()],
+            tunnel_address: None,
+            reflector: None,
+        };
+        let json = String::from_utf8(NodeRecord::of(&node, ASN).to_json()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"name":"a","address":"10.0.1.10/24","tunnel-address":null,"blocks":["10.244.0.0/26"],"asn":64512,"route-reflector":null}"#
+        );
     }
 
     #[test]

@@ -222,3 +222,27 @@ blocks: [10.244.1.0/26, \"fd00:244::40/122\"]
     c.handle_node(t0, Ok(moved_node("10.0.0.5/16")));
     assert!(commands(&drain(&mut c)).is_empty());
 }
+
+#[test]
+fn with_an_own_record_a_new_ipv6_address_is_written_only_with_ipv6_blocks() {
+    // node-a has an IPv4 block only: its record holds no IPv6 address
+    // (and its address as the agent reads it, as with etcd).
+    let (mut c, t0, _) = start_with(true);
+    let mut nodes = node_set(false);
+    let mut a = nodes.get("node-a").unwrap().clone();
+    a.address = "10.0.0.5/24".parse().unwrap();
+    nodes.insert(a);
+    c.handle_nodes(t0, &snapshot(nodes));
+    drain(&mut c);
+    let with_v6 = NodeView {
+        address_v6: Some("fd00::5/64".parse().unwrap()),
+        ..node(1500)
+    };
+    c.handle_node(t0, Ok(with_v6));
+    let out = drain(&mut c);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::WriteRecord(_) | Output::Stop(_))),
+        "{out:?}"
+    );
+}
