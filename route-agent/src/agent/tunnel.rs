@@ -14,7 +14,7 @@
 //!   TUN device vanishes with the process that holds it) and reused,
 //!   unless it was started with another node address than ours (the node
 //!   moved: it can neither send from nor receive at that address any
-//!   more), which is stopped and replaced ([`holder`]). One
+//!   more), which is stopped and replaced (`tunnel/holder.rs`). One
 //!   the agent starts is watched: an exit before its device appears fails
 //!   the set-up at once with its exit status ([`TunnelError::ExitedAtStart`];
 //!   a refused command line is [permanent](TunnelError::is_permanent)),
