@@ -419,11 +419,30 @@ impl Etcd {
     }
 }
 
-/// How long to wait before asking etcd again after a request failed.
+/// How long to wait before asking etcd again after a request failed
+/// more than [`QUICK_RETRIES`] times in a row.
 pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Failures in a row retried after [`QUICK_RETRY`].
+pub const QUICK_RETRIES: u32 = 5;
+/// The delay of the first retries.
+pub const QUICK_RETRY: Duration = Duration::from_millis(100);
+
+/// The delay before asking again after `failures` failed requests in a
+/// row: [`QUICK_RETRY`] for the first [`QUICK_RETRIES`], then
+/// [`RETRY_EVERY`]. Quick first: the client spreads requests over every
+/// endpoint, so with a member down (or just restarted and not yet in the
+/// cluster) some are refused at once while the next goes to a member that
+/// answers.
+pub fn retry_delay(failures: u32) -> Duration {
+    if failures <= QUICK_RETRIES {
+        QUICK_RETRY
+    } else {
+        RETRY_EVERY
+    }
+}
 
 /// Runs `attempt` until it succeeds or fails for good: request failures
-/// (etcd unreachable, no quorum) are retried every [`RETRY_EVERY`], logged
+/// (etcd unreachable, no quorum) are retried after [`retry_delay`], logged
 /// once every 10 s as "cannot `what` yet"; other errors (a full pool, a
 /// block held by another node, unreadable TLS files) are returned.
 pub async fn retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, EtcdError>
@@ -432,6 +451,7 @@ where
     Fut: std::future::Future<Output = Result<T, EtcdError>>,
 {
     let mut last_log: Option<tokio::time::Instant> = None;
+    let mut failures = 0u32;
     loop {
         match attempt().await {
             Err(EtcdError::Request(e)) => {
@@ -439,7 +459,8 @@ where
                     tracing::warn!("etcd: cannot {what} yet ({e}); retrying");
                     last_log = Some(tokio::time::Instant::now());
                 }
-                tokio::time::sleep(RETRY_EVERY).await;
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(retry_delay(failures)).await;
             }
             done => return done,
         }
@@ -487,6 +508,13 @@ fn claim_if_unclaimed(key: Vec<u8>, node: &str, failure: Vec<pb::RequestOp>) -> 
 #[cfg(test)]
 mod tests {
     use super::prefix_end;
+
+    #[test]
+    fn requests_are_retried_quickly_five_times_then_every_second() {
+        let delays: Vec<u128> = (1..=7).map(|n| super::retry_delay(n).as_millis()).collect();
+        assert_eq!(delays, [100, 100, 100, 100, 100, 1000, 1000]);
+        assert_eq!(super::retry_delay(u32::MAX), super::RETRY_EVERY);
+    }
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

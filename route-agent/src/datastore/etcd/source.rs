@@ -26,12 +26,8 @@ use tokio::time::Instant;
 
 use super::super::kubernetes::{Snapshot, debounce, sleep_until};
 use super::super::node::SkipReason;
-use super::{Etcd, Listing, record};
+use super::{Etcd, Listing, QUICK_RETRIES, QUICK_RETRY, record};
 
-/// Failures retried after [`QUICK_RETRY`] before the delay backs off.
-const QUICK_RETRIES: u32 = 5;
-/// The delay of the first retries.
-const QUICK_RETRY: Duration = Duration::from_millis(100);
 /// The first backed-off retry delay; it doubles up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(500);
 /// The longest retry delay.
