@@ -27,9 +27,6 @@ use crate::datastore::kubernetes::{self, KubernetesError};
 use crate::datastore::{DatastoreKind, desired_config};
 use crate::fib::Netlink;
 
-/// How long to wait before asking etcd again at start.
-const ETCD_RETRY: Duration = Duration::from_secs(1);
-
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -183,12 +180,13 @@ async fn kubernetes_start(
         initial: snapshot,
         snapshots,
         pools: Arc::new(source.pools),
+        etcd: None,
     });
     Ok((config, node, client))
 }
 
 /// `datastore: etcd`: claims this node's blocks (the configured ones, else
-/// one per IPv4 pool), writes its record, starts the watch and waits for
+/// one per pool, IPv4 and IPv6), writes its record, starts the watch and waits for
 /// the record to come back in a snapshot. etcd being unreachable is
 /// waited out (logged every 10 s); a full pool or a configured block held
 /// by another node ends the start.
@@ -207,6 +205,11 @@ async fn etcd_start(
     let me = ClusterNode {
         name: name.clone(),
         address: view.address,
+        // As the record holds it, so that the record read back equals it.
+        address_v6: crate::datastore::etcd::record::recorded_v6(
+            view.address_v6.map(|a| a.ip()),
+            &blocks,
+        ),
         tunnel_address: file.tunnel.address.or_else(|| {
             blocks.iter().find_map(|b| match b {
                 IpNetwork::V4(b) => Some(b.network()),
@@ -254,13 +257,15 @@ async fn etcd_start(
         initial: snapshot,
         snapshots,
         pools: Arc::new(source.pools),
+        etcd: Some(settings),
     });
     Ok((config, node))
 }
 
-/// This node's blocks in etcd: each configured IPv4 block claimed as it
-/// is, else one block claimed in each IPv4 pool (its `block-size`, /26 by
-/// default). A claim held already is kept, so a restart keeps its blocks.
+/// This node's blocks in etcd: each configured block claimed as it is,
+/// else one block claimed in each pool (its `block-size`; by default /26
+/// in an IPv4 pool, /122 in an IPv6 one, as Calico's). A claim held
+/// already is kept, so a restart keeps its blocks.
 async fn etcd_blocks(
     etcd: &Etcd,
     name: &str,
@@ -269,56 +274,36 @@ async fn etcd_blocks(
     let mut out = Vec::new();
     if !file.blocks.is_empty() {
         for block in &file.blocks {
-            if let IpNetwork::V4(b) = *block {
-                etcd_retry("claim a configured block", || {
-                    let mut etcd = etcd.clone();
-                    async move { etcd.claim_exact(name, b).await }
-                })
-                .await?;
-            }
-            out.push(*block);
+            let b = *block;
+            etcd_retry("claim a configured block", || {
+                let mut etcd = etcd.clone();
+                async move { etcd.claim_exact(name, b).await }
+            })
+            .await?;
+            out.push(b);
         }
         return Ok(out);
     }
     for pool in &file.pools {
-        let IpNetwork::V4(cidr) = pool.cidr else {
-            continue;
-        };
-        let size = pool
-            .block_size
-            .unwrap_or(crate::config::DEFAULT_BLOCK_SIZE_V4);
+        let cidr = pool.cidr;
+        let size = file.block_size(pool);
         let block = etcd_retry("claim a block", || {
             let mut etcd = etcd.clone();
             async move { etcd.claim_block(name, cidr, size).await }
         })
         .await?;
-        out.push(IpNetwork::V4(block));
+        out.push(block);
     }
     Ok(out)
 }
 
-/// Runs `attempt` until it succeeds or fails for good: request failures
-/// (etcd unreachable, no quorum) are retried every [`ETCD_RETRY`], logged
-/// once every 10 s.
-async fn etcd_retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, DaemonError>
+/// [`crate::datastore::etcd::retry`], failing as the daemon does.
+async fn etcd_retry<T, F, Fut>(what: &str, attempt: F) -> Result<T, DaemonError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, EtcdError>>,
 {
-    let mut last_log: Option<tokio::time::Instant> = None;
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(EtcdError::Request(e)) => {
-                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    tracing::warn!("etcd: cannot {what} yet ({e}); retrying");
-                    last_log = Some(tokio::time::Instant::now());
-                }
-                tokio::time::sleep(ETCD_RETRY).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    Ok(crate::datastore::etcd::retry(what, attempt).await?)
 }
 
 /// This node's address with a prefix length: a known one (Calico's

@@ -57,3 +57,4 @@ pub mod planner;
 pub mod preflight;
 pub mod state;
 pub mod status;
+mod sys;

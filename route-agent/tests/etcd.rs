@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use podroute_tests::etcd::EtcdCluster;
 use route_agent::config::EtcdConfig;
 use route_agent::datastore::etcd::{Etcd, EtcdError};
@@ -17,7 +17,7 @@ fn settings(cluster: &EtcdCluster, prefix: &str) -> EtcdConfig {
     }
 }
 
-fn net(s: &str) -> Ipv4Network {
+fn net(s: &str) -> IpNetwork {
     s.parse().unwrap()
 }
 
@@ -67,14 +67,69 @@ fn twenty_concurrent_claimers_get_twenty_distinct_blocks() {
         let claims = Etcd::connect(&config).unwrap().claims().await.unwrap();
         (blocks, claims)
     });
-    let distinct: BTreeSet<Ipv4Network> = blocks.values().copied().collect();
+    let distinct: BTreeSet<IpNetwork> = blocks.values().copied().collect();
     assert_eq!(distinct.len(), 20, "two nodes got one block: {blocks:?}");
     assert!(distinct.iter().all(|b| b.prefix() == 26));
     // What etcd holds is exactly what each node was told.
-    let from_etcd: BTreeMap<String, Ipv4Network> =
+    let from_etcd: BTreeMap<String, IpNetwork> =
         claims.iter().map(|(b, n)| (n.clone(), *b)).collect();
     assert_eq!(claims.len(), 20, "{claims:?}");
     assert_eq!(from_etcd, blocks);
+}
+
+#[test]
+fn twenty_concurrent_claimers_of_a_dual_stack_pool_set_get_one_distinct_block_of_each_family() {
+    let mut cluster = EtcdCluster::start("claim46");
+    let config = settings(&cluster, "/claim46");
+    let (blocks, claims) = in_client(&mut cluster, move || async move {
+        // As `route-agent run` claims: one block per pool, IPv4 then IPv6,
+        // twenty nodes at once.
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let mut etcd = Etcd::connect(&config).unwrap();
+            tasks.push(tokio::spawn(async move {
+                let name = format!("node-{i}");
+                let v4 = etcd
+                    .claim_block(&name, net("10.244.0.0/16"), 26)
+                    .await
+                    .unwrap();
+                let v6 = etcd
+                    .claim_block(&name, net("fd00:244::/48"), 122)
+                    .await
+                    .unwrap();
+                // Asked again (a restart): the same two.
+                assert_eq!(
+                    etcd.claim_block(&name, net("fd00:244::/48"), 122)
+                        .await
+                        .unwrap(),
+                    v6
+                );
+                (name, (v4, v6))
+            }));
+        }
+        let mut blocks = BTreeMap::new();
+        for t in tasks {
+            let (name, pair) = t.await.unwrap();
+            blocks.insert(name, pair);
+        }
+        let claims = Etcd::connect(&config).unwrap().claims().await.unwrap();
+        (blocks, claims)
+    });
+    let v4: BTreeSet<IpNetwork> = blocks.values().map(|(b, _)| *b).collect();
+    let v6: BTreeSet<IpNetwork> = blocks.values().map(|(_, b)| *b).collect();
+    assert_eq!(v4.len(), 20, "two nodes got one IPv4 block: {blocks:?}");
+    assert_eq!(v6.len(), 20, "two nodes got one IPv6 block: {blocks:?}");
+    assert!(v4.iter().all(|b| b.is_ipv4() && b.prefix() == 26));
+    assert!(
+        v6.iter()
+            .all(|b| b.is_ipv6() && b.prefix() == 122 && net("fd00:244::/48").contains(b.ip()))
+    );
+    // etcd holds exactly these forty claims, each with its node.
+    assert_eq!(claims.len(), 40, "{claims:?}");
+    for (name, (a, b)) in &blocks {
+        assert_eq!(claims.get(a), Some(name));
+        assert_eq!(claims.get(b), Some(name));
+    }
 }
 
 #[test]
@@ -145,7 +200,8 @@ fn node_remove_deletes_the_record_and_releases_the_blocks() {
                     let node = ClusterNode {
                         name: name.into(),
                         address: format!("10.0.1.{}/24", 10 + i).parse().unwrap(),
-                        blocks: vec![block.into()],
+                        address_v6: None,
+                        blocks: vec![block],
                         tunnel_address: None,
                         reflector: None,
                     };

@@ -7,228 +7,15 @@
 //! kernel routes, with `ip monitor` traces where nothing may change, and
 //! pod pings. Needs root and etcd-server.
 
+mod etcd_common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ipnetwork::Ipv4Network;
+use etcd_common::*;
 use podroute_tests::etcd::EtcdCluster;
-use podroute_tests::{RouteMonitor, in_netns};
-use route_agent::config::EtcdConfig;
 use route_agent::datastore::etcd::record::NodeRecord;
-use route_agent::datastore::etcd::{Etcd, EtcdError};
 use route_agent::demo::cluster::{Cluster, routes};
-
-const AGENT: &str = env!("CARGO_BIN_EXE_route-agent");
-const PROTO: u8 = 98;
-const TUNNEL_MTU: u32 = 1480;
-const PREFIX: &str = "/e2e";
-
-/// A, B, C: (name, subnet, host).
-const NODES: [(&str, u8, u8); 3] = [("node-a", 1, 10), ("node-b", 1, 11), ("node-c", 2, 10)];
-
-fn agent_config(name: &str, subnet: u8, host: u8, endpoints: &[String]) -> String {
-    format!(
-        "datastore: etcd\nnode:\n  name: {name}\n  address: 10.0.{subnet}.{host}/24\n\
-         pools:\n  - cidr: 10.244.0.0/16\n    ipip-mode: cross-subnet\n\
-         tunnel:\n  backend: auto\n\
-         graceful-restart:\n  enabled: true\n  restart-time: 10\n\
-         admin:\n  listen: 127.0.0.1:9179\n\
-         etcd:\n  endpoints: [{}]\n  prefix: {PREFIX}\n",
-        endpoints.join(", ")
-    )
-}
-
-/// Runs `f` against etcd from the router's namespace, again while etcd
-/// fails (a leader election after a member was killed), for up to 30 s.
-fn etcd_do<T: Send + 'static, F>(
-    router: &str,
-    endpoints: &[String],
-    mut f: impl FnMut(Etcd) -> F + Send + 'static,
-) -> T
-where
-    F: std::future::Future<Output = Result<T, EtcdError>>,
-{
-    let config = EtcdConfig {
-        endpoints: endpoints.to_vec(),
-        prefix: PREFIX.to_owned(),
-        tls: None,
-    };
-    in_netns(router, move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                loop {
-                    match f(Etcd::connect(&config).unwrap()).await {
-                        Ok(v) => return v,
-                        Err(e) if Instant::now() > deadline => panic!("etcd: {e}"),
-                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                    }
-                }
-            })
-    })
-}
-
-fn claims(router: &str, endpoints: &[String]) -> BTreeMap<Ipv4Network, String> {
-    etcd_do(router, endpoints, |mut e| async move { e.claims().await })
-}
-
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-struct Setup {
-    // Field order is drop order: the etcd members (namespaces attached to
-    // the cluster's router) go before the cluster.
-    etcd: EtcdCluster,
-    c: Cluster,
-    router: String,
-    endpoints: Vec<String>,
-    blocks: BTreeMap<String, Ipv4Network>,
-}
-
-impl Setup {
-    /// The cluster, etcd on its subnet 9, agents started one after the
-    /// other (each claims its block), a pod in each claimed block, every
-    /// node converged.
-    fn new(tag: &str) -> Setup {
-        let mut c = Cluster::new(&format!("rae{tag}{}", std::process::id())).expect("cluster");
-        for (name, subnet, host) in NODES {
-            c.add_node(name, subnet, host).expect("node");
-        }
-        let router = c.router().to_owned();
-        let etcd = EtcdCluster::start_on(&format!("e2{tag}"), |ns, i| {
-            // .1 is the router's address on the subnet.
-            let host = u8::try_from(i + 21).unwrap();
-            c.attach(ns.name(), 9, host)
-                .expect("attach etcd member")
-                .ip()
-        });
-        let endpoints = etcd.endpoints();
-        let mut s = Setup {
-            etcd,
-            c,
-            router,
-            endpoints,
-            blocks: BTreeMap::new(),
-        };
-        for (name, subnet, host) in NODES {
-            let config = agent_config(name, subnet, host, &s.endpoints);
-            s.c.start_agent(name, std::path::Path::new(AGENT), &config)
-                .expect("agent");
-            let claimed = wait_until(Duration::from_secs(30), || {
-                claims(&s.router, &s.endpoints).values().any(|n| n == name)
-            });
-            assert!(claimed, "{name} claimed no block:\n{}", s.c.log(name));
-        }
-        for (block, name) in claims(&s.router, &s.endpoints) {
-            s.c.add_pod(&name, block).expect("pod");
-            s.blocks.insert(name, block);
-        }
-        s.converge(Duration::from_secs(30));
-        s
-    }
-
-    fn converge(&mut self, within: Duration) {
-        let wrong = self.c.wait_converged(PROTO, TUNNEL_MTU, within);
-        let logs: String = wrong
-            .iter()
-            .map(|(n, want, have)| {
-                format!(
-                    "\n{n}: want {want:#?}\nhas {have:#?}\nlog:\n{}",
-                    self.c.log(n)
-                )
-            })
-            .collect();
-        assert!(wrong.is_empty(), "cluster did not converge:{logs}");
-    }
-
-    fn monitors(&self) -> Vec<(String, RouteMonitor)> {
-        NODES
-            .iter()
-            .map(|(n, _, _)| {
-                let ns = self.c.node(n).unwrap().ns.clone();
-                let file = self.c.dir().join(format!("{n}.{}.monitor", nanos()));
-                ((*n).to_owned(), RouteMonitor::start(&ns, file))
-            })
-            .collect()
-    }
-
-    /// Whether node `on` has a route for `block`.
-    fn has_route(&self, on: &str, block: Ipv4Network) -> bool {
-        let ns = &self.c.node(on).unwrap().ns;
-        routes(ns, PROTO)
-            .unwrap_or_default()
-            .iter()
-            .any(|r| r.starts_with(&block.to_string()))
-    }
-
-    /// `/metrics` of node `name`'s agent.
-    fn metrics(&self, name: &str) -> String {
-        let ns = &self.c.node(name).unwrap().ns;
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", ns, "bash", "-c"])
-            .arg("exec 3<>/dev/tcp/127.0.0.1/9179; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
-            .output()
-            .expect("metrics");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn record(&self, name: &str) -> NodeRecord {
-        let name = name.to_owned();
-        let listing = etcd_do(&self.router, &self.endpoints, |mut e| async move {
-            e.list().await
-        });
-        let raw = listing
-            .records
-            .iter()
-            .find(|r| r.name == name)
-            .unwrap_or_else(|| panic!("no record of {name} in {PREFIX}/nodes/"));
-        serde_json::from_slice(&raw.value).unwrap()
-    }
-
-    fn put(&self, record: NodeRecord) {
-        etcd_do(&self.router, &self.endpoints, move |mut e| {
-            let record = record.clone();
-            async move { e.put_record(&record).await }
-        });
-    }
-
-    fn delete(&self, name: &str) {
-        let name = name.to_owned();
-        etcd_do(&self.router, &self.endpoints, move |mut e| {
-            let name = name.clone();
-            async move { e.delete_record(&name).await }
-        });
-    }
-}
-
-fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
-fn assert_no_churn(monitors: Vec<(String, RouteMonitor)>, what: &str) {
-    for (n, m) in monitors {
-        let lines = m.stop(PROTO);
-        assert!(
-            lines.is_empty(),
-            "{what}: {n}'s routes changed:\n{}",
-            lines.join("\n")
-        );
-    }
-}
 
 #[test]
 fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
@@ -252,8 +39,9 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     assert!(
         wait_until(Duration::from_secs(10), || !s.has_route("node-a", c_block)
             && !s.has_route("node-b", c_block)),
-        "node-c's record was deleted but its route stays:\nA: {:?}",
-        routes(&s.c.node("node-a").unwrap().ns, PROTO)
+        "node-c's record was deleted but its route stays:\nA: {:?}\nA's log:\n{}",
+        routes(&s.c.node("node-a").unwrap().ns, PROTO),
+        s.c.log("node-a")
     );
     eprintln!(
         "one member down, node-c's record deleted: its route gone from A and B after {:?}",
@@ -287,7 +75,7 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
             "block-not-claimed",
             String::from_utf8(
                 NodeRecord {
-                    blocks: vec![s.blocks["node-a"]],
+                    blocks: vec![s.blocks["node-a"].into()],
                     ..c_record.clone()
                 }
                 .to_json(),
@@ -361,8 +149,7 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     let before = claims(&s.router, &s.endpoints);
     s.c.kill_agent("node-b").expect("kill node-b's agent");
     let config = agent_config("node-b", 1, 11, &s.endpoints);
-    s.c.start_agent("node-b", std::path::Path::new(AGENT), &config)
-        .expect("agent");
+    s.c.start_agent("node-b", &agent(), &config).expect("agent");
     s.converge(Duration::from_secs(30));
     assert_eq!(
         claims(&s.router, &s.endpoints),
@@ -384,8 +171,7 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     }
     let config = agent_config("node-c", 2, 12, &s.endpoints);
     let t = Instant::now();
-    s.c.start_agent("node-c", std::path::Path::new(AGENT), &config)
-        .expect("agent");
+    s.c.start_agent("node-c", &agent(), &config).expect("agent");
     // Through tunl0, or the bpf backend's program on eth0 (auto's choice
     // on a kernel without ipip).
     let via_new = match s.c.tunnel_encap() {
@@ -422,9 +208,9 @@ fn agents_claim_blocks_and_follow_records_through_member_and_quorum_loss() {
     std::fs::write(&config, agent_config("node-x", 9, 99, &s.endpoints)).unwrap();
     let t = Instant::now();
     let out = std::process::Command::new("ip")
-        .args([
-            "netns", "exec", &s.router, AGENT, "node", "remove", "node-c", "--config",
-        ])
+        .args(["netns", "exec", &s.router])
+        .arg(agent())
+        .args(["node", "remove", "node-c", "--config"])
         .arg(&config)
         .output()
         .unwrap();
@@ -466,11 +252,10 @@ fn twenty_agents_started_at_once_get_twenty_blocks_in_etcd_and_every_kernel() {
     for (i, name) in names.iter().enumerate() {
         let config = agent_config(name, 1, 10 + u8::try_from(i).unwrap(), &endpoints)
             .replace("ipip-mode: cross-subnet", "ipip-mode: never");
-        c.start_agent(name, std::path::Path::new(AGENT), &config)
-            .expect("agent");
+        c.start_agent(name, &agent(), &config).expect("agent");
     }
     // In etcd: twenty claims, one per node, all distinct (a map by block).
-    let mut by_node: BTreeMap<String, Ipv4Network> = BTreeMap::new();
+    let mut by_node: BTreeMap<String, ipnetwork::IpNetwork> = BTreeMap::new();
     let all_claimed = wait_until(Duration::from_secs(60), || {
         by_node = claims(&router, &endpoints)
             .into_iter()

@@ -41,6 +41,7 @@
 pub mod bpf;
 pub mod config_watch;
 pub mod control;
+mod events;
 pub mod fib_thread;
 pub mod heartbeat;
 pub mod ipip_filter;
@@ -54,6 +55,10 @@ pub mod tunnel;
 pub use crate::state;
 
 pub use control::RESYNC;
+
+/// How long a stopping agent waits for the record with its new address
+/// to be written (`datastore: etcd`); the restarted agent writes it too.
+pub const RECORD_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -71,8 +76,8 @@ use crate::config::{Config, NodeConfig};
 use crate::datastore::kubernetes::Snapshot;
 use crate::state::AgentState;
 use control::{
-    AddressChange, Control, DatastoreStart, Event, Output, PeerChange, PeerResult, PlanCause,
-    SpeakerCommand, Start, StatusChange, Stop, TunnelOutcome,
+    AddressChange, Control, DatastoreStart, Output, PeerChange, PeerResult, SpeakerCommand, Start,
+    StatusChange, Stop, TunnelOutcome,
 };
 use fib_thread::FibWork;
 use node::{KernelUnderlay, NodeView};
@@ -97,10 +102,12 @@ pub enum AgentError {
     /// The tunnel can never be set up as configured.
     #[error("{0}: stopping, since no retry can set it up (routes persist)")]
     TunnelUnusable(#[source] TunnelError),
-    /// This node's address changed in the datastore; the agent stopped
-    /// (routes persist) so that it is started again on the new one.
+    /// This node's address changed in the datastore (with `datastore:
+    /// etcd`: on its interface, and its record was written with it); the
+    /// agent stopped (routes persist) so that it is started again on the
+    /// new one.
     #[error(
-        "this node's address changed from {} to {} in the datastore: stopped to be restarted on the new address (routes persist)",
+        "this node's address changed from {} to {}: stopped to be restarted on the new address (routes persist)",
         .0.old, .0.new
     )]
     AddressChanged(AddressChange),
@@ -135,6 +142,10 @@ pub struct AgentDatastore {
     /// Where the pools go after a reload (podCIDRs are checked against
     /// them).
     pub pools: Arc<watch::Sender<Vec<ipnetwork::IpNetwork>>>,
+    /// With `datastore: etcd`, where this node's record is written when
+    /// the agent finds another address on its interface (the node is read
+    /// as the file says, `node.autodetect` or `node.address`).
+    pub etcd: Option<crate::config::EtcdConfig>,
 }
 
 /// The signals the agent acts on, handled from the moment they are
@@ -292,7 +303,14 @@ impl Agent {
             commands,
             tunnel: tunnel_tx,
             tunnel_exits,
-            node: config.node.clone(),
+            // With etcd the address is found as the file says (autodetect):
+            // a new one is written to the record (control::moves).
+            node: match options.datastore.as_ref().filter(|d| d.etcd.is_some()) {
+                Some(d) => d.file.node.clone(),
+                None => config.node.clone(),
+            },
+            etcd: options.datastore.as_ref().and_then(|d| d.etcd.clone()),
+            record_write: None,
         };
         let underlay = Box::new(KernelUnderlay::new(config.route_protocol));
         let mut control = Control::new(
@@ -307,6 +325,7 @@ impl Agent {
                     name: d.name.clone(),
                     file: d.file.clone(),
                     nodes: d.initial.nodes.clone(),
+                    writes_record: d.etcd.is_some(),
                 }),
             },
             underlay,
@@ -370,6 +389,18 @@ impl Agent {
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
             }
+        }
+        // The record with our new address goes out before we do, so the
+        // others move their routes however long our restart takes.
+        if let Some(write) = io.record_write.take()
+            && tokio::time::timeout(RECORD_WRITE_TIMEOUT, write)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                timeout_s = RECORD_WRITE_TIMEOUT.as_secs(),
+                "this node's record could not be written before stopping: the restarted agent writes it"
+            );
         }
         // Commands of a reload still queued do not matter any more: the
         // speaker stops next.
@@ -603,6 +634,10 @@ struct Io {
     tunnel_exits: tunnel::ExitSink,
     /// How to find the node (a reload does not change it).
     node: NodeConfig,
+    /// Where this node's record is written (`datastore: etcd`).
+    etcd: Option<crate::config::EtcdConfig>,
+    /// The last record write, still retrying.
+    record_write: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Io {
@@ -638,9 +673,10 @@ impl Io {
                         StatusChange::Datastore(ds) => s.datastore = Some(ds),
                     });
                 }
-                Output::Event(event) => log(&event),
+                Output::Event(event) => events::log(&event),
+                Output::WriteRecord(me) => self.write_record(me, control.config().asn),
                 Output::Stop(Stop::AddressChanged(change)) => {
-                    tracing::warn!(old = %change.old, new = %change.new, "this node's address changed in the datastore: stopping to be restarted on it (routes persist)");
+                    tracing::warn!(old = %change.old, new = %change.new, "this node's address changed: stopping to be restarted on it (routes persist)");
                     return Some(Stopped::Control(Stop::AddressChanged(change)));
                 }
                 Output::Stop(Stop::TunnelUnusable(e)) => {
@@ -650,6 +686,36 @@ impl Io {
             }
         }
         None
+    }
+
+    /// Writes this node's record on a task of its own, after the write
+    /// before it, retrying while etcd fails; a fresh client, since the
+    /// connections of the old one may be bound to an address that is gone.
+    fn write_record(&mut self, me: crate::datastore::ClusterNode, asn: u32) {
+        let Some(settings) = self.etcd.clone() else {
+            return;
+        };
+        let before = self.record_write.take();
+        self.record_write = Some(tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            let record = crate::datastore::etcd::record::NodeRecord::of(&me, asn);
+            let written = crate::datastore::etcd::retry("write this node's record", || {
+                let record = record.clone();
+                let settings = settings.clone();
+                async move {
+                    crate::datastore::etcd::Etcd::connect(&settings)?
+                        .put_record(&record)
+                        .await
+                }
+            })
+            .await;
+            match written {
+                Ok(()) => tracing::info!(address = %me.address, "this node's etcd record written"),
+                Err(e) => tracing::error!("this node's etcd record not written: {e}"),
+            }
+        }));
     }
 
     /// Sets up the tunnel on a blocking thread (a userspace tunnel may
@@ -689,79 +755,5 @@ fn remove_cni(path: &std::path::Path) {
         Ok(true) => tracing::info!(path = %shown, "CNI config removed"),
         Ok(false) => {}
         Err(e) => tracing::error!(path = %shown, errno = e.errno(), "CNI config not removed: {e}"),
-    }
-}
-
-/// Logs what the control step reports.
-fn log(event: &Event) {
-    match event {
-        Event::Planned { routes, cause } => match cause {
-            PlanCause::Changed => tracing::debug!(routes, "route changes planned"),
-            PlanCause::Resync => tracing::debug!(routes, "periodic re-plan"),
-        },
-        Event::InSync => tracing::info!("every peer sent End-of-RIB: routes in sync"),
-        Event::HoldExpired { missing } => tracing::info!(
-            ?missing,
-            "the first reconcile waited long enough without End-of-RIB from every peer"
-        ),
-        Event::Refused(r) => tracing::warn!(
-            prefix = %r.route.prefix,
-            next_hop = %r.route.next_hop,
-            reason = ?r.reason,
-            "learned route not installed"
-        ),
-        Event::Ipv6BlockNotAnnounced(block) => tracing::warn!(
-            %block,
-            "IPv6 block not announced: this node has no IPv6 address (set node.address-v6 or give the underlay interface one)"
-        ),
-        Event::NodeChanged { old, new } => {
-            tracing::info!(address = %new.address, underlay = %new.underlay, mtu = new.mtu, "node address, interface or MTU changed: re-planning");
-            if new.address.ip() != old.address.ip() {
-                tracing::warn!(old = %old.address.ip(), new = %new.address.ip(), "BGP sessions keep using the old address until the agent restarts");
-            }
-        }
-        Event::NodeUnreadable(e) => tracing::warn!("after a link or address change: {e}"),
-        Event::TunnelFailed { error, retry_in } => {
-            tracing::error!(retry_in_s = retry_in.as_secs(), "{error}");
-        }
-        Event::TunnelExited { exit, retry_in } => {
-            tracing::error!(retry_in_s = retry_in.as_secs(), "{exit}");
-        }
-        Event::ReloadRefused(e) => {
-            tracing::error!("SIGHUP: config not reloaded, the running one stays: {e}");
-        }
-        Event::NeedsRestart(keys) => tracing::warn!(
-            ?keys,
-            "SIGHUP: these settings take effect only after a restart"
-        ),
-        Event::Reloaded(change) => tracing::info!(?change, "SIGHUP: config reloaded"),
-        Event::PeerCommandFailed(PeerResult {
-            peer,
-            change,
-            result: Err(e),
-        }) => match change {
-            PeerChange::Remove => tracing::warn!("removing peer {peer}: {e}"),
-            PeerChange::Add => tracing::warn!("adding peer {peer}: {e}"),
-        },
-        Event::PeerCommandFailed(_) => {}
-        Event::NodesApplied(change) => {
-            tracing::info!(?change, "nodes changed: applied");
-        }
-        Event::NotInNodeSet(name) => tracing::warn!(
-            "this node ({name}) is not in the datastore's node set (its Node was deleted or is skipped): keeping its last known blocks"
-        ),
-        Event::NotFromOwner {
-            prefix,
-            next_hop,
-            owner,
-        } => tracing::warn!(
-            %prefix,
-            %next_hop,
-            owner = %owner,
-            "learned route not installed: it is inside node {owner}'s block, and its next hop is not that node"
-        ),
-        Event::DatastoreChanged => tracing::error!(
-            "config reload: `datastore` changed; that takes a restart, and nothing of the new file was applied"
-        ),
     }
 }

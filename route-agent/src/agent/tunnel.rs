@@ -11,7 +11,10 @@
 //!   so it needs nothing from the agent after start, and it is started in
 //!   its own process group so that it keeps forwarding while the agent
 //!   restarts or is killed. A running one is recognised by its device (a
-//!   TUN device vanishes with the process that holds it) and reused. One
+//!   TUN device vanishes with the process that holds it) and reused,
+//!   unless it was started with another node address than ours (the node
+//!   moved: it can neither send from nor receive at that address any
+//!   more), which is stopped and replaced (`tunnel/holder.rs`). One
 //!   the agent starts is watched: an exit before its device appears fails
 //!   the set-up at once with its exit status ([`TunnelError::ExitedAtStart`];
 //!   a refused command line is [permanent](TunnelError::is_permanent)),
@@ -28,6 +31,8 @@
 //!
 //! The tunnel is set up only when an IPv4 pool uses IPIP (Calico creates
 //! tunl0 only then).
+
+mod holder;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -114,6 +119,17 @@ pub enum TunnelError {
         device: String,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A userspace tunnel started on another node address did not stop
+    /// (its device stayed after SIGTERM and SIGKILL).
+    #[error(
+        "the userspace tunnel holding {device} (pid {pid}) was started on another node address and did not stop — stop it, and the agent starts one on this address"
+    )]
+    StaleNotStopped {
+        /// The device.
+        device: String,
+        /// The process.
+        pid: u32,
     },
     /// The userspace tunnel process ended before its device appeared.
     #[error(
@@ -343,6 +359,41 @@ fn tun_exists(nl: &mut Handle, device: &str) -> Result<bool, KernelError> {
         .is_some_and(|l| link_kind(&l) == Some(InfoKind::Tun)))
 }
 
+/// Stops the userspace tunnel holding `setup.device` when it was started
+/// with another node address than `setup.local`, and waits for its device
+/// to go (SIGTERM, then SIGKILL after [`START_TIMEOUT`]). True when it
+/// was stopped: a new one is to be started.
+fn replace_stale(nl: &mut Handle, setup: &TunnelSetup) -> Result<bool, TunnelError> {
+    let Some(h) = holder::find(&setup.device) else {
+        return Ok(false);
+    };
+    let Some(old) = h.local.filter(|l| *l != setup.local) else {
+        return Ok(false);
+    };
+    tracing::warn!(
+        device = %setup.device,
+        pid = h.pid,
+        %old,
+        new = %setup.local,
+        "the running userspace tunnel was started on another node address: replacing it"
+    );
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        // ESRCH: it is gone already, which the device shows.
+        let _ = crate::sys::send_signal(h.pid, signal);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if !tun_exists(nl, &setup.device)? {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Err(TunnelError::StaleNotStopped {
+        device: setup.device.clone(),
+        pid: h.pid,
+    })
+}
+
 /// Starts `route-agent tunnel` unless one runs already, then sets the
 /// device's MTU and address as the kernel backend would. A process that
 /// ends before its device appears is an error at once (with its exit
@@ -350,7 +401,7 @@ fn tun_exists(nl: &mut Handle, device: &str) -> Result<bool, KernelError> {
 /// to `exits`.
 fn userspace(setup: &TunnelSetup, exits: &ExitSink) -> Result<(), TunnelError> {
     let mut nl = Handle::open()?;
-    if tun_exists(&mut nl, &setup.device)? {
+    if tun_exists(&mut nl, &setup.device)? && !replace_stale(&mut nl, setup)? {
         tracing::info!(device = %setup.device, "userspace tunnel already running");
     } else {
         let mut child = spawn_userspace(setup)?;

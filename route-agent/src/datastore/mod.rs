@@ -30,7 +30,7 @@ mod topology;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,9 @@ pub struct ClusterNode {
     /// InternalIP). The agent reads its own node's prefix length from the
     /// interface that holds the address.
     pub address: Ipv4Network,
+    /// Its IPv6 address, the next hop of routes to its IPv6 blocks (etcd
+    /// records carry it; Kubernetes Nodes do not give it yet).
+    pub address_v6: Option<Ipv6Addr>,
     /// Its pod blocks (`spec.podCIDRs`).
     pub blocks: Vec<IpNetwork>,
     /// The address of its tunnel device: Calico's
@@ -104,6 +107,17 @@ impl ClusterNode {
     /// The node's address without prefix length.
     pub fn ip(&self) -> Ipv4Addr {
         self.address.ip()
+    }
+
+    /// The next hop of routes to `block`, one of its blocks: its IPv4
+    /// address for an IPv4 block, its IPv6 address for an IPv6 one (the
+    /// address its agent announces them with). Without an IPv6 address,
+    /// its IPv4 one, which no IPv6 route has: then none is accepted.
+    pub fn next_hop_for(&self, block: &IpNetwork) -> IpAddr {
+        match (block, self.address_v6) {
+            (IpNetwork::V6(_), Some(v6)) => IpAddr::V6(v6),
+            _ => IpAddr::V4(self.ip()),
+        }
     }
 }
 
@@ -157,12 +171,14 @@ impl NodeSet {
     /// set.insert(ClusterNode {
     ///     name: "node-a".into(),
     ///     address: "10.0.1.10/32".parse().unwrap(),
-    ///     blocks: vec!["10.244.1.0/26".parse().unwrap()],
+    ///     address_v6: Some("fd00:1::10".parse().unwrap()),
+    ///     blocks: vec!["10.244.1.0/26".parse().unwrap(), "fd00:244::/122".parse().unwrap()],
     ///     tunnel_address: None,
     ///     reflector: None,
     /// });
     /// let owners = set.block_owners();
     /// assert_eq!(owners[0].next_hop.to_string(), "10.0.1.10");
+    /// assert_eq!(owners[1].next_hop.to_string(), "fd00:1::10");
     /// ```
     pub fn block_owners(&self) -> Vec<BlockOwner> {
         let mut owners: Vec<BlockOwner> = self
@@ -171,7 +187,7 @@ impl NodeSet {
             .flat_map(|n| {
                 n.blocks
                     .iter()
-                    .map(|b| BlockOwner::new(*b, IpAddr::V4(n.ip())))
+                    .map(|b| BlockOwner::new(*b, n.next_hop_for(b)))
             })
             .collect();
         owners.sort();

@@ -162,7 +162,7 @@ pub enum Skip {
     )]
     BlockNotClaimed {
         /// The block.
-        block: Ipv4Network,
+        block: IpNetwork,
         /// Who holds it, if anyone.
         holder: Option<String>,
     },
@@ -327,6 +327,9 @@ pub fn parse(node: &Node) -> Result<ClusterNode, Skip> {
     Ok(ClusterNode {
         name,
         address,
+        // Not read from Nodes (yet): IPv6 blocks of Kubernetes nodes have
+        // no known next hop, so no IPv6 route into them is accepted.
+        address_v6: None,
         blocks,
         tunnel_address,
         reflector,

@@ -24,9 +24,9 @@
 //! |---|---|---|
 //! | [`handle_routes`](Control::handle_routes) | a batch of the speaker's route stream | the learned routes; a session's families and their End-of-RIBs end the first plan's hold ([`first_sync`]). Feed every batch of a burst, then poll: one plan per burst |
 //! | [`handle_node_changed`](Control::handle_node_changed) | the kernel monitor (a link or address changed) | read the node once changes settle ([`NODE_SETTLE`]) |
-//! | [`handle_node`](Control::handle_node) | the answer to [`Output::ReadNode`] | re-plan when address, underlay or MTU changed; make sure of the tunnel |
+//! | [`handle_node`](Control::handle_node) | the answer to [`Output::ReadNode`] | re-plan when address, underlay or MTU changed; with `datastore: etcd` write this node's record with a new address, and stop on it ([`moves`]); make sure of the tunnel |
 //! | [`handle_reload`](Control::handle_reload) | SIGHUP: the config file re-read, or why it could not be | peers, blocks and pools live ([`super::reload`]); the rest reported as needing a restart |
-//! | [`handle_nodes`](Control::handle_nodes) | the datastore (Kubernetes): a new [`Snapshot`] of the nodes | the desired peers and blocks ([`desired_config`]), applied by the same live diff as a reload; block owners to the speaker; routes of replaced sessions held across the hand-over ([`HANDOVER`]) |
+//! | [`handle_nodes`](Control::handle_nodes) | the datastore (Kubernetes): a new [`Snapshot`] of the nodes | the desired peers and blocks ([`desired_config`]), applied by the same live diff as a reload; block owners to the speaker; routes of replaced sessions held across the hand-over ([`HANDOVER`]); routes to a node that moved follow it ([`moves`]) |
 //! | [`handle_peer_result`](Control::handle_peer_result) | the speaker's answer to a peer command | reported when it failed |
 //! | [`handle_tunnel`](Control::handle_tunnel) | the answer to [`Output::EnsureTunnel`] | the tunnel status; plans wait for the first set-up (routes through the tunnel need its device); a failure is retried with a backoff, a permanent one stops the agent ([`tunnel`]) |
 //! | [`handle_tunnel_exited`](Control::handle_tunnel_exited) | a userspace tunnel process the agent started exited | the tunnel status; set up again with a backoff |
@@ -51,6 +51,7 @@
 //!   address changed, is not confirmed: its routes go at once.
 
 pub mod first_sync;
+pub mod moves;
 mod outputs;
 mod ownership;
 
@@ -147,6 +148,10 @@ pub struct DatastoreStart {
     pub file: Config,
     /// The node set the agent starts with (it holds this node).
     pub nodes: NodeSet,
+    /// The agent writes this node's record itself (`datastore: etcd`):
+    /// when it finds another address on its interface it writes the record
+    /// again ([`moves`]).
+    pub writes_record: bool,
 }
 
 /// The control step's deadlines.
@@ -162,6 +167,9 @@ enum Timer {
     Handover,
     /// The next set-up of a tunnel that failed ([`tunnel::retry_delay`]).
     TunnelRetry,
+    /// The end of the routes that followed nodes that moved
+    /// ([`moves::moved_hold`]).
+    Moved,
 }
 
 /// The agent's control step; see the module docs for the call order.
@@ -199,6 +207,10 @@ pub struct Control {
     datastore: Option<Datastore>,
     /// Routes kept planned across a hand-over: prefix → next hop.
     held: BTreeMap<IpNetwork, IpAddr>,
+    /// Routes to the blocks of nodes that moved, at their new address
+    /// until their sessions bring them ([`moves`]): prefix → next hop.
+    /// They win over a learned route with another next hop.
+    moved: BTreeMap<IpNetwork, IpAddr>,
     /// Routes refused as not from their block's owner, already logged.
     not_from_owner: BTreeSet<(IpNetwork, IpAddr)>,
     /// The restart keys last reported for a datastore change.
@@ -217,6 +229,8 @@ struct Datastore {
     /// This node as last known.
     me: ClusterNode,
     owners: Vec<BlockOwner>,
+    /// The agent writes this node's record ([`DatastoreStart::writes_record`]).
+    writes_record: bool,
 }
 
 /// What made a new desired config.
@@ -302,6 +316,7 @@ impl Control {
             outputs: VecDeque::new(),
             datastore: None,
             held: BTreeMap::new(),
+            moved: BTreeMap::new(),
             not_from_owner: BTreeSet::new(),
             reported_restart: Vec::new(),
             node_addresses: None,
@@ -314,6 +329,7 @@ impl Control {
                 .unwrap_or_else(|| ClusterNode {
                     name: ds.name.clone(),
                     address: control.node.address,
+                    address_v6: control.node.address_v6.map(|a| a.ip()),
                     blocks: control.config.blocks.clone(),
                     tunnel_address: control.config.tunnel.address,
                     reflector: None,
@@ -326,6 +342,7 @@ impl Control {
                 nodes: ds.nodes,
                 me,
                 owners,
+                writes_record: ds.writes_record,
             });
         }
         if let Some(hold) = hold {
@@ -378,6 +395,10 @@ impl Control {
                 RouteChange::Best(route) if route.peer.is_some() => {
                     self.learned.insert(route.prefix, route.next_hop);
                     self.held.remove(&route.prefix);
+                    // The node that moved brings its route itself now.
+                    if self.moved.get(&route.prefix) == Some(&route.next_hop) {
+                        self.moved.remove(&route.prefix);
+                    }
                     routes = true;
                 }
                 // Our own blocks are planned from the config.
@@ -420,10 +441,15 @@ impl Control {
         match read {
             Ok(new) if new != self.node => {
                 let old = std::mem::replace(&mut self.node, new.clone());
-                self.event(Event::NodeChanged { old, new });
+                self.event(Event::NodeChanged {
+                    old: old.clone(),
+                    new,
+                });
                 self.refresh_local();
                 self.status(StatusChange::Node(self.node.status(self.node_name.clone())));
                 self.replan = true;
+                self.reannounce_ipv6(&old);
+                self.publish_own_address(&old);
             }
             Ok(_) => {}
             Err(e) => self.event(Event::NodeUnreadable(e)),
@@ -492,7 +518,7 @@ impl Control {
                 .push_back(Output::Stop(Stop::AddressChanged(change)));
             return;
         }
-        ds.nodes = snapshot.nodes.clone();
+        let old_nodes = std::mem::replace(&mut ds.nodes, snapshot.nodes.clone());
         ds.me = me;
         // A route held through a hand-over stays only while the node set
         // still confirms it: its withdrawal may have come just before the
@@ -507,6 +533,7 @@ impl Control {
             ds.owners = owners.clone();
             self.command(SpeakerCommand::SetBlockOwners(owners));
         }
+        self.follow_moves(now, &old_nodes);
         self.apply(now, new, Cause::Nodes);
     }
 
@@ -604,6 +631,12 @@ impl Control {
                     }
                 }
                 Timer::TunnelRetry => self.retry_tunnel(),
+                Timer::Moved => {
+                    if !self.moved.is_empty() {
+                        self.moved.clear();
+                        self.replan = true;
+                    }
+                }
                 Timer::Resync => {
                     self.set_timer(Timer::Resync, now + RESYNC);
                     self.cni.recheck();
@@ -674,11 +707,16 @@ impl Control {
     /// log) and counted in the status while they stay refused.
     fn make_plan(&mut self, cause: PlanCause) {
         self.replan = false;
+        // A moved route wins over a learned one (still from the node's
+        // old address); a held one only stands in for a missing one.
+        let moved = &self.moved;
         let mut learned: Vec<LearnedRoute> = self
             .held
             .iter()
             .filter(|(prefix, _)| !self.learned.contains_key(prefix))
             .chain(&self.learned)
+            .filter(|(prefix, _)| !moved.contains_key(prefix))
+            .chain(moved)
             .map(|(prefix, next_hop)| LearnedRoute {
                 prefix: *prefix,
                 next_hop: *next_hop,

@@ -12,7 +12,7 @@ use super::super::reload::Reload;
 use super::super::tunnel::{TunnelError, TunnelExit, TunnelSetup};
 use super::Rejection;
 use crate::config::ConfigError;
-use crate::datastore::BlockOwner;
+use crate::datastore::{BlockOwner, ClusterNode};
 use crate::planner::{DesiredRoute, RejectReason};
 use crate::state::{DatastoreStatus, NodeStatus, TunnelStatus};
 
@@ -43,6 +43,12 @@ pub enum Output {
     Status(StatusChange),
     /// Something to log.
     Event(Event),
+    /// Write this node's record with the address the kernel has now
+    /// (`datastore: etcd`, where the agent owns its record), so that the
+    /// other nodes move their routes to it whether or not this agent is
+    /// started again soon. A [`Stop`] right after it waits for the write
+    /// (for a bounded time).
+    WriteRecord(ClusterNode),
     /// Stop the agent (routes persist, as on SIGTERM), for this reason.
     Stop(Stop),
 }
@@ -50,10 +56,11 @@ pub enum Output {
 /// Why the agent stops on its own.
 #[derive(Debug)]
 pub enum Stop {
-    /// This node's address changed in the datastore, and the speaker's
-    /// router ID and listener are bound to the old one. `route-agent run`
-    /// exits with code 3 and its supervisor (the DaemonSet) starts it
-    /// again on the new address.
+    /// This node's address changed (in the datastore; or, with `datastore:
+    /// etcd`, on its interface: the new record is written first), and the
+    /// speaker's router ID and listener are bound to the old one.
+    /// `route-agent run` exits with code 3 and its supervisor (the
+    /// DaemonSet, systemd) starts it again on the new address.
     AddressChanged(AddressChange),
     /// The tunnel can never be set up as configured (the userspace tunnel
     /// refused the command line the agent gave it): `route-agent run`
@@ -80,7 +87,7 @@ pub struct Plan {
 pub struct AddressChange {
     /// The address the agent runs on.
     pub old: std::net::Ipv4Addr,
-    /// The address of its Node now.
+    /// The address it has now.
     pub new: std::net::Ipv4Addr,
 }
 
@@ -217,4 +224,17 @@ pub enum Event {
     /// The reloaded file names another datastore: that takes a restart,
     /// and nothing of the file is applied.
     DatastoreChanged,
+    /// Another node's address changed in the datastore: the routes to its
+    /// blocks follow it at once ([`super::moves`]), until its sessions
+    /// from the new address bring them again or the bound passes.
+    NodeMoved {
+        /// The node.
+        node: String,
+        /// Its address before.
+        old: std::net::Ipv4Addr,
+        /// Its address now.
+        new: std::net::Ipv4Addr,
+        /// Its blocks whose routes moved.
+        blocks: Vec<IpNetwork>,
+    },
 }

@@ -38,7 +38,7 @@ impl Control {
         let mut refused = BTreeSet::new();
         let mut events = Vec::new();
         learned.retain(|r| match ds.nodes.owner_of(&r.prefix) {
-            Some(owner) if owner.name != ds.name && IpAddr::V4(owner.ip()) != r.next_hop => {
+            Some(owner) if owner.name != ds.name && owner.next_hop_for(&r.prefix) != r.next_hop => {
                 refused.insert((r.prefix, r.next_hop));
                 if !self.not_from_owner.contains(&(r.prefix, r.next_hop)) {
                     events.push(Event::NotFromOwner {
@@ -63,5 +63,5 @@ impl Control {
 pub(super) fn confirms(nodes: &NodeSet, prefix: IpNetwork, next_hop: IpAddr) -> bool {
     nodes
         .iter()
-        .any(|n| IpAddr::V4(n.ip()) == next_hop && n.blocks.contains(&prefix))
+        .any(|n| n.blocks.contains(&prefix) && n.next_hop_for(&prefix) == next_hop)
 }

@@ -648,6 +648,7 @@ fn only_a_failed_peer_command_is_reported() {
 /// The CNI file's outputs.
 mod cni;
 mod first_plan;
+mod moves;
 /// Nodes from a datastore.
 mod nodes;
 mod tunnel_retry;

@@ -4,7 +4,8 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `PREFIX/blocks/10.244.0.64-26` | the name of the node that holds the block |
+//! | `PREFIX/blocks/10.244.0.64-26`, `PREFIX/blocks/fd00:244::40-122` | the name of the node that holds the block |
+//! | `PREFIX/nodes/node-a` | node-a's record ([`record`]) |
 //!
 //! A claim is one transaction: "if the key was never created, create it
 //! with my name", so of any number of nodes racing for a block exactly
@@ -26,7 +27,7 @@ use std::time::Duration;
 use etcdv3client::grpc::{CredentialInterceptor, TonicClient};
 use etcdv3client::pb;
 use futures_util::StreamExt;
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::EtcdConfig;
@@ -65,7 +66,7 @@ pub enum EtcdError {
     )]
     BlockTaken {
         /// The block.
-        block: Ipv4Network,
+        block: IpNetwork,
         /// Who holds it.
         holder: String,
     },
@@ -75,7 +76,7 @@ pub enum EtcdError {
     )]
     PoolFull {
         /// The pool.
-        pool: Ipv4Network,
+        pool: IpNetwork,
         /// Its block size.
         size: u8,
     },
@@ -154,7 +155,7 @@ impl Etcd {
 
     /// Every block claim under the prefix, by block. Keys that are not
     /// block keys, or values that are not UTF-8, are left out (logged).
-    pub async fn claims(&mut self) -> Result<BTreeMap<Ipv4Network, String>, EtcdError> {
+    pub async fn claims(&mut self) -> Result<BTreeMap<IpNetwork, String>, EtcdError> {
         let folder = blocks::blocks_folder(&self.prefix);
         let mut out = BTreeMap::new();
         for kv in self.range_prefix(&folder).await? {
@@ -183,9 +184,9 @@ impl Etcd {
     pub async fn claim_block(
         &mut self,
         node: &str,
-        pool: Ipv4Network,
+        pool: IpNetwork,
         size: u8,
-    ) -> Result<Ipv4Network, EtcdError> {
+    ) -> Result<IpNetwork, EtcdError> {
         loop {
             let claimed = self.claims().await?;
             if let Some(held) = blocks::held_by(pool, node, &claimed).first() {
@@ -206,7 +207,7 @@ impl Etcd {
     /// Releases every block `node` holds: each key is deleted only if it
     /// still names `node` (a transaction per block). Returns the blocks
     /// released.
-    pub async fn release_blocks(&mut self, node: &str) -> Result<Vec<Ipv4Network>, EtcdError> {
+    pub async fn release_blocks(&mut self, node: &str) -> Result<Vec<IpNetwork>, EtcdError> {
         let mut released = Vec::new();
         for (block, holder) in self.claims().await? {
             if holder != node {
@@ -246,7 +247,7 @@ pub struct Listing {
     /// Every node record.
     pub records: Vec<record::RawRecord>,
     /// Every block claim, by block.
-    pub claims: BTreeMap<Ipv4Network, String>,
+    pub claims: BTreeMap<IpNetwork, String>,
     /// The store's revision of this listing.
     pub revision: i64,
 }
@@ -342,7 +343,7 @@ impl Etcd {
     /// Claims exactly `block` for `node` (a configured block): succeeds
     /// when the block is free (the claim is made) or already `node`'s;
     /// fails with [`EtcdError::BlockTaken`] when another node holds it.
-    pub async fn claim_exact(&mut self, node: &str, block: Ipv4Network) -> Result<(), EtcdError> {
+    pub async fn claim_exact(&mut self, node: &str, block: IpNetwork) -> Result<(), EtcdError> {
         let key = blocks::block_key(&self.prefix, block).into_bytes();
         // On failure, read who holds it.
         let read_holder = vec![pb::RequestOp {
@@ -403,7 +404,7 @@ pub struct Removed {
     /// Whether there was a record.
     pub record: bool,
     /// The blocks released.
-    pub blocks: Vec<Ipv4Network>,
+    pub blocks: Vec<IpNetwork>,
 }
 
 impl Etcd {
@@ -415,6 +416,54 @@ impl Etcd {
         let record = self.delete_record(name).await?;
         let blocks = self.release_blocks(name).await?;
         Ok(Removed { record, blocks })
+    }
+}
+
+/// How long to wait before asking etcd again after a request failed
+/// more than [`QUICK_RETRIES`] times in a row.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Failures in a row retried after [`QUICK_RETRY`].
+pub const QUICK_RETRIES: u32 = 5;
+/// The delay of the first retries.
+pub const QUICK_RETRY: Duration = Duration::from_millis(100);
+
+/// The delay before asking again after `failures` failed requests in a
+/// row: [`QUICK_RETRY`] for the first [`QUICK_RETRIES`], then
+/// [`RETRY_EVERY`]. Quick first: the client spreads requests over every
+/// endpoint, so with a member down (or just restarted and not yet in the
+/// cluster) some are refused at once while the next goes to a member that
+/// answers.
+pub fn retry_delay(failures: u32) -> Duration {
+    if failures <= QUICK_RETRIES {
+        QUICK_RETRY
+    } else {
+        RETRY_EVERY
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails for good: request failures
+/// (etcd unreachable, no quorum) are retried after [`retry_delay`], logged
+/// once every 10 s as "cannot `what` yet"; other errors (a full pool, a
+/// block held by another node, unreadable TLS files) are returned.
+pub async fn retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, EtcdError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, EtcdError>>,
+{
+    let mut last_log: Option<tokio::time::Instant> = None;
+    let mut failures = 0u32;
+    loop {
+        match attempt().await {
+            Err(EtcdError::Request(e)) => {
+                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!("etcd: cannot {what} yet ({e}); retrying");
+                    last_log = Some(tokio::time::Instant::now());
+                }
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(retry_delay(failures)).await;
+            }
+            done => return done,
+        }
     }
 }
 
@@ -459,6 +508,13 @@ fn claim_if_unclaimed(key: Vec<u8>, node: &str, failure: Vec<pb::RequestOp>) -> 
 #[cfg(test)]
 mod tests {
     use super::prefix_end;
+
+    #[test]
+    fn requests_are_retried_quickly_five_times_then_every_second() {
+        let delays: Vec<u128> = (1..=7).map(|n| super::retry_delay(n).as_millis()).collect();
+        assert_eq!(delays, [100, 100, 100, 100, 100, 1000, 1000]);
+        assert_eq!(super::retry_delay(u32::MAX), super::RETRY_EVERY);
+    }
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

@@ -5,9 +5,13 @@
 //! at start ([`NodeRecord`]):
 //!
 //! ```json
-//! {"name": "node-a", "address": "10.0.1.10/24", "tunnel-address": "10.244.0.0",
-//!  "blocks": ["10.244.0.0/26"], "asn": 64512, "route-reflector": null}
+//! {"name": "node-a", "address": "10.0.1.10/24", "address-v6": "fd00:1::10",
+//!  "tunnel-address": "10.244.0.0", "blocks": ["10.244.0.0/26", "fd00:244::/122"],
+//!  "asn": 64512, "route-reflector": null}
 //! ```
+//!
+//! `address-v6` is the next hop of the node's IPv6 blocks: only routes
+//! to them through it are accepted; without it, none.
 //!
 //! A record is input like any other, whoever wrote it. One that does not
 //! parse, whose address is not a host address of its own subnet, that
@@ -18,7 +22,7 @@
 //! Kubernetes datastore's (`node::check`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
@@ -56,12 +60,19 @@ pub struct NodeRecord {
     /// prefix length is the CrossSubnet test).
     #[serde(deserialize_with = "with_prefix_length")]
     pub address: Ipv4Network,
+    /// Its IPv6 address, the next hop of its IPv6 blocks; written only
+    /// with IPv6 blocks (agents before IPv6 blocks refuse unknown keys, so
+    /// an IPv4-only cluster's records stay readable to them during an
+    /// upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_v6: Option<Ipv6Addr>,
     /// Its tunnel device's address (default: its first block's first
     /// address).
     #[serde(default)]
     pub tunnel_address: Option<Ipv4Addr>,
-    /// Its pod blocks, each claimed for it under `PREFIX/blocks/`.
-    pub blocks: Vec<Ipv4Network>,
+    /// Its pod blocks (IPv4 and IPv6), each claimed for it under
+    /// `PREFIX/blocks/`.
+    pub blocks: Vec<IpNetwork>,
     /// Its AS.
     pub asn: u32,
     /// Its route-reflector cluster ID, when it is a reflector.
@@ -75,15 +86,9 @@ impl NodeRecord {
         NodeRecord {
             name: node.name.clone(),
             address: node.address,
+            address_v6: recorded_v6(node.address_v6, &node.blocks),
             tunnel_address: node.tunnel_address,
-            blocks: node
-                .blocks
-                .iter()
-                .filter_map(|b| match b {
-                    IpNetwork::V4(b) => Some(*b),
-                    IpNetwork::V6(_) => None,
-                })
-                .collect(),
+            blocks: node.blocks.clone(),
             asn,
             route_reflector: node.reflector,
         }
@@ -94,6 +99,14 @@ impl NodeRecord {
         // A struct of strings and numbers always serialises.
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+/// The IPv6 address a record holds for a node with `address_v6` and
+/// `blocks`: its address when it has an IPv6 block (its next hop), else
+/// none ([`NodeRecord::address_v6`]). The agent's own node is built with
+/// this, so that it equals its record read back.
+pub fn recorded_v6(address_v6: Option<Ipv6Addr>, blocks: &[IpNetwork]) -> Option<Ipv6Addr> {
+    address_v6.filter(|_| blocks.iter().any(IpNetwork::is_ipv6))
 }
 
 /// An IPv4 address that must be written with its prefix length.
@@ -124,7 +137,7 @@ pub struct RawRecord {
 /// the block claims by block; `asn` is ours.
 pub fn parse(
     raw: &RawRecord,
-    claims: &BTreeMap<Ipv4Network, String>,
+    claims: &BTreeMap<IpNetwork, String>,
     asn: u32,
 ) -> Result<ClusterNode, Skip> {
     let r: NodeRecord =
@@ -159,14 +172,18 @@ pub fn parse(
                 holder: holder.cloned(),
             });
         }
-        if !blocks.contains(&IpNetwork::V4(*b)) {
-            blocks.push(IpNetwork::V4(*b));
+        if !blocks.contains(b) {
+            blocks.push(*b);
         }
     }
-    let tunnel_address = r.tunnel_address.or(r.blocks.first().map(|b| b.network()));
+    let tunnel_address = r.tunnel_address.or(r.blocks.iter().find_map(|b| match b {
+        IpNetwork::V4(b) => Some(b.network()),
+        IpNetwork::V6(_) => None,
+    }));
     Ok(ClusterNode {
         name: r.name,
         address: a,
+        address_v6: r.address_v6,
         blocks,
         tunnel_address,
         reflector: r.route_reflector,
@@ -179,7 +196,7 @@ pub fn parse(
 /// record, then by name), as with Kubernetes Nodes.
 pub fn build(
     records: &[RawRecord],
-    claims: &BTreeMap<Ipv4Network, String>,
+    claims: &BTreeMap<IpNetwork, String>,
     pools: &[IpNetwork],
     previous: &NodeSet,
     asn: u32,
@@ -240,7 +257,7 @@ mod tests {
         format!(r#"{{"name":"{name}","address":"{address}","blocks":["{block}"],"asn":{ASN}}}"#)
     }
 
-    fn claims(list: &[(&str, &str)]) -> BTreeMap<Ipv4Network, String> {
+    fn claims(list: &[(&str, &str)]) -> BTreeMap<IpNetwork, String> {
         list.iter()
             .map(|(b, n)| (b.parse().unwrap(), (*n).to_owned()))
             .collect()
@@ -359,6 +376,55 @@ mod tests {
             r#"{"name":"c","address":"10.0.2.10/24","blocks":["10.244.0.128/26"],"asn":65000}"#;
         let b = with_third(raw("c", json, 3), &NodeSet::new());
         assert_eq!(reasons(&b), vec![("c".into(), SkipReason::OtherAs, false)]);
+    }
+
+    #[test]
+    fn a_dual_stack_record_gives_both_blocks_and_the_ipv6_next_hop() {
+        let json = r#"{"name":"c","address":"10.0.2.10/24","address-v6":"fd00:2::10","blocks":["10.244.0.128/26","fd00:244::80/122"],"asn":64512}"#;
+        let records = vec![raw("c", json, 3)];
+        let mut cl = claims(&[("10.244.0.128/26", "c")]);
+        cl.insert("fd00:244::80/122".parse().unwrap(), "c".to_owned());
+        let pools: Vec<IpNetwork> = vec![
+            "10.244.0.0/16".parse().unwrap(),
+            "fd00:244::/48".parse().unwrap(),
+        ];
+        let b = build(&records, &cl, &pools, &NodeSet::new(), ASN);
+        assert!(b.skipped.is_empty(), "{:?}", b.skipped);
+        let c = b.set.get("c").unwrap();
+        assert_eq!(c.blocks.len(), 2);
+        assert_eq!(c.tunnel_address, Some("10.244.0.128".parse().unwrap()));
+        let v6: IpNetwork = "fd00:244::80/122".parse().unwrap();
+        assert_eq!(c.next_hop_for(&v6).to_string(), "fd00:2::10");
+        // Its IPv6 block claimed by another node: skipped.
+        cl.insert(v6, "d".to_owned());
+        let b = build(&records, &cl, &pools, &NodeSet::new(), ASN);
+        assert_eq!(
+            reasons(&b),
+            vec![("c".into(), SkipReason::BlockNotClaimed, false)]
+        );
+        // And the record round-trips with both.
+        let again = NodeRecord::of(c, ASN);
+        assert_eq!(again.blocks.len(), 2);
+        assert_eq!(again.address_v6, Some("fd00:2::10".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_node_without_ipv6_blocks_writes_no_ipv6_address() {
+        // Agents from before IPv6 blocks refuse unknown keys: an IPv4-only
+        // node's record stays as they know it.
+        let node = ClusterNode {
+            name: "a".into(),
+            address: "10.0.1.10/24".parse().unwrap(),
+            address_v6: Some("fd00:1::10".parse().unwrap()),
+            blocks: vec!["10.244.0.0/26".parse().unwrap()],
+            tunnel_address: None,
+            reflector: None,
+        };
+        let json = String::from_utf8(NodeRecord::of(&node, ASN).to_json()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"name":"a","address":"10.0.1.10/24","tunnel-address":null,"blocks":["10.244.0.0/26"],"asn":64512,"route-reflector":null}"#
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! - **Durable.** Losing etcd (a member, quorum, or this node's link to
 //!   it) sends nothing: the agent keeps the last node set, so no session
-//!   or route goes. The source lists again once etcd answers (retries
-//!   after 0.5 s, doubling to 5 s) and watches from there; a listing that
+//!   or route goes. The source lists again once etcd answers
+//!   ([`retry_delay`]: a few quick retries, then 0.5 s doubling to 5 s)
+//!   and watches from there; a listing that
 //!   finds what was there builds an equal snapshot, which is not sent, so
 //!   a resync churns no route.
 //! - **Debounce** as with Kubernetes: [`QUIET`](super::super::kubernetes::QUIET) after the last change of
@@ -25,12 +26,29 @@ use tokio::time::Instant;
 
 use super::super::kubernetes::{Snapshot, debounce, sleep_until};
 use super::super::node::SkipReason;
-use super::{Etcd, Listing, record};
+use super::{Etcd, Listing, QUICK_RETRIES, QUICK_RETRY, record};
 
-/// The first retry delay after etcd failed; it doubles up to [`RETRY_MAX`].
+/// The first backed-off retry delay; it doubles up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(500);
 /// The longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// How long to wait before listing again after `failures` failed rounds
+/// in a row (1 for the first). The first few retries are quick: with one
+/// member down, the client still sends some requests to it (it spreads
+/// them over every endpoint), and those fail at once with the connection
+/// refused while the next goes to a live member; backing off from the
+/// first such failure held changes back for seconds (seen: over 10 s with
+/// a member killed, one refused request after another). An etcd that is
+/// really away is asked every 0.5 s, doubling to 5 s, after that.
+pub fn retry_delay(failures: u32) -> Duration {
+    match failures.checked_sub(QUICK_RETRIES + 1) {
+        None => QUICK_RETRY,
+        Some(n) => RETRY_MIN
+            .checked_mul(1u32.checked_shl(n).unwrap_or(u32::MAX))
+            .map_or(RETRY_MAX, |d| d.min(RETRY_MAX)),
+    }
+}
 
 /// The running source: snapshots out, the config's pools in.
 #[derive(Debug)]
@@ -56,7 +74,11 @@ pub fn start(etcd: Etcd, pools: Vec<IpNetwork>, asn: u32) -> Source {
 /// What one list-and-watch round ended with.
 enum Round {
     /// etcd failed or the watch ended: list again after a delay.
-    Retry,
+    Retry {
+        /// The round had listed and watched before it failed: the
+        /// failures in a row start again.
+        listed: bool,
+    },
     /// Nobody reads the snapshots any more.
     Stop,
 }
@@ -72,18 +94,19 @@ async fn run(
         reported: BTreeSet::new(),
         asn,
     };
-    let mut delay = RETRY_MIN;
+    let mut failures = 0u32;
     let mut unreachable = false;
     loop {
         match round(&mut etcd, &tx, &mut pools, &mut state, &mut unreachable).await {
             Round::Stop => return,
-            Round::Retry => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
+            Round::Retry { listed } => {
+                failures = if listed {
+                    1
+                } else {
+                    failures.saturating_add(1)
+                };
+                tokio::time::sleep(retry_delay(failures)).await;
             }
-        }
-        if !unreachable {
-            delay = RETRY_MIN;
         }
     }
 }
@@ -152,22 +175,22 @@ async fn round(
     state: &mut State,
     unreachable: &mut bool,
 ) -> Round {
-    let failed = |e: &dyn std::fmt::Display, unreachable: &mut bool| {
+    let failed = |e: &dyn std::fmt::Display, unreachable: &mut bool, listed: bool| {
         if !*unreachable {
             tracing::warn!(
                 "etcd: {e}; keeping the last node set (sessions and routes stay) and retrying"
             );
             *unreachable = true;
         }
-        Round::Retry
+        Round::Retry { listed }
     };
     let mut listing = match etcd.list().await {
         Ok(l) => l,
-        Err(e) => return failed(&e, unreachable),
+        Err(e) => return failed(&e, unreachable, false),
     };
     let mut stream = match etcd.watch_from(listing.revision + 1).await {
         Ok(s) => s,
-        Err(e) => return failed(&e, unreachable),
+        Err(e) => return failed(&e, unreachable, false),
     };
     if *unreachable {
         tracing::info!("etcd reachable again: records listed and watched");
@@ -186,7 +209,7 @@ async fn round(
                     if response.canceled || response.compact_revision > 0 {
                         // The watch was cancelled (or its start compacted
                         // away): list again.
-                        return failed(&format_args!("watch cancelled: {}", response.cancel_reason), unreachable);
+                        return failed(&format_args!("watch cancelled: {}", response.cancel_reason), unreachable, true);
                     }
                     for event in &response.events {
                         let Some(kv) = &event.kv else { continue };
@@ -198,8 +221,8 @@ async fn round(
                         pending = Some(debounce(pending, Instant::now()));
                     }
                 }
-                Ok(None) => return failed(&"the watch ended", unreachable),
-                Err(e) => return failed(&e, unreachable),
+                Ok(None) => return failed(&"the watch ended", unreachable, true),
+                Err(e) => return failed(&e, unreachable, true),
             },
             changed = pools.changed() => {
                 if changed.is_err() {
@@ -214,5 +237,33 @@ async fn round(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_retries_are_quick_then_the_delay_backs_off_to_five_seconds() {
+        let delays: Vec<Duration> = (1..=10).map(retry_delay).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(
+            delays,
+            [
+                ms(100),
+                ms(100),
+                ms(100),
+                ms(100),
+                ms(100),
+                ms(500),
+                ms(1000),
+                ms(2000),
+                ms(4000),
+                ms(5000)
+            ]
+        );
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+        assert_eq!(retry_delay(0), QUICK_RETRY);
     }
 }

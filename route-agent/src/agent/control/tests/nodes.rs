@@ -3,17 +3,18 @@
 
 use super::*;
 
-fn cluster_node(name: &str, ip: &str, block: &str, reflector: bool) -> ClusterNode {
+pub(super) fn cluster_node(name: &str, ip: &str, block: &str, reflector: bool) -> ClusterNode {
     ClusterNode {
         name: name.into(),
         address: format!("{ip}/32").parse().unwrap(),
+        address_v6: None,
         blocks: vec![net(block)],
         tunnel_address: None,
         reflector: reflector.then(|| ip.parse().unwrap()),
     }
 }
 
-fn node_set(b_reflects: bool) -> NodeSet {
+pub(super) fn node_set(b_reflects: bool) -> NodeSet {
     let mut set = NodeSet::new();
     set.insert(cluster_node("node-a", "10.0.0.5", "10.244.1.0/26", false));
     set.insert(cluster_node(
@@ -28,6 +29,12 @@ fn node_set(b_reflects: bool) -> NodeSet {
 
 /// A control step of node-a whose nodes come from a datastore.
 fn start_with_nodes() -> (Control, Instant, Vec<Output>) {
+    start_with(false)
+}
+
+/// [`start_with_nodes`]; `writes_record`: the agent writes node-a's
+/// record itself (etcd).
+pub(super) fn start_with(writes_record: bool) -> (Control, Instant, Vec<Output>) {
     let file = Config::parse_with(
         Path::new("k.yaml"),
         "node: {name: node-a}\npools: [{cidr: 10.244.0.0/16, ipip-mode: never}]\n",
@@ -50,6 +57,7 @@ fn start_with_nodes() -> (Control, Instant, Vec<Output>) {
                 name: "node-a".into(),
                 file,
                 nodes,
+                writes_record,
             }),
         },
         Box::new(NoUnderlay),
@@ -58,7 +66,7 @@ fn start_with_nodes() -> (Control, Instant, Vec<Output>) {
     (c, t0, out)
 }
 
-fn snapshot(nodes: NodeSet) -> Snapshot {
+pub(super) fn snapshot(nodes: NodeSet) -> Snapshot {
     Snapshot {
         nodes,
         skipped: Vec::new(),
@@ -183,5 +191,62 @@ fn a_route_held_through_a_hand_over_goes_when_its_nodes_block_changes() {
     assert!(
         !last.iter().any(|r| r.starts_with("10.244.3.0/26")),
         "{last:?}"
+    );
+}
+
+/// `prefix` (IPv6) learned from `peer` with IPv6 next hop `next_hop`.
+fn best_v6(prefix: &str, next_hop: &str, peer: &str) -> RouteChange {
+    let global: std::net::Ipv6Addr = next_hop.parse().unwrap();
+    RouteChange::Best(BestRoute {
+        prefix: net(prefix),
+        next_hop: IpAddr::V6(global),
+        peer: Some(ip(peer)),
+        attrs: Arc::new(PathAttrs::new(
+            Origin::Igp,
+            AsPath::default(),
+            NextHop::V6 {
+                global,
+                link_local: None,
+            },
+        )),
+        stale: false,
+    })
+}
+
+#[test]
+fn an_ipv6_block_is_owned_through_its_nodes_ipv6_address() {
+    let (mut c, t0, _) = start_with(false);
+    let mut nodes = node_set(false);
+    let mut b = nodes.get("node-b").unwrap().clone();
+    b.address_v6 = Some("fd00::6".parse().unwrap());
+    b.blocks.push(net("fd00:244::40/122"));
+    nodes.insert(b);
+    c.handle_nodes(t0, &snapshot(nodes));
+    let out = drain(&mut c);
+    assert!(
+        commands(&out).iter().any(|cmd| matches!(
+            cmd,
+            SpeakerCommand::SetBlockOwners(o) if o.iter().any(|o| o.block == net("fd00:244::40/122") && o.next_hop == ip("fd00::6"))
+        )),
+        "{out:?}"
+    );
+    // From node-b's IPv6 address: its own route, not refused.
+    c.handle_routes(t0, &[best_v6("fd00:244::40/122", "fd00::6", "10.0.0.6")]);
+    let out = drain(&mut c);
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::NotFromOwner { .. })),
+        "{out:?}"
+    );
+    // From another IPv6 address: refused as not from the owner.
+    c.handle_routes(t0, &[best_v6("fd00:244::40/122", "fd00::7", "10.0.0.7")]);
+    let out = drain(&mut c);
+    assert!(
+        events(&out).iter().any(|e| matches!(
+            e,
+            Event::NotFromOwner { owner, .. } if owner == "node-b"
+        )),
+        "{out:?}"
     );
 }
