@@ -13,77 +13,42 @@
 //! outlive the command) and unmounts it on every path.
 
 mod common;
+#[path = "common/lab.rs"]
+mod lab;
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const NODE_A: &str = "10.90.1.2";
-const NODE_B: &str = "10.91.1.2";
-const POD_A: &str = "10.244.1.2";
-const POD_B: &str = "10.244.2.2";
+use lab::{NODE_A, NODE_B, POD_A, POD_B, Topology, must, run, transfer_10_mb};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
-}
-
-fn must(args: &[&str]) {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The namespaces and the bpffs of one test, removed on drop.
+/// The lab's namespaces and a bpffs of the test's own, removed on drop.
 struct Lab {
-    tag: String,
+    topology: Topology,
     pins: PathBuf,
-    namespaces: Vec<String>,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
         let _ = run(&["umount", &self.pins.to_string_lossy()]);
         let _ = std::fs::remove_dir(&self.pins);
+    }
+}
+
+impl Deref for Lab {
+    type Target = Topology;
+
+    fn deref(&self) -> &Topology {
+        &self.topology
     }
 }
 
 static LABS: AtomicUsize = AtomicUsize::new(0);
 
 impl Lab {
-    fn ns(&self, which: &str) -> String {
-        format!("{}-{which}", self.tag)
-    }
-
-    fn exec(&self, which: &str, args: &[&str]) -> Output {
-        let ns = self.ns(which);
-        let mut full = vec!["ip", "netns", "exec", &ns];
-        full.extend_from_slice(args);
-        run(&full)
-    }
-
-    fn must(&self, which: &str, args: &[&str]) -> String {
-        let out = self.exec(which, args);
-        assert!(
-            out.status.success(),
-            "in {which}: {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// The topology, and the bpf backend on both nodes.
     fn new() -> Lab {
         common::require_root(
@@ -93,109 +58,15 @@ impl Lab {
         let tag = format!("ipipb{}x{n}", std::process::id());
         let pins = std::env::temp_dir().join(format!("{tag}-bpffs"));
         std::fs::create_dir_all(&pins).expect("pin dir");
-        let mut lab = Lab {
-            tag,
+        let lab = Lab {
+            topology: Topology::new(&tag),
             pins,
-            namespaces: Vec::new(),
         };
         must(&["mount", "-t", "bpf", "bpf", &lab.pins.to_string_lossy()]);
-        for which in ["router", "node-a", "node-b", "pod-a", "pod-b"] {
-            let ns = lab.ns(which);
-            must(&["ip", "netns", "add", &ns]);
-            lab.namespaces.push(ns);
-            lab.must(which, &["ip", "link", "set", "lo", "up"]);
-        }
-        let (r, na, nb, pa, pb) = (
-            lab.ns("router"),
-            lab.ns("node-a"),
-            lab.ns("node-b"),
-            lab.ns("pod-a"),
-            lab.ns("pod-b"),
-        );
-        for (inner, outer, peer, ns) in [
-            (&na, "eth0", "to-a", &r),
-            (&nb, "eth0", "to-b", &r),
-            (&pa, "eth0", "cali-a", &na),
-            (&pb, "eth0", "cali-b", &nb),
-        ] {
-            must(&[
-                "ip", "-n", inner, "link", "add", outer, "type", "veth", "peer", "name", peer,
-                "netns", ns,
-            ]);
-        }
-        let cmds: &[(&str, &[&str])] = &[
-            (
-                "router",
-                &["ip", "addr", "add", "10.90.1.1/24", "dev", "to-a"],
-            ),
-            (
-                "router",
-                &["ip", "addr", "add", "10.91.1.1/24", "dev", "to-b"],
-            ),
-            ("router", &["ip", "link", "set", "to-a", "up"]),
-            ("router", &["ip", "link", "set", "to-b", "up"]),
-            ("router", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
-            (
-                "node-a",
-                &["ip", "addr", "add", "10.90.1.2/24", "dev", "eth0"],
-            ),
-            ("node-a", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "node-a",
-                &["ip", "route", "add", "default", "via", "10.90.1.1"],
-            ),
-            (
-                "node-a",
-                &["ip", "addr", "add", "10.244.1.1/24", "dev", "cali-a"],
-            ),
-            ("node-a", &["ip", "link", "set", "cali-a", "up"]),
-            ("node-a", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
-            // Strict reverse-path filtering: opened packets must arrive on
-            // the device their source routes through (eth0 here).
-            (
-                "node-a",
-                &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
-            ),
-            (
-                "node-b",
-                &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
-            ),
-            (
-                "node-b",
-                &["ip", "addr", "add", "10.91.1.2/24", "dev", "eth0"],
-            ),
-            ("node-b", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "node-b",
-                &["ip", "route", "add", "default", "via", "10.91.1.1"],
-            ),
-            (
-                "node-b",
-                &["ip", "addr", "add", "10.244.2.1/24", "dev", "cali-b"],
-            ),
-            ("node-b", &["ip", "link", "set", "cali-b", "up"]),
-            ("node-b", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
-            (
-                "pod-a",
-                &["ip", "addr", "add", "10.244.1.2/24", "dev", "eth0"],
-            ),
-            ("pod-a", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "pod-a",
-                &["ip", "route", "add", "default", "via", "10.244.1.1"],
-            ),
-            (
-                "pod-b",
-                &["ip", "addr", "add", "10.244.2.2/24", "dev", "eth0"],
-            ),
-            ("pod-b", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "pod-b",
-                &["ip", "route", "add", "default", "via", "10.244.2.1"],
-            ),
-        ];
-        for (which, args) in cmds {
-            lab.must(which, args);
+        // Strict reverse-path filtering: opened packets must arrive on the
+        // device their source routes through (eth0 here).
+        for node in ["node-a", "node-b"] {
+            lab.must(node, &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
         }
         let a = lab.setup("node-a", NODE_A, &format!("10.244.2.0/24={NODE_B}"));
         assert!(a.contains("opened=loaded ingress=attached"), "{a}");
@@ -256,66 +127,6 @@ impl Lab {
     }
 }
 
-const RECEIVER: &str = r#"
-import hashlib, socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 5001)); s.listen(1); s.settimeout(30)
-print("listening", flush=True)
-c, _ = s.accept(); c.settimeout(30)
-h = hashlib.sha256(); n = 0
-while True:
-    d = c.recv(1 << 16)
-    if not d: break
-    h.update(d); n += len(d)
-print(n, h.hexdigest(), flush=True)
-"#;
-
-const SENDER: &str = r#"
-import hashlib, random, socket, sys, time
-data = random.Random(2003).randbytes(10 * 1024 * 1024 + 12345)
-for _ in range(100):
-    try:
-        c = socket.create_connection((sys.argv[1], 5001), timeout=30); break
-    except OSError:
-        time.sleep(0.1)
-c.sendall(data); c.close()
-print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
-"#;
-
-/// Sends 10 MB (and a bit) from `from` to `to_addr` in `to` over TCP and
-/// checks the same bytes arrived.
-fn transfer_10_mb(lab: &Lab, from: &str, to: &str, to_addr: &str) {
-    let mut receiver = Command::new("ip")
-        .args(["netns", "exec", &lab.ns(to), "python3", "-c", RECEIVER])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn receiver");
-    let sent = lab.exec(from, &["python3", "-c", SENDER, to_addr]);
-    let received = {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while receiver.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = receiver.kill();
-        receiver.wait_with_output().expect("receiver output")
-    };
-    let sent_line = String::from_utf8_lossy(&sent.stdout).trim().to_string();
-    let received_text = String::from_utf8_lossy(&received.stdout);
-    let received_line = received_text.lines().last().unwrap_or_default().trim();
-    assert!(
-        sent.status.success() && sent_line.starts_with("10498105 "),
-        "sender in {from} failed: {sent_line} {}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
-    assert_eq!(
-        received_line,
-        sent_line,
-        "{to} got different bytes; receiver stderr: {}",
-        String::from_utf8_lossy(&received.stderr)
-    );
-}
-
 #[test]
 fn pods_ping_and_move_10_mb_of_tcp_byte_exact_both_ways_through_the_bpf_programs() {
     let lab = Lab::new();
@@ -324,7 +135,7 @@ fn pods_ping_and_move_10_mb_of_tcp_byte_exact_both_ways_through_the_bpf_programs
     // The route as the kernel holds it reads back as the program's own.
     assert_eq!(lab.show("node-a")["routes"], "1");
     let before = lab.counter("node-a", "encapsulated");
-    transfer_10_mb(&lab, "pod-a", "pod-b", POD_B);
+    let bytes = transfer_10_mb(&lab, "pod-a", "pod-b", POD_B);
     transfer_10_mb(&lab, "pod-b", "pod-a", POD_A);
     let a = lab.show("node-a");
     let b = lab.show("node-b");
@@ -338,7 +149,7 @@ fn pods_ping_and_move_10_mb_of_tcp_byte_exact_both_ways_through_the_bpf_programs
     // underlay whole: far fewer encapsulations than 1,480-byte segments.
     let encapsulated = n(&a, "encapsulated") - before;
     assert!(
-        encapsulated < 10_498_105 / 1480,
+        encapsulated < bytes / 1480,
         "node-a encapsulated {encapsulated} packets for 10 MB: no GSO? {a:?}"
     );
     // On a kernel whose lwt_bpf refuses IPIP for GSO packets the program

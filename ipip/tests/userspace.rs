@@ -10,35 +10,19 @@
 //! OTHER_NODE dev tunl0 onlink`, as Calico does across subnets.
 
 mod common;
+#[path = "common/lab.rs"]
+mod lab;
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const NODE_A: &str = "10.90.1.2";
-const NODE_B: &str = "10.91.1.2";
+use lab::{NODE_A, NODE_B, POD_A, POD_B, Topology, must, transfer_10_mb};
+
 const ROUTER_A: &str = "10.90.1.1";
-const POD_A: &str = "10.244.1.2";
-const POD_B: &str = "10.244.2.2";
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
-}
-
-fn must(args: &[&str]) {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// One running `ipip-tunnel`, its stdout going to a file.
 struct Tunnel {
@@ -80,12 +64,11 @@ impl Tunnel {
     }
 }
 
-/// The namespaces and processes of one test; everything is removed on drop,
-/// whichever way the test ends.
+/// The lab's namespaces and the processes of one test; everything is
+/// removed on drop, whichever way the test ends.
 struct Lab {
-    tag: String,
+    topology: Topology,
     dir: PathBuf,
-    namespaces: Vec<String>,
     tunnels: Vec<Tunnel>,
     /// Extra `ipip-tunnel` flags for every tunnel of this lab.
     flags: Vec<String>,
@@ -97,38 +80,21 @@ impl Drop for Lab {
             let _ = t.child.kill();
             let _ = t.child.wait();
         }
-        for ns in &self.namespaces {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Deref for Lab {
+    type Target = Topology;
+
+    fn deref(&self) -> &Topology {
+        &self.topology
     }
 }
 
 static LABS: AtomicUsize = AtomicUsize::new(0);
 
 impl Lab {
-    fn ns(&self, which: &str) -> String {
-        format!("{}-{which}", self.tag)
-    }
-
-    /// Runs `args` inside namespace `which`.
-    fn exec(&self, which: &str, args: &[&str]) -> Output {
-        let ns = self.ns(which);
-        let mut full = vec!["ip", "netns", "exec", &ns];
-        full.extend_from_slice(args);
-        run(&full)
-    }
-
-    fn must(&self, which: &str, args: &[&str]) {
-        let out = self.exec(which, args);
-        assert!(
-            out.status.success(),
-            "in {which}: {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     /// Builds the topology and starts both tunnels with `--mtu mtu`.
     fn new(mtu: u16) -> Lab {
         Lab::with_flags(mtu, &[])
@@ -144,121 +110,25 @@ impl Lab {
         let dir = std::env::temp_dir().join(&tag);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut lab = Lab {
-            tag,
+            topology: Topology::new(&tag),
             dir,
-            namespaces: Vec::new(),
             tunnels: Vec::new(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
         };
-        for which in ["router", "node-a", "node-b", "pod-a", "pod-b"] {
-            let ns = lab.ns(which);
-            must(&["ip", "netns", "add", &ns]);
-            lab.namespaces.push(ns);
-            lab.must(which, &["ip", "link", "set", "lo", "up"]);
-        }
-        let (r, na, nb, pa, pb) = (
-            lab.ns("router"),
-            lab.ns("node-a"),
-            lab.ns("node-b"),
-            lab.ns("pod-a"),
-            lab.ns("pod-b"),
+        // Strict reverse-path filtering, as on many hosts: decapsulated
+        // packets must arrive on the device their source routes through.
+        // On node-a it is the default for new devices (tunl0 gets it)
+        // rather than forced on all of them, so node-a can use GRO
+        // egress; node-b forces it host-wide, where the data plane must
+        // fall back to the raw socket.
+        lab.must(
+            "node-a",
+            &["sysctl", "-qw", "net.ipv4.conf.default.rp_filter=1"],
         );
-        // Underlay: two subnets joined by the router.
-        must(&[
-            "ip", "-n", &na, "link", "add", "eth0", "type", "veth", "peer", "name", "to-a",
-            "netns", &r,
-        ]);
-        must(&[
-            "ip", "-n", &nb, "link", "add", "eth0", "type", "veth", "peer", "name", "to-b",
-            "netns", &r,
-        ]);
-        // Pods, each behind its node.
-        must(&[
-            "ip", "-n", &pa, "link", "add", "eth0", "type", "veth", "peer", "name", "cali-a",
-            "netns", &na,
-        ]);
-        must(&[
-            "ip", "-n", &pb, "link", "add", "eth0", "type", "veth", "peer", "name", "cali-b",
-            "netns", &nb,
-        ]);
-        let cmds: &[(&str, &[&str])] = &[
-            (
-                "router",
-                &["ip", "addr", "add", "10.90.1.1/24", "dev", "to-a"],
-            ),
-            (
-                "router",
-                &["ip", "addr", "add", "10.91.1.1/24", "dev", "to-b"],
-            ),
-            ("router", &["ip", "link", "set", "to-a", "up"]),
-            ("router", &["ip", "link", "set", "to-b", "up"]),
-            ("router", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
-            (
-                "node-a",
-                &["ip", "addr", "add", "10.90.1.2/24", "dev", "eth0"],
-            ),
-            ("node-a", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "node-a",
-                &["ip", "route", "add", "default", "via", "10.90.1.1"],
-            ),
-            (
-                "node-a",
-                &["ip", "addr", "add", "10.244.1.1/24", "dev", "cali-a"],
-            ),
-            ("node-a", &["ip", "link", "set", "cali-a", "up"]),
-            ("node-a", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
-            // Strict reverse-path filtering, as on many hosts: decapsulated
-            // packets must arrive on the device their source routes through.
-            // On node-a it is the default for new devices (tunl0 gets it)
-            // rather than forced on all of them, so node-a can use GRO
-            // egress; node-b forces it host-wide, where the data plane
-            // must fall back to the raw socket.
-            (
-                "node-a",
-                &["sysctl", "-qw", "net.ipv4.conf.default.rp_filter=1"],
-            ),
-            (
-                "node-b",
-                &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
-            ),
-            (
-                "node-b",
-                &["ip", "addr", "add", "10.91.1.2/24", "dev", "eth0"],
-            ),
-            ("node-b", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "node-b",
-                &["ip", "route", "add", "default", "via", "10.91.1.1"],
-            ),
-            (
-                "node-b",
-                &["ip", "addr", "add", "10.244.2.1/24", "dev", "cali-b"],
-            ),
-            ("node-b", &["ip", "link", "set", "cali-b", "up"]),
-            ("node-b", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
-            (
-                "pod-a",
-                &["ip", "addr", "add", "10.244.1.2/24", "dev", "eth0"],
-            ),
-            ("pod-a", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "pod-a",
-                &["ip", "route", "add", "default", "via", "10.244.1.1"],
-            ),
-            (
-                "pod-b",
-                &["ip", "addr", "add", "10.244.2.2/24", "dev", "eth0"],
-            ),
-            ("pod-b", &["ip", "link", "set", "eth0", "up"]),
-            (
-                "pod-b",
-                &["ip", "route", "add", "default", "via", "10.244.2.1"],
-            ),
-        ];
-        for (which, args) in cmds {
-            lab.must(which, args);
-        }
+        lab.must(
+            "node-b",
+            &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
+        );
         let mtu = mtu.to_string();
         assert_eq!(lab.start_tunnel("node-a", NODE_A, &mtu), 0);
         assert_eq!(lab.start_tunnel("node-b", NODE_B, &mtu), 1);
@@ -390,65 +260,10 @@ fn pods_ping_each_other_through_userspace_tunnels() {
     assert_eq!(a["tx_gro"], 0, "node-a counters: {a:?}");
 }
 
-const RECEIVER: &str = r#"
-import hashlib, socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 5001)); s.listen(1); s.settimeout(30)
-print("listening", flush=True)
-c, _ = s.accept(); c.settimeout(30)
-h = hashlib.sha256(); n = 0
-while True:
-    d = c.recv(1 << 16)
-    if not d: break
-    h.update(d); n += len(d)
-print(n, h.hexdigest(), flush=True)
-"#;
-
-const SENDER: &str = r#"
-import hashlib, random, socket, sys, time
-data = random.Random(2003).randbytes(10 * 1024 * 1024 + 12345)
-for _ in range(100):
-    try:
-        c = socket.create_connection((sys.argv[1], 5001), timeout=30); break
-    except OSError:
-        time.sleep(0.1)
-c.sendall(data); c.close()
-print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
-"#;
-
 /// Sends 10 MB (and a bit) from pod-a to pod-b over TCP and checks that
 /// the same bytes arrived; returns the byte count sent.
-fn transfer_10_mb(lab: &Lab) -> u64 {
-    let mut receiver = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("pod-b"), "python3", "-c", RECEIVER])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn receiver");
-    let sent = lab.exec("pod-a", &["python3", "-c", SENDER, POD_B]);
-    let received = {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while receiver.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = receiver.kill();
-        receiver.wait_with_output().expect("receiver output")
-    };
-    let sent_line = String::from_utf8_lossy(&sent.stdout).trim().to_string();
-    let received_text = String::from_utf8_lossy(&received.stdout);
-    let received_line = received_text.lines().last().unwrap_or_default().trim();
-    assert!(
-        sent.status.success() && sent_line.starts_with("10498105 "),
-        "sender failed: {sent_line} {}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
-    assert_eq!(
-        received_line,
-        sent_line,
-        "receiver got different bytes; receiver stderr: {}",
-        String::from_utf8_lossy(&received.stderr)
-    );
-    10_498_105
+fn transfer(lab: &Lab) -> u64 {
+    transfer_10_mb(lab, "pod-a", "pod-b", POD_B)
 }
 
 /// Node-a's and node-b's counters after a transfer count packets as they
@@ -473,7 +288,7 @@ fn assert_counts_wire_packets(lab: &mut Lab, bytes: u64, inner_mtu: u64) {
 #[test]
 fn tcp_transfer_of_10_mb_between_pods_arrives_intact() {
     let mut lab = Lab::new(1500);
-    let bytes = transfer_10_mb(&lab);
+    let bytes = transfer(&lab);
     assert_counts_wire_packets(&mut lab, bytes, 1480);
 }
 
@@ -500,7 +315,7 @@ fn bulk_tcp_leaves_through_the_gro_device_and_arrives_merged_and_intact() {
         link.contains("tun type tap") && link.contains("UP"),
         "{link}"
     );
-    let bytes = transfer_10_mb(&lab);
+    let bytes = transfer(&lab);
     let a = lab.tunnels[0].counters();
     let b = lab.tunnels[1].counters();
     // Nearly every data segment went through the GRO device (the rest:
@@ -516,7 +331,7 @@ fn without_gro_egress_every_datagram_leaves_on_the_raw_socket() {
     let mut lab = Lab::with_flags(1500, &["--no-gro-egress"]);
     let log = lab.tunnels[0].log_text();
     assert!(log.contains("egress=raw socket (GRO egress off)"), "{log}");
-    let bytes = transfer_10_mb(&lab);
+    let bytes = transfer(&lab);
     assert_counts_wire_packets(&mut lab, bytes, 1480);
     assert_eq!(lab.tunnels[0].counters()["tx_gro"], 0);
     let link = lab.exec("node-a", &["ip", "link", "show", "tunl0-gro"]);
@@ -560,7 +375,7 @@ fn transfer_over_a_merging_underlay(flags: &[&str]) {
     // few transfers give it the chance.
     let mut merged = 0;
     for _ in 0..3 {
-        transfer_10_mb(&lab);
+        transfer(&lab);
         merged = lab.tunnels[1].counters()["rx_merged"];
         if merged > 0 {
             break;
@@ -590,7 +405,7 @@ fn without_offloads_segments_the_kernel_merged_are_cut_again_and_arrive_intact()
 fn tcp_transfer_without_offloads_arrives_intact() {
     let mut lab = Lab::with_flags(1500, &["--no-offload"]);
     assert!(lab.tunnels[0].log_text().contains("offload=false"));
-    let bytes = transfer_10_mb(&lab);
+    let bytes = transfer(&lab);
     assert_counts_wire_packets(&mut lab, bytes, 1480);
 }
 
@@ -626,7 +441,7 @@ fn super_packets_are_cut_to_a_smaller_underlay_mtu_and_df_pings_still_get_frag_n
     // device are segmented to 1380-byte inner packets instead of being
     // refused as too big.
     let mut lab = Lab::new(1400);
-    let bytes = transfer_10_mb(&lab);
+    let bytes = transfer(&lab);
     assert_counts_wire_packets(&mut lab, bytes, 1380);
     // A plain (non-GSO) datagram with DF that does not fit still gets a
     // fragmentation-needed carrying the inner MTU.
@@ -810,7 +625,7 @@ fn bulk_datagrams_leave_merged_with_the_same_outer_ttl_as_pings() {
     let lab = Lab::new(1500);
     let capture = Capture::start(&lab, CAPTURE_TTL, &["to-a", NODE_A]);
     lab.must("pod-a", &["ping", "-c", "1", "-W", "2", POD_B]);
-    transfer_10_mb(&lab);
+    transfer(&lab);
     assert_eq!(
         capture.lines(2),
         ["icmp ttl 64 merged False", "tcp ttl 64 merged True"]

@@ -12,42 +12,22 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use route_agent::demo::build_with;
 use route_agent::demo::cluster::{Cluster, routes};
-use route_agent::demo::node_config;
 use route_agent::planner::TunnelEncap;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_route-agent");
 const PROTO: u8 = 98;
 
-const NODES: [(&str, u8, u8, &str); 3] = [
-    ("node-a", 1, 10, "10.244.1.0/26"),
-    ("node-b", 1, 11, "10.244.2.0/26"),
-    ("node-c", 2, 10, "10.244.3.0/26"),
-];
-
-/// The cluster with `tunnel.backend: bpf` and `extra` appended to every
-/// config, converged.
+/// The demo's cluster with `tunnel.backend: bpf` and `extra` appended to
+/// every config, converged.
 fn cluster(tag: &str, extra: &str) -> Cluster {
     let mut c = Cluster::new(&format!("rab{tag}{}", std::process::id())).expect("cluster");
     c.set_tunnel_encap(TunnelEncap::Bpf);
-    for (name, subnet, host, block) in NODES {
-        c.add_node(name, subnet, host).expect("node");
-        c.add_pod(name, block.parse().unwrap()).expect("pod");
-    }
-    let addresses: Vec<String> = c.nodes.iter().map(|n| n.address.ip().to_string()).collect();
-    for (name, _, _, block) in NODES {
-        let address = c.node(name).unwrap().address;
-        let others: Vec<String> = addresses
-            .iter()
-            .filter(|a| **a != address.ip().to_string())
-            .cloned()
-            .collect();
-        let config = node_config(name, &address.to_string(), block, &others)
-            .replace("backend: auto", "backend: bpf")
-            + extra;
-        c.start_agent(name, std::path::Path::new(AGENT), &config)
-            .expect("agent");
-    }
+    build_with(&mut c, std::path::Path::new(AGENT), |_, config| {
+        config.replace("backend: auto", "backend: bpf") + extra
+    })
+    .expect("cluster");
     if let Some(report) = c.convergence_report(PROTO, 1480, Duration::from_secs(30)) {
         panic!("cluster did not converge:{report}");
     }

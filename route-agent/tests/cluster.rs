@@ -21,20 +21,13 @@ use std::time::{Duration, Instant};
 
 use podroute_tests::bird::Bird;
 use podroute_tests::{Netns, RouteMonitor, Scratch, require_root};
+use route_agent::demo::build_with;
 use route_agent::demo::cluster::{Cluster, kernel_has_ipip, routes};
-use route_agent::demo::node_config;
 use route_agent::planner::TunnelEncap;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_route-agent");
 const PROTO: u8 = 98;
 const TUNNEL_MTU: u32 = 1480;
-
-/// A, B, C: (name, subnet, host, block).
-const NODES: [(&str, u8, u8, &str); 3] = [
-    ("node-a", 1, 10, "10.244.1.0/26"),
-    ("node-b", 1, 11, "10.244.2.0/26"),
-    ("node-c", 2, 10, "10.244.3.0/26"),
-];
 
 /// D, the BIRD peer, on A's subnet.
 const D_ADDRESS: &str = "10.0.1.20";
@@ -92,28 +85,16 @@ fn cluster_on(
     if backend == "userspace" {
         c.set_tunnel_encap(TunnelEncap::Device);
     }
-    for (name, subnet, host, block) in NODES {
-        c.add_node(name, subnet, host).expect("node");
-        c.add_pod(name, block.parse().unwrap()).expect("pod");
-    }
-    let addresses: Vec<String> = c.nodes.iter().map(|n| n.address.ip().to_string()).collect();
-    for (name, _, _, block) in NODES {
-        let address = c.node(name).unwrap().address;
-        let others: Vec<String> = addresses
-            .iter()
-            .filter(|a| **a != address.ip().to_string())
-            .cloned()
-            .collect();
-        let mut config = node_config(name, &address.to_string(), block, &others)
+    build_with(&mut c, std::path::Path::new(AGENT), |name, config| {
+        let mut config = config
             .replace("restart-time: 10", &format!("restart-time: {restart_time}"))
             .replace("backend: auto", &format!("backend: {backend}"));
         if name == "node-a" {
             config.push_str(a_extra);
         }
-        config.push_str(all_extra);
-        c.start_agent(name, std::path::Path::new(AGENT), &config)
-            .expect("agent");
-    }
+        config + all_extra
+    })
+    .expect("cluster");
     c
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use cluster::{Cluster, ClusterError};
 
 /// The demo's nodes: name, subnet, host number, pod block.
-const NODES: [(&str, u8, u8, &str); 3] = [
+pub const NODES: [(&str, u8, u8, &str); 3] = [
     ("node-a", 1, 10, "10.244.1.0/26"),
     ("node-b", 1, 11, "10.244.2.0/26"),
     ("node-c", 2, 10, "10.244.3.0/26"),
@@ -49,6 +49,20 @@ pub fn node_config(name: &str, address: &str, block: &str, mesh: &[String]) -> S
 
 /// Builds the cluster and starts the agents.
 fn build(cluster: &mut Cluster, agent: &Path) -> Result<(), ClusterError> {
+    build_with(cluster, agent, |_, config| config)
+}
+
+/// Builds the demo's nodes ([`NODES`]) and their pods in `cluster` and
+/// starts `agent` on each with [`node_config`] as `edit(name, config)`
+/// changes it (the tests' variations: another backend, more settings).
+///
+/// # Errors
+/// [`ClusterError`] when a namespace, link or agent cannot be set up.
+pub fn build_with(
+    cluster: &mut Cluster,
+    agent: &Path,
+    edit: impl Fn(&str, String) -> String,
+) -> Result<(), ClusterError> {
     for (name, subnet, host, block) in NODES {
         println!("  {name}: namespace, 10.0.{subnet}.{host}/24, pod in {block}");
         cluster.add_node(name, subnet, host)?;
@@ -69,7 +83,10 @@ fn build(cluster: &mut Cluster, agent: &Path) -> Result<(), ClusterError> {
             .filter(|a| **a != address.ip().to_string())
             .cloned()
             .collect();
-        let config = node_config(name, &address.to_string(), block, &others);
+        let config = edit(
+            name,
+            node_config(name, &address.to_string(), block, &others),
+        );
         cluster.start_agent(name, agent, &config)?;
     }
     Ok(())
