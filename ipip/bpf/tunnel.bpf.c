@@ -23,9 +23,6 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-// Debian 12's uapi headers (6.1) lack it: include/uapi/linux/bpf.h, 6.3.
-#define PR_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
-
 // include/uapi/asm-generic/errno.h
 #define PR_EPROTONOSUPPORT 93
 
@@ -229,9 +226,13 @@ int podroute_decap(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	// FIXED_GSO: merged packets keep the segment size they arrived with,
-	// or they would grow past the pod MTU.
+	// or they would grow past the pod MTU. No BPF_F_ADJ_ROOM_DECAP_L3_IPV4:
+	// Linux 6.3 added it for decapsulation that changes the IP version
+	// (it only sets skb->protocol, already IPv4 here), and 6.1 (Debian
+	// 12's stock kernel) refuses the unknown flag with -EINVAL, which
+	// dropped every packet there (ipip/tests/vm.rs).
 	if (bpf_skb_adjust_room(skb, -(__s32)outer_len, BPF_ADJ_ROOM_MAC,
-				PR_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO)) {
+				BPF_F_ADJ_ROOM_FIXED_GSO)) {
 		count(PR_DECAP_ERROR);
 		return TC_ACT_SHOT;
 	}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the IPIP interop VM: a stock Debian cloud kernel (which has the
-# ipip module) and an initramfs holding busybox, the tunnel and nf_tables
-# modules (modules.load: their load order),
-# iproute2's ip, ethtool, the ipip-tunnel binary (each with the libraries ldd lists)
+# ipip module) and an initramfs holding busybox, the tunnel, nf_tables and
+# tc modules (modules.load: their load order),
+# iproute2's ip, ethtool, the ipip-tunnel binary (each with the libraries
+# ldd lists: it links libbpf statically but libelf and libz dynamically)
 # and ./init. Usage:
 #
 #   ipip/vm/build-initramfs.sh OUT_DIR PATH/TO/ipip-tunnel [PATH/TO/kernel-test]
@@ -47,6 +48,12 @@ if [ ! -f "$out/vmlinuz" ] || [ ! -d "$out/kernel/lib/modules" ]; then
     rm -rf "$out/deb"
 fi
 kver=$(ls "$out/kernel/lib/modules")
+# What the bpf backend needs built in (the modules come below); said here
+# rather than as a failed check inside the VM.
+for opt in CONFIG_BPF_SYSCALL CONFIG_LWTUNNEL_BPF CONFIG_NET_CLS_ACT; do
+    grep -q "^$opt=y" "$out"/kernel/boot/config-* \
+        || { echo "build-initramfs: the kernel package lacks $opt=y" >&2; exit 1; }
+done
 
 # Reuse the initramfs while it is newer than everything that goes in it.
 img=$out/initramfs.cpio.gz
@@ -63,8 +70,11 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,usr/sbin,lib64,proc,sys,dev,run,tmp}
 cp "$file_busybox" "$root/bin/busybox"
 # The modules /init loads, each after what it needs, in load order: the
-# tunnel, veth and TUN, and nf_tables with nft_objref for the IPIP filter
-# (its other expressions and set types are built into nf_tables.ko). The
+# tunnel, veth and TUN, nf_tables with nft_objref for the IPIP filter
+# (its other expressions and set types are built into nf_tables.ko), and
+# for the bpf backend's tc ingress program the clsact qdisc (sch_ingress)
+# and the bpf classifier (cls_bpf): modules in Debian's kernel, while
+# lwt bpf routes, bpffs, BTF and the JIT are built in. The
 # package has no modules.dep (depmod makes it at install), so each
 # module's dependencies come from its own modinfo section ("depends=").
 moddir=$out/kernel/lib/modules/$kver
@@ -85,7 +95,7 @@ add_module() {
     paths+=("${path#"$moddir"/}")
 }
 paths=()
-for m in ip_tunnel tunnel4 ipip veth tun nf_tables nft_objref; do
+for m in ip_tunnel tunnel4 ipip veth tun nf_tables nft_objref sch_ingress cls_bpf; do
     add_module "$m"
 done
 : >"$root/modules.load"
