@@ -46,15 +46,18 @@ enum pr_counter {
 	PR_COUNTERS = 8,
 };
 
-// How GSO packets get their outer header (see podroute_encap).
+// How GSO packets get their outer header (see podroute_encap). The
+// kernel's handle_gso_encap() (net/core/lwt_bpf.c) marks a pushed IPv4
+// header SKB_GSO_IPXIP4 only when its protocol is IPPROTO_IP, and refuses
+// IPPROTO_IPIP with -EPROTONOSUPPORT, in every kernel up to this machine's
+// 6.18. The program starts with what those kernels take, and a kernel that
+// refuses it (one whose check was corrected to IPPROTO_IPIP) makes it
+// switch; either way the mode found stays in the pinned settings map.
 enum pr_gso_mode {
+	// Push protocol 0 and write 4 afterwards (0: a new map's value).
+	PR_GSO_IP_THEN_IPIP = 0,
 	// Push protocol 4 (IPPROTO_IPIP), as RFC 2003 says.
-	PR_GSO_IPIP = 0,
-	// Push protocol 0 and write 4 afterwards: the kernel's
-	// handle_gso_encap() (net/core/lwt_bpf.c) marks a pushed IPv4 header
-	// SKB_GSO_IPXIP4 only when its protocol is IPPROTO_IP and refuses 4
-	// with -EPROTONOSUPPORT.
-	PR_GSO_IP_THEN_IPIP = 1,
+	PR_GSO_IPIP = 1,
 };
 
 struct pr_lpm_key {
@@ -166,11 +169,12 @@ int podroute_encap(struct __sk_buff *skb)
 		outer.protocol = IPPROTO_IP;
 	// The kernel computes the checksum of a header pushed with check 0.
 	long err = bpf_lwt_push_encap(skb, BPF_LWT_ENCAP_IP, &outer, sizeof(outer));
-	if (err == -PR_EPROTONOSUPPORT && gso && !workaround) {
-		// This kernel has the handle_gso_encap() protocol check: use
-		// the other way from now on (kept in the pinned map across
-		// agent restarts). This packet is lost; TCP sends it again.
-		s->gso_mode = PR_GSO_IP_THEN_IPIP;
+	if (err == -PR_EPROTONOSUPPORT && gso) {
+		// This kernel takes the other protocol for GSO packets: use it
+		// from now on (kept in the pinned map across agent restarts).
+		// The header is already pushed, so this packet is lost; TCP
+		// sends it again.
+		s->gso_mode = workaround ? PR_GSO_IPIP : PR_GSO_IP_THEN_IPIP;
 		count(PR_ENCAP_GSO_SWITCHED);
 		return BPF_DROP;
 	}

@@ -42,24 +42,31 @@ pub fn address_of(bytes: &[u8]) -> Option<Ipv4Addr> {
 }
 
 /// How the encapsulation program gives GSO packets their outer header.
+///
+/// `handle_gso_encap()` (net/core/lwt_bpf.c) marks a pushed IPv4 header
+/// as an IPIP GSO packet only when its protocol is 0 (`IPPROTO_IP`), and
+/// refuses 4 with `EPROTONOSUPPORT`, in every kernel up to 6.18. The
+/// program starts with [`GsoMode::IpThenIpip`], what those kernels take,
+/// and switches once (dropping that one packet, counted as
+/// `gso_switched`) on a kernel that refuses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GsoMode {
-    /// Protocol 4 pushed as it is: the kernel accepted it, or no GSO
-    /// packet has been sent yet.
-    Ipip,
-    /// Protocol 0 pushed, then 4 written: this kernel's
-    /// `handle_gso_encap()` (net/core/lwt_bpf.c) refused protocol 4 for a
-    /// GSO packet, so the program switched.
+    /// Protocol 0 pushed, then 4 written (a new map's value).
     IpThenIpip,
+    /// Protocol 4 pushed as it is: this kernel refused protocol 0 for a
+    /// GSO packet, so the program switched.
+    Ipip,
 }
 
 impl GsoMode {
     /// What the status shows.
     pub fn describe(self) -> &'static str {
         match self {
-            GsoMode::Ipip => "protocol 4 pushed as is",
             GsoMode::IpThenIpip => {
-                "protocol 0 pushed then set to 4 (this kernel's lwt_bpf refuses IPIP for GSO packets)"
+                "protocol 0 pushed then set to 4 (what lwt_bpf's GSO check takes up to Linux 6.18)"
+            }
+            GsoMode::Ipip => {
+                "protocol 4 pushed as is (this kernel refused protocol 0 for GSO packets)"
             }
         }
     }
@@ -82,8 +89,8 @@ impl Settings {
         let (local, mode) = value.split_at_mut(4);
         local.copy_from_slice(&self.local.octets());
         let mode_value: u32 = match self.gso_mode {
-            GsoMode::Ipip => 0,
-            GsoMode::IpThenIpip => 1,
+            GsoMode::IpThenIpip => 0,
+            GsoMode::Ipip => 1,
         };
         mode.copy_from_slice(&mode_value.to_ne_bytes());
         value
@@ -96,9 +103,9 @@ impl Settings {
         Some(Settings {
             local: Ipv4Addr::from(*local),
             gso_mode: if mode == 1 {
-                GsoMode::IpThenIpip
-            } else {
                 GsoMode::Ipip
+            } else {
+                GsoMode::IpThenIpip
             },
         })
     }
@@ -210,17 +217,17 @@ mod tests {
     }
 
     #[test]
-    fn settings_read_back_and_an_unknown_mode_means_protocol_4() {
+    fn settings_read_back_and_an_unknown_mode_means_protocol_0_then_4() {
         let s = Settings {
             local: Ipv4Addr::new(192, 0, 2, 1),
-            gso_mode: GsoMode::IpThenIpip,
+            gso_mode: GsoMode::Ipip,
         };
         assert_eq!(Settings::from_bytes(&s.to_bytes()), Some(s));
         let mut odd = s.to_bytes();
         odd[4..].copy_from_slice(&7u32.to_ne_bytes());
         assert_eq!(
             Settings::from_bytes(&odd).map(|s| s.gso_mode),
-            Some(GsoMode::Ipip)
+            Some(GsoMode::IpThenIpip)
         );
         assert_eq!(Settings::from_bytes(&[0; 7]), None);
     }

@@ -200,7 +200,9 @@ impl BpfTunnel {
         if opened == Opened::Loaded {
             remove_other_builds(&netns, &dir)?;
         }
-        let gso_mode = tunnel.settings()?.map_or(GsoMode::Ipip, |s| s.gso_mode);
+        let gso_mode = tunnel
+            .settings()?
+            .map_or(GsoMode::IpThenIpip, |s| s.gso_mode);
         tunnel.write_settings(Settings {
             local: config.local,
             gso_mode,
@@ -399,7 +401,7 @@ impl BpfTunnel {
     /// # Errors
     /// [`BpfError::Map`].
     pub fn set_local(&mut self, local: Ipv4Addr) -> Result<(), BpfError> {
-        let gso_mode = self.settings()?.map_or(GsoMode::Ipip, |s| s.gso_mode);
+        let gso_mode = self.settings()?.map_or(GsoMode::IpThenIpip, |s| s.gso_mode);
         self.write_settings(Settings { local, gso_mode })
     }
 

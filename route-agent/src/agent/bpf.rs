@@ -91,7 +91,7 @@ impl BpfTunnelStatus {
         match tunnel.settings() {
             Ok(settings) => {
                 status.gso = settings
-                    .map_or(GsoMode::Ipip, |s| s.gso_mode)
+                    .map_or(GsoMode::IpThenIpip, |s| s.gso_mode)
                     .describe()
                     .to_owned();
             }

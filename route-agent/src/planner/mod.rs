@@ -255,6 +255,7 @@ fn pool_of<'a>(pools: &'a [Pool], prefix: &IpNetwork) -> Option<&'a Pool> {
 ///     underlay: "eth0".into(),
 ///     tunnel_device: "tunl0".into(),
 ///     tunnel_mtu: 1480,
+///     tunnel_encap: TunnelEncap::Device,
 ///     blocks: vec!["10.244.1.0/26".parse().unwrap()],
 /// };
 /// let pools = [Pool { cidr: "10.244.0.0/16".parse().unwrap(), ipip_mode: IpipMode::CrossSubnet }];
