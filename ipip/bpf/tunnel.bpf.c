@@ -49,8 +49,8 @@ enum pr_counter {
 // How GSO packets get their outer header (see podroute_encap). The
 // kernel's handle_gso_encap() (net/core/lwt_bpf.c) marks a pushed IPv4
 // header SKB_GSO_IPXIP4 only when its protocol is IPPROTO_IP, and refuses
-// IPPROTO_IPIP with -EPROTONOSUPPORT, in every kernel up to this machine's
-// 6.18. The program starts with what those kernels take, and a kernel that
+// IPPROTO_IPIP with -EPROTONOSUPPORT, in the kernels tried (Debian 12's 6.1
+// and 6.18). The program starts with what those kernels take, and a kernel that
 // refuses it (one whose check was corrected to IPPROTO_IPIP) makes it
 // switch; either way the mode found stays in the pinned settings map.
 enum pr_gso_mode {

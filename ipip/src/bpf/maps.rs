@@ -45,7 +45,7 @@ pub fn address_of(bytes: &[u8]) -> Option<Ipv4Addr> {
 ///
 /// `handle_gso_encap()` (net/core/lwt_bpf.c) marks a pushed IPv4 header
 /// as an IPIP GSO packet only when its protocol is 0 (`IPPROTO_IP`), and
-/// refuses 4 with `EPROTONOSUPPORT`, in every kernel up to 6.18. The
+/// refuses 4 with `EPROTONOSUPPORT`, in the kernels tried (6.1, 6.18). The
 /// program starts with [`GsoMode::IpThenIpip`], what those kernels take,
 /// and switches once (dropping that one packet, counted as
 /// `gso_switched`) on a kernel that refuses it.
@@ -63,7 +63,7 @@ impl GsoMode {
     pub fn describe(self) -> &'static str {
         match self {
             GsoMode::IpThenIpip => {
-                "protocol 0 pushed then set to 4 (what lwt_bpf's GSO check takes up to Linux 6.18)"
+                "protocol 0 pushed then set to 4 (what lwt_bpf's GSO check takes)"
             }
             GsoMode::Ipip => {
                 "protocol 4 pushed as is (this kernel refused protocol 0 for GSO packets)"
