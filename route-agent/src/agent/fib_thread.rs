@@ -136,15 +136,16 @@ fn bpf_before(
     desired: &[DesiredRoute],
     bpf: &SharedBpf,
 ) -> Option<std::collections::BTreeMap<ipnetwork::Ipv4Network, std::net::Ipv4Addr>> {
-    let blocks = tunnel_blocks(desired);
-    let program = with_bpf(bpf, |t| {
+    // Without the bpf backend, nothing: the plan is not walked again.
+    let opened = with_bpf(bpf, |t| {
+        let blocks = tunnel_blocks(desired);
         if let Err(e) = t.write_blocks(&blocks) {
             tracing::warn!("bpf tunnel: block map not updated: {e}");
         }
-        t.encap_program()
+        (t.encap_program(), blocks)
     });
-    fib.set_bpf_program(program);
-    program.map(|_| blocks)
+    fib.set_bpf_program(opened.as_ref().map(|(program, _)| *program));
+    opened.map(|(_, blocks)| blocks)
 }
 
 /// Deletes the blocks no longer planned from the block map, once their

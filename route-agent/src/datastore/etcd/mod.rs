@@ -155,7 +155,7 @@ impl Etcd {
 
     /// Every block claim under the prefix, by block. Keys that are not
     /// block keys, or values that are not UTF-8, are left out (logged).
-    pub async fn claims(&mut self) -> Result<BTreeMap<IpNetwork, String>, EtcdError> {
+    pub async fn claims(&mut self) -> Result<Claims, EtcdError> {
         let folder = blocks::blocks_folder(&self.prefix);
         let mut out = BTreeMap::new();
         for kv in self.range_prefix(&folder).await? {
@@ -240,6 +240,9 @@ impl Etcd {
     }
 }
 
+/// Block claims: each claimed block and the name of the node holding it.
+pub type Claims = BTreeMap<IpNetwork, String>;
+
 /// Everything under the prefix at one revision: the records, the claims
 /// and that revision (a watch from the next one misses nothing).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -247,7 +250,7 @@ pub struct Listing {
     /// Every node record.
     pub records: Vec<record::RawRecord>,
     /// Every block claim, by block.
-    pub claims: BTreeMap<IpNetwork, String>,
+    pub claims: Claims,
     /// The store's revision of this listing.
     pub revision: i64,
 }
