@@ -16,7 +16,8 @@ use bgp_core::policy::{MaxPrefix, MaxPrefixAction};
 use bgp_core::rib::PeerId;
 use bgp_core::session::{DownReason, SessionEvent};
 use bgp_core::speaker::{LocalRoute, NeighborRange, RouteChange, SpeakerConfig};
-use bgp_core::wire::{Family, Update};
+use bgp_core::wire::iana::refresh_subtype;
+use bgp_core::wire::{Family, RouteRefresh, Update};
 use bytes::Bytes;
 use harness::*;
 use proptest::prelude::*;
@@ -358,6 +359,124 @@ fn route_refresh_resends_the_table() {
     let held = h.drain(PeerId(1)).clone();
     assert_eq!(held, h.expected(PeerId(1)));
     assert_eq!(h.held[&PeerId(1)].len(), 1);
+}
+
+fn refresh(afi: u16, subtype: u8) -> SessionEvent {
+    SessionEvent::RouteRefresh(RouteRefresh {
+        subtype,
+        ..RouteRefresh::request(afi, 1)
+    })
+}
+
+/// Peers 0 and 1, both with `families` and Enhanced Route Refresh as
+/// `enhanced` says; peer 0 announces three IPv4 blocks, which peer 1 is
+/// sent once.
+fn two_peers(families: &[Family], enhanced: bool) -> Harness {
+    let mut h = Harness::new(config(&[(2, true), (3, true)]));
+    for (id, n) in [(PeerId(0), 2), (PeerId(1), 3)] {
+        let mut negotiated = negotiated(peer_ip(n), None);
+        negotiated.families = families.to_vec();
+        negotiated.enhanced_route_refresh = enhanced;
+        h.establish_with(id, negotiated);
+    }
+    h.announce(
+        PeerId(0),
+        &["10.244.1.0/26", "10.244.2.0/26", "10.244.3.0/26"],
+        peer_ip(2),
+    );
+    h.drain(PeerId(1));
+    assert_eq!(h.announced[&PeerId(1)], 3);
+    h
+}
+
+#[test]
+fn route_refresh_resends_only_the_family_asked_for_and_each_prefix_once() {
+    let mut h = two_peers(&[Family::Ipv4Unicast, Family::Ipv6Unicast], false);
+    // RFC 2918 §4: a request for IPv6 re-advertises IPv6 only.
+    h.event(PeerId(1), refresh(2, refresh_subtype::NORMAL));
+    h.drain(PeerId(1));
+    assert_eq!(h.announced[&PeerId(1)], 3, "no IPv4 route sent again");
+    // Two IPv4 requests before the peer task reads: the table once.
+    h.event(PeerId(1), refresh(1, refresh_subtype::NORMAL));
+    h.event(PeerId(1), refresh(1, refresh_subtype::NORMAL));
+    h.event(PeerId(1), refresh(2, refresh_subtype::NORMAL));
+    let held = h.drain(PeerId(1)).clone();
+    assert_eq!(h.announced[&PeerId(1)], 6);
+    assert_eq!(held, h.expected(PeerId(1)));
+    assert!(
+        !h.refresh_markers.contains_key(&PeerId(1)),
+        "no BoRR/EoRR without the capability"
+    );
+}
+
+#[test]
+fn route_refresh_for_a_family_not_negotiated_is_ignored() {
+    let mut h = two_peers(&[Family::Ipv4Unicast], false);
+    h.event(PeerId(1), refresh(2, refresh_subtype::NORMAL));
+    // An AFI this codec does not know at all.
+    h.event(PeerId(1), refresh(25, refresh_subtype::NORMAL));
+    h.drain(PeerId(1));
+    assert_eq!(h.announced[&PeerId(1)], 3);
+}
+
+#[test]
+fn enhanced_route_refresh_brackets_the_resent_family_with_borr_and_eorr() {
+    let mut h = two_peers(&[Family::Ipv4Unicast], true);
+    h.event(PeerId(1), refresh(1, refresh_subtype::NORMAL));
+    let held = h.drain(PeerId(1)).clone();
+    assert_eq!(held, h.expected(PeerId(1)));
+    // RFC 7313 §4: BoRR before the first route, EoRR after the last.
+    assert_eq!(
+        h.refresh_markers[&PeerId(1)],
+        vec![
+            (refresh_subtype::BORR, Family::Ipv4Unicast, 3),
+            (refresh_subtype::EORR, Family::Ipv4Unicast, 6),
+        ]
+    );
+}
+
+#[test]
+fn a_peers_borr_and_eorr_are_not_requests_for_our_table() {
+    // The bug this replaced: each of them re-sent the whole table.
+    let mut h = two_peers(&[Family::Ipv4Unicast], true);
+    h.event(PeerId(1), refresh(1, refresh_subtype::BORR));
+    h.event(PeerId(1), refresh(1, refresh_subtype::EORR));
+    // A subtype RFC 7313 §5 says to ignore.
+    h.event(PeerId(1), refresh(1, 7));
+    h.drain(PeerId(1));
+    assert_eq!(h.announced[&PeerId(1)], 3);
+    assert!(!h.refresh_markers.contains_key(&PeerId(1)));
+}
+
+#[test]
+fn routes_a_peer_does_not_send_again_between_its_borr_and_eorr_are_withdrawn() {
+    let mut h = two_peers(&[Family::Ipv4Unicast], true);
+    h.event(PeerId(0), refresh(1, refresh_subtype::BORR));
+    assert!(
+        is_best(h.best("10.244.2.0/26"), true),
+        "stale until the EoRR"
+    );
+    h.announce(PeerId(0), &["10.244.1.0/26", "10.244.3.0/26"], peer_ip(2));
+    assert!(is_best(h.best("10.244.1.0/26"), false), "sent again: fresh");
+    h.event(PeerId(0), refresh(1, refresh_subtype::EORR));
+    assert_eq!(
+        h.best("10.244.2.0/26"),
+        Some(RouteChange::Withdrawn(net("10.244.2.0/26")))
+    );
+    assert!(is_best(h.best("10.244.3.0/26"), false));
+    let held = h.drain(PeerId(1)).clone();
+    assert_eq!(held, h.expected(PeerId(1)));
+    assert!(!held.contains_key(&net("10.244.2.0/26")));
+}
+
+#[test]
+fn borr_and_eorr_without_the_capability_change_nothing() {
+    let mut h = two_peers(&[Family::Ipv4Unicast], false);
+    let before = h.routes.len();
+    h.event(PeerId(0), refresh(1, refresh_subtype::BORR));
+    h.event(PeerId(0), refresh(1, refresh_subtype::EORR));
+    assert_eq!(h.routes.len(), before, "nothing marked stale or removed");
+    assert!(is_best(h.best("10.244.2.0/26"), false));
 }
 
 // ---- dynamic neighbours ----

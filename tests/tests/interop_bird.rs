@@ -1,7 +1,8 @@
 //! Our speaker (`bgp-speaker`) against a real BIRD 2 peer, each in its own
 //! network namespace joined by a veth pair: route exchange over IPv4 and
 //! IPv6 transport, withdrawals both ways, TCP-MD5, graceful restart (we are
-//! the helper) and a connection collision.
+//! the helper), a connection collision, and BIRD's route refresh requests
+//! answered per family with Enhanced Route Refresh's markers.
 //!
 //! Each test uses its own `10.77.N.0/24` / `fd77:N::/64` link and prefixes
 //! under `10.77.1NN.0/24` / `fd77:N:1NN::/64`, so the tests run in parallel.
@@ -714,4 +715,123 @@ fn simultaneous_open_with_bird_ends_with_one_session() {
         !log.contains("Connection closed"),
         "a connection to BIRD was closed without a NOTIFICATION:\n{log}"
     );
+}
+
+/// Lines of BIRD's log, from byte `from` on, that contain `what`.
+fn log_lines(bird: &Bird, from: usize, what: &str) -> usize {
+    bird.log()
+        .get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(what))
+        .count()
+}
+
+/// The `Import updates: received` counter of channel `channel` of BIRD's
+/// protocol: every route announcement it got, a repeated one too.
+fn import_updates(bird: &Bird, channel: &str) -> Option<u64> {
+    let text = bird.birdc(&["show", "protocols", "all", PROTO]);
+    let mut current = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(c) = line.strip_prefix("Channel ") {
+            current = Some(c.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("Import updates:")
+            && current.as_deref() == Some(channel)
+        {
+            return rest.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn bird_reload_in_gets_each_family_once_between_borr_and_eorr() {
+    require_root("BIRD interop test");
+    let scratch = Scratch::new("bird8");
+    let link = Link::new("bird8", 77, 8);
+    // `debug { packets }` makes BIRD log every message it gets; Enhanced
+    // Route Refresh (RFC 7313) is on by default in BIRD 2.
+    let session = ibgp_over_ipv4(&link, "passive on; debug { packets };");
+    let bird = Bird::start(
+        &link.peer,
+        &scratch,
+        &bird_config(&scratch, &link.peer_v4(), &[], &[], &session),
+    );
+    let conf = speaker_config(
+        &scratch,
+        &link,
+        json!({"address": link.peer_v4(), "asn": ASN}),
+        json!({}),
+    );
+    let v6a = format!("fd77:8:111::/64,{}", link.our_v6());
+    let v6b = format!("fd77:8:112::/64,{}", link.our_v6());
+    let mut sp = SpeakerProc::start(
+        &link.ours,
+        SPEAKER,
+        &conf,
+        &["10.77.111.0/24", "10.77.112.0/24", &v6a, &v6b],
+    );
+    assert!(
+        wait_established(&mut sp, &link.peer_v4(), WAIT),
+        "no session: {:?}",
+        sp.seen
+    );
+    assert_bird_established(&bird);
+    for channel in ["ipv4", "ipv6"] {
+        assert!(
+            bird.wait_counts(PROTO, channel, 2, 0, WAIT),
+            "{channel}: {:?}",
+            bird.route_counts(PROTO, channel)
+        );
+    }
+
+    let before: Vec<Option<u64>> = ["ipv4", "ipv6"]
+        .iter()
+        .map(|c| import_updates(&bird, c))
+        .collect();
+    assert_eq!(before, [Some(2), Some(2)], "BIRD's import counters");
+
+    // BIRD asks for both families again (one ROUTE-REFRESH per channel).
+    let from = bird.log().len();
+    let out = bird.birdc(&["reload", "in", PROTO]);
+    let deadline = Instant::now() + WAIT;
+    while log_lines(&bird, from, "Got END-OF-RR") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let anything sent after the EoRRs arrive before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = bird.log();
+    let tail = log.get(from..).unwrap_or_default();
+    assert_eq!(
+        log_lines(&bird, from, "Got BEGIN-OF-RR"),
+        2,
+        "one BoRR per family (birdc: {out}):\n{tail}"
+    );
+    assert_eq!(
+        log_lines(&bird, from, "Got END-OF-RR"),
+        2,
+        "one EoRR per family:\n{tail}"
+    );
+    // Each route once more. Before, every request got the whole table:
+    // both families twice over.
+    let after: Vec<Option<u64>> = ["ipv4", "ipv6"]
+        .iter()
+        .map(|c| import_updates(&bird, c))
+        .collect();
+    assert_eq!(
+        after,
+        [Some(4), Some(4)],
+        "each family's two routes sent once again:\n{tail}"
+    );
+    // Nothing was left stale and flushed at the EoRR.
+    for channel in ["ipv4", "ipv6"] {
+        assert!(
+            bird.wait_counts(PROTO, channel, 2, 0, WAIT),
+            "{channel} after the refresh: {:?}",
+            bird.route_counts(PROTO, channel)
+        );
+    }
+    assert_bird_next_hop(&bird, "10.77.111.0/24", &link.our_v4());
+    assert_bird_next_hop(&bird, "fd77:8:112::/64", &link.our_v6());
+    assert_eq!(bird.bgp_state(PROTO).as_deref(), Some("Established"));
 }

@@ -29,6 +29,7 @@ mod export;
 mod import;
 mod owners;
 mod peer;
+mod refresh;
 mod signal;
 
 pub use action::{Action, Control, PeerSetup, Transport};
@@ -56,7 +57,7 @@ use crate::speaker::{
 use crate::wire::iana::notify;
 use crate::wire::{Family, Notification, Prefix, RouteRefresh};
 use dynamic::Ranges;
-use export::group::{GroupKey, MemberInfo};
+use export::group::{GroupKey, MemberInfo, family_of};
 use peer::Peer;
 
 /// The engine's timers.
@@ -96,13 +97,6 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
-    }
-}
-
-fn family_of(net: &IpNetwork) -> Family {
-    match net {
-        IpNetwork::V4(_) => Family::Ipv4Unicast,
-        IpNetwork::V6(_) => Family::Ipv6Unicast,
     }
 }
 
@@ -347,6 +341,7 @@ impl Engine {
                 last_notification: None,
                 max_prefix,
                 stale: Vec::new(),
+                refreshing: Vec::new(),
                 dynamic,
             },
         );
@@ -465,7 +460,7 @@ impl Engine {
                 self.established(id, *negotiated, local);
             }
             SessionEvent::Update(update) => self.update(now, id, local, update),
-            SessionEvent::RouteRefresh(_) => self.hub.refresh(id),
+            SessionEvent::RouteRefresh(r) => self.route_refresh(id, &r),
             SessionEvent::Down(reason) => self.down(now, id, reason),
             SessionEvent::AttemptFailed(reason) => {
                 let (error, notification) = describe(&reason);
@@ -682,6 +677,9 @@ impl Engine {
         if notification.is_some() {
             peer.last_notification = notification;
         }
+        // A refresh the session did not finish ends with it (its stale
+        // paths go with the session or wait for graceful restart's).
+        peer.refreshing.clear();
         let gr = peer.negotiated.take().and_then(|n| n.peer_graceful_restart);
         let dynamic = peer.dynamic.is_some();
         let address = peer.address;

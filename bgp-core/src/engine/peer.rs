@@ -28,6 +28,9 @@ pub(crate) struct Peer {
     /// Families whose paths are stale while the peer restarts (RFC 4724
     /// §4.2).
     pub(crate) stale: Vec<Family>,
+    /// Families between the peer's BoRR and EoRR (RFC 7313 §4): their
+    /// paths from before the BoRR are stale until the EoRR.
+    pub(crate) refreshing: Vec<Family>,
     /// Accepted from an address range rather than configured: forgotten
     /// when its session ends.
     pub(crate) dynamic: Option<usize>,

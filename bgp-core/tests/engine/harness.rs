@@ -50,6 +50,12 @@ pub struct Harness {
     pub end_of_rib: HashMap<PeerId, Vec<Family>>,
     /// Messages taken from outboxes, for sharing checks.
     pub taken: HashMap<PeerId, Vec<Bytes>>,
+    /// Prefixes announced to each peer so far (every announcement counts,
+    /// a repeated one too).
+    pub announced: HashMap<PeerId, usize>,
+    /// ROUTE-REFRESH messages each peer was sent: (subtype, family, what
+    /// `announced` was when it was sent).
+    pub refresh_markers: HashMap<PeerId, Vec<(u8, Family, usize)>>,
 }
 
 impl Harness {
@@ -63,6 +69,8 @@ impl Harness {
             held: HashMap::new(),
             end_of_rib: HashMap::new(),
             taken: HashMap::new(),
+            announced: HashMap::new(),
+            refresh_markers: HashMap::new(),
         };
         h.pump();
         h
@@ -90,6 +98,11 @@ impl Harness {
 
     /// Brings peer `id` (router ID `router_id`) to Established.
     pub fn establish(&mut self, id: PeerId, router_id: Ipv4Addr, gr: Option<PeerGracefulRestart>) {
+        self.establish_with(id, negotiated(router_id, gr));
+    }
+
+    /// Brings peer `id` to Established with what `negotiated` says.
+    pub fn establish_with(&mut self, id: PeerId, negotiated: Negotiated) {
         self.event(
             id,
             SessionEvent::StateChanged {
@@ -97,18 +110,6 @@ impl Harness {
                 to: State::Established,
             },
         );
-        let negotiated = Negotiated {
-            peer_as: AS,
-            peer_id: router_id,
-            hold_time: 90,
-            keepalive_time: None,
-            families: vec![Family::Ipv4Unicast],
-            rx: DecodeContext::ibgp(),
-            tx: DecodeContext::ibgp(),
-            route_refresh: true,
-            enhanced_route_refresh: false,
-            peer_graceful_restart: gr,
-        };
         self.event(id, SessionEvent::Established(Box::new(negotiated)));
     }
 
@@ -169,10 +170,19 @@ impl Harness {
         let mut msgs = Vec::new();
         while outbox.take(32, &mut msgs) {}
         let held = self.held.entry(id).or_default();
+        let announced = self.announced.entry(id).or_default();
         for m in &msgs {
-            let Message::Update(u) = Message::decode(m, &DecodeContext::ibgp()).unwrap().message
-            else {
-                panic!("not an UPDATE");
+            let u = match Message::decode(m, &DecodeContext::ibgp()).unwrap().message {
+                Message::Update(u) => u,
+                Message::RouteRefresh(r) => {
+                    let family = Family::from_afi_safi(r.afi, r.safi).unwrap();
+                    self.refresh_markers
+                        .entry(id)
+                        .or_default()
+                        .push((r.subtype, family, *announced));
+                    continue;
+                }
+                other => panic!("not an UPDATE or ROUTE-REFRESH: {other:?}"),
             };
             if let Some((afi, safi)) = u.end_of_rib() {
                 let family = Family::from_afi_safi(afi, safi).unwrap();
@@ -182,10 +192,11 @@ impl Harness {
             for w in u.withdrawals() {
                 held.remove(&w.network);
             }
-            let announced: Vec<Prefix> = u.announced().copied().collect();
-            if !announced.is_empty() {
+            let announced_now: Vec<Prefix> = u.announced().copied().collect();
+            if !announced_now.is_empty() {
                 let attrs = PathAttrs::from_update(&u, Family::Ipv4Unicast).unwrap();
-                for p in announced {
+                *announced += announced_now.len();
+                for p in announced_now {
                     held.insert(p.network, attrs.clone());
                 }
             }
@@ -232,6 +243,23 @@ pub fn announcement(prefixes: &[&str], nh: Ipv4Addr, originator: Option<Ipv4Addr
         withdrawn: Vec::new(),
         attributes,
         nlri: prefixes.iter().map(|p| Prefix::new(net(p))).collect(),
+    }
+}
+
+/// What a session with peer `router_id` negotiated: IPv4 unicast, route
+/// refresh without the enhanced kind, graceful restart as `gr` says.
+pub fn negotiated(router_id: Ipv4Addr, gr: Option<PeerGracefulRestart>) -> Negotiated {
+    Negotiated {
+        peer_as: AS,
+        peer_id: router_id,
+        hold_time: 90,
+        keepalive_time: None,
+        families: vec![Family::Ipv4Unicast],
+        rx: DecodeContext::ibgp(),
+        tx: DecodeContext::ibgp(),
+        route_refresh: true,
+        enhanced_route_refresh: false,
+        peer_graceful_restart: gr,
     }
 }
 

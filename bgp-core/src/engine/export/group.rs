@@ -555,6 +555,11 @@ impl Group {
     pub(crate) fn end_of_rib(&self, family: Family) -> Option<Bytes> {
         pack::end_of_rib(family, &self.key.encoding)
     }
+
+    /// The BoRR or EoRR marker (RFC 7313) for `family`.
+    pub(crate) fn refresh_marker(&self, family: Family, subtype: u8) -> Option<Bytes> {
+        pack::refresh_marker(family, subtype, &self.key.encoding)
+    }
 }
 
 /// The prefix with host bits cleared, as tables store it.

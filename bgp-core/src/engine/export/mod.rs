@@ -18,7 +18,9 @@
 //! prefixes, and is sent each prefix as the table has it at that moment.
 //! So a slow peer costs at most one set of prefixes, never a queue of
 //! messages, and the log's memory stays bounded. End-of-RIB (RFC 4724 §2)
-//! follows a new member's catch-up.
+//! follows a new member's catch-up. A ROUTE-REFRESH (RFC 2918) catches up
+//! one family, between BoRR and EoRR when the session negotiated
+//! Enhanced Route Refresh (RFC 7313 §4).
 
 pub(crate) mod group;
 mod pack;
@@ -35,7 +37,8 @@ use ipnetwork::IpNetwork;
 use super::signal::Signal;
 use crate::rib::{BestChange, PeerId, Rib};
 use crate::wire::Family;
-use group::{Group, GroupKey, MemberInfo, Output};
+use crate::wire::iana::refresh_subtype;
+use group::{Group, GroupKey, MemberInfo, Output, family_of};
 
 /// Bytes of encoded messages (and their prefixes) a group's log may hold
 /// before the members furthest behind are switched to catching up.
@@ -133,6 +136,11 @@ struct Member {
     catch_up: Option<CatchUp>,
     /// End-of-RIB markers due once the first catch-up is done.
     end_of_rib: Vec<Family>,
+    /// Families whose BoRR is to be sent before anything else (RFC 7313
+    /// §4).
+    begin_refresh: Vec<Family>,
+    /// Families whose EoRR is due once the catch-up is done.
+    end_of_refresh: Vec<Family>,
 }
 
 #[derive(Debug)]
@@ -265,6 +273,8 @@ impl ExportHub {
                     ..CatchUp::default()
                 }),
                 end_of_rib: families.to_vec(),
+                begin_refresh: Vec::new(),
+                end_of_refresh: Vec::new(),
             });
             slot.signal.raise();
         }
@@ -275,8 +285,10 @@ impl ExportHub {
         self.lock().leave(peer);
     }
 
-    /// The peer asked for everything again (ROUTE-REFRESH, RFC 2918 §4).
-    pub(crate) fn refresh(&self, peer: PeerId) {
+    /// The peer asked for `family` again (ROUTE-REFRESH, RFC 2918 §4):
+    /// every prefix of that family is sent as the table has it, after a
+    /// BoRR and followed by an EoRR if `enhanced` (RFC 7313 §4).
+    pub(crate) fn refresh(&self, peer: PeerId, family: Family, enhanced: bool) {
         let mut hub = self.lock();
         let Hub { groups, peers, .. } = &mut *hub;
         let Some(slot) = peers.get_mut(&peer) else {
@@ -288,11 +300,29 @@ impl ExportHub {
         let Some(gs) = groups.get_mut(m.group).and_then(Option::as_mut) else {
             return;
         };
-        let snapshot = gs.snapshot();
+        let table = gs.snapshot();
         absorb(gs, m);
         if let Some(c) = m.catch_up.as_mut() {
-            c.snapshot = Some(snapshot);
+            // What an earlier catch-up has still to send of the other
+            // families stays; this family is sent whole, once, after it.
+            let mut todo: Vec<IpNetwork> = c
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.get(c.next..))
+                .unwrap_or_default()
+                .iter()
+                .filter(|n| family_of(n) != family)
+                .copied()
+                .collect();
+            todo.extend(table.iter().filter(|n| family_of(n) == family));
+            c.snapshot = Some(todo.into());
             c.next = 0;
+        }
+        // A refresh of this family already between its BoRR and EoRR
+        // gets no second BoRR: the family is sent whole before the EoRR.
+        if enhanced && !m.end_of_refresh.contains(&family) {
+            m.begin_refresh.push(family);
+            m.end_of_refresh.push(family);
         }
         slot.signal.raise();
     }
@@ -443,6 +473,9 @@ impl PeerOutbox {
         let Some(gs) = groups.get_mut(m.group).and_then(Option::as_mut) else {
             return false;
         };
+        for f in std::mem::take(&mut m.begin_refresh) {
+            out.extend(gs.group.refresh_marker(f, refresh_subtype::BORR));
+        }
         if m.catch_up.is_some() {
             absorb(gs, m);
             if let Some(c) = m.catch_up.as_mut() {
@@ -485,6 +518,9 @@ impl PeerOutbox {
         if m.catch_up.is_none() && m.cursor == gs.tail() {
             for f in std::mem::take(&mut m.end_of_rib) {
                 out.extend(gs.group.end_of_rib(f));
+            }
+            for f in std::mem::take(&mut m.end_of_refresh) {
+                out.extend(gs.group.refresh_marker(f, refresh_subtype::EORR));
             }
         }
         m.catch_up.is_some() || m.cursor < gs.tail()

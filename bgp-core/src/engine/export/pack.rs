@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::wire::{
     AttrValue, DecodeContext, Family, HEADER_LEN, Message, MpNlri, MpReach, MpUnreach, NextHop,
-    PathAttribute, Prefix, Update,
+    PathAttribute, Prefix, RouteRefresh, Update,
 };
 
 /// The attributes of routes we send: everything but the next hop (which
@@ -46,6 +46,18 @@ fn encode(update: Update, ctx: &DecodeContext) -> Option<Bytes> {
 /// The encoded End-of-RIB marker for `family` (RFC 4724 §2).
 pub(crate) fn end_of_rib(family: Family, ctx: &DecodeContext) -> Option<Bytes> {
     encode(Update::end_of_rib_marker(family), ctx)
+}
+
+/// The encoded ROUTE-REFRESH of `subtype` (BoRR or EoRR, RFC 7313 §3.2)
+/// that brackets a re-advertisement of `family`.
+pub(crate) fn refresh_marker(family: Family, subtype: u8, ctx: &DecodeContext) -> Option<Bytes> {
+    let marker = RouteRefresh {
+        subtype,
+        ..RouteRefresh::request(family.afi(), family.safi())
+    };
+    let mut out = BytesMut::new();
+    Message::RouteRefresh(marker).encode(ctx, &mut out).ok()?;
+    Some(out.freeze())
 }
 
 /// Encodes announcements of `prefixes` (all of `family`) with `attrs`, or
