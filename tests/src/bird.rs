@@ -114,25 +114,43 @@ impl Bird {
         .is_some()
     }
 
-    /// The `Routes: N imported, M exported` counters of channel `channel`
-    /// (`ipv4` / `ipv6`) of protocol `name`.
-    pub fn route_counts(&self, name: &str, channel: &str) -> Option<(u64, u64)> {
+    /// What follows `label` on its line in channel `channel`'s part of
+    /// `show protocols all NAME`.
+    fn channel_field(&self, name: &str, channel: &str, label: &str) -> Option<String> {
         let text = self.birdc(&["show", "protocols", "all", name]);
         let mut current = None;
         for line in text.lines().map(str::trim) {
             if let Some(c) = line.strip_prefix("Channel ") {
                 current = Some(c.trim().to_owned());
-            } else if let Some(rest) = line.strip_prefix("Routes:")
+            } else if let Some(rest) = line.strip_prefix(label)
                 && current.as_deref() == Some(channel)
             {
-                let nums: Vec<u64> = rest
-                    .split(',')
-                    .filter_map(|part| part.split_whitespace().next()?.parse().ok())
-                    .collect();
-                return Some((*nums.first()?, *nums.get(1)?));
+                return Some(rest.to_owned());
             }
         }
         None
+    }
+
+    /// The `Routes: N imported, M exported` counters of channel `channel`
+    /// (`ipv4` / `ipv6`) of protocol `name`.
+    pub fn route_counts(&self, name: &str, channel: &str) -> Option<(u64, u64)> {
+        let rest = self.channel_field(name, channel, "Routes:")?;
+        let nums: Vec<u64> = rest
+            .split(',')
+            .filter_map(|part| part.split_whitespace().next()?.parse().ok())
+            .collect();
+        Some((*nums.first()?, *nums.get(1)?))
+    }
+
+    /// The `Import updates: received` counter of channel `channel` of
+    /// protocol `name`: every route announcement BIRD got, a repeated one
+    /// too.
+    pub fn import_updates(&self, name: &str, channel: &str) -> Option<u64> {
+        self.channel_field(name, channel, "Import updates:")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 
     /// Waits up to `timeout` for channel `channel` of `name` to have

@@ -727,23 +727,6 @@ fn log_lines(bird: &Bird, from: usize, what: &str) -> usize {
         .count()
 }
 
-/// The `Import updates: received` counter of channel `channel` of BIRD's
-/// protocol: every route announcement it got, a repeated one too.
-fn import_updates(bird: &Bird, channel: &str) -> Option<u64> {
-    let text = bird.birdc(&["show", "protocols", "all", PROTO]);
-    let mut current = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(c) = line.strip_prefix("Channel ") {
-            current = Some(c.trim().to_owned());
-        } else if let Some(rest) = line.strip_prefix("Import updates:")
-            && current.as_deref() == Some(channel)
-        {
-            return rest.split_whitespace().next()?.parse().ok();
-        }
-    }
-    None
-}
-
 #[test]
 fn bird_reload_in_gets_each_family_once_between_borr_and_eorr() {
     require_root("BIRD interop test");
@@ -787,7 +770,7 @@ fn bird_reload_in_gets_each_family_once_between_borr_and_eorr() {
 
     let before: Vec<Option<u64>> = ["ipv4", "ipv6"]
         .iter()
-        .map(|c| import_updates(&bird, c))
+        .map(|c| bird.import_updates(PROTO, c))
         .collect();
     assert_eq!(before, [Some(2), Some(2)], "BIRD's import counters");
 
@@ -816,7 +799,7 @@ fn bird_reload_in_gets_each_family_once_between_borr_and_eorr() {
     // both families twice over.
     let after: Vec<Option<u64>> = ["ipv4", "ipv6"]
         .iter()
-        .map(|c| import_updates(&bird, c))
+        .map(|c| bird.import_updates(PROTO, c))
         .collect();
     assert_eq!(
         after,
