@@ -678,4 +678,26 @@ fn a_running_agent_times_its_reconciles_and_learned_routes_on_their_way_to_the_k
         .is_some_and(|n| n >= 1.0),
         "{scrape_b}"
     );
+    // A reload of A's config without the setting (SIGHUP) brings its
+    // per-peer series back, no restart needed.
+    a.reload(&config_a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let scrape = loop {
+        let m = a.metrics();
+        if m.contains("peer=\"") || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        sample(&scrape, "route_agent_bgp_peer_up{peer=\"10.96.6.2\"}"),
+        Some(1.0),
+        "log:\n{}\n{scrape}",
+        a.log()
+    );
+    assert!(
+        !a.log().contains("take effect only after a restart"),
+        "{}",
+        a.log()
+    );
 }

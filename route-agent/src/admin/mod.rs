@@ -29,7 +29,7 @@
 //! with 0, so a rate or an alert does not see series appear and vanish.
 //! The series marked *per peer* are left out with
 //! `admin: {per-peer-metrics: false}` (a large mesh: several series per
-//! peer on every node); the sessions by state stay.
+//! peer on every node; a reload applies it); the sessions by state stay.
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|

@@ -661,6 +661,9 @@ impl Io {
                 // stay in order.
                 Output::WriteCni(file) => write_cni(&file),
                 Output::RemoveCni(path) => remove_cni(&path),
+                Output::Status(StatusChange::PerPeerMetrics(on)) => {
+                    self.state.metrics.set_per_peer(on);
+                }
                 Output::Status(change) => {
                     if let StatusChange::Tunnel(t) = &change {
                         self.filter.backend(t.backend);
@@ -671,6 +674,8 @@ impl Io {
                         StatusChange::Rejected(counts) => s.rejected = counts,
                         StatusChange::Tunnel(tunnel) => s.tunnel = tunnel,
                         StatusChange::Datastore(ds) => s.datastore = Some(ds),
+                        // Handled above.
+                        StatusChange::PerPeerMetrics(_) => {}
                     });
                 }
                 Output::Event(event) => events::log(&event),

@@ -3,9 +3,11 @@
 //! Peers, pools and blocks are applied live: a peer whose settings did not
 //! change keeps its session, a changed one is removed and added again
 //! (BIRD's `configure` restarts a protocol whose config changed, too).
-//! The `cni` section is live too (the CNI file follows it). Settings that shape the speaker or the node itself (AS, node address,
-//! BGP port, route protocol, tunnel, admin listener, graceful restart) need
-//! a restart and are reported, not applied.
+//! The `cni` section and `admin.per-peer-metrics` are live too (the CNI
+//! file follows the one, `/metrics` the other). Settings that shape the
+//! speaker or the node itself (AS, node address, BGP port, route protocol,
+//! tunnel, admin listener, graceful restart) need a restart and are
+//! reported, not applied.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,6 +30,8 @@ pub struct Reload {
     pub withdraw: Vec<IpNetwork>,
     /// The pools changed (re-plan).
     pub pools_changed: bool,
+    /// `admin.per-peer-metrics`, when it changed.
+    pub per_peer_metrics: Option<bool>,
     /// Keys that changed but only take effect after a restart.
     pub needs_restart: Vec<&'static str>,
 }
@@ -84,6 +88,8 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
         .copied()
         .collect();
     reload.pools_changed = old.pools != new.pools;
+    reload.per_peer_metrics = (old.admin.per_peer_metrics != new.admin.per_peer_metrics)
+        .then_some(new.admin.per_peer_metrics);
     let restart_keys: [(&'static str, bool); 13] = [
         ("datastore", old.datastore != new.datastore),
         (
@@ -102,7 +108,7 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
             old.nexthop_objects != new.nexthop_objects,
         ),
         ("tunnel", old.tunnel != new.tunnel),
-        ("admin", old.admin != new.admin),
+        ("admin.listen", old.admin.listen != new.admin.listen),
         (
             "graceful-restart",
             old.graceful_restart != new.graceful_restart,
@@ -116,9 +122,10 @@ pub fn diff(old: &Config, new: &Config, node: Ipv4Addr) -> Reload {
 }
 
 /// Takes from `new` the keys a reload applies live (peers, mesh, blocks,
-/// pools, persist-routes, cni) into `running`; the keys [`diff`] reports as
-/// needing a restart keep their running values.
+/// pools, persist-routes, cni, admin.per-peer-metrics) into `running`; the
+/// keys [`diff`] reports as needing a restart keep their running values.
 pub fn apply_live(running: &mut Config, new: Config) {
+    running.admin.per_peer_metrics = new.admin.per_peer_metrics;
     running.peers = new.peers;
     running.mesh = new.mesh;
     running.blocks = new.blocks;
@@ -245,6 +252,25 @@ mesh: {peers: [10.0.0.6, 10.0.0.7]}
         );
     }
 
+    /// What [`diff`] says of per-peer-metrics between `a` and `b`.
+    fn per_peer_change(a: &Config, b: &Config) -> Option<bool> {
+        diff(a, b, NODE).per_peer_metrics
+    }
+
+    #[test]
+    fn per_peer_metrics_is_applied_by_a_reload_without_a_restart() {
+        let old = config(BASE);
+        let new = config(&format!("{BASE}admin: {{per-peer-metrics: false}}\n"));
+        let r = diff(&old, &new, NODE);
+        assert_eq!(r.per_peer_metrics, Some(false));
+        assert!(r.needs_restart.is_empty(), "{r:?}");
+        assert_eq!(per_peer_change(&new, &old), Some(true));
+        assert_eq!(per_peer_change(&new, &new), None);
+        // The listener still needs a restart.
+        let moved = config(&format!("{BASE}admin: {{listen: 127.0.0.1:9999}}\n"));
+        assert_eq!(diff(&old, &moved, NODE).needs_restart, vec!["admin.listen"]);
+    }
+
     #[test]
     fn every_key_is_either_applied_live_or_reported_as_needing_a_restart() {
         let old = config(BASE);
@@ -262,12 +288,14 @@ graceful-restart: {enabled: false}
 route-protocol: 99
 persist-routes: false
 nexthop-objects: true
-admin: {listen: 127.0.0.1:9999}
+admin: {listen: 127.0.0.1:9999, per-peer-metrics: false}
 cni: {enabled: true, conf-dir: /run/cni}
 ",
         );
         let mut applied = old.clone();
         apply_live(&mut applied, new.clone());
+        assert!(!applied.admin.per_peer_metrics);
+        assert_eq!(per_peer_change(&applied, &new), None);
         let after = diff(&applied, &new, NODE);
         assert!(
             after.announce.is_empty() && after.withdraw.is_empty() && !after.pools_changed,

@@ -563,6 +563,9 @@ impl Control {
         if cause == Cause::Nodes && !change.remove_peers.is_empty() {
             self.set_timer(Timer::Handover, now + HANDOVER);
         }
+        if let Some(on) = change.per_peer_metrics {
+            self.status(StatusChange::PerPeerMetrics(on));
+        }
         reload::apply_live(&mut self.config, new);
         self.pools = self.config.pools();
         self.refresh_local();

@@ -140,6 +140,9 @@ pub enum StatusChange {
     Tunnel(TunnelStatus),
     /// The datastore's nodes.
     Datastore(DatastoreStatus),
+    /// Whether `/metrics` carries the series labelled by peer
+    /// (`admin.per-peer-metrics`, changed by a reload).
+    PerPeerMetrics(bool),
 }
 
 /// Why a plan was made.

@@ -408,6 +408,33 @@ fn keys_that_need_a_restart_are_reported_and_keep_their_running_values() {
 }
 
 #[test]
+fn a_reload_turns_the_per_peer_metrics_off_and_on_without_a_restart() {
+    let (mut c, t0, _) = start(DIRECT, false);
+    let off = format!("{DIRECT}admin: {{per-peer-metrics: false}}\n");
+    c.handle_reload(t0, Ok(config(&off)));
+    let out = drain(&mut c);
+    assert!(statuses(&out).contains(&&StatusChange::PerPeerMetrics(false)));
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::NeedsRestart(_))),
+        "{out:?}"
+    );
+    assert!(!c.config().admin.per_peer_metrics);
+    // The same file again changes nothing; the default back turns them on.
+    c.handle_reload(t0, Ok(config(&off)));
+    let out = drain(&mut c);
+    assert!(
+        !statuses(&out)
+            .iter()
+            .any(|s| matches!(s, StatusChange::PerPeerMetrics(_)))
+    );
+    c.handle_reload(t0, Ok(config(DIRECT)));
+    let out = drain(&mut c);
+    assert!(statuses(&out).contains(&&StatusChange::PerPeerMetrics(true)));
+}
+
+#[test]
 fn a_reload_that_cannot_be_read_changes_nothing() {
     let (mut c, t0, _) = start(DIRECT, false);
     let error = Config::parse(Path::new("test.yaml"), "node: {address: nonsense}\n").unwrap_err();
