@@ -46,16 +46,6 @@ fn status_json(ns: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
-fn tc_ingress(ns: &str) -> String {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", ns, "tc", "filter", "show", "dev", "eth0", "ingress",
-        ])
-        .output()
-        .expect("tc");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The value of the series `name{labels}` in a `/metrics` text.
 fn metric(text: &str, series: &str) -> Option<u64> {
     text.lines()
@@ -81,7 +71,7 @@ fn pods_reach_each_other_through_the_bpf_programs_which_report_in_status_and_met
     assert_eq!(doc["tunnel"]["backend"], "bpf", "{doc}");
     assert_eq!(doc["bpf_tunnel"]["nodes"], 2, "{doc}");
     assert_eq!(doc["bpf_tunnel"]["blocks"], 1, "A tunnels only to C: {doc}");
-    assert!(tc_ingress(&a).contains("podroute_decap"));
+    assert!(common::tc_ingress(&a).contains("podroute_decap"));
     // The pings went through A's programs both ways: at least A's echo
     // request to C's pod and its reply to C's (a pair's first success
     // ends its tries).
@@ -124,7 +114,7 @@ fn with_persist_routes_off_a_clean_stop_takes_the_routes_then_the_programs_away(
     let _one = podroute_tests::one_cluster_at_a_time();
     let mut c = cluster("r", "persist-routes: false\n");
     let cn = ns(&c, "node-c");
-    assert!(tc_ingress(&cn).contains("podroute_decap"));
+    assert!(common::tc_ingress(&cn).contains("podroute_decap"));
     let pins = c.dir().join("bpffs").join("podroute");
     let pinned = |pins: &std::path::Path| {
         std::fs::read_dir(pins)
@@ -139,11 +129,11 @@ fn with_persist_routes_off_a_clean_stop_takes_the_routes_then_the_programs_away(
     }
     assert_eq!(routes(&cn, PROTO).unwrap(), Vec::<String>::new());
     assert!(
-        !tc_ingress(&cn).contains("podroute_decap"),
+        !common::tc_ingress(&cn).contains("podroute_decap"),
         "C's ingress program stayed"
     );
     assert_eq!(pinned(&pins), 2, "C's pins stayed:\n{}", c.log("node-c"));
     // A and B keep theirs, and still reach each other directly.
-    assert!(tc_ingress(&ns(&c, "node-a")).contains("podroute_decap"));
+    assert!(common::tc_ingress(&ns(&c, "node-a")).contains("podroute_decap"));
     assert!(c.pod_ping("node-a", "node-b", 3).unwrap());
 }

@@ -16,6 +16,8 @@
 //! `route-agent demo`); BIRD comes from the interop tests' helpers. Needs
 //! root.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,8 @@ use podroute_tests::{Netns, RouteMonitor, Scratch, require_root};
 use route_agent::demo::build_with;
 use route_agent::demo::cluster::{Cluster, kernel_has_ipip, routes};
 use route_agent::planner::TunnelEncap;
+
+use common::tc_ingress;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_route-agent");
 const PROTO: u8 = 98;
@@ -174,17 +178,6 @@ fn assert_backend(c: &Cluster, backend: &str) {
             }
         }
     }
-}
-
-/// `tc filter show dev eth0 ingress` in `ns`.
-fn tc_ingress(ns: &str) -> String {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", ns, "tc", "filter", "show", "dev", "eth0", "ingress",
-        ])
-        .output()
-        .expect("tc");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn converge(c: &mut Cluster) {

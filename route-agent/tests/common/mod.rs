@@ -367,3 +367,14 @@ pub fn get_in(ns: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (code, body)
 }
+
+/// `tc filter show dev eth0 ingress` in `ns`.
+pub fn tc_ingress(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "tc", "filter", "show", "dev", "eth0", "ingress",
+        ])
+        .output()
+        .expect("tc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
